@@ -1,0 +1,1 @@
+"""billing: the domain of billing-proxy (usage, pricing, keys, ledger) and its database adapters."""

@@ -1,0 +1,148 @@
+"""Read a TOML price catalog into price versions and aliases.
+
+A malformed catalog fails with `CatalogError` naming the file, the line of the model's
+table and the field, so an operator can fix it without guessing.
+"""
+
+import re
+import tomllib
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from decimal import Decimal, InvalidOperation
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from billing.pricing import PriceVersion, Tier
+
+EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+PRICE_FIELDS = ("input", "output", "cached", "cache_write", "reasoning")
+MODEL_FIELDS = {"source", "as_of", "effective_from", "aliases", "tiers", *PRICE_FIELDS}
+TIER_FIELDS = {"up_to_input_tokens", *PRICE_FIELDS}
+
+
+class CatalogError(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class Catalog:
+    versions: tuple[PriceVersion, ...] = ()
+    aliases: dict[str, str] = field(default_factory=dict)
+
+
+def shipped_catalog_path() -> Path:
+    return Path(str(resources.files("billing") / "catalog" / "prices.toml"))
+
+
+def load_catalog(path: Path | str) -> Catalog:
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise CatalogError(f"{path}: cannot read price catalog: {exc.strerror}") from exc
+    return parse_catalog(text, str(path))
+
+
+def parse_catalog(text: str, origin: str) -> Catalog:
+    try:
+        data = tomllib.loads(text, parse_float=Decimal)
+    except tomllib.TOMLDecodeError as exc:
+        raise CatalogError(f"{origin}: {exc}") from exc
+    models = data.get("models", {})
+    if not isinstance(models, dict):
+        raise CatalogError(f"{origin}: `models` must be a table of models")
+    versions: list[PriceVersion] = []
+    aliases: dict[str, str] = {}
+    for name, spec in models.items():
+        where = f"{origin}:{_line_of_model(text, name)}: models.{name}"
+        version, model_aliases = _parse_model(name, spec, where, origin)
+        versions.append(version)
+        for alias in model_aliases:
+            aliases[alias] = name
+    return Catalog(versions=tuple(versions), aliases=aliases)
+
+
+def _parse_model(name: str, spec: Any, where: str, origin: str):
+    if not isinstance(spec, dict):
+        raise CatalogError(f"{where}: must be a table")
+    unknown = set(spec) - MODEL_FIELDS
+    if unknown:
+        raise CatalogError(f"{where}.{sorted(unknown)[0]}: unknown field")
+    if "tiers" in spec:
+        if any(f in spec for f in PRICE_FIELDS):
+            raise CatalogError(f"{where}: give prices either in `tiers` or at the top, not both")
+        raw_tiers = spec["tiers"]
+        if not isinstance(raw_tiers, list) or not raw_tiers:
+            raise CatalogError(f"{where}.tiers: must be a non-empty array of tables")
+        tiers = tuple(_parse_tier(t, f"{where}.tiers[{i}]") for i, t in enumerate(raw_tiers))
+    else:
+        tiers = (_parse_tier(spec, where, top_level=True),)
+    aliases = spec.get("aliases", [])
+    if not isinstance(aliases, list) or not all(isinstance(a, str) and a for a in aliases):
+        raise CatalogError(f"{where}.aliases: must be an array of names or patterns")
+    try:
+        version = PriceVersion(
+            model=name,
+            effective_from=_parse_time(spec.get("effective_from"), f"{where}.effective_from"),
+            tiers=tiers,
+            source=str(spec.get("source") or origin),
+        )
+    except ValueError as exc:
+        raise CatalogError(f"{where}.tiers: {exc}") from exc
+    return version, aliases
+
+
+def _parse_tier(spec: Any, where: str, top_level: bool = False) -> Tier:
+    if not isinstance(spec, dict):
+        raise CatalogError(f"{where}: must be a table")
+    if not top_level:
+        unknown = set(spec) - TIER_FIELDS
+        if unknown:
+            raise CatalogError(f"{where}.{sorted(unknown)[0]}: unknown field")
+    prices = {f: parse_price(spec.get(f), f"{where}.{f}") for f in PRICE_FIELDS}
+    for required in ("input", "output"):
+        if prices[required] is None:
+            raise CatalogError(f"{where}.{required}: missing")
+    bound = spec.get("up_to_input_tokens")
+    if bound is not None and (isinstance(bound, bool) or not isinstance(bound, int) or bound <= 0):
+        raise CatalogError(f"{where}.up_to_input_tokens: must be a positive integer")
+    return Tier(up_to_input_tokens=bound, **prices)
+
+
+def parse_price(value: Any, where: str) -> Decimal | None:
+    """A USD-per-1M price from a string or TOML number; never a binary float."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (str, int, Decimal)):
+        raise CatalogError(f"{where}: must be a decimal number such as \"0.25\"")
+    try:
+        price = Decimal(value) if not isinstance(value, Decimal) else value
+    except InvalidOperation:
+        raise CatalogError(f"{where}: {value!r} is not a decimal number") from None
+    if not price.is_finite() or price < 0:
+        raise CatalogError(f"{where}: must be a finite, non-negative number")
+    return price
+
+
+def _parse_time(value: Any, where: str) -> datetime:
+    if value is None:
+        return EPOCH
+    if isinstance(value, datetime):
+        parsed = value
+    elif isinstance(value, str):
+        try:
+            parsed = datetime.fromisoformat(value)
+        except ValueError:
+            raise CatalogError(f"{where}: {value!r} is not an ISO 8601 time") from None
+    else:
+        raise CatalogError(f"{where}: must be an ISO 8601 time")
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
+
+
+def _line_of_model(text: str, name: str) -> int:
+    pattern = re.compile(r'^\s*\[+\s*models\.(?:"%s"|%s)\s*[\].]' % (re.escape(name), re.escape(name)))
+    for number, line in enumerate(text.splitlines(), start=1):
+        if pattern.match(line):
+            return number
+    return 1

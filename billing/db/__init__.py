@@ -1,0 +1,1 @@
+"""Database adapters: tables, engine, repositories. Everything here does I/O."""

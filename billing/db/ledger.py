@@ -1,0 +1,55 @@
+"""Writing ledger entries: a batch in one statement, idempotent on the request id."""
+
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from billing.db.tables import ledger_entries
+from billing.ledger import LedgerEntry
+
+
+def entry_row(entry: LedgerEntry) -> dict:
+    usage, cost = entry.usage, entry.cost
+    return {
+        "request_id": entry.request_id,
+        "tenant_id": entry.tenant_id,
+        "key_id": entry.key_id,
+        "endpoint": entry.endpoint,
+        "requested_model": entry.requested_model,
+        "model": entry.model,
+        "price_version_id": entry.price_version_id,
+        "upstream_response_id": entry.upstream_response_id,
+        "status": entry.status,
+        "stream": entry.stream,
+        "started_at": entry.started_at,
+        "finished_at": entry.finished_at,
+        "first_byte_ms": entry.first_byte_ms,
+        "input_tokens": usage.input_tokens,
+        "cached_tokens": usage.cached_tokens,
+        "cache_write_tokens": usage.cache_write_tokens,
+        "output_tokens": usage.output_tokens,
+        "reasoning_tokens": usage.reasoning_tokens,
+        "cost_uncached_input": cost.uncached_input,
+        "cost_cached_input": cost.cached_input,
+        "cost_cache_write": cost.cache_write,
+        "cost_output": cost.output,
+        "cost_reasoning": cost.reasoning,
+        "cost_total": cost.total,
+        "usage_flags": list(usage.flags),
+        "raw_usage": dict(entry.raw_usage),
+    }
+
+
+async def insert_entries(conn: AsyncConnection, entries: list[LedgerEntry]) -> int:
+    """Insert a batch; an entry whose request id is already there is skipped (never billed twice).
+
+    Returns how many were new.
+    """
+    if not entries:
+        return 0
+    statement = (
+        pg_insert(ledger_entries)
+        .values([entry_row(e) for e in entries])
+        .on_conflict_do_nothing(index_elements=["request_id"])
+        .returning(ledger_entries.c.request_id)
+    )
+    return len((await conn.execute(statement)).all())

@@ -1,0 +1,101 @@
+"""Price versions in the database.
+
+Every price that ever applied is a row of `price_versions` (with its tiers), so each
+ledger entry can name the exact version it was priced with. The TOML catalogs are synced
+into it at start-up: a catalog price is inserted once per distinct content (its
+fingerprint), so restarting never duplicates versions and editing a catalog adds one.
+"""
+
+import hashlib
+import json
+
+from sqlalchemy import func, insert, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from billing.catalog import Catalog
+from billing.db.tables import model_aliases, price_tiers, price_versions
+from billing.pricebook import PriceBook
+from billing.pricing import PriceVersion, Tier
+
+_TIER_PRICES = ("input", "output", "cached", "cache_write", "reasoning")
+
+
+def fingerprint(version: PriceVersion) -> str:
+    canonical = {
+        "model": version.model,
+        "effective_from": version.effective_from.isoformat(),
+        "tiers": [
+            {"up_to": t.up_to_input_tokens, **{p: None if getattr(t, p) is None else str(getattr(t, p))
+                                               for p in _TIER_PRICES}}
+            for t in version.tiers
+        ],
+    }
+    return hashlib.sha256(json.dumps(canonical, sort_keys=True).encode()).hexdigest()
+
+
+async def _insert_version(conn: AsyncConnection, version: PriceVersion, *, unique_content: bool) -> int | None:
+    statement = pg_insert(price_versions).values(
+        model=version.model, effective_from=version.effective_from, source=version.source,
+        fingerprint=fingerprint(version) if unique_content else None,  # operator versions are never merged
+    )
+    if unique_content:
+        statement = statement.on_conflict_do_nothing(index_elements=["fingerprint"])
+    version_id = (await conn.execute(statement.returning(price_versions.c.id))).scalar_one_or_none()
+    if version_id is None:
+        return None
+    await conn.execute(insert(price_tiers), [
+        {"version_id": version_id, "position": i, "up_to_input_tokens": t.up_to_input_tokens,
+         **{p: getattr(t, p) for p in _TIER_PRICES}}
+        for i, t in enumerate(version.tiers)
+    ])
+    return version_id
+
+
+async def sync_catalog(engine: AsyncEngine, catalog: Catalog) -> int:
+    """Insert the catalog's versions not yet known and its aliases; returns versions added."""
+    added = 0
+    async with engine.begin() as conn:
+        for version in catalog.versions:
+            if await _insert_version(conn, version, unique_content=True) is not None:
+                added += 1
+        for alias, model in catalog.aliases.items():
+            statement = pg_insert(model_aliases).values(alias=alias, model=model, source="catalog")
+            await conn.execute(statement.on_conflict_do_update(
+                index_elements=["alias"], set_={"model": model, "source": "catalog"},
+                where=(model_aliases.c.model != model),
+            ))
+    return added
+
+
+async def set_price(engine: AsyncEngine, version: PriceVersion) -> int:
+    """A new version set by an operator; always a new row, even with equal prices."""
+    async with engine.begin() as conn:
+        version_id = await _insert_version(conn, version, unique_content=False)
+    assert version_id is not None
+    return version_id
+
+
+async def load_pricebook(conn: AsyncConnection) -> PriceBook:
+    tiers: dict[int, list[Tier]] = {}
+    for row in (await conn.execute(select(price_tiers).order_by(price_tiers.c.version_id, price_tiers.c.position))):
+        tiers.setdefault(row.version_id, []).append(Tier(
+            up_to_input_tokens=row.up_to_input_tokens, input=row.input, output=row.output,
+            cached=row.cached, cache_write=row.cache_write, reasoning=row.reasoning,
+        ))
+    versions = [
+        PriceVersion(model=row.model, effective_from=row.effective_from, tiers=tuple(tiers[row.id]),
+                     id=row.id, source=row.source)
+        for row in await conn.execute(select(price_versions))
+    ]
+    aliases = {row.alias: row.model for row in await conn.execute(select(model_aliases))}
+    return PriceBook(versions, aliases)
+
+
+async def prices_revision(conn: AsyncConnection) -> int:
+    """The newest change to prices or aliases; the pricebook is reloaded when it moves."""
+    newest = select(func.greatest(
+        select(func.coalesce(func.max(price_versions.c.revision), 0)).scalar_subquery(),
+        select(func.coalesce(func.max(model_aliases.c.revision), 0)).scalar_subquery(),
+    ))
+    return (await conn.execute(newest)).scalar_one()

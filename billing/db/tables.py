@@ -1,0 +1,120 @@
+"""The schema as SQLAlchemy Core tables. Alembic revisions in migrations/ create it."""
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    DateTime,
+    ForeignKey,
+    Integer,
+    MetaData,
+    Numeric,
+    Table,
+    Text,
+    func,
+)
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB, UUID
+
+metadata = MetaData()
+
+CHANGES_CHANNEL = "billing_proxy_changes"  # NOTIFY channel: keys, tenants or prices changed
+
+
+def _revision() -> Column:
+    # Set by a trigger from one sequence on every insert/update, so a replica can ask
+    # "what changed since revision N?" with one indexed query.
+    return Column("revision", BigInteger, nullable=False, server_default="0", index=True)
+
+
+tenants = Table(
+    "tenants",
+    metadata,
+    Column("id", BigInteger, primary_key=True),
+    Column("name", Text, nullable=False, unique=True),
+    Column("status", Text, nullable=False, server_default="active"),
+    Column("monthly_budget_usd", Numeric, nullable=True),
+    Column("monthly_token_quota", BigInteger, nullable=True),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    _revision(),
+)
+
+api_keys = Table(
+    "api_keys",
+    metadata,
+    Column("id", BigInteger, primary_key=True),
+    Column("tenant_id", BigInteger, ForeignKey("tenants.id"), nullable=False, index=True),
+    Column("secret_hash", Text, nullable=False, unique=True),
+    Column("display_prefix", Text, nullable=False),
+    Column("label", Text, nullable=True),
+    Column("status", Text, nullable=False, server_default="active"),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("expires_at", DateTime(timezone=True), nullable=True),
+    Column("revoked_at", DateTime(timezone=True), nullable=True),
+    _revision(),
+)
+
+price_versions = Table(
+    "price_versions",
+    metadata,
+    Column("id", BigInteger, primary_key=True),
+    Column("model", Text, nullable=False, index=True),
+    Column("effective_from", DateTime(timezone=True), nullable=False),
+    Column("source", Text, nullable=False),
+    Column("fingerprint", Text, nullable=True, unique=True),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    _revision(),
+)
+
+price_tiers = Table(
+    "price_tiers",
+    metadata,
+    Column("version_id", BigInteger, ForeignKey("price_versions.id"), primary_key=True),
+    Column("position", Integer, primary_key=True),
+    Column("up_to_input_tokens", BigInteger, nullable=True),
+    Column("input", Numeric, nullable=False),
+    Column("output", Numeric, nullable=False),
+    Column("cached", Numeric, nullable=True),
+    Column("cache_write", Numeric, nullable=True),
+    Column("reasoning", Numeric, nullable=True),
+)
+
+model_aliases = Table(
+    "model_aliases",
+    metadata,
+    Column("alias", Text, primary_key=True),
+    Column("model", Text, nullable=False),
+    Column("source", Text, nullable=False),
+    _revision(),
+)
+
+ledger_entries = Table(
+    "ledger_entries",
+    metadata,
+    Column("request_id", UUID(as_uuid=True), primary_key=True),
+    Column("tenant_id", BigInteger, ForeignKey("tenants.id"), nullable=False),
+    Column("key_id", BigInteger, ForeignKey("api_keys.id"), nullable=False),
+    Column("endpoint", Text, nullable=False),
+    Column("requested_model", Text, nullable=False),
+    Column("model", Text, nullable=False),
+    Column("price_version_id", BigInteger, ForeignKey("price_versions.id"), nullable=True),
+    Column("upstream_response_id", Text, nullable=True),
+    Column("status", Text, nullable=False),
+    Column("stream", Boolean, nullable=False),
+    Column("started_at", DateTime(timezone=True), nullable=False),
+    Column("finished_at", DateTime(timezone=True), nullable=False),
+    Column("first_byte_ms", Integer, nullable=True),
+    Column("input_tokens", BigInteger, nullable=False),
+    Column("cached_tokens", BigInteger, nullable=False),
+    Column("cache_write_tokens", BigInteger, nullable=False),
+    Column("output_tokens", BigInteger, nullable=False),
+    Column("reasoning_tokens", BigInteger, nullable=False),
+    Column("cost_uncached_input", Numeric, nullable=False),
+    Column("cost_cached_input", Numeric, nullable=False),
+    Column("cost_cache_write", Numeric, nullable=False),
+    Column("cost_output", Numeric, nullable=False),
+    Column("cost_reasoning", Numeric, nullable=False),
+    Column("cost_total", Numeric, nullable=False),
+    Column("usage_flags", ARRAY(Text), nullable=False, server_default="{}"),
+    Column("raw_usage", JSONB, nullable=False),
+    Column("recorded_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+)

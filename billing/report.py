@@ -1,0 +1,84 @@
+"""Monthly report shapes: months, grouping dimensions and rows. Pure."""
+
+import re
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from decimal import Decimal
+
+from billing.pricing import exact_sum
+
+DIMENSIONS = ("tenant", "key", "model", "day")
+TOKEN_FIELDS = ("input_tokens", "cached_tokens", "cache_write_tokens", "output_tokens", "reasoning_tokens")
+COST_FIELDS = ("cost_uncached_input", "cost_cached_input", "cost_cache_write", "cost_output", "cost_reasoning")
+
+
+def parse_month(text: str) -> tuple[datetime, datetime]:
+    """`YYYY-MM` as the half-open UTC interval [first instant, first instant of next month)."""
+    match = re.fullmatch(r"(\d{4})-(\d{2})", text)
+    if not match or not 1 <= int(match[2]) <= 12:
+        raise ValueError(f"month must look like 2026-11, not {text!r}")
+    year, month = int(match[1]), int(match[2])
+    start = datetime(year, month, 1, tzinfo=timezone.utc)
+    end = datetime(year + month // 12, month % 12 + 1, 1, tzinfo=timezone.utc)
+    return start, end
+
+
+def parse_dimensions(text: str | None) -> tuple[str, ...]:
+    if not text:
+        return ()
+    dims = tuple(d.strip() for d in text.split(",") if d.strip())
+    unknown = [d for d in dims if d not in DIMENSIONS]
+    if unknown:
+        raise ValueError(f"cannot group by {unknown[0]!r}; choose from {', '.join(DIMENSIONS)}")
+    return tuple(dict.fromkeys(dims))
+
+
+@dataclass(frozen=True)
+class ReportRow:
+    group: dict[str, str]
+    requests: int
+    tokens: dict[str, int]
+    costs: dict[str, Decimal]
+    cost: Decimal
+
+
+@dataclass(frozen=True)
+class Report:
+    month: str
+    tenant: str | None
+    by: tuple[str, ...]
+    rows: list[ReportRow] = field(default_factory=list)
+    currency: str = "USD"
+
+    @property
+    def total_cost(self) -> Decimal:
+        return exact_sum(r.cost for r in self.rows)
+
+    @property
+    def total_requests(self) -> int:
+        return sum(r.requests for r in self.rows)
+
+
+def money(value: Decimal) -> str:
+    """A decimal as a plain string, never in exponent form; at least 2 decimal places."""
+    text = format(value.normalize(), "f")
+    whole, _, fraction = text.partition(".")
+    return f"{whole}.{fraction.ljust(2, '0')}"
+
+
+def row_dict(row: ReportRow) -> dict:
+    """A report row in the contract's JSON shape (costs still Decimal)."""
+    return {**row.group, "requests": row.requests, **row.tokens, "cost": row.cost, **row.costs}
+
+
+def report_dict(report: Report) -> dict:
+    return {
+        "month": report.month,
+        "currency": report.currency,
+        "tenant": report.tenant,
+        "by": list(report.by),
+        "total_cost": money(report.total_cost),
+        "total_requests": report.total_requests,
+        "rows": [{k: money(v) if isinstance(v, Decimal) else v for k, v in row_dict(r).items()}
+                 for r in report.rows],
+    }

@@ -1,0 +1,101 @@
+"""Turn an upstream `usage` block into token counts the pricing engine understands.
+
+Pure: no I/O. Both wire shapes map onto one `Usage`:
+- Responses API: input_tokens, input_tokens_details.{cached_tokens, cache_write_tokens},
+  output_tokens, output_tokens_details.reasoning_tokens
+- Chat Completions: prompt_tokens, prompt_tokens_details.cached_tokens,
+  completion_tokens, completion_tokens_details.reasoning_tokens
+
+Inconsistent numbers (cached > input, reasoning > output, negatives, non-integers) are
+kept as received in `raw` but flagged, and the billable counts are clamped so that no
+component can ever be negative or counted twice.
+"""
+
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+
+@dataclass(frozen=True)
+class Usage:
+    input_tokens: int = 0
+    cached_tokens: int = 0
+    cache_write_tokens: int = 0
+    output_tokens: int = 0
+    reasoning_tokens: int = 0
+    flags: tuple[str, ...] = ()
+    raw: Mapping[str, Any] = field(default_factory=dict, compare=False)
+
+    @property
+    def uncached_input_tokens(self) -> int:
+        return self.input_tokens - self.cached_tokens - self.cache_write_tokens
+
+    @property
+    def visible_output_tokens(self) -> int:
+        return self.output_tokens - self.reasoning_tokens
+
+    @property
+    def total_tokens(self) -> int:
+        return self.input_tokens + self.output_tokens
+
+
+def _count(value: Any, name: str, flags: list[str]) -> int:
+    """A token count as a non-negative int; anything else is flagged and counts as 0."""
+    if value is None:
+        return 0
+    if isinstance(value, bool) or not isinstance(value, int):
+        flags.append(f"{name}_not_integer")
+        return 0
+    if value < 0:
+        flags.append(f"{name}_negative")
+        return 0
+    return value
+
+
+def _details(block: Mapping[str, Any], name: str) -> Mapping[str, Any]:
+    details = block.get(name)
+    return details if isinstance(details, Mapping) else {}
+
+
+def parse_usage(block: Any) -> Usage | None:
+    """Parse either usage shape; None when there is no usage block at all."""
+    if not isinstance(block, Mapping):
+        return None
+    flags: list[str] = []
+    if "input_tokens" in block or "output_tokens" in block:
+        input_details = _details(block, "input_tokens_details")
+        output_details = _details(block, "output_tokens_details")
+        input_tokens = _count(block.get("input_tokens"), "input_tokens", flags)
+        output_tokens = _count(block.get("output_tokens"), "output_tokens", flags)
+    elif "prompt_tokens" in block or "completion_tokens" in block:
+        input_details = _details(block, "prompt_tokens_details")
+        output_details = _details(block, "completion_tokens_details")
+        input_tokens = _count(block.get("prompt_tokens"), "input_tokens", flags)
+        output_tokens = _count(block.get("completion_tokens"), "output_tokens", flags)
+    else:
+        return None
+
+    cached = _count(input_details.get("cached_tokens"), "cached_tokens", flags)
+    cache_write = _count(input_details.get("cache_write_tokens"), "cache_write_tokens", flags)
+    reasoning = _count(output_details.get("reasoning_tokens"), "reasoning_tokens", flags)
+
+    # Clamp parts to their whole so every billed component stays >= 0 and no token
+    # is billed in two components.
+    if cached > input_tokens:
+        flags.append("cached_exceeds_input")
+        cached = input_tokens
+    if cache_write > input_tokens - cached:
+        flags.append("cache_write_exceeds_input")
+        cache_write = input_tokens - cached
+    if reasoning > output_tokens:
+        flags.append("reasoning_exceeds_output")
+        reasoning = output_tokens
+
+    return Usage(
+        input_tokens=input_tokens,
+        cached_tokens=cached,
+        cache_write_tokens=cache_write,
+        output_tokens=output_tokens,
+        reasoning_tokens=reasoning,
+        flags=tuple(flags),
+        raw=dict(block),
+    )

@@ -1,0 +1,1 @@
+"""Alembic migrations of billing-proxy (a package so that installs carry them)."""

@@ -1,0 +1,1 @@
+"""proxy: the aiohttp application, its CLI and the simulated upstream."""

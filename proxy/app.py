@@ -1,0 +1,63 @@
+"""The aiohttp application factory."""
+
+import logging
+from typing import AsyncIterator
+
+from aiohttp import web
+
+from billing.catalog import load_catalog, shipped_catalog_path, Catalog
+from billing.db.engine import make_engine
+from billing.db.prices import sync_catalog
+from proxy import handlers
+from proxy.errors import error_middleware
+from proxy.ledger_writer import LedgerWriter
+from proxy.mirror import Mirror
+from proxy.settings import Settings
+from proxy.state import STATE, ProxyState
+from proxy.upstream import make_client_session
+
+log = logging.getLogger(__name__)
+
+
+def merged_catalog(settings: Settings) -> Catalog:
+    """The shipped catalog with PRICES_FILE laid over it, model by model."""
+    shipped = load_catalog(shipped_catalog_path())
+    if settings.prices_file is None:
+        return shipped
+    override = load_catalog(settings.prices_file)
+    replaced = {v.model for v in override.versions}
+    return Catalog(
+        versions=tuple(v for v in shipped.versions if v.model not in replaced) + override.versions,
+        aliases={**{a: m for a, m in shipped.aliases.items() if m not in replaced}, **override.aliases},
+    )
+
+
+def create_app(settings: Settings, database_url: str) -> web.Application:
+    """The proxy as an aiohttp app. The database must already be migrated."""
+    app = web.Application(client_max_size=settings.max_body_bytes, middlewares=[error_middleware])
+
+    async def lifecycle(app: web.Application) -> AsyncIterator[None]:
+        catalog = merged_catalog(settings)
+        engine = make_engine(database_url)
+        http = make_client_session(settings)
+        try:
+            await sync_catalog(engine, catalog)
+            mirror = Mirror(engine, database_url, interval=settings.sync_interval)
+            await mirror.start()
+            writer = LedgerWriter(engine, batch_size=settings.ledger_batch_size)
+            writer.start()
+            app[STATE] = ProxyState(settings, database_url, engine, http, mirror, writer)
+            try:
+                yield
+            finally:
+                await writer.close()
+                await mirror.stop()
+        finally:
+            await http.close()
+            await engine.dispose()
+
+    app.cleanup_ctx.append(lifecycle)
+    app.router.add_get("/healthz", handlers.healthz)
+    app.router.add_get("/readyz", handlers.readyz)
+    app.router.add_post("/v1/responses", handlers.create_response)
+    return app

@@ -1,0 +1,72 @@
+"""Watch a Responses API reply go by and pick out what billing needs. Pure.
+
+Only the few events that matter are decoded (`response.created` for the id, the terminal
+`response.completed` / `response.incomplete` / `response.failed` for usage); every other
+event passes by undecoded.
+"""
+
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from billing.usage import Usage, parse_usage
+from proxy.sse import SseEvent
+
+TERMINAL_EVENTS = {
+    "response.completed": "completed",
+    "response.incomplete": "incomplete",
+    "response.failed": "failed",
+}
+_WATCHED = {"response.created", *TERMINAL_EVENTS}
+
+
+@dataclass
+class Capture:
+    response_id: str | None = None
+    status: str | None = None  # set once a terminal event (or a whole JSON body) was seen
+    usage: Usage | None = None
+
+    def observe_event(self, event: SseEvent) -> None:
+        name = event.event
+        if name is None:  # a stream without `event:` lines: the type is inside the data
+            if '"response.' not in event.data:
+                return
+            payload = _decode(event.data)
+            name = payload.get("type") if payload else None
+        elif name in _WATCHED:
+            payload = _decode(event.data)
+        else:
+            return
+        if name not in _WATCHED or not payload:
+            return
+        response = payload.get("response")
+        if not isinstance(response, dict):
+            return
+        self._take_response(response)
+        if name in TERMINAL_EVENTS:
+            self.status = TERMINAL_EVENTS[name]
+
+    def observe_body(self, body: bytes) -> None:
+        """A whole (non-streamed) JSON reply."""
+        payload = _decode(body)
+        if payload:
+            self._take_response(payload)
+            status = payload.get("status")
+            self.status = status if isinstance(status, str) else "completed"
+
+    def _take_response(self, response: dict[str, Any]) -> None:
+        response_id = response.get("id")
+        if isinstance(response_id, str):
+            self.response_id = response_id
+        usage = parse_usage(response.get("usage"))
+        if usage is not None:
+            self.usage = usage
+
+
+def _decode(data: str | bytes) -> dict[str, Any] | None:
+    try:
+        payload = orjson.loads(data)
+    except orjson.JSONDecodeError:
+        return None
+    return payload if isinstance(payload, dict) else None

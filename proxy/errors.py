@@ -1,0 +1,52 @@
+"""Errors the proxy raises itself, in the OpenAI shape, mapped to HTTP in one middleware."""
+
+import logging
+
+import orjson
+from aiohttp import web
+
+log = logging.getLogger(__name__)
+
+
+class ApiError(Exception):
+    """An error of the proxy's own, answered as {"error": {message, type, param, code}}."""
+
+    def __init__(self, status: int, message: str, *, type: str = "invalid_request_error",
+                 code: str | None = None, param: str | None = None):
+        super().__init__(message)
+        self.status, self.message, self.type, self.code, self.param = status, message, type, code, param
+
+
+def error_body(message: str, type: str, code: str | None = None, param: str | None = None) -> bytes:
+    return orjson.dumps({"error": {"message": message, "type": type, "param": param, "code": code}})
+
+
+def error_response(error: ApiError) -> web.Response:
+    return web.Response(
+        status=error.status,
+        body=error_body(error.message, error.type, error.code, error.param),
+        content_type="application/json",
+    )
+
+
+_HTTP_ERRORS = {
+    404: ("Unknown request URL.", "invalid_request_error", "unknown_url"),
+    405: ("Method not allowed for this URL.", "invalid_request_error", "method_not_allowed"),
+    413: ("Request body too large.", "invalid_request_error", "request_too_large"),
+}
+
+
+@web.middleware
+async def error_middleware(request: web.Request, handler) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except ApiError as error:
+        return error_response(error)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        message, type_, code = _HTTP_ERRORS.get(exc.status, (exc.reason, "invalid_request_error", None))
+        return error_response(ApiError(exc.status, message, type=type_, code=code))
+    except Exception:
+        log.exception("unhandled error on %s %s", request.method, request.path)
+        return error_response(ApiError(500, "The proxy failed to handle the request.", type="server_error"))

@@ -1,0 +1,145 @@
+"""HTTP handlers: authenticate, validate, price-check, forward, relay, record usage."""
+
+import asyncio
+import logging
+import time
+from datetime import datetime, timezone
+from uuid import uuid4
+
+import aiohttp
+from aiohttp import web
+from multidict import CIMultiDict
+from sqlalchemy import text
+
+from billing.keys import KeyGrant, KeyRefused, admit_key, hash_secret
+from billing.ledger import CallContext, build_entry
+from proxy.capture import Capture
+from proxy.errors import ApiError
+from proxy.headers import bearer_token, client_response_headers, upstream_request_headers
+from proxy.request_body import parse_request
+from proxy.sse import SseParser
+from proxy.state import STATE, ProxyState
+from proxy.upstream import post_upstream, read_body
+
+log = logging.getLogger(__name__)
+
+
+async def healthz(request: web.Request) -> web.Response:
+    return web.json_response({"status": "ok"})
+
+
+async def readyz(request: web.Request) -> web.Response:
+    state = request.app[STATE]
+    try:
+        async with asyncio.timeout(2):
+            async with state.engine.connect() as conn:
+                await conn.execute(text("SELECT 1"))
+    except Exception:
+        return web.json_response({"status": "unavailable", "database": "unreachable"}, status=503)
+    return web.json_response({"status": "ready", "database": "ok", "ledger_backlog": state.writer.backlog})
+
+
+async def authenticate(request: web.Request, state: ProxyState) -> KeyGrant:
+    secret = bearer_token(request.headers)
+    if secret is None:
+        raise ApiError(401, "You didn't provide an API key. Send it as `Authorization: Bearer <key>`.",
+                       code="invalid_api_key")
+    secret_hash = hash_secret(secret)
+    grant = state.mirror.grant(secret_hash) or await state.mirror.grant_after_sync(secret_hash)
+    try:
+        return admit_key(grant, datetime.now(timezone.utc))
+    except KeyRefused as refused:
+        raise ApiError(refused.status, refused.message, code=refused.code) from None
+
+
+async def create_response(request: web.Request) -> web.StreamResponse:
+    return await _proxy_call(request, endpoint="responses", path="/responses")
+
+
+async def _proxy_call(request: web.Request, *, endpoint: str, path: str) -> web.StreamResponse:
+    state = request.app[STATE]
+    request_id = uuid4()
+    started_at = datetime.now(timezone.utc)
+    started = time.perf_counter()
+    grant = await authenticate(request, state)
+    client_request = parse_request(await request.read(), endpoint=endpoint)
+    price = state.mirror.pricebook.resolve(client_request.model, started_at)
+    if price is None:
+        raise ApiError(400, f"The model {client_request.model!r} has no price configured, so it cannot be "
+                            "billed; ask an operator to add one.", code="model_not_priced", param="model")
+    call = CallContext(request_id=request_id, tenant_id=grant.tenant_id, key_id=grant.key_id, endpoint=endpoint,
+                       stream=client_request.stream, started_at=started_at, price=price)
+    upstream = await post_upstream(
+        state.http, state.settings.upstream_base_url + path, client_request.body,
+        upstream_request_headers(request.headers.items(), state.settings.upstream_api_key),
+    )
+    relay = _Relay(state, call, started)
+    try:
+        if client_request.stream and upstream.status == 200 and \
+                upstream.content_type == "text/event-stream":
+            return await relay.stream(request, upstream)
+        return await relay.whole(upstream)
+    finally:
+        upstream.release()
+        relay.record()
+
+
+class _Relay:
+    """Relays one upstream reply to the client and records its usage exactly once."""
+
+    def __init__(self, state: ProxyState, call: CallContext, started: float):
+        self.state, self.call, self.started = state, call, started
+        self.capture = Capture()
+        self.first_byte_ms: int | None = None
+
+    def _headers(self, upstream: aiohttp.ClientResponse) -> CIMultiDict:
+        headers = CIMultiDict(client_response_headers(upstream.headers.items()))
+        headers["x-request-id"] = str(self.call.request_id)
+        return headers
+
+    def _first_byte(self) -> None:
+        if self.first_byte_ms is None:
+            self.first_byte_ms = round((time.perf_counter() - self.started) * 1000)
+
+    async def whole(self, upstream: aiohttp.ClientResponse) -> web.Response:
+        body = await read_body(upstream, self.state.settings.max_upstream_body_bytes)
+        self._first_byte()
+        if upstream.status == 200:
+            self.capture.observe_body(body)
+        return web.Response(status=upstream.status, body=body, headers=self._headers(upstream))
+
+    async def stream(self, request: web.Request, upstream: aiohttp.ClientResponse) -> web.StreamResponse:
+        response = web.StreamResponse(status=upstream.status, headers=self._headers(upstream))
+        await response.prepare(request)
+        parser = SseParser()
+        client_connected = True
+        try:
+            async for chunk in upstream.content.iter_any():
+                self._first_byte()
+                if client_connected:
+                    try:
+                        await response.write(chunk)
+                    except (ConnectionError, aiohttp.ClientConnectionResetError):
+                        # Keep reading: the upstream bills the whole reply, so must we.
+                        client_connected = False
+                for event in parser.feed(chunk):
+                    self.capture.observe_event(event)
+        except (asyncio.TimeoutError, aiohttp.ClientError) as exc:
+            log.warning("upstream stream %s broke off: %s", self.call.request_id, type(exc).__name__)
+        if client_connected:
+            try:
+                await response.write_eof()
+            except (ConnectionError, aiohttp.ClientConnectionResetError):
+                pass
+        return response
+
+    def record(self) -> None:
+        usage = self.capture.usage
+        if usage is None:
+            return
+        entry = build_entry(
+            self.call, usage, status=self.capture.status or "completed",
+            upstream_response_id=self.capture.response_id,
+            finished_at=datetime.now(timezone.utc), first_byte_ms=self.first_byte_ms,
+        )
+        self.state.writer.submit(entry)

@@ -1,0 +1,61 @@
+"""Validate and normalise a client's request body before it goes upstream. Pure.
+
+- a literal top-level `extra_body` object (as plain curl sends it) is merged into the top
+  level, its keys winning, as the OpenAI SDK's `extra_body=` would have done;
+- on /v1/responses, `messages` stands for `input` when `input` is absent;
+- the original bytes are forwarded untouched unless one of those rewrites applied.
+"""
+
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from proxy.errors import ApiError
+
+
+@dataclass(frozen=True)
+class ClientRequest:
+    model: str
+    stream: bool
+    body: bytes  # what goes upstream
+    payload: dict[str, Any]
+
+
+def _invalid(message: str, param: str | None = None) -> ApiError:
+    return ApiError(400, message, type="invalid_request_error", code="invalid_request_error", param=param)
+
+
+def parse_request(raw: bytes, *, endpoint: str) -> ClientRequest:
+    if not raw:
+        raise _invalid("The request body is empty; send a JSON object.")
+    try:
+        payload = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise _invalid(f"The request body is not valid JSON: {exc}.") from None
+    if not isinstance(payload, dict):
+        raise _invalid("The request body must be a JSON object.")
+
+    rewritten = False
+    if "extra_body" in payload:
+        extra = payload.pop("extra_body")
+        if not isinstance(extra, dict):
+            raise _invalid("`extra_body` must be an object.", "extra_body")
+        payload.update(extra)
+        rewritten = True
+    if endpoint == "responses" and "messages" in payload:
+        if "input" in payload:
+            raise _invalid("Give either `input` or `messages` (its alias), not both.", "messages")
+        payload["input"] = payload.pop("messages")
+        rewritten = True
+
+    model = payload.get("model")
+    if not isinstance(model, str) or not model.strip():
+        raise _invalid("`model` is required and must be a non-empty string.", "model")
+    stream = payload.get("stream", False)
+    if stream is None:
+        stream = False
+    if not isinstance(stream, bool):
+        raise _invalid("`stream` must be a boolean.", "stream")
+    body = orjson.dumps(payload) if rewritten else raw
+    return ClientRequest(model=model, stream=stream, body=body, payload=payload)

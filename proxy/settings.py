@@ -1,0 +1,123 @@
+"""Configuration: defaults, then a TOML file (`--config`), then the environment.
+
+Every key of the environment table below may also appear in the TOML file, lower-cased
+(`upstream_base_url = "..."`). Values are validated here, once, at start-up.
+"""
+
+import os
+import tomllib
+from dataclasses import dataclass, fields, replace
+from pathlib import Path
+from typing import Any, Mapping
+
+ENVIRONMENT = {
+    "DATABASE_URL": "database_url",
+    "BILLING_PROXY_HOME": "home",
+    "UPSTREAM_BASE_URL": "upstream_base_url",
+    "UPSTREAM_API_KEY": "upstream_api_key",
+    "BILLING_PROXY_ADMIN_TOKEN": "admin_token",
+    "PRICES_FILE": "prices_file",
+    "BILLING_PROXY_MAX_BODY_BYTES": "max_body_bytes",
+    "BILLING_PROXY_CONNECT_TIMEOUT": "upstream_connect_timeout",
+    "BILLING_PROXY_READ_TIMEOUT": "upstream_read_timeout",
+    "BILLING_PROXY_LOG_LEVEL": "log_level",
+}
+
+
+class ConfigError(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class Settings:
+    database_url: str | None = None  # None: the embedded PostgreSQL under `home`
+    home: Path = Path("~/.billing-proxy").expanduser()
+    upstream_base_url: str = "https://api.openai.com/v1"
+    upstream_api_key: str | None = None
+    admin_token: str | None = None
+    prices_file: Path | None = None
+    max_body_bytes: int = 32 * 1024 * 1024
+    max_upstream_body_bytes: int = 64 * 1024 * 1024
+    upstream_connect_timeout: float = 10.0
+    upstream_read_timeout: float = 300.0  # first byte, and idle time between stream chunks
+    sync_interval: float = 1.0  # keys and prices mirror; a revoked key stops within this
+    ledger_batch_size: int = 500
+    log_level: str = "INFO"
+
+    def __repr__(self) -> str:  # never print credentials
+        hidden = {"upstream_api_key", "admin_token", "database_url"}
+        shown = ", ".join(f"{f.name}={'***' if f.name in hidden and getattr(self, f.name) else getattr(self, f.name)!r}"
+                          for f in fields(self))
+        return f"Settings({shown})"
+
+
+def _positive_int(name: str, value: Any) -> int:
+    try:
+        if isinstance(value, bool):
+            raise ValueError
+        result = int(value)
+    except (TypeError, ValueError):
+        result = 0
+    if result <= 0:
+        raise ConfigError(f"{name} must be a positive integer, not {value!r}")
+    return result
+
+
+def _positive_seconds(name: str, value: Any) -> float:
+    try:
+        if isinstance(value, bool):
+            raise ValueError
+        result = float(value)
+    except (TypeError, ValueError):
+        result = 0.0
+    if not 0 < result < float("inf"):
+        raise ConfigError(f"{name} must be a positive number of seconds, not {value!r}")
+    return result
+
+
+def _path(name: str, value: Any) -> Path:
+    if not isinstance(value, str) or not value:
+        raise ConfigError(f"{name} must be a path")
+    return Path(value).expanduser()
+
+
+def _text(name: str, value: Any) -> str:
+    if not isinstance(value, str):
+        raise ConfigError(f"{name} must be a string")
+    return value
+
+
+_PARSERS = {
+    "home": _path,
+    "prices_file": _path,
+    "max_body_bytes": _positive_int,
+    "max_upstream_body_bytes": _positive_int,
+    "ledger_batch_size": _positive_int,
+    "upstream_connect_timeout": _positive_seconds,
+    "upstream_read_timeout": _positive_seconds,
+    "sync_interval": _positive_seconds,
+}
+
+
+def load_settings(config_file: Path | None = None, environ: Mapping[str, str] | None = None,
+                  **overrides: Any) -> Settings:
+    environ = os.environ if environ is None else environ
+    values: dict[str, Any] = {}
+    if config_file is not None:
+        try:
+            data = tomllib.loads(Path(config_file).read_text(encoding="utf-8"))
+        except (OSError, tomllib.TOMLDecodeError) as exc:
+            raise ConfigError(f"{config_file}: {exc}") from None
+        known = {f.name for f in fields(Settings)}
+        for key, value in data.items():
+            if key not in known:
+                raise ConfigError(f"{config_file}: unknown setting {key!r}")
+            values[key] = value
+    for variable, key in ENVIRONMENT.items():
+        if environ.get(variable):
+            values[key] = environ[variable]
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    settings = replace(Settings(), **{k: _PARSERS.get(k, _text)(k, v) for k, v in values.items()})
+    if not settings.upstream_base_url.startswith(("http://", "https://")):
+        raise ConfigError("UPSTREAM_BASE_URL must start with http:// or https://")
+    return replace(settings, upstream_base_url=settings.upstream_base_url.rstrip("/"))

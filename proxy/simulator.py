@@ -1,0 +1,225 @@
+"""`billing-proxy simulate-upstream`: a local stand-in for an OpenAI / BytePlus ModelArk
+Responses API, speaking the real wire format (JSON, and SSE with the real event sequence
+and `sequence_number`s).
+
+Plausible, deterministic behaviour:
+- tokens are counted as ceil(UTF-8 bytes / 4) per text piece;
+- BytePlus `caching: {type: enabled, prefix: true}` stores the input as a prefix cache
+  when it has at least 256 tokens (and is refused with `max_output_tokens`, as upstream);
+  `caching: {type: enabled}` caches the response's whole context for the session;
+- `previous_response_id` continues a stored response: its context counts as input, and
+  as cached input when that response was cached;
+- `thinking: {type: enabled}` (the default for seed-* models) or `reasoning` (o-series,
+  gpt-5) produces reasoning tokens; `max_output_tokens` ends the reply as `incomplete`.
+
+Test knobs, as request headers (the proxy forwards them): `x-sim-output-tokens` (reply
+length), `x-sim-delay-ms` (pause before each SSE event), `x-sim-status` (answer with that
+error status instead).
+"""
+
+import asyncio
+import hashlib
+import math
+import secrets
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+from aiohttp import web
+
+PREFIX_CACHE_MIN_TOKENS = 256
+DEFAULT_OUTPUT_TOKENS = 24
+WORDS = ("the", "proxy", "counts", "every", "token", "and", "bills", "it", "exactly", "once")
+
+
+def count_tokens(text: str) -> int:
+    return math.ceil(len(text.encode("utf-8")) / 4)
+
+
+def _texts(value: Any) -> list[str]:
+    """Every text piece of an `input` (string, message list, content parts)."""
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, list):
+        return [t for item in value for t in _texts(item)]
+    if isinstance(value, dict):
+        texts = []
+        for key in ("content", "text", "output"):
+            if key in value:
+                texts += _texts(value[key])
+        return texts
+    return []
+
+
+@dataclass
+class StoredResponse:
+    context_tokens: int  # what a continuation carries over as input
+    cached: bool
+
+
+@dataclass
+class SimulatorState:
+    api_key: str | None
+    responses: dict[str, StoredResponse] = field(default_factory=dict)
+    prefix_caches: dict[str, int] = field(default_factory=dict)
+    requests: list[dict[str, Any]] = field(default_factory=list)
+
+
+SIM_STATE = web.AppKey("simulator", SimulatorState)
+
+
+def _error(status: int, message: str, type_: str, code: str | None = None, param: str | None = None) -> web.Response:
+    body = {"error": {"message": message, "type": type_, "param": param, "code": code}}
+    return web.json_response(body, status=status, dumps=lambda o: orjson.dumps(o).decode())
+
+
+def _reply_words(count: int, seed: str) -> list[str]:
+    offset = int(hashlib.sha256(seed.encode()).hexdigest(), 16) % len(WORDS)
+    return [WORDS[(offset + i) % len(WORDS)] for i in range(count)]
+
+
+async def create_response(request: web.Request) -> web.StreamResponse:
+    state = request.app[SIM_STATE]
+    raw = await request.read()
+    try:
+        body = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return _error(400, "We could not parse the JSON body of your request.", "invalid_request_error")
+    state.requests.append({"path": request.path, "authorization": request.headers.get("Authorization"),
+                           "headers": dict(request.headers), "body": body})
+    if state.api_key and request.headers.get("Authorization") != f"Bearer {state.api_key}":
+        return _error(401, "Incorrect API key provided.", "invalid_request_error", "invalid_api_key")
+    if forced := request.headers.get("x-sim-status"):
+        return _error(int(forced), "Simulated upstream failure.", "server_error" if int(forced) >= 500 else
+                      "invalid_request_error")
+    if not isinstance(body, dict) or not isinstance(body.get("model"), str):
+        return _error(400, "Missing required parameter: 'model'.", "invalid_request_error", param="model")
+
+    model = body["model"]
+    caching = body.get("caching") if isinstance(body.get("caching"), dict) else {}
+    thinking = body.get("thinking") if isinstance(body.get("thinking"), dict) else {}
+    max_output = body.get("max_output_tokens")
+    caching_on = caching.get("type") == "enabled"
+    prefix = caching_on and caching.get("prefix") is True
+    if prefix and max_output is not None:
+        return _error(400, "caching.prefix is not supported together with max_output_tokens.",
+                      "invalid_request_error", param="max_output_tokens")
+
+    new_tokens = sum(count_tokens(t) for t in _texts(body.get("input")) + _texts(body.get("instructions")))
+    carried = cached = 0
+    previous_id = body.get("previous_response_id")
+    if previous_id is not None:
+        previous = state.responses.get(previous_id)
+        if previous is None:
+            return _error(404, f"Previous response with id '{previous_id}' not found.",
+                          "invalid_request_error", param="previous_response_id")
+        carried = previous.context_tokens
+        cached = carried if previous.cached and caching_on else 0
+    input_tokens = carried + new_tokens
+
+    thinks = thinking.get("type") == "enabled" or (model.startswith("seed-") and thinking.get("type") != "disabled") \
+        or isinstance(body.get("reasoning"), dict)
+    visible = int(request.headers.get("x-sim-output-tokens", DEFAULT_OUTPUT_TOKENS))
+    reasoning = 2 * visible if thinks else 0
+    status, incomplete = "completed", None
+    if isinstance(max_output, int) and reasoning + visible > max_output:
+        status, incomplete = "incomplete", {"reason": "max_output_tokens"}
+        reasoning = min(reasoning, max_output)
+        visible = max_output - reasoning
+    if prefix:
+        visible, reasoning = 0, 0  # creating a prefix cache generates nothing
+
+    response_id = "resp_" + secrets.token_hex(24)
+    cacheable = caching_on and (not prefix or input_tokens >= PREFIX_CACHE_MIN_TOKENS)
+    state.responses[response_id] = StoredResponse(
+        context_tokens=input_tokens + (0 if prefix else visible), cached=cacheable)
+
+    text = " ".join(_reply_words(visible, response_id))
+    usage = {
+        "input_tokens": input_tokens,
+        "input_tokens_details": {"cached_tokens": cached},
+        "output_tokens": visible + reasoning,
+        "output_tokens_details": {"reasoning_tokens": reasoning},
+        "total_tokens": input_tokens + visible + reasoning,
+    }
+    response = _response_object(body, response_id, model, status, incomplete, text, reasoning > 0, usage)
+    if body.get("stream") is True:
+        delay = int(request.headers.get("x-sim-delay-ms", "0")) / 1000
+        return await _stream(request, response, text, delay)
+    return web.Response(body=orjson.dumps(response), content_type="application/json",
+                        headers={"x-request-id": "req_" + secrets.token_hex(8)})
+
+
+def _response_object(body: dict, response_id: str, model: str, status: str, incomplete: dict | None,
+                     text: str, with_reasoning: bool, usage: dict) -> dict[str, Any]:
+    output: list[dict[str, Any]] = []
+    if with_reasoning:
+        output.append({"id": "rs_" + response_id[5:], "type": "reasoning", "summary": []})
+    if text or not with_reasoning:
+        output.append({
+            "id": "msg_" + response_id[5:], "type": "message", "status": status, "role": "assistant",
+            "content": [{"type": "output_text", "text": text, "annotations": []}],
+        })
+    response = {
+        "id": response_id, "object": "response", "created_at": int(time.time()), "status": status,
+        "error": None, "incomplete_details": incomplete, "instructions": body.get("instructions"),
+        "max_output_tokens": body.get("max_output_tokens"), "model": model, "output": output,
+        "parallel_tool_calls": True, "previous_response_id": body.get("previous_response_id"),
+        "reasoning": {"effort": None, "summary": None}, "store": True,
+        "temperature": body.get("temperature", 1.0), "text": {"format": {"type": "text"}},
+        "tool_choice": "auto", "tools": [], "top_p": body.get("top_p", 1.0), "truncation": "disabled",
+        "usage": usage, "metadata": body.get("metadata") or {},
+    }
+    for vendor_field in ("caching", "thinking"):
+        if vendor_field in body:
+            response[vendor_field] = body[vendor_field]
+    return response
+
+
+async def _stream(request: web.Request, final: dict[str, Any], text: str, delay: float) -> web.StreamResponse:
+    stream = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"})
+    await stream.prepare(request)
+    sequence = 0
+
+    async def send(event_type: str, payload: dict[str, Any]) -> None:
+        nonlocal sequence
+        if delay:
+            await asyncio.sleep(delay)
+        data = orjson.dumps({"type": event_type, "sequence_number": sequence, **payload})
+        await stream.write(b"event: " + event_type.encode() + b"\ndata: " + data + b"\n\n")
+        sequence += 1
+
+    in_progress = {**final, "status": "in_progress", "output": [], "usage": None, "incomplete_details": None}
+    await send("response.created", {"response": in_progress})
+    await send("response.in_progress", {"response": in_progress})
+    for index, item in enumerate(final["output"]):
+        await send("response.output_item.added", {"output_index": index, "item": {**item, "content": []}
+                                                  if item["type"] == "message" else item})
+        if item["type"] == "message":
+            part = {"type": "output_text", "text": "", "annotations": []}
+            common = {"item_id": item["id"], "output_index": index, "content_index": 0}
+            await send("response.content_part.added", {**common, "part": part})
+            words = text.split(" ") if text else []
+            for position, word in enumerate(words):
+                delta = word if position == 0 else " " + word
+                await send("response.output_text.delta", {**common, "delta": delta, "logprobs": []})
+            await send("response.output_text.done", {**common, "text": text, "logprobs": []})
+            await send("response.content_part.done", {**common, "part": {**part, "text": text}})
+        await send("response.output_item.done", {"output_index": index, "item": item})
+    terminal = "response.completed" if final["status"] == "completed" else "response.incomplete"
+    await send(terminal, {"response": final})
+    await stream.write_eof()
+    return stream
+
+
+async def list_requests(request: web.Request) -> web.Response:
+    return web.json_response(request.app[SIM_STATE].requests)
+
+
+def create_simulator(api_key: str | None = None) -> web.Application:
+    app = web.Application(client_max_size=64 * 1024 * 1024)
+    app[SIM_STATE] = SimulatorState(api_key=api_key)
+    app.router.add_post("/v1/responses", create_response)
+    app.router.add_get("/_sim/requests", list_requests)
+    return app

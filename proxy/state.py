@@ -1,0 +1,24 @@
+"""What the running app holds, reached through one typed AppKey."""
+
+from dataclasses import dataclass
+
+import aiohttp
+from aiohttp import web
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from proxy.ledger_writer import LedgerWriter
+from proxy.mirror import Mirror
+from proxy.settings import Settings
+
+
+@dataclass
+class ProxyState:
+    settings: Settings
+    database_url: str
+    engine: AsyncEngine
+    http: aiohttp.ClientSession
+    mirror: Mirror
+    writer: LedgerWriter
+
+
+STATE = web.AppKey("state", ProxyState)
