@@ -52,12 +52,10 @@ class SseParser:
         return events
 
     def _line(self, raw: bytes) -> SseEvent | None:
-        if not raw:
-            if not self._data and self._event is None:
-                return None
-            event = SseEvent(self._event, "\n".join(self._data))
+        if not raw:  # dispatch; a block with no data line is no event (WHATWG)
+            event = SseEvent(self._event, "\n".join(self._data)) if self._data else None
             self._event, self._data = None, []
-            return event if event.data or event.event else None
+            return event
         line = raw.decode("utf-8", errors="replace")
         if line.startswith(":"):
             return None

@@ -1,0 +1,122 @@
+"""Shared fixtures: a real PostgreSQL database, the simulated upstream, the proxy.
+
+With DATABASE_URL set (CI points it at the local server), the suite creates a database of
+its own on that server and drops it at the end; without it, it starts the embedded
+PostgreSQL in a temporary directory. Never SQLite, never a mock.
+"""
+
+import os
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+
+import asyncpg
+import pytest
+from sqlalchemy import text
+
+from billing.db.engine import embedded_database_url, make_engine, plain_url
+from billing.db.keys import issue_key
+from billing.db.migrate import upgrade_to_head
+from billing.db.tenants import create_tenant
+from proxy.app import create_app
+from proxy.settings import Settings
+from proxy.simulator import SIM_STATE, create_simulator
+
+UPSTREAM_KEY = "sk-upstream-" + "x" * 24
+
+
+def _with_database(url: str, name: str) -> str:
+    base, _, query = url.partition("?")
+    base = base.rsplit("/", 1)[0] + "/" + name
+    return base + ("?" + query if query else "")
+
+
+async def _admin(url: str, statement: str) -> None:
+    conn = await asyncpg.connect(plain_url(url))
+    try:
+        await conn.execute(statement)
+    finally:
+        await conn.close()
+
+
+@pytest.fixture(scope="session")
+def database_url(tmp_path_factory) -> str:
+    import asyncio
+
+    server_url = os.environ.get("DATABASE_URL")
+    if not server_url:
+        server_url = embedded_database_url(tmp_path_factory.mktemp("embedded-pg"))
+    name = f"billing_proxy_test_{os.getpid()}_{secrets.token_hex(3)}"
+    asyncio.run(_admin(server_url, f'CREATE DATABASE "{name}"'))
+    url = _with_database(server_url, name)
+    upgrade_to_head(url)
+    yield url
+    asyncio.run(_admin(server_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+@pytest.fixture
+async def engine(database_url):
+    engine = make_engine(database_url, pool_size=4)
+    async with engine.begin() as conn:
+        await conn.execute(text(
+            "TRUNCATE ledger_entries, api_keys, tenants, price_tiers, price_versions, model_aliases "
+            "RESTART IDENTITY CASCADE"
+        ))
+    yield engine
+    await engine.dispose()
+
+
+@pytest.fixture
+async def simulator(aiohttp_server):
+    app = create_simulator(api_key=UPSTREAM_KEY)
+    server = await aiohttp_server(app)
+    server.state = app[SIM_STATE]
+    return server
+
+
+@dataclass
+class RunningProxy:
+    url: str
+    app: object
+    settings: Settings
+
+    @property
+    def state(self):
+        from proxy.state import STATE
+        return self.app[STATE]
+
+
+@pytest.fixture
+def proxy_settings(simulator, tmp_path) -> Settings:
+    return Settings(
+        database_url=None, home=tmp_path, upstream_base_url=str(simulator.make_url("/v1")),
+        upstream_api_key=UPSTREAM_KEY, max_body_bytes=1024 * 1024, upstream_read_timeout=5.0,
+        sync_interval=0.5,
+    )
+
+
+@pytest.fixture
+async def proxy(aiohttp_server, engine, database_url, proxy_settings) -> RunningProxy:
+    app = create_app(proxy_settings, database_url)
+    server = await aiohttp_server(app)
+    return RunningProxy(str(server.make_url("")).rstrip("/"), app, proxy_settings)
+
+
+@dataclass
+class TenantKey:
+    tenant: str
+    tenant_id: int
+    key_id: int
+    secret: str
+
+
+@pytest.fixture
+async def tenant_key(engine) -> TenantKey:
+    tenant = await create_tenant(engine, "team-a")
+    issued = await issue_key(engine, "team-a", label="ci")
+    return TenantKey(tenant.name, tenant.id, issued.id, issued.secret)
+
+
+@pytest.fixture
+def repo_root() -> Path:
+    return Path(__file__).resolve().parent.parent

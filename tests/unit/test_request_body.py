@@ -1,0 +1,49 @@
+import orjson
+import pytest
+
+from proxy.errors import ApiError
+from proxy.request_body import parse_request
+
+
+def test_untouched_body_is_forwarded_byte_for_byte():
+    raw = b'{"model": "gpt-4o",   "input": "hi", "unknown_vendor_field": {"x": 1}}'
+    request = parse_request(raw, endpoint="responses")
+    assert request.body is raw and request.model == "gpt-4o" and request.stream is False
+
+
+def test_literal_extra_body_is_merged_into_the_top_level():
+    raw = orjson.dumps({"model": "seed-1-6-250915", "input": [], "stream": True,
+                        "extra_body": {"caching": {"type": "enabled", "prefix": True}, "thinking": {"type": "disabled"}}})
+    request = parse_request(raw, endpoint="responses")
+    assert orjson.loads(request.body) == {"model": "seed-1-6-250915", "input": [], "stream": True,
+                                          "caching": {"type": "enabled", "prefix": True},
+                                          "thinking": {"type": "disabled"}}
+    assert request.stream is True
+
+
+def test_extra_body_keys_win():
+    request = parse_request(b'{"model":"a","input":"x","extra_body":{"model":"b"}}', endpoint="responses")
+    assert request.model == "b"
+
+
+def test_messages_is_an_alias_of_input():
+    request = parse_request(b'{"model":"gpt-4","messages":[{"role":"user","content":"Hello!"}]}',
+                            endpoint="responses")
+    assert orjson.loads(request.body) == {"model": "gpt-4", "input": [{"role": "user", "content": "Hello!"}]}
+
+
+@pytest.mark.parametrize(("raw", "param"), [
+    (b"", None),
+    (b"not json", None),
+    (b"[1, 2]", None),
+    (b'{"input": "x"}', "model"),
+    (b'{"model": 5}', "model"),
+    (b'{"model": "  "}', "model"),
+    (b'{"model": "m", "stream": "yes"}', "stream"),
+    (b'{"model": "m", "extra_body": [1]}', "extra_body"),
+    (b'{"model": "m", "input": "a", "messages": []}', "messages"),
+])
+def test_bad_bodies_get_a_400_naming_the_field(raw, param):
+    with pytest.raises(ApiError) as error:
+        parse_request(raw, endpoint="responses")
+    assert error.value.status == 400 and error.value.param == param

@@ -1,0 +1,33 @@
+from pathlib import Path
+
+import pytest
+
+from proxy.settings import ConfigError, load_settings
+
+
+def test_defaults_and_environment():
+    settings = load_settings(environ={"UPSTREAM_BASE_URL": "http://up:9000/v1/", "UPSTREAM_API_KEY": "sk-very-secret",
+                                      "BILLING_PROXY_HOME": "/tmp/bp"})
+    assert settings.upstream_base_url == "http://up:9000/v1"
+    assert settings.home == Path("/tmp/bp") and settings.database_url is None
+    assert "sk-very-secret" not in repr(settings)
+
+
+def test_config_file_then_environment_wins(tmp_path):
+    config = tmp_path / "c.toml"
+    config.write_text('upstream_base_url = "http://file/v1"\nmax_body_bytes = 1000\n')
+    settings = load_settings(config, environ={"UPSTREAM_BASE_URL": "http://env/v1"})
+    assert settings.upstream_base_url == "http://env/v1" and settings.max_body_bytes == 1000
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("colour = 1\n", "unknown setting 'colour'"),
+    ("max_body_bytes = -5\n", "max_body_bytes must be a positive integer"),
+    ('upstream_base_url = "ftp://x"\n', "must start with http"),
+    ("upstream_read_timeout = 'soon'\n", "upstream_read_timeout"),
+])
+def test_invalid_config_is_refused(tmp_path, text, message):
+    config = tmp_path / "c.toml"
+    config.write_text(text)
+    with pytest.raises(ConfigError, match=message):
+        load_settings(config, environ={})
