@@ -6,8 +6,8 @@ Kept fresh three ways:
 - a sync runs at least every `interval` seconds anyway (a lost notification, a broken
   LISTEN connection), asking only for rows whose revision moved;
 - an unknown key triggers one coalesced sync before it is refused, so a key issued a
-  moment ago works at once, while a flood of bad keys costs at most one query per
-  `interval / 10`.
+  moment ago works at once, while a flood of bad keys costs at most one sync per
+  `MIN_RESYNC_SECONDS`.
 Each sync re-reads the changes of the previous interval too (a transaction that took
 its revision before a sync but committed after it is still seen), and a full reload
 runs every `full_reload_every` syncs.
@@ -28,6 +28,8 @@ from billing.keys import KeyGrant
 from billing.pricebook import PriceBook
 
 log = logging.getLogger(__name__)
+
+MIN_RESYNC_SECONDS = 0.1
 
 
 class Mirror:
@@ -65,11 +67,13 @@ class Mirror:
 
     async def grant_after_sync(self, secret_hash: str) -> KeyGrant | None:
         """For a key not in the mirror: sync once (shared with concurrent callers), look again."""
-        if time.monotonic() - self._last_sync >= self.interval / 10:
-            try:
-                await self.sync()
-            except Exception:
-                log.warning("key sync failed; answering from the mirror", exc_info=True)
+        wait = self._last_sync + MIN_RESYNC_SECONDS - time.monotonic()
+        if wait > 0:
+            await asyncio.sleep(wait)
+        try:
+            await self.sync()
+        except Exception:
+            log.warning("key sync failed; answering from the mirror", exc_info=True)
         return self._grants.get(secret_hash)
 
     async def sync(self, full: bool = False) -> None:

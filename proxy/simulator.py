@@ -13,7 +13,7 @@ Plausible, deterministic behaviour:
   gpt-5) produces reasoning tokens; `max_output_tokens` ends the reply as `incomplete`.
 
 Test knobs, as request headers (the proxy forwards them): `x-sim-output-tokens` (reply
-length), `x-sim-delay-ms` (pause before each SSE event), `x-sim-status` (answer with that
+length), `x-sim-delay-ms` (pause before each SSE event, or before a JSON reply), `x-sim-status` (answer with that
 error status instead).
 """
 
@@ -87,7 +87,7 @@ async def create_response(request: web.Request) -> web.StreamResponse:
     except orjson.JSONDecodeError:
         return _error(400, "We could not parse the JSON body of your request.", "invalid_request_error")
     state.requests.append({"path": request.path, "authorization": request.headers.get("Authorization"),
-                           "headers": dict(request.headers), "body": body})
+                           "headers": {str(k): v for k, v in request.headers.items()}, "body": body})
     if state.api_key and request.headers.get("Authorization") != f"Bearer {state.api_key}":
         return _error(401, "Incorrect API key provided.", "invalid_request_error", "invalid_api_key")
     if forced := request.headers.get("x-sim-status"):
@@ -144,9 +144,10 @@ async def create_response(request: web.Request) -> web.StreamResponse:
         "total_tokens": input_tokens + visible + reasoning,
     }
     response = _response_object(body, response_id, model, status, incomplete, text, reasoning > 0, usage)
+    delay = int(request.headers.get("x-sim-delay-ms", "0")) / 1000
     if body.get("stream") is True:
-        delay = int(request.headers.get("x-sim-delay-ms", "0")) / 1000
         return await _stream(request, response, text, delay)
+    await asyncio.sleep(delay)
     return web.Response(body=orjson.dumps(response), content_type="application/json",
                         headers={"x-request-id": "req_" + secrets.token_hex(8)})
 

@@ -2,11 +2,14 @@
 where transport failures become 502 (unreachable) or 504 (timed out)."""
 
 import asyncio
+import io
 
 import aiohttp
 
 from proxy.errors import ApiError
 from proxy.settings import Settings
+
+LARGE_BODY_BYTES = 512 * 1024
 
 
 def make_client_session(settings: Settings) -> aiohttp.ClientSession:
@@ -23,8 +26,10 @@ def make_client_session(settings: Settings) -> aiohttp.ClientSession:
 
 async def post_upstream(session: aiohttp.ClientSession, url: str, body: bytes,
                         headers: dict[str, str]) -> aiohttp.ClientResponse:
+    # aiohttp writes a large body in chunks only when given a file-like object.
+    data = body if len(body) < LARGE_BODY_BYTES else io.BytesIO(body)
     try:
-        return await session.post(url, data=body, headers=headers, allow_redirects=False)
+        return await session.post(url, data=data, headers=headers, allow_redirects=False)
     except asyncio.TimeoutError:
         raise ApiError(504, "The upstream API did not answer in time.", type="upstream_error",
                        code="upstream_timeout") from None
