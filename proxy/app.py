@@ -1,5 +1,6 @@
 """The aiohttp application factory."""
 
+import asyncio
 import logging
 from typing import AsyncIterator
 
@@ -50,6 +51,9 @@ def create_app(settings: Settings, database_url: str) -> web.Application:
             try:
                 yield
             finally:
+                state = app[STATE]
+                if state.inflight:  # exchanges whose client left: let them finish and record
+                    await asyncio.wait(state.inflight, timeout=settings.upstream_read_timeout)
                 await writer.close()
                 await mirror.stop()
         finally:

@@ -69,14 +69,27 @@ async def _proxy_call(request: web.Request, *, endpoint: str, path: str) -> web.
                             "billed; ask an operator to add one.", code="model_not_priced", param="model")
     call = CallContext(request_id=request_id, tenant_id=grant.tenant_id, key_id=grant.key_id, endpoint=endpoint,
                        stream=client_request.stream, started_at=started_at, price=price)
-    upstream = await post_upstream(
-        state.http, state.settings.upstream_base_url + path, client_request.body,
-        upstream_request_headers(request.headers.items(), state.settings.upstream_api_key),
-    )
+    headers = upstream_request_headers(request.headers.items(), state.settings.upstream_api_key)
+    # Once the call goes upstream it must be seen through and recorded even if the client
+    # hangs up and the server cancels this handler: the upstream bills it either way.
+    exchange = asyncio.create_task(_exchange(request, state, call, client_request.body, headers, path, started))
+    state.inflight.add(exchange)
+    exchange.add_done_callback(lambda task: _forget(state, task))
+    return await asyncio.shield(exchange)
+
+
+def _forget(state: ProxyState, task: asyncio.Task) -> None:
+    state.inflight.discard(task)
+    if not task.cancelled() and task.exception() is not None and not isinstance(task.exception(), ApiError):
+        log.error("upstream exchange failed", exc_info=task.exception())
+
+
+async def _exchange(request: web.Request, state: ProxyState, call: CallContext, body: bytes,
+                    headers: dict[str, str], path: str, started: float) -> web.StreamResponse:
+    upstream = await post_upstream(state.http, state.settings.upstream_base_url + path, body, headers)
     relay = _Relay(state, call, started)
     try:
-        if client_request.stream and upstream.status == 200 and \
-                upstream.content_type == "text/event-stream":
+        if call.stream and upstream.status == 200 and upstream.content_type == "text/event-stream":
             return await relay.stream(request, upstream)
         return await relay.whole(upstream)
     finally:

@@ -1,6 +1,7 @@
 """What the running app holds, reached through one typed AppKey."""
 
-from dataclasses import dataclass
+import asyncio
+from dataclasses import dataclass, field
 
 import aiohttp
 from aiohttp import web
@@ -19,6 +20,7 @@ class ProxyState:
     http: aiohttp.ClientSession
     mirror: Mirror
     writer: LedgerWriter
+    inflight: set[asyncio.Task] = field(default_factory=set)  # upstream exchanges under way
 
 
 STATE = web.AppKey("state", ProxyState)

@@ -50,3 +50,18 @@ def test_malformed_catalog_names_file_line_and_field(text, message):
 def test_missing_file_is_named(tmp_path):
     with pytest.raises(CatalogError, match="nope.toml"):
         load_catalog(tmp_path / "nope.toml")
+
+
+def test_prices_file_replaces_shipped_models_one_by_one(tmp_path):
+    from proxy.app import merged_catalog
+    from proxy.settings import Settings
+
+    override = tmp_path / "prices.toml"
+    override.write_text('[models."gpt-4o"]\ninput = "9"\noutput = "9"\n\n'
+                        '[models."in-house"]\ninput = "1"\noutput = "2"\naliases = ["in-house-*"]\n')
+    catalog = merged_catalog(Settings(prices_file=override))
+    by_model = {v.model: v for v in catalog.versions}
+    assert by_model["gpt-4o"].tiers[0].input == Decimal("9")
+    assert by_model["in-house"].tiers[0].output == Decimal("2") and catalog.aliases["in-house-*"] == "in-house"
+    assert by_model["seed-1-6"].tiers[0].input == Decimal("0.25")  # untouched
+    assert "gpt-4o-2*" not in catalog.aliases  # the replaced model's shipped aliases go with it
