@@ -9,6 +9,7 @@ import hashlib
 import secrets
 from dataclasses import dataclass
 from datetime import datetime
+from decimal import Decimal
 
 SECRET_PREFIX = "bpk_"
 DISPLAY_PREFIX_LENGTH = 12  # "bpk_" + 8 characters: enough to recognise, useless to attack
@@ -40,6 +41,7 @@ class KeyGrant:
     key_status: str  # active | revoked
     tenant_status: str  # active | suspended
     expires_at: datetime | None
+    price_multiplier: Decimal = Decimal(1)
 
 
 class KeyRefused(Exception):

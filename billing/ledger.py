@@ -7,7 +7,7 @@ from typing import Any, Mapping
 from uuid import UUID
 
 from billing.pricebook import ResolvedPrice
-from billing.pricing import Cost, price_usage
+from billing.pricing import Cost, charge_of, price_usage
 from billing.usage import Usage
 
 
@@ -22,6 +22,7 @@ class CallContext:
     stream: bool
     started_at: datetime
     price: ResolvedPrice
+    price_multiplier: Decimal = Decimal(1)  # the tenant's markup (>1) or discount (<1)
 
 
 @dataclass(frozen=True)
@@ -40,7 +41,10 @@ class LedgerEntry:
     finished_at: datetime
     first_byte_ms: int | None
     usage: Usage
-    cost: Cost
+    cost: Cost  # the upstream's price
+    charge: Decimal  # what the tenant is charged
+    price_multiplier: Decimal
+    charge_price_version_id: int | None  # the tenant's own price version, when one applied
     raw_usage: Mapping[str, Any] = field(default_factory=dict)
 
     @property
@@ -57,6 +61,12 @@ def build_entry(
     finished_at: datetime,
     first_byte_ms: int | None,
 ) -> LedgerEntry:
+    cost = price_usage(usage, call.price.version)
+    tenant_version = call.price.tenant_version
+    if tenant_version is not None:
+        charge = price_usage(usage, tenant_version).total
+    else:
+        charge = charge_of(cost.total, call.price_multiplier)
     return LedgerEntry(
         request_id=call.request_id,
         tenant_id=call.tenant_id,
@@ -72,6 +82,9 @@ def build_entry(
         finished_at=finished_at,
         first_byte_ms=first_byte_ms,
         usage=usage,
-        cost=price_usage(usage, call.price.version),
+        cost=cost,
+        charge=charge,
+        price_multiplier=call.price_multiplier,
+        charge_price_version_id=tenant_version.id if tenant_version else None,
         raw_usage=usage.raw,
     )

@@ -2,9 +2,11 @@
 
 A name resolves, in order: an exact priced model; an exact alias; the most specific
 matching pattern (`seed-1-6-*`; the longest pattern wins, so `seed-1-6-flash-*` beats
-`seed-1-6-*`). Among a model's versions, the one with the latest `effective_from` not
-after the moment wins; versions with the same `effective_from` are ordered by id (the
-later one was set later and wins).
+`seed-1-6-*`); and last the default price (model `*`) when the operator set one. Among a
+model's versions, the one with the latest `effective_from` not after the moment wins;
+versions with the same `effective_from` are ordered by id (the later one was set later
+and wins). A tenant's own versions of a model, when one is in force, set what that tenant
+is charged; the general version still gives the upstream cost.
 """
 
 import bisect
@@ -17,23 +19,27 @@ from typing import Iterable, Mapping
 from billing.pricing import PriceVersion
 
 
+DEFAULT_MODEL = "*"
+
+
 @dataclass(frozen=True)
 class ResolvedPrice:
     requested_model: str
     model: str
-    version: PriceVersion
+    version: PriceVersion  # the upstream's price: what the call costs us
+    tenant_version: PriceVersion | None = None  # the tenant's own price, if it has one
 
 
 class PriceBook:
     def __init__(self, versions: Iterable[PriceVersion], aliases: Mapping[str, str]):
-        by_model: dict[str, list[PriceVersion]] = defaultdict(list)
+        by_owner: dict[tuple[int | None, str], list[PriceVersion]] = defaultdict(list)
         for version in versions:
-            by_model[version.model].append(version)
-        self._versions = {
-            model: sorted(vs, key=lambda v: (v.effective_from, v.id or 0))
-            for model, vs in by_model.items()
+            by_owner[(version.tenant_id, version.model)].append(version)
+        self._by_owner = {
+            owner: sorted(vs, key=lambda v: (v.effective_from, v.id or 0)) for owner, vs in by_owner.items()
         }
-        self._starts = {m: [v.effective_from for v in vs] for m, vs in self._versions.items()}
+        self._starts = {owner: [v.effective_from for v in vs] for owner, vs in self._by_owner.items()}
+        self._versions = {model: vs for (tenant, model), vs in self._by_owner.items() if tenant is None}
         self._exact_aliases = {a: m for a, m in aliases.items() if not _is_pattern(a)}
         self._patterns = sorted(
             ((a, m) for a, m in aliases.items() if _is_pattern(a)),
@@ -45,8 +51,11 @@ class PriceBook:
     def models(self) -> list[str]:
         return sorted(self._versions)
 
-    def versions(self, model: str) -> list[PriceVersion]:
-        return list(self._versions.get(model, ()))
+    def versions(self, model: str, tenant_id: int | None = None) -> list[PriceVersion]:
+        return list(self._by_owner.get((tenant_id, model), ()))
+
+    def all_versions(self) -> list[PriceVersion]:
+        return [v for vs in self._by_owner.values() for v in vs]
 
     @property
     def aliases(self) -> dict[str, str]:
@@ -65,25 +74,28 @@ class PriceBook:
             model = next((m for p, m in self._patterns if fnmatch.fnmatchcase(name, p)), None)
         if model is not None and model not in self._versions:
             model = None
+        if model is None and DEFAULT_MODEL in self._versions:
+            model = DEFAULT_MODEL
         if len(self._resolved) < 10_000:  # requested names are few; bound it anyway
             self._resolved[name] = model
         return model
 
-    def version_at(self, model: str, at: datetime) -> PriceVersion | None:
-        starts = self._starts.get(model)
+    def version_at(self, model: str, at: datetime, tenant_id: int | None = None) -> PriceVersion | None:
+        starts = self._starts.get((tenant_id, model))
         if not starts:
             return None
         index = bisect.bisect_right(starts, at)
-        return self._versions[model][index - 1] if index else None
+        return self._by_owner[(tenant_id, model)][index - 1] if index else None
 
-    def resolve(self, name: str, at: datetime) -> ResolvedPrice | None:
+    def resolve(self, name: str, at: datetime, tenant_id: int | None = None) -> ResolvedPrice | None:
         model = self.resolve_name(name)
         if model is None:
             return None
         version = self.version_at(model, at)
         if version is None:
             return None
-        return ResolvedPrice(requested_model=name, model=model, version=version)
+        tenant_version = self.version_at(model, at, tenant_id) if tenant_id is not None else None
+        return ResolvedPrice(requested_model=name, model=model, version=version, tenant_version=tenant_version)
 
 
 def _is_pattern(name: str) -> bool:

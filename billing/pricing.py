@@ -56,6 +56,7 @@ class PriceVersion:
     tiers: tuple[Tier, ...]
     id: int | None = None
     source: str = ""
+    tenant_id: int | None = None  # set: this tenant's own price (what it is charged), not the upstream's
 
     def __post_init__(self) -> None:
         if not self.tiers:
@@ -117,6 +118,11 @@ def cost_of(usage: Usage, tier: Tier) -> Cost:
 
 def price_usage(usage: Usage, version: PriceVersion) -> Cost:
     return cost_of(usage, version.tier_for(usage.input_tokens))
+
+
+def charge_of(cost: Decimal, multiplier: Decimal) -> Decimal:
+    """A tenant's charge at a markup (1.2) or discount (0.9) on the upstream cost."""
+    return _EXACT.multiply(cost, multiplier)
 
 
 def exact_sum(values) -> Decimal:

@@ -39,7 +39,8 @@ class ReportRow:
     requests: int
     tokens: dict[str, int]
     costs: dict[str, Decimal]
-    cost: Decimal
+    cost: Decimal  # the upstream's price
+    charge: Decimal  # what the tenants are charged (markups, discounts, own prices)
 
 
 @dataclass(frozen=True)
@@ -55,6 +56,10 @@ class Report:
         return exact_sum(r.cost for r in self.rows)
 
     @property
+    def total_charge(self) -> Decimal:
+        return exact_sum(r.charge for r in self.rows)
+
+    @property
     def total_requests(self) -> int:
         return sum(r.requests for r in self.rows)
 
@@ -68,7 +73,7 @@ def money(value: Decimal) -> str:
 
 def row_dict(row: ReportRow) -> dict:
     """A report row in the contract's JSON shape (costs still Decimal)."""
-    return {**row.group, "requests": row.requests, **row.tokens, "cost": row.cost, **row.costs}
+    return {**row.group, "requests": row.requests, **row.tokens, "cost": row.cost, "charge": row.charge, **row.costs}
 
 
 def report_dict(report: Report) -> dict:
@@ -78,6 +83,7 @@ def report_dict(report: Report) -> dict:
         "tenant": report.tenant,
         "by": list(report.by),
         "total_cost": money(report.total_cost),
+        "total_charge": money(report.total_charge),
         "total_requests": report.total_requests,
         "rows": [{k: money(v) if isinstance(v, Decimal) else v for k, v in row_dict(r).items()}
                  for r in report.rows],

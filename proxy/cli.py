@@ -16,7 +16,8 @@ from billing.db.keys import issue_key, list_keys, revoke_key
 from billing.db.migrate import upgrade_to_head
 from billing.db.prices import load_pricebook, set_price, sync_catalog
 from billing.db.reports import monthly_report
-from billing.db.tenants import AlreadyExists, NotFound, create_tenant, list_tenants, update_tenant
+from billing.db.tenants import AlreadyExists, NotFound, create_tenant, get_tenant, list_tenants, update_tenant
+from billing.pricebook import PriceBook
 from billing.pricing import PriceVersion, Tier, exact_sum
 from billing.report import (COST_FIELDS, TOKEN_FIELDS, money, parse_dimensions, parse_month, report_dict,
                             row_dict)
@@ -96,17 +97,20 @@ def cmd_migrate(args, settings: Settings) -> None:
     print("database schema is up to date")
 
 
-TENANT_COLUMNS = ["id", "name", "status", "monthly_budget_usd", "monthly_token_quota", "created_at"]
+TENANT_COLUMNS = ["id", "name", "status", "monthly_budget_usd", "monthly_token_quota", "price_multiplier",
+                  "created_at"]
 
 
 def cmd_tenants(args, settings: Settings) -> None:
     async def action(engine):
         if args.tenants_command == "create":
             tenants = [await create_tenant(engine, args.name, monthly_budget_usd=args.monthly_budget,
-                                           monthly_token_quota=args.monthly_token_quota)]
+                                           monthly_token_quota=args.monthly_token_quota,
+                                           price_multiplier=args.price_multiplier or Decimal(1))]
         elif args.tenants_command == "update":
             changes = {k: v for k, v in (("monthly_budget_usd", args.monthly_budget),
-                                         ("monthly_token_quota", args.monthly_token_quota)) if v is not None}
+                                         ("monthly_token_quota", args.monthly_token_quota),
+                                         ("price_multiplier", args.price_multiplier)) if v is not None}
             tenants = [await update_tenant(engine, args.name, **changes)]
         else:
             tenants = await list_tenants(engine)
@@ -145,8 +149,8 @@ def cmd_keys(args, settings: Settings) -> None:
     _run_db(settings, action)
 
 
-PRICE_COLUMNS = ["model", "version", "effective_from", "up_to_input_tokens", "input", "cached", "cache_write",
-                 "output", "reasoning", "source"]
+PRICE_COLUMNS = ["model", "tenant", "version", "effective_from", "up_to_input_tokens", "input", "cached",
+                 "cache_write", "output", "reasoning", "source"]
 
 
 def cmd_prices(args, settings: Settings) -> None:
@@ -154,28 +158,43 @@ def cmd_prices(args, settings: Settings) -> None:
         if args.prices_command == "set":
             tier = Tier(input=args.input, output=args.output, cached=args.cached,
                         cache_write=args.cache_write, reasoning=args.reasoning)
+            tenant_id = (await get_tenant(engine, args.tenant)).id if args.tenant else None
             version = PriceVersion(model=args.model, effective_from=args.effective_from or datetime.now(timezone.utc),
-                                   tiers=(tier,), source="cli")
+                                   tiers=(tier,), source="cli", tenant_id=tenant_id)
             version_id = await set_price(engine, version)
             print(to_json({"model": args.model, "version": version_id, "effective_from": version.effective_from})
                   if args.format == "json" else f"price version {version_id} of {args.model} set")
             return
         async with engine.connect() as conn:
             book = await load_pricebook(conn)
+        tenant_names = {t.id: t.name for t in await list_tenants(engine)}
         at = args.at or datetime.now(timezone.utc)
-        rows = []
-        for model in book.models:
-            version = book.version_at(model, at)
-            if version is None:
-                continue
-            for tier in version.tiers:
-                rows.append({"model": model, "version": version.id, "effective_from": version.effective_from,
-                             "up_to_input_tokens": tier.up_to_input_tokens, "input": tier.input,
-                             "cached": tier.cached_price, "cache_write": tier.cache_write_price,
-                             "output": tier.output, "reasoning": tier.reasoning_price, "source": version.source})
-        print(render(rows, PRICE_COLUMNS, args.format))
+        print(render(price_rows(book, at, args.history, args.model, tenant_names), PRICE_COLUMNS, args.format))
 
     _run_db(settings, action)
+
+
+def price_rows(book: PriceBook, at: datetime, history: bool, model: str | None,
+               tenant_names: dict[int, str]) -> list[dict]:
+    """One row per tier: the versions in force at `at`, or with `history` every version."""
+    owners = sorted({(v.model, v.tenant_id or 0) for v in book.all_versions()})
+    rows = []
+    for name, tenant_id in owners:
+        if model is not None and name != model:
+            continue
+        tenant = tenant_id or None
+        if history:
+            versions = book.versions(name, tenant)
+        else:
+            current = book.version_at(name, at, tenant)
+            versions = [current] if current else []
+        for version in versions:
+            for tier in version.tiers:
+                rows.append({"model": name, "tenant": tenant_names.get(tenant_id), "version": version.id,
+                             "effective_from": version.effective_from, "up_to_input_tokens": tier.up_to_input_tokens,
+                             "input": tier.input, "cached": tier.cached_price, "cache_write": tier.cache_write_price,
+                             "output": tier.output, "reasoning": tier.reasoning_price, "source": version.source})
+    return rows
 
 
 def cmd_report(args, settings: Settings) -> None:
@@ -187,17 +206,20 @@ def cmd_report(args, settings: Settings) -> None:
         columns = [*report.by, *(["key_id"] if "key" in report.by else []), "requests", *TOKEN_FIELDS, "cost",
                    *COST_FIELDS]
         rows = [row_dict(r) for r in report.rows]
+        columns.insert(columns.index("cost") + 1, "charge")
         if args.format == "csv":
             print(render(rows, columns, "csv"))
             return
         if report.by and rows:
             rows.append({columns[0]: "TOTAL", "requests": report.total_requests, "cost": report.total_cost,
+                         "charge": report.total_charge,
                          **{f: sum(r.tokens[f] for r in report.rows) for f in TOKEN_FIELDS},
                          **{f: exact_sum(r.costs[f] for r in report.rows) for f in COST_FIELDS}})
         scope = f", tenant {report.tenant}" if report.tenant else ""
         print(f"Cost report for {report.month}{scope} (USD)")
         print(render(rows, columns, "table"))
-        print(f"Total: {report.total_requests} requests, {money(report.total_cost)} USD")
+        print(f"Total: {report.total_requests} requests, cost {money(report.total_cost)} USD, "
+              f"charged {money(report.total_charge)} USD")
 
     _run_db(settings, action)
 
@@ -234,6 +256,8 @@ def build_parser() -> argparse.ArgumentParser:
         command.add_argument("name")
         command.add_argument("--monthly-budget", type=_decimal, metavar="USD")
         command.add_argument("--monthly-token-quota", type=_count, metavar="N")
+        command.add_argument("--price-multiplier", type=_decimal, metavar="X",
+                             help="charge this tenant the upstream cost times X (1.2: markup, 0.9: discount)")
         command.add_argument("--format", choices=("table", "json", "csv"), default="table")
     tenants_sub.add_parser("list").add_argument("--format", choices=("table", "json", "csv"), default="table")
     tenants.set_defaults(handler=cmd_tenants)
@@ -257,9 +281,12 @@ def build_parser() -> argparse.ArgumentParser:
     prices_sub = prices.add_subparsers(dest="prices_command", required=True)
     plist = prices_sub.add_parser("list")
     plist.add_argument("--at", type=_timestamp, help="show the prices in force at this ISO 8601 time")
+    plist.add_argument("--history", action="store_true", help="show every version, past and future")
+    plist.add_argument("--model", help="only this model")
     plist.add_argument("--format", choices=("table", "json", "csv"), default="table")
     pset = prices_sub.add_parser("set")
-    pset.add_argument("model")
+    pset.add_argument("model", help="a model name, or * for the default price of models not priced otherwise")
+    pset.add_argument("--tenant", help="this tenant's own price for the model (what it is charged)")
     pset.add_argument("--input", type=_decimal, required=True, metavar="USD")
     pset.add_argument("--output", type=_decimal, required=True, metavar="USD")
     pset.add_argument("--cached", type=_decimal, metavar="USD", help="default: 10%% of --input")

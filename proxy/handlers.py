@@ -63,12 +63,13 @@ async def _proxy_call(request: web.Request, *, endpoint: str, path: str) -> web.
     started = time.perf_counter()
     grant = await authenticate(request, state)
     client_request = parse_request(await request.read(), endpoint=endpoint)
-    price = state.mirror.pricebook.resolve(client_request.model, started_at)
+    price = state.mirror.pricebook.resolve(client_request.model, started_at, grant.tenant_id)
     if price is None:
         raise ApiError(400, f"The model {client_request.model!r} has no price configured, so it cannot be "
                             "billed; ask an operator to add one.", code="model_not_priced", param="model")
     call = CallContext(request_id=request_id, tenant_id=grant.tenant_id, key_id=grant.key_id, endpoint=endpoint,
-                       stream=client_request.stream, started_at=started_at, price=price)
+                       stream=client_request.stream, started_at=started_at, price=price,
+                       price_multiplier=grant.price_multiplier)
     headers = upstream_request_headers(request.headers.items(), state.settings.upstream_api_key)
     # Once the call goes upstream it must be seen through and recorded even if the client
     # hangs up and the server cancels this handler: the upstream bills it either way.

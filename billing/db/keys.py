@@ -79,7 +79,7 @@ async def grants_changed_since(conn: AsyncConnection, revision: int) -> tuple[li
     rows = (await conn.execute(
         select(api_keys.c.id, api_keys.c.secret_hash, api_keys.c.status, api_keys.c.expires_at,
                api_keys.c.revision.label("key_revision"), tenants.c.id.label("tenant_id"),
-               tenants.c.name, tenants.c.status.label("tenant_status"),
+               tenants.c.name, tenants.c.status.label("tenant_status"), tenants.c.price_multiplier,
                tenants.c.revision.label("tenant_revision"))
         .join(tenants, tenants.c.id == api_keys.c.tenant_id)
         .where(or_(api_keys.c.revision > revision, tenants.c.revision > revision))
@@ -90,7 +90,7 @@ async def grants_changed_since(conn: AsyncConnection, revision: int) -> tuple[li
         newest = max(newest, row.key_revision, row.tenant_revision)
         grants.append((row.secret_hash, KeyGrant(
             key_id=row.id, tenant_id=row.tenant_id, tenant_name=row.name, key_status=row.status,
-            tenant_status=row.tenant_status, expires_at=row.expires_at,
+            tenant_status=row.tenant_status, expires_at=row.expires_at, price_multiplier=row.price_multiplier,
         )))
     return grants, newest
 

@@ -34,6 +34,9 @@ def entry_row(entry: LedgerEntry) -> dict:
         "cost_output": cost.output,
         "cost_reasoning": cost.reasoning,
         "cost_total": cost.total,
+        "price_multiplier": entry.price_multiplier,
+        "charge_price_version_id": entry.charge_price_version_id,
+        "charge_total": entry.charge,
         "usage_flags": list(usage.flags),
         "raw_usage": dict(entry.raw_usage),
     }

@@ -37,6 +37,7 @@ def fingerprint(version: PriceVersion) -> str:
 async def _insert_version(conn: AsyncConnection, version: PriceVersion, *, unique_content: bool) -> int | None:
     statement = pg_insert(price_versions).values(
         model=version.model, effective_from=version.effective_from, source=version.source,
+        tenant_id=version.tenant_id,
         fingerprint=fingerprint(version) if unique_content else None,  # operator versions are never merged
     )
     if unique_content:
@@ -85,7 +86,7 @@ async def load_pricebook(conn: AsyncConnection) -> PriceBook:
         ))
     versions = [
         PriceVersion(model=row.model, effective_from=row.effective_from, tiers=tuple(tiers[row.id]),
-                     id=row.id, source=row.source)
+                     id=row.id, source=row.source, tenant_id=row.tenant_id)
         for row in await conn.execute(select(price_versions))
     ]
     aliases = {row.alias: row.model for row in await conn.execute(select(model_aliases))}

@@ -27,6 +27,7 @@ async def monthly_report(engine: AsyncEngine, month: str, *, tenant: str | None 
             *[func.coalesce(func.sum(led.c[f]), 0).label(f) for f in TOKEN_FIELDS],
             *[func.coalesce(func.sum(led.c[f]), 0).label(f) for f in COST_FIELDS],
             func.coalesce(func.sum(led.c.cost_total), 0).label("cost_total"),
+            func.coalesce(func.sum(led.c.charge_total), 0).label("charge_total"),
         )
         .select_from(led.join(tenants, tenants.c.id == led.c.tenant_id).join(api_keys, api_keys.c.id == led.c.key_id))
         .where(led.c.started_at >= start, led.c.started_at < end)
@@ -50,5 +51,6 @@ async def monthly_report(engine: AsyncEngine, month: str, *, tenant: str | None 
             tokens={f: int(getattr(row, f)) for f in TOKEN_FIELDS},
             costs={f: getattr(row, f) for f in COST_FIELDS},
             cost=row.cost_total,
+            charge=row.charge_total,
         ))
     return Report(month=month, tenant=tenant, by=by, rows=report_rows)

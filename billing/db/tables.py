@@ -34,6 +34,7 @@ tenants = Table(
     Column("status", Text, nullable=False, server_default="active"),
     Column("monthly_budget_usd", Numeric, nullable=True),
     Column("monthly_token_quota", BigInteger, nullable=True),
+    Column("price_multiplier", Numeric, nullable=False, server_default="1"),  # markup or discount
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     _revision(),
 )
@@ -61,6 +62,7 @@ price_versions = Table(
     Column("effective_from", DateTime(timezone=True), nullable=False),
     Column("source", Text, nullable=False),
     Column("fingerprint", Text, nullable=True, unique=True),
+    Column("tenant_id", BigInteger, ForeignKey("tenants.id"), nullable=True),  # a tenant's own price
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     _revision(),
 )
@@ -113,7 +115,10 @@ ledger_entries = Table(
     Column("cost_cache_write", Numeric, nullable=False),
     Column("cost_output", Numeric, nullable=False),
     Column("cost_reasoning", Numeric, nullable=False),
-    Column("cost_total", Numeric, nullable=False),
+    Column("cost_total", Numeric, nullable=False),  # what the upstream charges us
+    Column("price_multiplier", Numeric, nullable=False, server_default="1"),
+    Column("charge_price_version_id", BigInteger, ForeignKey("price_versions.id"), nullable=True),
+    Column("charge_total", Numeric, nullable=False),  # what the tenant is charged
     Column("usage_flags", ARRAY(Text), nullable=False, server_default="{}"),
     Column("raw_usage", JSONB, nullable=False),
     Column("recorded_at", DateTime(timezone=True), nullable=False, server_default=func.now()),

@@ -26,24 +26,27 @@ class Tenant:
     status: str
     monthly_budget_usd: Decimal | None
     monthly_token_quota: int | None
+    price_multiplier: Decimal
     created_at: datetime
 
 
 def _tenant(row) -> Tenant:
-    return Tenant(row.id, row.name, row.status, row.monthly_budget_usd, row.monthly_token_quota, row.created_at)
+    return Tenant(row.id, row.name, row.status, row.monthly_budget_usd, row.monthly_token_quota,
+                  row.price_multiplier, row.created_at)
 
 
 _COLUMNS = (tenants.c.id, tenants.c.name, tenants.c.status, tenants.c.monthly_budget_usd,
-            tenants.c.monthly_token_quota, tenants.c.created_at)
+            tenants.c.monthly_token_quota, tenants.c.price_multiplier, tenants.c.created_at)
 
 
 async def create_tenant(engine: AsyncEngine, name: str, *, monthly_budget_usd: Decimal | None = None,
-                        monthly_token_quota: int | None = None) -> Tenant:
+                        monthly_token_quota: int | None = None, price_multiplier: Decimal = Decimal(1)) -> Tenant:
     try:
         async with engine.begin() as conn:
             row = (await conn.execute(
                 insert(tenants)
-                .values(name=name, monthly_budget_usd=monthly_budget_usd, monthly_token_quota=monthly_token_quota)
+                .values(name=name, monthly_budget_usd=monthly_budget_usd, monthly_token_quota=monthly_token_quota,
+                        price_multiplier=price_multiplier)
                 .returning(*_COLUMNS)
             )).one()
     except IntegrityError:
@@ -69,11 +72,12 @@ _UNSET = object()
 
 
 async def update_tenant(engine: AsyncEngine, name: str, *, monthly_budget_usd=_UNSET,
-                        monthly_token_quota=_UNSET, status=_UNSET) -> Tenant:
+                        monthly_token_quota=_UNSET, status=_UNSET, price_multiplier=_UNSET) -> Tenant:
     values = {
         column: value
         for column, value in (("monthly_budget_usd", monthly_budget_usd),
-                              ("monthly_token_quota", monthly_token_quota), ("status", status))
+                              ("monthly_token_quota", monthly_token_quota), ("status", status),
+                              ("price_multiplier", price_multiplier))
         if value is not _UNSET
     }
     if not values:
