@@ -5,6 +5,7 @@ SHA-256 is stored: with that much entropy a fast hash is safe, and it lets the p
 look a key up in memory in O(1) without a database round trip.
 """
 
+import fnmatch
 import hashlib
 import secrets
 from dataclasses import dataclass
@@ -42,6 +43,9 @@ class KeyGrant:
     tenant_status: str  # active | suspended
     expires_at: datetime | None
     price_multiplier: Decimal = Decimal(1)
+    secret_valid_until: datetime | None = None  # a rotated-away secret works until then
+    allowed_models: tuple[str, ...] | None = None  # names or patterns; None: every model
+    monthly_budget_usd: Decimal | None = None
 
 
 class KeyRefused(Exception):
@@ -56,6 +60,16 @@ def admit_key(grant: KeyGrant | None, now: datetime) -> KeyGrant:
         raise KeyRefused(401, "invalid_api_key", "Incorrect API key provided.")
     if grant.expires_at is not None and grant.expires_at <= now:
         raise KeyRefused(401, "invalid_api_key", "The API key provided has expired.")
+    if grant.secret_valid_until is not None and grant.secret_valid_until <= now:
+        raise KeyRefused(401, "invalid_api_key", "The API key provided was rotated and is no longer valid.")
     if grant.tenant_status != "active":
         raise KeyRefused(403, "tenant_suspended", "The team this API key belongs to is suspended.")
     return grant
+
+
+def model_allowed(grant: KeyGrant, requested: str, resolved: str | None) -> bool:
+    """Whether the key's allow-list admits the model, by the requested or the resolved name."""
+    if grant.allowed_models is None:
+        return True
+    names = [requested] if resolved is None else [requested, resolved]
+    return any(fnmatch.fnmatchcase(name, pattern) for pattern in grant.allowed_models for name in names)

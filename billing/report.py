@@ -18,6 +18,8 @@ def parse_month(text: str) -> tuple[datetime, datetime]:
     if not match or not 1 <= int(match[2]) <= 12:
         raise ValueError(f"month must look like 2026-11, not {text!r}")
     year, month = int(match[1]), int(match[2])
+    if not 1 <= year <= 9998:
+        raise ValueError(f"month {text!r} is out of range")
     start = datetime(year, month, 1, tzinfo=timezone.utc)
     end = datetime(year + month // 12, month % 12 + 1, 1, tzinfo=timezone.utc)
     return start, end

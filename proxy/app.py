@@ -10,6 +10,7 @@ from billing.catalog import load_catalog, shipped_catalog_path, Catalog
 from billing.db.engine import make_engine
 from billing.db.prices import sync_catalog
 from proxy import handlers
+from proxy.admin_api import add_admin_routes
 from proxy.errors import error_middleware
 from proxy.ledger_writer import LedgerWriter
 from proxy.mirror import Mirror
@@ -64,4 +65,5 @@ def create_app(settings: Settings, database_url: str) -> web.Application:
     app.router.add_get("/healthz", handlers.healthz)
     app.router.add_get("/readyz", handlers.readyz)
     app.router.add_post("/v1/responses", handlers.create_response)
+    add_admin_routes(app)
     return app

@@ -2,9 +2,10 @@
 
 import argparse
 import asyncio
+import getpass
 import logging
 import sys
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
@@ -12,17 +13,19 @@ from aiohttp import web
 
 from billing.catalog import CatalogError
 from billing.db.engine import embedded_database_url, make_engine
-from billing.db.keys import issue_key, list_keys, revoke_key
+from billing.db.audit import list_audit
+from billing.db.keys import get_key, issue_key, list_keys, revoke_key, rotate_key, update_key
 from billing.db.migrate import upgrade_to_head
 from billing.db.prices import load_pricebook, set_price, sync_catalog
 from billing.db.reports import monthly_report
-from billing.db.tenants import AlreadyExists, NotFound, create_tenant, get_tenant, list_tenants, update_tenant
-from billing.pricebook import PriceBook
+from billing.db.tenants import (AlreadyExists, Conflict, NotFound, create_tenant, get_tenant, list_tenants,
+                                update_tenant)
 from billing.pricing import PriceVersion, Tier, exact_sum
 from billing.report import (COST_FIELDS, TOKEN_FIELDS, money, parse_dimensions, parse_month, report_dict,
                             row_dict)
 from proxy.app import create_app, merged_catalog
 from proxy.cli_format import parse_duration, render, to_json
+from proxy.prices_view import price_rows
 from proxy.settings import ConfigError, Settings, load_settings
 
 log = logging.getLogger("billing_proxy")
@@ -101,50 +104,101 @@ TENANT_COLUMNS = ["id", "name", "status", "monthly_budget_usd", "monthly_token_q
                   "created_at"]
 
 
+def actor() -> str:
+    """Who the audit log names for a CLI change."""
+    try:
+        return f"cli:{getpass.getuser()}"
+    except (KeyError, OSError):
+        return "cli"
+
+
 def cmd_tenants(args, settings: Settings) -> None:
     async def action(engine):
-        if args.tenants_command == "create":
-            tenants = [await create_tenant(engine, args.name, monthly_budget_usd=args.monthly_budget,
-                                           monthly_token_quota=args.monthly_token_quota,
-                                           price_multiplier=args.price_multiplier or Decimal(1))]
-        elif args.tenants_command == "update":
-            changes = {k: v for k, v in (("monthly_budget_usd", args.monthly_budget),
+        command = args.tenants_command
+        if command == "list":
+            print(render([t.__dict__ for t in await list_tenants(engine)], TENANT_COLUMNS, args.format))
+            return
+        if command == "create":
+            tenant = await create_tenant(engine, args.name, monthly_budget_usd=args.monthly_budget,
+                                         monthly_token_quota=args.monthly_token_quota,
+                                         price_multiplier=args.price_multiplier or Decimal(1), actor=actor())
+        elif command == "update":
+            changes = {k: v for k, v in (("name", args.rename), ("monthly_budget_usd", args.monthly_budget),
                                          ("monthly_token_quota", args.monthly_token_quota),
                                          ("price_multiplier", args.price_multiplier)) if v is not None}
-            tenants = [await update_tenant(engine, args.name, **changes)]
+            changes.update({k: None for k, flag in (("monthly_budget_usd", args.no_monthly_budget),
+                                                    ("monthly_token_quota", args.no_monthly_token_quota)) if flag})
+            tenant = await update_tenant(engine, args.name, **changes, actor=actor())
+        elif command in ("suspend", "resume"):
+            tenant = await update_tenant(engine, args.name, status="suspended" if command == "suspend" else "active",
+                                         actor=actor())
         else:
-            tenants = await list_tenants(engine)
-        rows = [t.__dict__ for t in tenants]
-        if args.tenants_command != "list" and args.format == "json":
-            print(to_json({c: rows[0][c] for c in TENANT_COLUMNS}))
-        else:
-            print(render(rows, TENANT_COLUMNS, args.format))
+            tenant = await get_tenant(engine, args.name)
+        row = tenant.__dict__
+        print(to_json(row) if args.format == "json" else render([row], TENANT_COLUMNS, args.format))
 
     _run_db(settings, action)
 
 
-KEY_COLUMNS = ["id", "display_prefix", "tenant", "label", "status", "created_at", "expires_at", "revoked_at"]
+KEY_COLUMNS = ["id", "display_prefix", "tenant", "label", "status", "allowed_models", "monthly_budget_usd",
+               "created_at", "last_used_at", "expires_at", "revoked_at"]
+
+
+def _print_secret(issued, fmt: str, verb: str) -> None:
+    if fmt == "json":
+        print(to_json({"id": issued.id, "key": issued.secret, "tenant": issued.tenant,
+                       "prefix": issued.display_prefix, "label": issued.label, "expires_at": issued.expires_at,
+                       "created_at": issued.created_at, "old_key_valid_until": issued.old_secret_valid_until}))
+        return
+    print(f"{verb} key {issued.id} of tenant {issued.tenant}. Store it now; it is not shown again:")
+    print(issued.secret)
+    if issued.old_secret_valid_until is not None:
+        print(f"The previous secret works until {issued.old_secret_valid_until.isoformat()}.")
 
 
 def cmd_keys(args, settings: Settings) -> None:
     async def action(engine):
-        if args.keys_command == "issue":
+        command = args.keys_command
+        if command == "issue":
             expires_at = datetime.now(timezone.utc) + args.expires_in if args.expires_in else None
-            issued = await issue_key(engine, args.tenant, label=args.label, expires_at=expires_at)
-            if args.format == "json":
-                print(to_json({"id": issued.id, "key": issued.secret, "tenant": issued.tenant,
-                               "prefix": issued.display_prefix, "label": issued.label,
-                               "expires_at": issued.expires_at, "created_at": issued.created_at}))
-            else:
-                print(f"Issued key {issued.id} for tenant {issued.tenant}. Store it now; it is not shown again:")
-                print(issued.secret)
-        elif args.keys_command == "revoke":
-            await revoke_key(engine, args.id)
-            print(to_json({"id": args.id, "status": "revoked"}) if args.format == "json"
-                  else f"key {args.id} revoked")
+            issued = await issue_key(engine, args.tenant, label=args.label, expires_at=expires_at,
+                                     allowed_models=args.models, monthly_budget_usd=args.monthly_budget,
+                                     actor=actor())
+            _print_secret(issued, args.format, "Issued")
+            return
+        if command == "rotate":
+            _print_secret(await rotate_key(engine, args.id, grace=args.grace, actor=actor()), args.format, "Rotated")
+            return
+        if command == "list":
+            print(render([k.__dict__ for k in await list_keys(engine, args.tenant)], KEY_COLUMNS, args.format))
+            return
+        if command == "revoke":
+            key = await revoke_key(engine, args.id, actor=actor())
+        elif command == "update":
+            changes = {k: v for k, v in (("label", args.label), ("allowed_models", args.models),
+                                         ("monthly_budget_usd", args.monthly_budget)) if v is not None}
+            if args.expires_in:
+                changes["expires_at"] = datetime.now(timezone.utc) + args.expires_in
+            changes.update({k: None for k, flag in (("allowed_models", args.any_model),
+                                                    ("monthly_budget_usd", args.no_monthly_budget)) if flag})
+            key = await update_key(engine, args.id, **changes, actor=actor())
         else:
-            keys = await list_keys(engine, args.tenant)
-            print(render([k.__dict__ for k in keys], KEY_COLUMNS, args.format))
+            key = await get_key(engine, args.id)
+        row = key.__dict__
+        print(to_json(row) if args.format == "json" else render([row], KEY_COLUMNS, args.format))
+
+    _run_db(settings, action)
+
+
+AUDIT_COLUMNS = ["id", "at", "actor", "action", "target", "details"]
+
+
+def cmd_audit(args, settings: Settings) -> None:
+    async def action(engine):
+        records = await list_audit(engine, target=args.target, limit=args.limit)
+        rows = [{**r.__dict__, "details": r.details if args.format == "json" else to_json(r.details).replace("\n", "")}
+                for r in records]
+        print(render(rows, AUDIT_COLUMNS, args.format))
 
     _run_db(settings, action)
 
@@ -161,7 +215,7 @@ def cmd_prices(args, settings: Settings) -> None:
             tenant_id = (await get_tenant(engine, args.tenant)).id if args.tenant else None
             version = PriceVersion(model=args.model, effective_from=args.effective_from or datetime.now(timezone.utc),
                                    tiers=(tier,), source="cli", tenant_id=tenant_id)
-            version_id = await set_price(engine, version)
+            version_id = await set_price(engine, version, actor=actor())
             print(to_json({"model": args.model, "version": version_id, "effective_from": version.effective_from})
                   if args.format == "json" else f"price version {version_id} of {args.model} set")
             return
@@ -172,29 +226,6 @@ def cmd_prices(args, settings: Settings) -> None:
         print(render(price_rows(book, at, args.history, args.model, tenant_names), PRICE_COLUMNS, args.format))
 
     _run_db(settings, action)
-
-
-def price_rows(book: PriceBook, at: datetime, history: bool, model: str | None,
-               tenant_names: dict[int, str]) -> list[dict]:
-    """One row per tier: the versions in force at `at`, or with `history` every version."""
-    owners = sorted({(v.model, v.tenant_id or 0) for v in book.all_versions()})
-    rows = []
-    for name, tenant_id in owners:
-        if model is not None and name != model:
-            continue
-        tenant = tenant_id or None
-        if history:
-            versions = book.versions(name, tenant)
-        else:
-            current = book.version_at(name, at, tenant)
-            versions = [current] if current else []
-        for version in versions:
-            for tier in version.tiers:
-                rows.append({"model": name, "tenant": tenant_names.get(tenant_id), "version": version.id,
-                             "effective_from": version.effective_from, "up_to_input_tokens": tier.up_to_input_tokens,
-                             "input": tier.input, "cached": tier.cached_price, "cache_write": tier.cache_write_price,
-                             "output": tier.output, "reasoning": tier.reasoning_price, "source": version.source})
-    return rows
 
 
 def cmd_report(args, settings: Settings) -> None:
@@ -259,6 +290,14 @@ def build_parser() -> argparse.ArgumentParser:
         command.add_argument("--price-multiplier", type=_decimal, metavar="X",
                              help="charge this tenant the upstream cost times X (1.2: markup, 0.9: discount)")
         command.add_argument("--format", choices=("table", "json", "csv"), default="table")
+        if name == "update":
+            command.add_argument("--rename", metavar="NEW_NAME")
+            command.add_argument("--no-monthly-budget", action="store_true", help="remove the budget")
+            command.add_argument("--no-monthly-token-quota", action="store_true", help="remove the token quota")
+    for name in ("show", "suspend", "resume"):
+        command = tenants_sub.add_parser(name)
+        command.add_argument("name")
+        command.add_argument("--format", choices=("table", "json", "csv"), default="table")
     tenants_sub.add_parser("list").add_argument("--format", choices=("table", "json", "csv"), default="table")
     tenants.set_defaults(handler=cmd_tenants)
 
@@ -268,14 +307,36 @@ def build_parser() -> argparse.ArgumentParser:
     issue.add_argument("--tenant", required=True)
     issue.add_argument("--label")
     issue.add_argument("--expires-in", type=_duration, metavar="30d")
+    issue.add_argument("--models", type=_models, metavar="a,b*", help="allow only these models (names or patterns)")
+    issue.add_argument("--monthly-budget", type=_decimal, metavar="USD")
     issue.add_argument("--format", choices=("table", "json"), default="table")
     listing = keys_sub.add_parser("list")
     listing.add_argument("--tenant")
     listing.add_argument("--format", choices=("table", "json", "csv"), default="table")
-    revoke = keys_sub.add_parser("revoke")
-    revoke.add_argument("id", type=int)
-    revoke.add_argument("--format", choices=("table", "json"), default="table")
+    for name in ("show", "revoke"):
+        command = keys_sub.add_parser(name)
+        command.add_argument("id", type=int)
+        command.add_argument("--format", choices=("table", "json", "csv"), default="table")
+    rotate = keys_sub.add_parser("rotate")
+    rotate.add_argument("id", type=int)
+    rotate.add_argument("--grace", type=_duration, default=timedelta(0), metavar="1h",
+                        help="how long the old secret keeps working (default: not at all)")
+    rotate.add_argument("--format", choices=("table", "json"), default="table")
+    change = keys_sub.add_parser("update")
+    change.add_argument("id", type=int)
+    change.add_argument("--label")
+    change.add_argument("--models", type=_models, metavar="a,b*")
+    change.add_argument("--any-model", action="store_true", help="remove the allow-list")
+    change.add_argument("--monthly-budget", type=_decimal, metavar="USD")
+    change.add_argument("--no-monthly-budget", action="store_true", help="remove the key's budget")
+    change.add_argument("--expires-in", type=_duration, metavar="30d")
+    change.add_argument("--format", choices=("table", "json", "csv"), default="table")
     keys.set_defaults(handler=cmd_keys)
+
+    audit = data_command("audit", help="list the audit log of key, tenant and price changes")
+    audit.add_argument("--target", help="only this target, e.g. key:12 or tenant:3")
+    audit.add_argument("--limit", type=_count, default=100)
+    audit.set_defaults(handler=cmd_audit)
 
     prices = sub.add_parser("prices", help="list and set model prices (USD per 1M tokens)")
     prices_sub = prices.add_subparsers(dest="prices_command", required=True)
@@ -320,6 +381,11 @@ def _argument(parse):
 
 
 _duration = _argument(parse_duration)
+_models = _argument(lambda text: [m.strip() for m in text.split(",") if m.strip()] or _no_models())
+
+
+def _no_models():
+    raise ValueError("name at least one model or pattern")
 _dimensions = _argument(parse_dimensions)
 _month = _argument(lambda text: (parse_month(text), text)[1])
 
@@ -335,7 +401,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.getLogger("alembic").setLevel(logging.WARNING)
     try:
         args.handler(args, settings)
-    except (NotFound, AlreadyExists, CatalogError, CliError, ConfigError, ValueError) as exc:
+    except (NotFound, AlreadyExists, Conflict, CatalogError, CliError, ConfigError, ValueError) as exc:
         print(f"billing-proxy: {exc}", file=sys.stderr)
         return 1
     return 0

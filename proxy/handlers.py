@@ -11,7 +11,7 @@ from aiohttp import web
 from multidict import CIMultiDict
 from sqlalchemy import text
 
-from billing.keys import KeyGrant, KeyRefused, admit_key, hash_secret
+from billing.keys import KeyGrant, KeyRefused, admit_key, hash_secret, model_allowed
 from billing.ledger import CallContext, build_entry
 from proxy.capture import Capture
 from proxy.errors import ApiError
@@ -63,7 +63,11 @@ async def _proxy_call(request: web.Request, *, endpoint: str, path: str) -> web.
     started = time.perf_counter()
     grant = await authenticate(request, state)
     client_request = parse_request(await request.read(), endpoint=endpoint)
-    price = state.mirror.pricebook.resolve(client_request.model, started_at, grant.tenant_id)
+    pricebook = state.mirror.pricebook
+    if not model_allowed(grant, client_request.model, pricebook.resolve_name(client_request.model)):
+        raise ApiError(403, f"This API key may not use the model {client_request.model!r}.",
+                       code="model_not_allowed", param="model")
+    price = pricebook.resolve(client_request.model, started_at, grant.tenant_id)
     if price is None:
         raise ApiError(400, f"The model {client_request.model!r} has no price configured, so it cannot be "
                             "billed; ask an operator to add one.", code="model_not_priced", param="model")

@@ -1,13 +1,16 @@
-"""API keys in the database: issue, list, revoke, and the change feed the proxy mirrors."""
+"""API keys in the database: issue, list, update, rotate, revoke, and the change feed the
+proxy mirrors. Secrets are minted here, returned once, and stored only as SHA-256."""
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
+from decimal import Decimal
 
 from sqlalchemy import func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from billing.db.tables import api_keys, tenants
-from billing.db.tenants import NotFound, get_tenant
+from billing.db.audit import record
+from billing.db.tables import api_key_secrets, api_keys, ledger_entries, tenants
+from billing.db.tenants import UNSET, Conflict, NotFound, get_tenant
 from billing.keys import KeyGrant, mint_key
 
 
@@ -20,6 +23,7 @@ class IssuedKey:
     label: str | None
     expires_at: datetime | None
     created_at: datetime
+    old_secret_valid_until: datetime | None = None  # after a rotation
 
 
 @dataclass(frozen=True)
@@ -32,67 +36,147 @@ class KeyListing:
     created_at: datetime
     expires_at: datetime | None
     revoked_at: datetime | None
+    allowed_models: list[str] | None
+    monthly_budget_usd: Decimal | None
+    last_used_at: datetime | None  # the start of its latest billed call
 
 
-async def issue_key(engine: AsyncEngine, tenant_name: str, *, label: str | None = None,
-                    expires_at: datetime | None = None) -> IssuedKey:
-    tenant = await get_tenant(engine, tenant_name)
+async def _add_secret(conn: AsyncConnection, key_id: int):
     minted = mint_key()
+    await conn.execute(insert(api_key_secrets).values(secret_hash=minted.secret_hash, key_id=key_id,
+                                                      display_prefix=minted.display_prefix))
+    return minted
+
+
+async def issue_key(engine: AsyncEngine, tenant_name: str | int, *, label: str | None = None,
+                    expires_at: datetime | None = None, allowed_models: list[str] | None = None,
+                    monthly_budget_usd: Decimal | None = None, actor: str = "system") -> IssuedKey:
+    tenant = await get_tenant(engine, tenant_name)
     async with engine.begin() as conn:
         row = (await conn.execute(
             insert(api_keys)
-            .values(tenant_id=tenant.id, secret_hash=minted.secret_hash, display_prefix=minted.display_prefix,
-                    label=label, expires_at=expires_at)
+            .values(tenant_id=tenant.id, display_prefix="", label=label, expires_at=expires_at,
+                    allowed_models=allowed_models, monthly_budget_usd=monthly_budget_usd)
             .returning(api_keys.c.id, api_keys.c.created_at)
         )).one()
+        minted = await _add_secret(conn, row.id)
+        await conn.execute(update(api_keys).where(api_keys.c.id == row.id).values(display_prefix=minted.display_prefix))
+        await record(conn, actor, "key.issue", f"key:{row.id}", tenant=tenant.name, label=label,
+                     prefix=minted.display_prefix, expires_at=expires_at, allowed_models=allowed_models,
+                     monthly_budget_usd=monthly_budget_usd)
     return IssuedKey(row.id, minted.secret, minted.display_prefix, tenant.name, label, expires_at, row.created_at)
 
 
-async def list_keys(engine: AsyncEngine, tenant_name: str | None = None) -> list[KeyListing]:
-    query = (
+def _listing_query():
+    last_used = (select(func.max(ledger_entries.c.started_at)).where(ledger_entries.c.key_id == api_keys.c.id)
+                 .scalar_subquery())
+    return (
         select(api_keys.c.id, api_keys.c.display_prefix, tenants.c.name.label("tenant"), api_keys.c.label,
-               api_keys.c.status, api_keys.c.created_at, api_keys.c.expires_at, api_keys.c.revoked_at)
+               api_keys.c.status, api_keys.c.created_at, api_keys.c.expires_at, api_keys.c.revoked_at,
+               api_keys.c.allowed_models, api_keys.c.monthly_budget_usd, last_used.label("last_used_at"))
         .join(tenants, tenants.c.id == api_keys.c.tenant_id)
         .order_by(api_keys.c.id)
     )
-    if tenant_name is not None:
-        query = query.where(tenants.c.name == tenant_name)
+
+
+async def list_keys(engine: AsyncEngine, tenant: str | int | None = None) -> list[KeyListing]:
+    query = _listing_query()
+    if tenant is not None:
+        query = query.where(tenants.c.id == tenant if isinstance(tenant, int) else tenants.c.name == tenant)
     async with engine.connect() as conn:
         rows = (await conn.execute(query)).all()
     return [KeyListing(*row) for row in rows]
 
 
-async def revoke_key(engine: AsyncEngine, key_id: int) -> None:
+async def get_key(engine: AsyncEngine, key_id: int) -> KeyListing:
+    async with engine.connect() as conn:
+        row = (await conn.execute(_listing_query().where(api_keys.c.id == key_id))).one_or_none()
+    if row is None:
+        raise NotFound(f"no key with id {key_id}")
+    return KeyListing(*row)
+
+
+async def update_key(engine: AsyncEngine, key_id: int, *, label=UNSET, expires_at=UNSET, allowed_models=UNSET,
+                     monthly_budget_usd=UNSET, actor: str = "system") -> KeyListing:
+    values = {c: v for c, v in (("label", label), ("expires_at", expires_at), ("allowed_models", allowed_models),
+                                ("monthly_budget_usd", monthly_budget_usd)) if v is not UNSET}
+    if values:
+        async with engine.begin() as conn:
+            found = (await conn.execute(update(api_keys).where(api_keys.c.id == key_id).values(**values)
+                                        .returning(api_keys.c.id))).one_or_none()
+            if found is None:
+                raise NotFound(f"no key with id {key_id}")
+            await record(conn, actor, "key.update", f"key:{key_id}", **values)
+    return await get_key(engine, key_id)
+
+
+async def revoke_key(engine: AsyncEngine, key_id: int, *, actor: str = "system") -> KeyListing:
     async with engine.begin() as conn:
-        result = await conn.execute(
+        found = (await conn.execute(
             update(api_keys)
             .where(api_keys.c.id == key_id)
             .values(status="revoked", revoked_at=func.coalesce(api_keys.c.revoked_at, func.now()))
             .returning(api_keys.c.id)
-        )
-        if result.one_or_none() is None:
+        )).one_or_none()
+        if found is None:
             raise NotFound(f"no key with id {key_id}")
+        await record(conn, actor, "key.revoke", f"key:{key_id}")
+    return await get_key(engine, key_id)
+
+
+async def rotate_key(engine: AsyncEngine, key_id: int, *, grace: timedelta = timedelta(0),
+                     actor: str = "system") -> IssuedKey:
+    """A new secret for the same key (same id, tenant, limits); the current secret keeps
+    working for `grace` (none by default)."""
+    async with engine.begin() as conn:
+        key = (await conn.execute(
+            select(api_keys, tenants.c.name.label("tenant"))
+            .join(tenants, tenants.c.id == api_keys.c.tenant_id)
+            .where(api_keys.c.id == key_id)
+            .with_for_update(of=api_keys)
+        )).one_or_none()
+        if key is None:
+            raise NotFound(f"no key with id {key_id}")
+        if key.status != "active":
+            raise Conflict(f"key {key_id} is {key.status}; only an active key can be rotated")
+        now = (await conn.execute(select(func.now()))).scalar_one()
+        valid_until = now + grace
+        await conn.execute(update(api_key_secrets)
+                           .where(api_key_secrets.c.key_id == key_id)
+                           .where(or_(api_key_secrets.c.valid_until.is_(None),
+                                      api_key_secrets.c.valid_until > valid_until))
+                           .values(valid_until=valid_until))
+        minted = await _add_secret(conn, key_id)
+        await conn.execute(update(api_keys).where(api_keys.c.id == key_id).values(display_prefix=minted.display_prefix))
+        await record(conn, actor, "key.rotate", f"key:{key_id}", prefix=minted.display_prefix,
+                     old_secret_valid_until=valid_until)
+    return IssuedKey(key_id, minted.secret, minted.display_prefix, key.tenant, key.label, key.expires_at,
+                     key.created_at, old_secret_valid_until=valid_until)
 
 
 async def grants_changed_since(conn: AsyncConnection, revision: int) -> tuple[list[tuple[str, KeyGrant]], int]:
-    """Keys whose own row or whose tenant changed after `revision`, and the newest revision seen."""
+    """Secrets whose own row, key or tenant changed after `revision`, and the newest revision seen."""
     rows = (await conn.execute(
-        select(api_keys.c.id, api_keys.c.secret_hash, api_keys.c.status, api_keys.c.expires_at,
-               api_keys.c.revision.label("key_revision"), tenants.c.id.label("tenant_id"),
-               tenants.c.name, tenants.c.status.label("tenant_status"), tenants.c.price_multiplier,
-               tenants.c.revision.label("tenant_revision"))
+        select(api_key_secrets.c.secret_hash, api_key_secrets.c.valid_until,
+               api_key_secrets.c.revision.label("secret_revision"),
+               api_keys.c.id, api_keys.c.status, api_keys.c.expires_at, api_keys.c.allowed_models,
+               api_keys.c.monthly_budget_usd, api_keys.c.revision.label("key_revision"),
+               tenants.c.id.label("tenant_id"), tenants.c.name, tenants.c.status.label("tenant_status"),
+               tenants.c.price_multiplier, tenants.c.revision.label("tenant_revision"))
+        .join(api_keys, api_keys.c.id == api_key_secrets.c.key_id)
         .join(tenants, tenants.c.id == api_keys.c.tenant_id)
-        .where(or_(api_keys.c.revision > revision, tenants.c.revision > revision))
+        .where(or_(api_key_secrets.c.revision > revision, api_keys.c.revision > revision,
+                   tenants.c.revision > revision))
     )).all()
     newest = revision
     grants = []
     for row in rows:
-        newest = max(newest, row.key_revision, row.tenant_revision)
+        newest = max(newest, row.secret_revision, row.key_revision, row.tenant_revision)
         grants.append((row.secret_hash, KeyGrant(
             key_id=row.id, tenant_id=row.tenant_id, tenant_name=row.name, key_status=row.status,
             tenant_status=row.tenant_status, expires_at=row.expires_at, price_multiplier=row.price_multiplier,
+            secret_valid_until=row.valid_until,
+            allowed_models=tuple(row.allowed_models) if row.allowed_models is not None else None,
+            monthly_budget_usd=row.monthly_budget_usd,
         )))
     return grants, newest
-
-
-__all__ = ["IssuedKey", "KeyListing", "NotFound", "issue_key", "list_keys", "revoke_key", "grants_changed_since"]

@@ -14,6 +14,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from billing.catalog import Catalog
+from billing.db.audit import record
 from billing.db.tables import model_aliases, price_tiers, price_versions
 from billing.pricebook import PriceBook
 from billing.pricing import PriceVersion, Tier
@@ -69,25 +70,37 @@ async def sync_catalog(engine: AsyncEngine, catalog: Catalog) -> int:
     return added
 
 
-async def set_price(engine: AsyncEngine, version: PriceVersion) -> int:
+async def set_price(engine: AsyncEngine, version: PriceVersion, *, actor: str = "system") -> int:
     """A new version set by an operator; always a new row, even with equal prices."""
     async with engine.begin() as conn:
         version_id = await _insert_version(conn, version, unique_content=False)
-    assert version_id is not None
+        assert version_id is not None
+        await record(conn, actor, "price.set", f"price:{version.model}", version=version_id,
+                     tenant_id=version.tenant_id, effective_from=version.effective_from,
+                     tiers=[{k: str(v) for k, v in t.__dict__.items() if v is not None} for t in version.tiers])
     return version_id
 
 
 async def load_pricebook(conn: AsyncConnection) -> PriceBook:
+    # One statement, so versions and their tiers come from the same snapshot.
+    rows = await conn.execute(
+        select(price_versions.c.id, price_versions.c.model, price_versions.c.effective_from,
+               price_versions.c.source, price_versions.c.tenant_id, price_tiers)
+        .join(price_tiers, price_tiers.c.version_id == price_versions.c.id)
+        .order_by(price_versions.c.id, price_tiers.c.position)
+    )
+    heads: dict[int, tuple] = {}
     tiers: dict[int, list[Tier]] = {}
-    for row in (await conn.execute(select(price_tiers).order_by(price_tiers.c.version_id, price_tiers.c.position))):
-        tiers.setdefault(row.version_id, []).append(Tier(
+    for row in rows:
+        heads[row.id] = (row.model, row.effective_from, row.source, row.tenant_id)
+        tiers.setdefault(row.id, []).append(Tier(
             up_to_input_tokens=row.up_to_input_tokens, input=row.input, output=row.output,
             cached=row.cached, cache_write=row.cache_write, reasoning=row.reasoning,
         ))
     versions = [
-        PriceVersion(model=row.model, effective_from=row.effective_from, tiers=tuple(tiers[row.id]),
-                     id=row.id, source=row.source, tenant_id=row.tenant_id)
-        for row in await conn.execute(select(price_versions))
+        PriceVersion(model=model, effective_from=start, tiers=tuple(tiers[vid]), id=vid, source=source,
+                     tenant_id=tenant_id)
+        for vid, (model, start, source, tenant_id) in heads.items()
     ]
     aliases = {row.alias: row.model for row in await conn.execute(select(model_aliases))}
     return PriceBook(versions, aliases)

@@ -44,14 +44,37 @@ api_keys = Table(
     metadata,
     Column("id", BigInteger, primary_key=True),
     Column("tenant_id", BigInteger, ForeignKey("tenants.id"), nullable=False, index=True),
-    Column("secret_hash", Text, nullable=False, unique=True),
-    Column("display_prefix", Text, nullable=False),
+    Column("display_prefix", Text, nullable=False),  # of the newest secret
     Column("label", Text, nullable=True),
+    Column("allowed_models", ARRAY(Text), nullable=True),  # names or patterns; None: any model
+    Column("monthly_budget_usd", Numeric, nullable=True),
     Column("status", Text, nullable=False, server_default="active"),
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     Column("expires_at", DateTime(timezone=True), nullable=True),
     Column("revoked_at", DateTime(timezone=True), nullable=True),
     _revision(),
+)
+
+api_key_secrets = Table(
+    "api_key_secrets",
+    metadata,
+    Column("secret_hash", Text, primary_key=True),  # SHA-256 of the secret; the secret is never stored
+    Column("key_id", BigInteger, ForeignKey("api_keys.id"), nullable=False, index=True),
+    Column("display_prefix", Text, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("valid_until", DateTime(timezone=True), nullable=True),  # a rotated-away secret's grace end
+    _revision(),
+)
+
+audit_log = Table(
+    "audit_log",
+    metadata,
+    Column("id", BigInteger, primary_key=True),
+    Column("at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("actor", Text, nullable=False),
+    Column("action", Text, nullable=False),
+    Column("target", Text, nullable=False),
+    Column("details", JSONB, nullable=False, server_default="{}"),
 )
 
 price_versions = Table(

@@ -1,4 +1,4 @@
-"""Tenants (teams) in the database."""
+"""Tenants (teams) in the database. Every change is audited in its own transaction."""
 
 from dataclasses import dataclass
 from datetime import datetime
@@ -8,6 +8,7 @@ from sqlalchemy import insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from billing.db.audit import record
 from billing.db.tables import tenants
 
 
@@ -16,6 +17,10 @@ class NotFound(LookupError):
 
 
 class AlreadyExists(ValueError):
+    pass
+
+
+class Conflict(ValueError):
     pass
 
 
@@ -30,17 +35,26 @@ class Tenant:
     created_at: datetime
 
 
-def _tenant(row) -> Tenant:
-    return Tenant(row.id, row.name, row.status, row.monthly_budget_usd, row.monthly_token_quota,
-                  row.price_multiplier, row.created_at)
-
-
 _COLUMNS = (tenants.c.id, tenants.c.name, tenants.c.status, tenants.c.monthly_budget_usd,
             tenants.c.monthly_token_quota, tenants.c.price_multiplier, tenants.c.created_at)
+UNSET = object()  # "leave unchanged", as opposed to None ("clear")
+
+
+def _tenant(row) -> Tenant:
+    return Tenant(*row)
+
+
+def _where(tenant: str | int):
+    return tenants.c.id == tenant if isinstance(tenant, int) else tenants.c.name == tenant
+
+
+def _missing(tenant: str | int) -> NotFound:
+    return NotFound(f"no tenant with id {tenant}" if isinstance(tenant, int) else f"no tenant named {tenant!r}")
 
 
 async def create_tenant(engine: AsyncEngine, name: str, *, monthly_budget_usd: Decimal | None = None,
-                        monthly_token_quota: int | None = None, price_multiplier: Decimal = Decimal(1)) -> Tenant:
+                        monthly_token_quota: int | None = None, price_multiplier: Decimal = Decimal(1),
+                        actor: str = "system") -> Tenant:
     try:
         async with engine.begin() as conn:
             row = (await conn.execute(
@@ -49,6 +63,9 @@ async def create_tenant(engine: AsyncEngine, name: str, *, monthly_budget_usd: D
                         price_multiplier=price_multiplier)
                 .returning(*_COLUMNS)
             )).one()
+            await record(conn, actor, "tenant.create", f"tenant:{row.id}", name=name,
+                         monthly_budget_usd=monthly_budget_usd, monthly_token_quota=monthly_token_quota,
+                         price_multiplier=price_multiplier)
     except IntegrityError:
         raise AlreadyExists(f"tenant {name!r} already exists") from None
     return _tenant(row)
@@ -60,32 +77,35 @@ async def list_tenants(engine: AsyncEngine) -> list[Tenant]:
     return [_tenant(r) for r in rows]
 
 
-async def get_tenant(engine: AsyncEngine, name: str) -> Tenant:
+async def get_tenant(engine: AsyncEngine, tenant: str | int) -> Tenant:
+    """A tenant by name (str) or id (int)."""
     async with engine.connect() as conn:
-        row = (await conn.execute(select(*_COLUMNS).where(tenants.c.name == name))).one_or_none()
+        row = (await conn.execute(select(*_COLUMNS).where(_where(tenant)))).one_or_none()
     if row is None:
-        raise NotFound(f"no tenant named {name!r}")
+        raise _missing(tenant)
     return _tenant(row)
 
 
-_UNSET = object()
-
-
-async def update_tenant(engine: AsyncEngine, name: str, *, monthly_budget_usd=_UNSET,
-                        monthly_token_quota=_UNSET, status=_UNSET, price_multiplier=_UNSET) -> Tenant:
+async def update_tenant(engine: AsyncEngine, tenant: str | int, *, name=UNSET, monthly_budget_usd=UNSET,
+                        monthly_token_quota=UNSET, status=UNSET, price_multiplier=UNSET,
+                        actor: str = "system") -> Tenant:
     values = {
         column: value
-        for column, value in (("monthly_budget_usd", monthly_budget_usd),
+        for column, value in (("name", name), ("monthly_budget_usd", monthly_budget_usd),
                               ("monthly_token_quota", monthly_token_quota), ("status", status),
                               ("price_multiplier", price_multiplier))
-        if value is not _UNSET
+        if value is not UNSET
     }
     if not values:
-        return await get_tenant(engine, name)
-    async with engine.begin() as conn:
-        row = (await conn.execute(
-            update(tenants).where(tenants.c.name == name).values(**values).returning(*_COLUMNS)
-        )).one_or_none()
-    if row is None:
-        raise NotFound(f"no tenant named {name!r}")
+        return await get_tenant(engine, tenant)
+    action = {"suspended": "tenant.suspend", "active": "tenant.resume"}.get(values.get("status"), "tenant.update")
+    try:
+        async with engine.begin() as conn:
+            row = (await conn.execute(update(tenants).where(_where(tenant)).values(**values)
+                                      .returning(*_COLUMNS))).one_or_none()
+            if row is None:
+                raise _missing(tenant)
+            await record(conn, actor, action, f"tenant:{row.id}", **values)
+    except IntegrityError:
+        raise AlreadyExists(f"tenant {values.get('name')!r} already exists") from None
     return _tenant(row)

@@ -1,0 +1,286 @@
+"""The admin HTTP API under /admin/: tenants, keys, prices, reports, audit.
+
+One table of operations drives the routes, the request validation and the OpenAPI
+document (proxy/openapi.py), so what the document promises is what the API does.
+Authenticated by `Authorization: Bearer $BILLING_PROXY_ADMIN_TOKEN`, compared in constant
+time; with no token configured every /admin/ path answers 404.
+"""
+
+import hmac
+import re
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from typing import Awaitable, Callable
+
+import orjson
+from aiohttp import web
+from pydantic import BaseModel, ValidationError
+
+from billing.db.audit import list_audit
+from billing.db.keys import get_key, issue_key, list_keys, revoke_key, rotate_key, update_key
+from billing.db.prices import load_pricebook, set_price
+from billing.db.reports import monthly_report
+from billing.db.tenants import AlreadyExists, Conflict, NotFound, create_tenant, get_tenant, list_tenants, \
+    update_tenant
+from billing.pricing import PriceVersion, Tier
+from billing.report import parse_dimensions, report_dict
+from proxy import admin_models as m
+from proxy.errors import ApiError, error_response
+from proxy.headers import bearer_token
+from proxy.prices_view import price_rows
+from proxy.state import STATE
+
+ACTOR = "admin-api"
+Handler = Callable[..., Awaitable[BaseModel]]
+
+
+@dataclass(frozen=True)
+class Operation:
+    method: str
+    path: str
+    handler: Handler
+    summary: str
+    response: type[BaseModel]
+    status: int = 200
+    body: type[BaseModel] | None = None
+    query: type[BaseModel] | None = None
+    errors: tuple[int, ...] = (400, 401, 404)
+
+
+# --- handlers: (engine, ids, body, query) -> response model --------------------------------
+
+async def tenants_list(engine, ids, body, query):
+    return m.TenantList(data=[m.TenantOut(**t.__dict__) for t in await list_tenants(engine)])
+
+
+async def tenants_create(engine, ids, body: m.TenantCreate, query):
+    tenant = await create_tenant(engine, body.name, monthly_budget_usd=body.monthly_budget_usd,
+                                 monthly_token_quota=body.monthly_token_quota,
+                                 price_multiplier=body.price_multiplier, actor=ACTOR)
+    return m.TenantOut(**tenant.__dict__)
+
+
+async def tenants_show(engine, ids, body, query):
+    return m.TenantOut(**(await get_tenant(engine, ids["tenant_id"])).__dict__)
+
+
+async def tenants_update(engine, ids, body: m.TenantUpdate, query):
+    tenant = await update_tenant(engine, ids["tenant_id"], **body.model_dump(exclude_unset=True), actor=ACTOR)
+    return m.TenantOut(**tenant.__dict__)
+
+
+async def tenants_suspend(engine, ids, body, query):
+    return m.TenantOut(**(await update_tenant(engine, ids["tenant_id"], status="suspended", actor=ACTOR)).__dict__)
+
+
+async def tenants_resume(engine, ids, body, query):
+    return m.TenantOut(**(await update_tenant(engine, ids["tenant_id"], status="active", actor=ACTOR)).__dict__)
+
+
+def _issued(issued) -> m.IssuedKeyOut:
+    return m.IssuedKeyOut(id=issued.id, key=issued.secret, prefix=issued.display_prefix, tenant=issued.tenant,
+                          label=issued.label, expires_at=issued.expires_at, created_at=issued.created_at,
+                          old_key_valid_until=issued.old_secret_valid_until)
+
+
+async def keys_list(engine, ids, body, query: m.KeysQuery):
+    return m.KeyList(data=[m.KeyOut(**k.__dict__) for k in await list_keys(engine, query.tenant_id)])
+
+
+async def keys_issue(engine, ids, body: m.KeyCreate, query):
+    return _issued(await issue_key(engine, body.tenant_id, label=body.label, expires_at=body.expires_at,
+                                   allowed_models=body.allowed_models, monthly_budget_usd=body.monthly_budget_usd,
+                                   actor=ACTOR))
+
+
+async def keys_show(engine, ids, body, query):
+    return m.KeyOut(**(await get_key(engine, ids["key_id"])).__dict__)
+
+
+async def keys_update(engine, ids, body: m.KeyUpdate, query):
+    return m.KeyOut(**(await update_key(engine, ids["key_id"], **body.model_dump(exclude_unset=True),
+                                        actor=ACTOR)).__dict__)
+
+
+async def keys_revoke(engine, ids, body, query):
+    return m.KeyOut(**(await revoke_key(engine, ids["key_id"], actor=ACTOR)).__dict__)
+
+
+async def keys_rotate(engine, ids, body: m.KeyRotate, query):
+    grace = timedelta(seconds=body.grace_seconds if body else 0)
+    return _issued(await rotate_key(engine, ids["key_id"], grace=grace, actor=ACTOR))
+
+
+async def prices_list(engine, ids, body, query: m.PricesQuery):
+    async with engine.connect() as conn:
+        book = await load_pricebook(conn)
+    names = {t.id: t.name for t in await list_tenants(engine)}
+    rows = price_rows(book, query.at or datetime.now(timezone.utc), query.history, query.model, names)
+    return m.PriceList(data=[m.PriceRow(**row) for row in rows])
+
+
+async def prices_set(engine, ids, body: m.PriceSet, query):
+    if body.tenant_id is not None:
+        await get_tenant(engine, body.tenant_id)  # 404 for an unknown tenant
+    try:
+        top = Tier(input=body.input, output=body.output, cached=body.cached, cache_write=body.cache_write,
+                   reasoning=body.reasoning)
+        bounded = sorted((Tier(up_to_input_tokens=int(bound), **tier.model_dump()) for bound, tier in body.tiers.items()),
+                         key=lambda t: t.up_to_input_tokens)
+        version = PriceVersion(model=body.model, effective_from=body.effective_from or datetime.now(timezone.utc),
+                               tiers=(*bounded, top), source=ACTOR, tenant_id=body.tenant_id)
+    except ValueError as exc:
+        raise ApiError(400, str(exc), param="tiers") from None
+    version_id = await set_price(engine, version, actor=ACTOR)
+    return m.PriceVersionOut(version=version_id, model=version.model, effective_from=version.effective_from)
+
+
+async def report(engine, ids, body, query: m.ReportQuery):
+    result = await monthly_report(engine, query.month, tenant=query.tenant, by=parse_dimensions(query.by))
+    return m.ReportOut(**report_dict(result))
+
+
+async def audit(engine, ids, body, query: m.AuditQuery):
+    records = await list_audit(engine, target=query.target, limit=query.limit)
+    return m.AuditList(data=[m.AuditOut(**r.__dict__) for r in records])
+
+
+OPERATIONS = (
+    Operation("GET", "/admin/tenants", tenants_list, "List tenants", m.TenantList, errors=(401,)),
+    Operation("POST", "/admin/tenants", tenants_create, "Create a tenant", m.TenantOut, 201, body=m.TenantCreate,
+              errors=(400, 401, 409)),
+    Operation("GET", "/admin/tenants/{tenant_id}", tenants_show, "Show a tenant", m.TenantOut),
+    Operation("PATCH", "/admin/tenants/{tenant_id}", tenants_update, "Update a tenant (name, budgets, status)",
+              m.TenantOut, body=m.TenantUpdate, errors=(400, 401, 404, 409)),
+    Operation("POST", "/admin/tenants/{tenant_id}/suspend", tenants_suspend, "Suspend a tenant", m.TenantOut),
+    Operation("POST", "/admin/tenants/{tenant_id}/resume", tenants_resume, "Resume a tenant", m.TenantOut),
+    Operation("GET", "/admin/keys", keys_list, "List keys (never their secrets)", m.KeyList, query=m.KeysQuery),
+    Operation("POST", "/admin/keys", keys_issue, "Issue a key; the secret is in this response only",
+              m.IssuedKeyOut, 201, body=m.KeyCreate),
+    Operation("GET", "/admin/keys/{key_id}", keys_show, "Show a key", m.KeyOut),
+    Operation("PATCH", "/admin/keys/{key_id}", keys_update, "Update a key (label, expiry, allow-list, budget)",
+              m.KeyOut, body=m.KeyUpdate),
+    Operation("POST", "/admin/keys/{key_id}/revoke", keys_revoke, "Revoke a key", m.KeyOut),
+    Operation("POST", "/admin/keys/{key_id}/rotate", keys_rotate,
+              "Rotate a key's secret; the old one works for grace_seconds", m.IssuedKeyOut, body=m.KeyRotate,
+              errors=(400, 401, 404, 409)),
+    Operation("GET", "/admin/prices", prices_list, "Prices in force (or at a moment, or every version)",
+              m.PriceList, query=m.PricesQuery, errors=(400, 401)),
+    Operation("POST", "/admin/prices", prices_set, "Add a price version", m.PriceVersionOut, 201, body=m.PriceSet),
+    Operation("GET", "/admin/reports", report, "Monthly cost report", m.ReportOut, query=m.ReportQuery,
+              errors=(400, 401)),
+    Operation("GET", "/admin/audit", audit, "The audit log, newest first", m.AuditList, query=m.AuditQuery,
+              errors=(400, 401)),
+)
+
+
+# --- plumbing -------------------------------------------------------------------------------
+
+def _check_token(request: web.Request) -> None:
+    expected = request.app[STATE].settings.admin_token
+    if not expected:
+        raise ApiError(404, "Unknown request URL.", code="unknown_url")
+    given = bearer_token(request.headers) or ""
+    if not hmac.compare_digest(given.encode(), expected.encode()):
+        raise ApiError(401, "The admin API needs `Authorization: Bearer <admin token>`.", code="invalid_admin_token")
+
+
+def _validation_error(error: ValidationError, where: str) -> ApiError:
+    first = error.errors()[0]
+    field = ".".join(str(p) for p in first["loc"]) or None
+    return ApiError(400, f"Invalid {where}{' field ' + repr(field) if field else ''}: {first['msg']}.", param=field)
+
+
+def _ids(request: web.Request) -> dict[str, int]:
+    ids = {}
+    for name, text in request.match_info.items():
+        value = int(text) if text.isdigit() and len(text) < 20 else 0
+        if not 1 <= value <= m.MAX_ID:
+            raise ApiError(404, f"No such {name.removesuffix('_id')}.", code="not_found")
+        ids[name] = value
+    return ids
+
+
+async def _body(request: web.Request, model: type[BaseModel] | None) -> BaseModel | None:
+    if model is None:
+        return None
+    raw = await request.read()
+    if not raw.strip() and not any(f.is_required() for f in model.model_fields.values()):
+        return model()
+    try:
+        data = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        raise ApiError(400, "The request body is not valid JSON.") from None
+    if not isinstance(data, dict):
+        raise ApiError(400, "The request body must be a JSON object.")
+    try:
+        # JSON Schema counts 1.0 as an integer; strict pydantic would not.
+        return model.model_validate_json(orjson.dumps(_integral_floats_as_ints(data)))
+    except ValidationError as error:
+        raise _validation_error(error, "body") from None
+
+
+def _integral_floats_as_ints(value):
+    if isinstance(value, float) and value.is_integer() and abs(value) < 2**63:
+        return int(value)
+    if isinstance(value, dict):
+        return {k: _integral_floats_as_ints(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_integral_floats_as_ints(v) for v in value]
+    return value
+
+
+def _query(request: web.Request, model: type[BaseModel] | None) -> BaseModel | None:
+    if model is None:
+        return None
+    try:
+        return model.model_validate(dict(request.query))
+    except ValidationError as error:
+        raise _validation_error(error, "query") from None
+
+
+def _endpoint(operation: Operation):
+    async def handle(request: web.Request) -> web.Response:
+        _check_token(request)
+        ids = _ids(request)
+        body = await _body(request, operation.body)
+        query = _query(request, operation.query)
+        try:
+            result = await operation.handler(request.app[STATE].engine, ids, body, query)
+        except NotFound as exc:
+            raise ApiError(404, str(exc), code="not_found") from None
+        except (AlreadyExists, Conflict) as exc:
+            raise ApiError(409, str(exc), code="conflict") from None
+        return web.Response(status=operation.status, body=result.model_dump_json(), content_type="application/json")
+
+    return handle
+
+
+async def openapi_document(request: web.Request) -> web.Response:
+    from proxy.openapi import build_document
+
+    if not request.app[STATE].settings.admin_token:
+        raise ApiError(404, "Unknown request URL.", code="unknown_url")
+    return web.json_response(build_document(OPERATIONS), dumps=lambda o: orjson.dumps(o).decode())
+
+
+_TEMPLATES = [(re.compile("^" + re.sub(r"{\w+}", "[^/]+", op.path) + "$"), op.method) for op in OPERATIONS]
+
+
+async def admin_not_found(request: web.Request) -> web.Response:
+    """Unknown admin paths: 404; a known path with another method: 405 with Allow."""
+    _check_token(request)
+    allowed = sorted({method for pattern, method in _TEMPLATES if pattern.match(request.path)})
+    if allowed:
+        response = error_response(ApiError(405, f"Use {', '.join(allowed)} on this URL.", code="method_not_allowed"))
+        response.headers["Allow"] = ", ".join(allowed)
+        return response
+    raise ApiError(404, "Unknown admin URL.", code="unknown_url")
+
+
+def add_admin_routes(app: web.Application) -> None:
+    app.router.add_get("/admin/openapi.json", openapi_document)
+    for operation in OPERATIONS:
+        app.router.add_route(operation.method, operation.path, _endpoint(operation))
+    app.router.add_route("*", "/admin/{tail:.*}", admin_not_found)
+

@@ -1,0 +1,282 @@
+"""The admin API's request and response bodies. The same models validate requests,
+serialise responses and generate the OpenAPI document, so the three cannot drift apart.
+
+Money is a decimal string everywhere ("12.50"): never a JSON number, never a float.
+"""
+
+import re
+from datetime import datetime
+from decimal import Decimal
+from typing import Annotated, Literal
+
+from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer, WithJsonSchema
+
+from billing.report import money
+
+MONEY_PATTERN = r"^[0-9]{1,15}(\.[0-9]{1,12})?$"
+MAX_ID = 2**63 - 1
+
+
+def _money_in(value: object) -> Decimal:
+    if isinstance(value, Decimal):  # from our own objects, on the way out
+        return value
+    if not isinstance(value, str) or not re.fullmatch(MONEY_PATTERN, value):
+        raise ValueError('must be a decimal string such as "12.50"')
+    return Decimal(value)
+
+
+Money = Annotated[
+    Decimal,
+    BeforeValidator(_money_in),
+    PlainSerializer(money, return_type=str),
+    WithJsonSchema({"type": "string", "pattern": MONEY_PATTERN, "examples": ["12.50"]}),
+]
+# On the way out a price may carry more decimals (10% of a price with 12 decimals has 13).
+MoneyOut = Annotated[
+    Decimal,
+    PlainSerializer(money, return_type=str),
+    WithJsonSchema({"type": "string", "pattern": r"^-?[0-9]+\.[0-9]+$", "examples": ["12.50"]}),
+]
+Name = Annotated[str, Field(min_length=1, max_length=200, pattern=r"^[^\x00]+$")]
+Text = Annotated[str, Field(max_length=200, pattern=r"^[^\x00]*$")]  # Postgres text holds no NUL
+ModelPattern = Annotated[str, Field(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9._:/@+*?\[\]-]+$")]
+TierBound = Annotated[str, Field(pattern=r"^[1-9][0-9]{0,17}$")]
+
+
+def _timestamp_in(value: object) -> datetime:
+    """An RFC 3339 date-time with its offset; a bare number is not a time here."""
+    text = value.strip().upper() if isinstance(value, str) else ""
+    if "T" not in text:
+        raise ValueError("must be an RFC 3339 date-time such as 2026-11-01T00:00:00Z")
+    parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    if parsed.tzinfo is None:
+        raise ValueError("must include a time zone offset, e.g. Z")
+    return parsed
+
+
+Timestamp = Annotated[datetime, BeforeValidator(_timestamp_in),
+                      WithJsonSchema({"type": "string", "format": "date-time", "examples": ["2026-11-01T00:00:00Z"]})]
+Id = Annotated[int, Field(ge=1, le=MAX_ID)]
+TokenCount = Annotated[int, Field(ge=0, le=MAX_ID)]
+Seconds = Annotated[int, Field(ge=0, le=10 * 365 * 86400)]
+
+
+class Strict(BaseModel):
+    """A request body: unknown fields refused, no type coercion ("5" is not an integer).
+    Validated from the JSON text, where an ISO 8601 string is a valid datetime."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
+class Query(BaseModel):
+    """Query parameters arrive as strings, so these are converted."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+# --- tenants ----------------------------------------------------------------------------
+
+class TenantCreate(Strict):
+    name: Name
+    monthly_budget_usd: Money | None = None
+    monthly_token_quota: TokenCount | None = None
+    price_multiplier: Money = Decimal(1)
+
+
+class TenantUpdate(Strict):
+    """Only the fields sent change; `null` clears a budget or quota."""
+
+    name: Name = None  # type: ignore[assignment]  # absent: unchanged; null is refused
+    monthly_budget_usd: Money | None = None
+    monthly_token_quota: TokenCount | None = None
+    price_multiplier: Money = None  # type: ignore[assignment]
+    status: Literal["active", "suspended"] = None  # type: ignore[assignment]
+
+
+class TenantOut(BaseModel):
+    id: int
+    name: str
+    status: Literal["active", "suspended"]
+    monthly_budget_usd: MoneyOut | None
+    monthly_token_quota: int | None
+    price_multiplier: MoneyOut
+    created_at: datetime
+
+
+class TenantList(BaseModel):
+    data: list[TenantOut]
+
+
+# --- keys -------------------------------------------------------------------------------
+
+class KeyCreate(Strict):
+    tenant_id: Id
+    label: Text | None = None
+    expires_at: AwareDatetime | None = None
+    allowed_models: Annotated[list[ModelPattern], Field(min_length=1, max_length=100)] | None = None
+    monthly_budget_usd: Money | None = None
+
+
+class KeyUpdate(Strict):
+    """Only the fields sent change; `null` clears (no allow-list: any model)."""
+
+    label: Text | None = None
+    expires_at: AwareDatetime | None = None
+    allowed_models: Annotated[list[ModelPattern], Field(min_length=1, max_length=100)] | None = None
+    monthly_budget_usd: Money | None = None
+
+
+class KeyRotate(Strict):
+    grace_seconds: Seconds = 0
+
+
+class KeyOut(BaseModel):
+    id: int
+    display_prefix: str
+    tenant: str
+    label: str | None
+    status: Literal["active", "revoked"]
+    allowed_models: list[str] | None
+    monthly_budget_usd: MoneyOut | None
+    created_at: datetime
+    last_used_at: datetime | None
+    expires_at: datetime | None
+    revoked_at: datetime | None
+
+
+class KeyList(BaseModel):
+    data: list[KeyOut]
+
+
+class IssuedKeyOut(BaseModel):
+    id: int
+    key: str = Field(description="The secret. Shown in this response only; store it now.")
+    prefix: str
+    tenant: str
+    label: str | None
+    expires_at: datetime | None
+    created_at: datetime
+    old_key_valid_until: datetime | None = None
+
+
+class KeysQuery(Query):
+    tenant_id: Id | None = None
+
+
+# --- prices -----------------------------------------------------------------------------
+
+class TierIn(Strict):
+    """Prices for requests with at most as many input tokens as the tier's key says."""
+
+    input: Money
+    output: Money
+    cached: Money | None = None
+    cache_write: Money | None = None
+    reasoning: Money | None = None
+
+
+class PriceSet(Strict):
+    """A new price version. The top-level prices apply to every request, or, with `tiers`
+    (keyed by their inclusive bound of input tokens, e.g. {"128000": {...}}), to requests
+    above the highest bound."""
+
+    model: ModelPattern
+    input: Money
+    output: Money
+    cached: Money | None = None
+    cache_write: Money | None = None
+    reasoning: Money | None = None
+    tiers: Annotated[dict[TierBound, TierIn], Field(max_length=20,
+                                                    json_schema_extra={"additionalProperties": False})] = {}
+    effective_from: AwareDatetime | None = None
+    tenant_id: Id | None = None
+
+
+class PriceVersionOut(BaseModel):
+    version: int
+    model: str
+    effective_from: datetime
+
+
+class PriceRow(BaseModel):
+    model: str
+    tenant: str | None
+    version: int
+    effective_from: datetime
+    up_to_input_tokens: int | None
+    input: MoneyOut
+    cached: MoneyOut
+    cache_write: MoneyOut
+    output: MoneyOut
+    reasoning: MoneyOut
+    source: str
+
+
+class PriceList(BaseModel):
+    data: list[PriceRow]
+
+
+class PricesQuery(Query):
+    at: Timestamp | None = None
+    history: bool = False
+    model: Text | None = None
+
+
+# --- reports and audit ------------------------------------------------------------------
+
+class ReportQuery(Query):
+    month: Annotated[str, Field(pattern=r"^(19[7-9][0-9]|[2-8][0-9]{3}|9[0-8][0-9]{2})-(0[1-9]|1[0-2])$")]
+    tenant: Text | None = None
+    by: Annotated[str, Field(pattern=r"^(tenant|key|model|day)(,(tenant|key|model|day))*$")] | None = None
+
+
+class ReportRowOut(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    requests: int
+    input_tokens: int
+    cached_tokens: int
+    cache_write_tokens: int
+    output_tokens: int
+    reasoning_tokens: int
+    cost: str
+    charge: str
+
+
+class ReportOut(BaseModel):
+    month: str
+    currency: str
+    tenant: str | None
+    by: list[str]
+    total_cost: str
+    total_charge: str
+    total_requests: int
+    rows: list[ReportRowOut]
+
+
+class AuditQuery(Query):
+    target: Text | None = None
+    limit: Annotated[int, Field(ge=1, le=1000)] = 100
+
+
+class AuditOut(BaseModel):
+    id: int
+    at: datetime
+    actor: str
+    action: str
+    target: str
+    details: dict
+
+
+class AuditList(BaseModel):
+    data: list[AuditOut]
+
+
+class ErrorDetail(BaseModel):
+    message: str
+    type: str
+    param: str | None
+    code: str | None
+
+
+class ErrorOut(BaseModel):
+    error: ErrorDetail
