@@ -59,7 +59,8 @@ async def engine(database_url):
     engine = make_engine(database_url, pool_size=4)
     async with engine.begin() as conn:
         await conn.execute(text(
-            "TRUNCATE ledger_entries, api_keys, tenants, price_tiers, price_versions, model_aliases "
+            "TRUNCATE ledger_entries, api_key_secrets, api_keys, tenants, price_tiers, price_versions, model_aliases, "
+            "audit_log "
             "RESTART IDENTITY CASCADE"
         ))
     yield engine

@@ -9,6 +9,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -44,7 +45,7 @@ def cli(env, *args) -> str:
 def wait_for(url: str, process: subprocess.Popen, timeout: float = 30) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        assert process.poll() is None, process.stderr.read().decode()
+        assert process.poll() is None, output(process)
         try:
             with urllib.request.urlopen(url, timeout=1) as reply:
                 if reply.status == 200:
@@ -55,8 +56,16 @@ def wait_for(url: str, process: subprocess.Popen, timeout: float = 30) -> None:
 
 
 def start(env, *args) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "proxy.cli", *args], env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE)
+    # Output goes to a file: a pipe that nobody reads would block the process once full.
+    log = tempfile.TemporaryFile()
+    process = subprocess.Popen([sys.executable, "-m", "proxy.cli", *args], env=env, stdout=log, stderr=log)
+    process.log = log
+    return process
+
+
+def output(process: subprocess.Popen) -> str:
+    process.log.seek(0)
+    return process.log.read().decode(errors="replace")
 
 
 def stop(process: subprocess.Popen) -> int:
@@ -64,8 +73,7 @@ def stop(process: subprocess.Popen) -> int:
     try:
         return process.wait(timeout=30)
     finally:
-        process.stdout.close()
-        process.stderr.close()
+        process.log.close()
 
 
 def test_console_script_is_installed():

@@ -1,0 +1,218 @@
+"""The admin HTTP API end to end: auth, tenants, keys (issue, rotate, revoke, allow-lists),
+suspension, validation, audit, and the OpenAPI document."""
+
+import asyncio
+import time
+from dataclasses import replace
+
+import aiohttp
+import openai
+import pytest
+
+from proxy.admin_api import OPERATIONS
+from proxy.app import create_app
+from proxy.state import STATE
+
+ADMIN_TOKEN = "admin-" + "t" * 32
+
+
+@pytest.fixture
+async def admin_proxy(aiohttp_server, engine, database_url, proxy_settings):
+    app = create_app(replace(proxy_settings, admin_token=ADMIN_TOKEN), database_url)
+    server = await aiohttp_server(app)
+    return str(server.make_url("")).rstrip("/"), app
+
+
+class Admin:
+    def __init__(self, http: aiohttp.ClientSession, base: str, token: str | None = ADMIN_TOKEN):
+        self.http, self.base = http, base
+        self.headers = {"Authorization": f"Bearer {token}"} if token else {}
+
+    async def call(self, method: str, path: str, body=None, **params):
+        async with self.http.request(method, self.base + path, json=body, params=params or None,
+                                     headers=self.headers) as reply:
+            return reply.status, await reply.json(content_type=None)
+
+
+@pytest.fixture
+async def admin(admin_proxy):
+    async with aiohttp.ClientSession() as http:
+        yield Admin(http, admin_proxy[0])
+
+
+async def until_refused(client, model="gpt-4o-mini", timeout=2.0):
+    started = time.monotonic()
+    while True:
+        try:
+            await client.responses.create(model=model, input="hi")
+        except openai.APIStatusError as error:
+            return error, time.monotonic() - started
+        assert time.monotonic() - started < timeout, "still accepted"
+        await asyncio.sleep(0.02)
+
+
+async def test_admin_api_is_off_without_a_token_and_closed_to_tenant_keys(proxy, admin_proxy, tenant_key):
+    async with aiohttp.ClientSession() as http:
+        for path in ("/admin/tenants", "/admin/openapi.json", "/admin/nowhere"):
+            async with http.get(proxy.url + path, headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}) as reply:
+                assert reply.status == 404  # the proxy fixture has no admin token configured
+        for token in (tenant_key.secret, "wrong", None):
+            status, body = await Admin(http, admin_proxy[0], token).call("GET", "/admin/tenants")
+            assert status == 401 and body["error"]["code"] == "invalid_admin_token"
+
+
+async def test_key_lifecycle_through_the_admin_api(admin, admin_proxy):
+    base = admin_proxy[0]
+    status, tenant = await admin.call("POST", "/admin/tenants", {"name": "team-x", "monthly_budget_usd": "50.00"})
+    assert status == 201 and tenant["monthly_budget_usd"] == "50.00" and tenant["status"] == "active"
+    status, issued = await admin.call("POST", "/admin/keys", {"tenant_id": tenant["id"], "label": "ci",
+                                                              "allowed_models": ["gpt-4o*", "seed-1-6"]})
+    assert status == 201 and issued["key"].startswith("bpk_") and issued["prefix"] == issued["key"][:12]
+
+    status, listing = await admin.call("GET", "/admin/keys", tenant_id=tenant["id"])
+    assert status == 200 and issued["key"] not in str(listing)
+    assert listing["data"][0]["display_prefix"] == issued["prefix"] and listing["data"][0]["last_used_at"] is None
+
+    async with openai.AsyncOpenAI(base_url=base + "/v1", api_key=issued["key"], max_retries=0) as client:
+        await client.responses.create(model="gpt-4o-mini", input="allowed by gpt-4o*")
+        await client.responses.create(model="seed-1-6-250915", input="allowed: resolves to seed-1-6")
+        with pytest.raises(openai.PermissionDeniedError) as denied:
+            await client.responses.create(model="gpt-4.1", input="not on the list")
+        assert denied.value.body["code"] == "model_not_allowed"
+
+        # allow-list change takes effect at once
+        status, _ = await admin.call("PATCH", f"/admin/keys/{issued['id']}", {"allowed_models": None})
+        assert status == 200
+        for _ in range(100):
+            try:
+                await client.responses.create(model="gpt-4.1", input="any model now")
+                break
+            except openai.PermissionDeniedError:
+                await asyncio.sleep(0.02)
+        else:
+            raise AssertionError("allow-list change never took effect")
+
+        # suspension: 403 tenant_suspended; resume: back
+        assert (await admin.call("POST", f"/admin/tenants/{tenant['id']}/suspend"))[0] == 200
+        error, took = await until_refused(client)
+        assert error.status_code == 403 and error.body["code"] == "tenant_suspended" and took < 1.5
+        assert (await admin.call("POST", f"/admin/tenants/{tenant['id']}/resume"))[0] == 200
+        for _ in range(100):
+            try:
+                await client.responses.create(model="gpt-4o-mini", input="resumed")
+                break
+            except openai.PermissionDeniedError:
+                await asyncio.sleep(0.02)
+        else:
+            raise AssertionError("resume never took effect")
+
+    # rotation with a grace period: both secrets work, the new one keeps the key id
+    status, rotated = await admin.call("POST", f"/admin/keys/{issued['id']}/rotate", {"grace_seconds": 1})
+    assert status == 200 and rotated["id"] == issued["id"] and rotated["key"] != issued["key"]
+    async with openai.AsyncOpenAI(base_url=base + "/v1", api_key=issued["key"], max_retries=0) as old, \
+            openai.AsyncOpenAI(base_url=base + "/v1", api_key=rotated["key"], max_retries=0) as new:
+        await new.responses.create(model="gpt-4o-mini", input="new secret")
+        await old.responses.create(model="gpt-4o-mini", input="old secret, in its grace period")
+        error, _ = await until_refused(old, timeout=3.0)
+        assert error.status_code == 401 and error.body["code"] == "invalid_api_key"
+        await new.responses.create(model="gpt-4o-mini", input="new secret still fine")
+
+        # rotation without grace: the old secret stops at once; revocation stops everything
+        status, again = await admin.call("POST", f"/admin/keys/{issued['id']}/rotate")
+        assert status == 200
+        error, took = await until_refused(new)
+        assert error.status_code == 401 and took < 1.5
+        status, revoked = await admin.call("POST", f"/admin/keys/{issued['id']}/revoke")
+        assert status == 200 and revoked["status"] == "revoked"
+    async with openai.AsyncOpenAI(base_url=base + "/v1", api_key=again["key"], max_retries=0) as newest:
+        error, took = await until_refused(newest)
+        assert error.status_code == 401 and took < 1.5
+    status, body = await admin.call("POST", f"/admin/keys/{issued['id']}/rotate")
+    assert status == 409 and body["error"]["code"] == "conflict"
+
+    status, shown = await admin.call("GET", f"/admin/keys/{issued['id']}")
+    assert shown["last_used_at"] is not None and shown["status"] == "revoked"
+
+    status, audit = await admin.call("GET", "/admin/audit", target=f"key:{issued['id']}")
+    actions = [r["action"] for r in reversed(audit["data"])]
+    assert actions == ["key.issue", "key.update", "key.rotate", "key.rotate", "key.revoke"]
+    assert {r["actor"] for r in audit["data"]} == {"admin-api"}
+    status, audit = await admin.call("GET", "/admin/audit", target=f"tenant:{tenant['id']}")
+    assert [r["action"] for r in reversed(audit["data"])] == ["tenant.create", "tenant.suspend", "tenant.resume"]
+    assert issued["key"] not in str(audit) and rotated["key"] not in str(audit)
+
+
+@pytest.mark.parametrize(("method", "path", "body", "param"), [
+    ("POST", "/admin/tenants", {"name": "x", "monthly_budget_usd": 12.5}, "monthly_budget_usd"),
+    ("POST", "/admin/tenants", {"name": "x", "monthly_token_quota": "5"}, "monthly_token_quota"),
+    ("POST", "/admin/tenants", {"name": "x", "colour": "red"}, "colour"),
+    ("POST", "/admin/tenants", {}, "name"),
+    ("POST", "/admin/keys", {"tenant_id": 1, "expires_at": "tomorrow"}, "expires_at"),
+    ("POST", "/admin/keys", {"tenant_id": 1, "allowed_models": []}, "allowed_models"),
+    ("POST", "/admin/prices", {"model": "m", "input": "1"}, "output"),
+    ("GET", "/admin/reports", None, "month"),
+])
+async def test_validation_errors_are_400_naming_the_field(admin, method, path, body, param):
+    status, reply = await admin.call(method, path, body)
+    assert status == 400 and reply["error"]["param"] == param, reply
+
+
+async def test_unknown_ids_are_404_and_conflicts_409(admin):
+    for path in ("/admin/tenants/999999", "/admin/keys/999999", "/admin/tenants/abc"):
+        status, body = await admin.call("GET", path)
+        assert status == 404 and body["error"]["code"] == "not_found"
+    assert (await admin.call("POST", "/admin/keys", {"tenant_id": 999999}))[0] == 404
+    assert (await admin.call("POST", "/admin/tenants", {"name": "twice"}))[0] == 201
+    assert (await admin.call("POST", "/admin/tenants", {"name": "twice"}))[0] == 409
+    status, body = await admin.call("DELETE", "/admin/tenants")
+    assert status == 405
+
+
+async def test_prices_and_reports_through_the_admin_api(admin):
+    status, version = await admin.call("POST", "/admin/prices", {
+        "model": "tiered-model", "input": "0.50", "output": "4.00", "cached": "0.05",
+        "tiers": {"128000": {"input": "0.25", "output": "2.00", "cached": "0.05"}},
+        "effective_from": "2026-01-01T00:00:00Z"})
+    assert status == 201 and version["model"] == "tiered-model"
+    status, prices = await admin.call("GET", "/admin/prices", model="tiered-model", at="2026-06-01T00:00:00Z")
+    assert [(p["up_to_input_tokens"], p["input"]) for p in prices["data"]] == [(128000, "0.25"), (None, "0.50")]
+    status, report = await admin.call("GET", "/admin/reports", month="2026-11", by="tenant,model")
+    assert status == 200 and report["total_cost"] == "0.00" and report["by"] == ["tenant", "model"]
+
+
+async def test_openapi_document_lists_every_operation(admin):
+    status, document = await admin.call("GET", "/admin/openapi.json")
+    assert status == 200 and document["openapi"].startswith("3.")
+    listed = {(method.upper(), path) for path, ops in document["paths"].items() for method in ops}
+    assert listed == {(op.method, op.path) for op in OPERATIONS}
+
+
+async def test_revocation_reaches_a_second_replica_under_load(aiohttp_server, engine, database_url, proxy_settings,
+                                                              admin, tenant_key):
+    """Replica B has its own mirror; the key is revoked through replica A's admin API while
+    B is busy serving the same key."""
+    replica_b = await aiohttp_server(create_app(proxy_settings, database_url))
+    url_b = str(replica_b.make_url("/v1"))
+    stop = asyncio.Event()
+    served = 0
+
+    async def load(client):
+        nonlocal served
+        while not stop.is_set():
+            try:
+                await client.responses.create(model="gpt-4o-mini", input="load")
+                served += 1
+            except openai.AuthenticationError:
+                await asyncio.sleep(0.01)
+
+    async with openai.AsyncOpenAI(base_url=url_b, api_key=tenant_key.secret, max_retries=0) as client:
+        workers = [asyncio.create_task(load(client)) for _ in range(8)]
+        await asyncio.sleep(0.5)
+        assert served > 0
+        status, _ = await admin.call("POST", f"/admin/keys/{tenant_key.key_id}/revoke")
+        assert status == 200
+        error, took = await until_refused(client, timeout=2.0)
+        stop.set()
+        await asyncio.gather(*workers)
+    assert error.status_code == 401 and took < 2.0
+    assert replica_b.app[STATE].mirror.grant  # B answered from its own mirror

@@ -1,0 +1,58 @@
+"""The tenant and key commands of the CLI, their JSON output and their errors."""
+
+import json
+
+from proxy.cli import main
+
+
+def run(capsys, *args) -> tuple[int, str, str]:
+    code = main(list(args))
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def test_tenant_commands(database_url, monkeypatch, capsys):
+    monkeypatch.setenv("DATABASE_URL", database_url)
+    code, out, _ = run(capsys, "tenants", "create", "cli-team", "--monthly-budget", "10", "--format", "json")
+    created = json.loads(out)
+    assert code == 0 and created["monthly_budget_usd"] == "10.00" and created["status"] == "active"
+    code, out, _ = run(capsys, "tenants", "update", "cli-team", "--monthly-token-quota", "1000000",
+                       "--price-multiplier", "1.2", "--format", "json")
+    assert json.loads(out)["monthly_token_quota"] == 1000000 and json.loads(out)["price_multiplier"] == "1.20"
+    assert json.loads(run(capsys, "tenants", "suspend", "cli-team", "--format", "json")[1])["status"] == "suspended"
+    assert json.loads(run(capsys, "tenants", "resume", "cli-team", "--format", "json")[1])["status"] == "active"
+    code, out, _ = run(capsys, "tenants", "update", "cli-team", "--no-monthly-budget", "--rename", "cli-team-2",
+                       "--format", "json")
+    assert json.loads(out)["monthly_budget_usd"] is None and json.loads(out)["name"] == "cli-team-2"
+    code, out, _ = run(capsys, "tenants", "show", "cli-team-2", "--format", "json")
+    assert code == 0 and json.loads(out)["id"] == created["id"]
+    code, _, err = run(capsys, "tenants", "show", "nobody")
+    assert code == 1 and err.strip() == "billing-proxy: no tenant named 'nobody'"
+    code, _, err = run(capsys, "tenants", "create", "cli-team-2")
+    assert code == 1 and "already exists" in err
+    code, out, _ = run(capsys, "audit", "--target", f"tenant:{created['id']}", "--format", "json")
+    assert [r["action"] for r in json.loads(out)][::-1] == [
+        "tenant.create", "tenant.update", "tenant.suspend", "tenant.resume", "tenant.update"]
+
+
+def test_key_commands(database_url, monkeypatch, capsys):
+    monkeypatch.setenv("DATABASE_URL", database_url)
+    run(capsys, "tenants", "create", "cli-keys")
+    code, out, _ = run(capsys, "keys", "issue", "--tenant", "cli-keys", "--label", "laptop", "--expires-in", "30d",
+                       "--monthly-budget", "5", "--format", "json")
+    issued = json.loads(out)
+    assert code == 0 and {"id", "key", "tenant", "prefix", "expires_at"} <= set(issued)
+    code, out, _ = run(capsys, "keys", "update", str(issued["id"]), "--models", "seed-1-6*,gpt-4o",
+                       "--format", "json")
+    assert json.loads(out)["allowed_models"] == ["seed-1-6*", "gpt-4o"]
+    code, out, _ = run(capsys, "keys", "update", str(issued["id"]), "--any-model", "--no-monthly-budget",
+                       "--format", "json")
+    assert json.loads(out)["allowed_models"] is None and json.loads(out)["monthly_budget_usd"] is None
+    code, out, _ = run(capsys, "keys", "revoke", str(issued["id"]), "--format", "json")
+    assert json.loads(out)["status"] == "revoked"
+    code, _, err = run(capsys, "keys", "rotate", str(issued["id"]))
+    assert code == 1 and "only an active key can be rotated" in err
+    code, _, err = run(capsys, "keys", "revoke", "987654")
+    assert code == 1 and "no key with id 987654" in err
+    code, out, _ = run(capsys, "keys", "list", "--tenant", "cli-keys", "--format", "csv")
+    assert out.splitlines()[0].startswith("id,display_prefix,tenant,label,status")

@@ -1,0 +1,72 @@
+"""Key secrets appear only in the one response that issued them: not in the database, not
+in logs, not in listings, not in the audit log. The upstream key never reaches a client."""
+
+import json
+import logging
+
+import aiohttp
+import openai
+from sqlalchemy import text
+
+from billing.keys import hash_secret
+from proxy.cli import main
+from tests.conftest import UPSTREAM_KEY
+
+
+async def database_text(engine) -> str:
+    async with engine.connect() as conn:
+        tables = (await conn.execute(text("SELECT tablename FROM pg_tables WHERE schemaname = 'public'"))).scalars()
+        dump = []
+        for table in list(tables):
+            dump += (await conn.execute(text(f'SELECT t::text FROM "{table}" t'))).scalars().all()
+    return "\n".join(dump)
+
+
+async def test_secrets_are_nowhere_but_the_issuing_response(proxy, engine, tenant_key, caplog):
+    caplog.set_level(logging.DEBUG)
+    from billing.db.keys import rotate_key
+    rotated = await rotate_key(engine, tenant_key.key_id)
+    async with openai.AsyncOpenAI(base_url=proxy.url + "/v1", api_key=rotated.secret, max_retries=0) as client:
+        await client.responses.create(model="gpt-4o-mini", input="hello")
+        stream = await client.responses.create(model="gpt-4o-mini", input="hello", stream=True)
+        async for _ in stream:
+            pass
+    async with aiohttp.ClientSession() as http:  # a wrong key, and a body that fails validation
+        await http.post(proxy.url + "/v1/responses", headers={"Authorization": f"Bearer {tenant_key.secret}x"},
+                        data=b"{}")
+        async with http.post(proxy.url + "/v1/responses", headers={"Authorization": f"Bearer {rotated.secret}"},
+                             json={"model": "gpt-4o-mini", "input": "x"}) as reply:
+            relayed = str(dict(reply.headers)) + await reply.text()
+    await proxy.state.writer.flush(timeout=5)
+
+    stored = await database_text(engine)
+    assert hash_secret(rotated.secret) in stored  # the dump really covers the keys
+    logs = "\n".join(r.getMessage() + str(r.exc_info or "") for r in caplog.records)
+    for secret in (tenant_key.secret, rotated.secret, UPSTREAM_KEY):
+        assert secret not in stored
+        assert secret not in logs
+    assert UPSTREAM_KEY not in relayed and "Bearer" not in relayed
+
+
+def test_cli_prints_a_secret_once_and_never_again(database_url, monkeypatch, capsys):
+    monkeypatch.setenv("DATABASE_URL", database_url)
+    assert main(["tenants", "create", "cli-secrets", "--format", "json"]) == 0
+    capsys.readouterr()
+    assert main(["keys", "issue", "--tenant", "cli-secrets", "--models", "gpt-4o*", "--format", "json"]) == 0
+    issued = json.loads(capsys.readouterr().out)
+    assert main(["keys", "rotate", str(issued["id"]), "--grace", "1h", "--format", "json"]) == 0
+    rotated = json.loads(capsys.readouterr().out)
+    assert rotated["id"] == issued["id"] and rotated["old_key_valid_until"]
+
+    for command in (["keys", "list", "--format", "json"], ["keys", "show", str(issued["id"]), "--format", "json"],
+                    ["keys", "list"], ["audit", "--format", "json"], ["audit"], ["tenants", "list"]):
+        assert main(command) == 0
+        out = capsys.readouterr().out
+        assert issued["key"] not in out and rotated["key"] not in out
+    assert main(["keys", "show", str(issued["id"]), "--format", "json"]) == 0
+    shown = json.loads(capsys.readouterr().out)
+    assert shown["allowed_models"] == ["gpt-4o*"] and shown["display_prefix"] == rotated["prefix"]
+    assert main(["audit", "--target", f"key:{issued['id']}", "--format", "json"]) == 0
+    audit = json.loads(capsys.readouterr().out)
+    assert [r["action"] for r in audit] == ["key.rotate", "key.issue"]
+    assert all(r["actor"].startswith("cli") for r in audit)
