@@ -17,7 +17,7 @@ from billing.pricing import PriceVersion, Tier
 
 EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 PRICE_FIELDS = ("input", "output", "cached", "cache_write", "reasoning")
-MODEL_FIELDS = {"source", "as_of", "effective_from", "aliases", "tiers", *PRICE_FIELDS}
+MODEL_FIELDS = {"source", "as_of", "effective_from", "aliases", "tiers", "max_output_tokens", *PRICE_FIELDS}
 TIER_FIELDS = {"up_to_input_tokens", *PRICE_FIELDS}
 
 
@@ -81,12 +81,16 @@ def _parse_model(name: str, spec: Any, where: str, origin: str):
     aliases = spec.get("aliases", [])
     if not isinstance(aliases, list) or not all(isinstance(a, str) and a for a in aliases):
         raise CatalogError(f"{where}.aliases: must be an array of names or patterns")
+    cap = spec.get("max_output_tokens")
+    if cap is not None and (isinstance(cap, bool) or not isinstance(cap, int) or cap <= 0):
+        raise CatalogError(f"{where}.max_output_tokens: must be a positive integer")
     try:
         version = PriceVersion(
             model=name,
             effective_from=_parse_time(spec.get("effective_from"), f"{where}.effective_from"),
             tiers=tiers,
             source=str(spec.get("source") or origin),
+            max_output_tokens=cap,
         )
     except ValueError as exc:
         raise CatalogError(f"{where}.tiers: {exc}") from exc

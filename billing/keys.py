@@ -45,7 +45,15 @@ class KeyGrant:
     price_multiplier: Decimal = Decimal(1)
     secret_valid_until: datetime | None = None  # a rotated-away secret works until then
     allowed_models: tuple[str, ...] | None = None  # names or patterns; None: every model
-    monthly_budget_usd: Decimal | None = None
+    monthly_budget_usd: Decimal | None = None  # the key's own
+    tenant_budget_usd: Decimal | None = None
+    tenant_token_quota: int | None = None
+    time_zone: str = "UTC"  # the tenant's; its months begin there
+
+    @property
+    def has_limits(self) -> bool:
+        return (self.monthly_budget_usd is not None or self.tenant_budget_usd is not None
+                or self.tenant_token_quota is not None)
 
 
 class KeyRefused(Exception):

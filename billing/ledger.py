@@ -23,6 +23,8 @@ class CallContext:
     started_at: datetime
     price: ResolvedPrice
     price_multiplier: Decimal = Decimal(1)  # the tenant's markup (>1) or discount (<1)
+    quota_period: datetime | None = None  # start of the tenant's month the call counts in
+    reserved: bool = False  # a quota reservation was made for it
 
 
 @dataclass(frozen=True)
@@ -45,6 +47,7 @@ class LedgerEntry:
     charge: Decimal  # what the tenant is charged
     price_multiplier: Decimal
     charge_price_version_id: int | None  # the tenant's own price version, when one applied
+    quota_period: datetime | None
     raw_usage: Mapping[str, Any] = field(default_factory=dict)
 
     @property
@@ -86,5 +89,6 @@ def build_entry(
         charge=charge,
         price_multiplier=call.price_multiplier,
         charge_price_version_id=tenant_version.id if tenant_version else None,
+        quota_period=call.quota_period,
         raw_usage=usage.raw,
     )

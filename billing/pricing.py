@@ -57,6 +57,7 @@ class PriceVersion:
     id: int | None = None
     source: str = ""
     tenant_id: int | None = None  # set: this tenant's own price (what it is charged), not the upstream's
+    max_output_tokens: int | None = None  # the model's largest reply, for worst-case quota estimates
 
     def __post_init__(self) -> None:
         if not self.tiers:

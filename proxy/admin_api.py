@@ -16,7 +16,9 @@ import orjson
 from aiohttp import web
 from pydantic import BaseModel, ValidationError
 
+from billing.db.alerts import list_alerts
 from billing.db.audit import list_audit
+from billing.db.quota import month_standing
 from billing.db.keys import get_key, issue_key, list_keys, revoke_key, rotate_key, update_key
 from billing.db.prices import load_pricebook, set_price
 from billing.db.reports import monthly_report
@@ -56,25 +58,31 @@ async def tenants_list(engine, ids, body, query):
 async def tenants_create(engine, ids, body: m.TenantCreate, query):
     tenant = await create_tenant(engine, body.name, monthly_budget_usd=body.monthly_budget_usd,
                                  monthly_token_quota=body.monthly_token_quota,
-                                 price_multiplier=body.price_multiplier, actor=ACTOR)
+                                 price_multiplier=body.price_multiplier, time_zone=body.time_zone,
+                                 alert_thresholds=body.alert_thresholds, actor=ACTOR)
     return m.TenantOut(**tenant.__dict__)
 
 
+async def _with_month(engine, tenant) -> m.TenantOut:
+    month = await month_standing(engine, tenant, datetime.now(timezone.utc))
+    return m.TenantOut(**tenant.__dict__, month=m.MonthStandingOut(**month.__dict__))
+
+
 async def tenants_show(engine, ids, body, query):
-    return m.TenantOut(**(await get_tenant(engine, ids["tenant_id"])).__dict__)
+    return await _with_month(engine, await get_tenant(engine, ids["tenant_id"]))
 
 
 async def tenants_update(engine, ids, body: m.TenantUpdate, query):
     tenant = await update_tenant(engine, ids["tenant_id"], **body.model_dump(exclude_unset=True), actor=ACTOR)
-    return m.TenantOut(**tenant.__dict__)
+    return await _with_month(engine, tenant)
 
 
 async def tenants_suspend(engine, ids, body, query):
-    return m.TenantOut(**(await update_tenant(engine, ids["tenant_id"], status="suspended", actor=ACTOR)).__dict__)
+    return await _with_month(engine, await update_tenant(engine, ids["tenant_id"], status="suspended", actor=ACTOR))
 
 
 async def tenants_resume(engine, ids, body, query):
-    return m.TenantOut(**(await update_tenant(engine, ids["tenant_id"], status="active", actor=ACTOR)).__dict__)
+    return await _with_month(engine, await update_tenant(engine, ids["tenant_id"], status="active", actor=ACTOR))
 
 
 def _issued(issued) -> m.IssuedKeyOut:
@@ -140,6 +148,10 @@ async def report(engine, ids, body, query: m.ReportQuery):
     return m.ReportOut(**report_dict(result))
 
 
+async def alerts(engine, ids, body, query: m.AlertsQuery):
+    return m.AlertList(data=[m.AlertOut(**a.__dict__) for a in await list_alerts(engine, query.tenant, query.limit)])
+
+
 async def audit(engine, ids, body, query: m.AuditQuery):
     records = await list_audit(engine, target=query.target, limit=query.limit)
     return m.AuditList(data=[m.AuditOut(**r.__dict__) for r in records])
@@ -169,6 +181,8 @@ OPERATIONS = (
     Operation("POST", "/admin/prices", prices_set, "Add a price version", m.PriceVersionOut, 201, body=m.PriceSet),
     Operation("GET", "/admin/reports", report, "Monthly cost report", m.ReportOut, query=m.ReportQuery,
               errors=(400, 401)),
+    Operation("GET", "/admin/alerts", alerts, "Threshold alerts and their delivery, newest first", m.AlertList,
+              query=m.AlertsQuery, errors=(400, 401)),
     Operation("GET", "/admin/audit", audit, "The audit log, newest first", m.AuditList, query=m.AuditQuery,
               errors=(400, 401)),
 )

@@ -11,6 +11,7 @@ from typing import Annotated, Literal
 
 from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer, WithJsonSchema
 
+from billing.quota import check_thresholds, check_time_zone
 from billing.report import money
 
 MONEY_PATTERN = r"^[0-9]{1,15}(\.[0-9]{1,12})?$"
@@ -61,6 +62,25 @@ TokenCount = Annotated[int, Field(ge=0, le=MAX_ID)]
 Seconds = Annotated[int, Field(ge=0, le=10 * 365 * 86400)]
 
 
+def _time_zone_in(value: object) -> str:
+    if not isinstance(value, str):
+        raise ValueError("must be an IANA time zone name")
+    return check_time_zone(value)
+
+
+def _thresholds_in(value: object) -> list[int]:
+    if not isinstance(value, list) or not all(isinstance(v, int) and not isinstance(v, bool) for v in value):
+        raise ValueError("must be a list of percentages")
+    return check_thresholds(value)
+
+
+TimeZone = Annotated[str, BeforeValidator(_time_zone_in),
+                     WithJsonSchema({"type": "string", "examples": ["UTC", "Europe/Berlin"], "maxLength": 64})]
+Thresholds = Annotated[list[int], BeforeValidator(_thresholds_in),
+                       WithJsonSchema({"type": "array", "items": {"type": "integer", "minimum": 1, "maximum": 1000},
+                                       "minItems": 1, "maxItems": 10, "examples": [[50, 80, 100]]})]
+
+
 class Strict(BaseModel):
     """A request body: unknown fields refused, no type coercion ("5" is not an integer).
     Validated from the JSON text, where an ISO 8601 string is a valid datetime."""
@@ -81,6 +101,8 @@ class TenantCreate(Strict):
     monthly_budget_usd: Money | None = None
     monthly_token_quota: TokenCount | None = None
     price_multiplier: Money = Decimal(1)
+    time_zone: TimeZone = "UTC"
+    alert_thresholds: Thresholds = [50, 80, 100]
 
 
 class TenantUpdate(Strict):
@@ -91,6 +113,19 @@ class TenantUpdate(Strict):
     monthly_token_quota: TokenCount | None = None
     price_multiplier: Money = None  # type: ignore[assignment]
     status: Literal["active", "suspended"] = None  # type: ignore[assignment]
+    time_zone: TimeZone = None  # type: ignore[assignment]
+    alert_thresholds: Thresholds = None  # type: ignore[assignment]
+
+
+class MonthStandingOut(BaseModel):
+    period_start: datetime
+    resets_at: datetime
+    spent_usd: MoneyOut
+    reserved_usd: MoneyOut
+    budget_remaining_usd: MoneyOut | None
+    spent_tokens: int
+    reserved_tokens: int
+    tokens_remaining: int | None
 
 
 class TenantOut(BaseModel):
@@ -100,7 +135,10 @@ class TenantOut(BaseModel):
     monthly_budget_usd: MoneyOut | None
     monthly_token_quota: int | None
     price_multiplier: MoneyOut
+    time_zone: str
+    alert_thresholds: list[int]
     created_at: datetime
+    month: MonthStandingOut | None = Field(None, description="This month so far (on single-tenant answers)")
 
 
 class TenantList(BaseModel):
@@ -269,6 +307,30 @@ class AuditOut(BaseModel):
 
 class AuditList(BaseModel):
     data: list[AuditOut]
+
+
+class AlertOut(BaseModel):
+    id: int
+    tenant: str
+    scope: Literal["tenant", "key"]
+    scope_id: int
+    period_start: datetime
+    limit_kind: Literal["budget", "tokens"]
+    threshold: int
+    limit_value: MoneyOut
+    spent: MoneyOut
+    attempts: int
+    delivered_at: datetime | None
+    last_error: str | None
+
+
+class AlertList(BaseModel):
+    data: list[AlertOut]
+
+
+class AlertsQuery(Query):
+    tenant: Text | None = None
+    limit: Annotated[int, Field(ge=1, le=1000)] = 100
 
 
 class ErrorDetail(BaseModel):

@@ -10,7 +10,10 @@ from billing.catalog import load_catalog, shipped_catalog_path, Catalog
 from billing.db.engine import make_engine
 from billing.db.prices import sync_catalog
 from proxy import handlers
+from billing.db.quota import expire
 from proxy.admin_api import add_admin_routes
+from proxy.alerts import deliver_due_alerts
+from proxy.periodic import every
 from proxy.errors import error_middleware
 from proxy.ledger_writer import LedgerWriter
 from proxy.mirror import Mirror
@@ -19,6 +22,8 @@ from proxy.state import STATE, ProxyState
 from proxy.upstream import make_client_session
 
 log = logging.getLogger(__name__)
+
+ALERT_POLL_SECONDS = 1.0
 
 
 def merged_catalog(settings: Settings) -> Catalog:
@@ -48,11 +53,17 @@ def create_app(settings: Settings, database_url: str) -> web.Application:
             await mirror.start()
             writer = LedgerWriter(engine, batch_size=settings.ledger_batch_size)
             writer.start()
-            app[STATE] = ProxyState(settings, database_url, engine, http, mirror, writer)
+            state = app[STATE] = ProxyState(settings, database_url, engine, http, mirror, writer)
+            chores = [
+                asyncio.create_task(every(30, lambda: expire(engine), "reservation expiry")),
+                asyncio.create_task(every(ALERT_POLL_SECONDS, lambda: deliver_due_alerts(
+                    engine, http, settings.alert_webhook_url), "alert delivery")),
+            ]
             try:
                 yield
             finally:
-                state = app[STATE]
+                for chore in chores:
+                    chore.cancel()
                 if state.inflight:  # exchanges whose client left: let them finish and record
                     await asyncio.wait(state.inflight, timeout=settings.upstream_read_timeout)
                 await writer.close()

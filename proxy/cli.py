@@ -13,7 +13,9 @@ from aiohttp import web
 
 from billing.catalog import CatalogError
 from billing.db.engine import embedded_database_url, make_engine
+from billing.db.alerts import list_alerts
 from billing.db.audit import list_audit
+from billing.db.quota import month_standing
 from billing.db.keys import get_key, issue_key, list_keys, revoke_key, rotate_key, update_key
 from billing.db.migrate import upgrade_to_head
 from billing.db.prices import load_pricebook, set_price, sync_catalog
@@ -101,7 +103,9 @@ def cmd_migrate(args, settings: Settings) -> None:
 
 
 TENANT_COLUMNS = ["id", "name", "status", "monthly_budget_usd", "monthly_token_quota", "price_multiplier",
-                  "created_at"]
+                  "time_zone", "alert_thresholds", "created_at"]
+STANDING_COLUMNS = ["period_start", "resets_at", "spent_usd", "reserved_usd", "budget_remaining_usd",
+                    "spent_tokens", "reserved_tokens", "tokens_remaining"]
 
 
 def actor() -> str:
@@ -121,11 +125,15 @@ def cmd_tenants(args, settings: Settings) -> None:
         if command == "create":
             tenant = await create_tenant(engine, args.name, monthly_budget_usd=args.monthly_budget,
                                          monthly_token_quota=args.monthly_token_quota,
-                                         price_multiplier=args.price_multiplier or Decimal(1), actor=actor())
+                                         price_multiplier=args.price_multiplier or Decimal(1),
+                                         time_zone=args.time_zone or "UTC", alert_thresholds=args.alert_thresholds,
+                                         actor=actor())
         elif command == "update":
             changes = {k: v for k, v in (("name", args.rename), ("monthly_budget_usd", args.monthly_budget),
                                          ("monthly_token_quota", args.monthly_token_quota),
-                                         ("price_multiplier", args.price_multiplier)) if v is not None}
+                                         ("price_multiplier", args.price_multiplier),
+                                         ("time_zone", args.time_zone), ("alert_thresholds", args.alert_thresholds))
+                       if v is not None}
             changes.update({k: None for k, flag in (("monthly_budget_usd", args.no_monthly_budget),
                                                     ("monthly_token_quota", args.no_monthly_token_quota)) if flag})
             tenant = await update_tenant(engine, args.name, **changes, actor=actor())
@@ -135,7 +143,13 @@ def cmd_tenants(args, settings: Settings) -> None:
         else:
             tenant = await get_tenant(engine, args.name)
         row = tenant.__dict__
-        print(to_json(row) if args.format == "json" else render([row], TENANT_COLUMNS, args.format))
+        month = (await month_standing(engine, tenant, datetime.now(timezone.utc))).__dict__
+        if args.format == "json":
+            print(to_json({**row, "month": month}))
+        else:
+            print(render([row], TENANT_COLUMNS, args.format))
+            print()
+            print(render([month], STANDING_COLUMNS, args.format))
 
     _run_db(settings, action)
 
@@ -191,6 +205,16 @@ def cmd_keys(args, settings: Settings) -> None:
 
 
 AUDIT_COLUMNS = ["id", "at", "actor", "action", "target", "details"]
+ALERT_COLUMNS = ["id", "tenant", "scope", "scope_id", "period_start", "limit_kind", "threshold", "limit_value",
+                 "spent", "attempts", "delivered_at", "last_error"]
+
+
+def cmd_alerts(args, settings: Settings) -> None:
+    async def action(engine):
+        print(render([a.__dict__ for a in await list_alerts(engine, args.tenant, args.limit)], ALERT_COLUMNS,
+                     args.format))
+
+    _run_db(settings, action)
 
 
 def cmd_audit(args, settings: Settings) -> None:
@@ -289,6 +313,9 @@ def build_parser() -> argparse.ArgumentParser:
         command.add_argument("--monthly-token-quota", type=_count, metavar="N")
         command.add_argument("--price-multiplier", type=_decimal, metavar="X",
                              help="charge this tenant the upstream cost times X (1.2: markup, 0.9: discount)")
+        command.add_argument("--time-zone", metavar="IANA", help="where the tenant's month begins (default UTC)")
+        command.add_argument("--alert-thresholds", type=_percentages, metavar="50,80,100",
+                             help="percent of a limit at which to send an alert")
         command.add_argument("--format", choices=("table", "json", "csv"), default="table")
         if name == "update":
             command.add_argument("--rename", metavar="NEW_NAME")
@@ -338,6 +365,11 @@ def build_parser() -> argparse.ArgumentParser:
     audit.add_argument("--limit", type=_count, default=100)
     audit.set_defaults(handler=cmd_audit)
 
+    alerts = data_command("alerts", help="list threshold alerts and their delivery")
+    alerts.add_argument("--tenant")
+    alerts.add_argument("--limit", type=_count, default=100)
+    alerts.set_defaults(handler=cmd_alerts)
+
     prices = sub.add_parser("prices", help="list and set model prices (USD per 1M tokens)")
     prices_sub = prices.add_subparsers(dest="prices_command", required=True)
     plist = prices_sub.add_parser("list")
@@ -381,6 +413,7 @@ def _argument(parse):
 
 
 _duration = _argument(parse_duration)
+_percentages = _argument(lambda text: [int(v) for v in text.split(",") if v.strip()])
 _models = _argument(lambda text: [m.strip() for m in text.split(",") if m.strip()] or _no_models())
 
 

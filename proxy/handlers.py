@@ -13,6 +13,7 @@ from sqlalchemy import text
 
 from billing.keys import KeyGrant, KeyRefused, admit_key, hash_secret, model_allowed
 from billing.ledger import CallContext, build_entry
+from proxy.admission import admit_call, release_later, remaining_headers
 from proxy.capture import Capture
 from proxy.errors import ApiError
 from proxy.headers import bearer_token, client_response_headers, upstream_request_headers
@@ -71,28 +72,34 @@ async def _proxy_call(request: web.Request, *, endpoint: str, path: str) -> web.
     if price is None:
         raise ApiError(400, f"The model {client_request.model!r} has no price configured, so it cannot be "
                             "billed; ask an operator to add one.", code="model_not_priced", param="model")
+    period, admission = await admit_call(state, grant, request_id, started_at, client_request, price)
     call = CallContext(request_id=request_id, tenant_id=grant.tenant_id, key_id=grant.key_id, endpoint=endpoint,
                        stream=client_request.stream, started_at=started_at, price=price,
-                       price_multiplier=grant.price_multiplier)
+                       price_multiplier=grant.price_multiplier, quota_period=period, reserved=admission is not None)
     headers = upstream_request_headers(request.headers.items(), state.settings.upstream_api_key)
     # Once the call goes upstream it must be seen through and recorded even if the client
     # hangs up and the server cancels this handler: the upstream bills it either way.
-    exchange = asyncio.create_task(_exchange(request, state, call, client_request.body, headers, path, started))
-    state.inflight.add(exchange)
-    exchange.add_done_callback(lambda task: _forget(state, task))
+    exchange = state.spawn(_exchange(request, state, call, client_request.body, headers, path, started,
+                                     remaining_headers(admission)))
+    exchange.add_done_callback(_log_failure)
     return await asyncio.shield(exchange)
 
 
-def _forget(state: ProxyState, task: asyncio.Task) -> None:
-    state.inflight.discard(task)
+def _log_failure(task: asyncio.Task) -> None:
     if not task.cancelled() and task.exception() is not None and not isinstance(task.exception(), ApiError):
         log.error("upstream exchange failed", exc_info=task.exception())
 
 
 async def _exchange(request: web.Request, state: ProxyState, call: CallContext, body: bytes,
-                    headers: dict[str, str], path: str, started: float) -> web.StreamResponse:
-    upstream = await post_upstream(state.http, state.settings.upstream_base_url + path, body, headers)
-    relay = _Relay(state, call, started)
+                    headers: dict[str, str], path: str, started: float,
+                    billing_headers: dict[str, str]) -> web.StreamResponse:
+    try:
+        upstream = await post_upstream(state.http, state.settings.upstream_base_url + path, body, headers)
+    except ApiError:
+        if call.reserved:
+            release_later(state, call.request_id)
+        raise
+    relay = _Relay(state, call, started, billing_headers)
     try:
         if call.stream and upstream.status == 200 and upstream.content_type == "text/event-stream":
             return await relay.stream(request, upstream)
@@ -105,14 +112,16 @@ async def _exchange(request: web.Request, state: ProxyState, call: CallContext, 
 class _Relay:
     """Relays one upstream reply to the client and records its usage exactly once."""
 
-    def __init__(self, state: ProxyState, call: CallContext, started: float):
+    def __init__(self, state: ProxyState, call: CallContext, started: float, billing_headers: dict[str, str]):
         self.state, self.call, self.started = state, call, started
+        self.billing_headers = billing_headers
         self.capture = Capture()
         self.first_byte_ms: int | None = None
 
     def _headers(self, upstream: aiohttp.ClientResponse) -> CIMultiDict:
         headers = CIMultiDict(client_response_headers(upstream.headers.items()))
         headers["x-request-id"] = str(self.call.request_id)
+        headers.update(self.billing_headers)
         return headers
 
     def _first_byte(self) -> None:
@@ -154,6 +163,8 @@ class _Relay:
     def record(self) -> None:
         usage = self.capture.usage
         if usage is None:
+            if self.call.reserved:
+                release_later(self.state, self.call.request_id)
             return
         entry = build_entry(
             self.call, usage, status=self.capture.status or "completed",

@@ -21,6 +21,8 @@ ENVIRONMENT = {
     "BILLING_PROXY_CONNECT_TIMEOUT": "upstream_connect_timeout",
     "BILLING_PROXY_READ_TIMEOUT": "upstream_read_timeout",
     "BILLING_PROXY_LOG_LEVEL": "log_level",
+    "BILLING_PROXY_ALERT_WEBHOOK_URL": "alert_webhook_url",
+    "BILLING_PROXY_RESERVATION_TTL": "reservation_ttl",
 }
 
 
@@ -43,6 +45,9 @@ class Settings:
     sync_interval: float = 1.0  # keys and prices mirror; a revoked key stops within this
     ledger_batch_size: int = 500
     log_level: str = "INFO"
+    alert_webhook_url: str | None = None  # threshold alerts are POSTed here
+    reservation_ttl: float = 900.0  # a quota reservation of a call that never settles expires after this
+    default_max_output_tokens: int = 16384  # worst-case output of a model with no cap in its price
 
     def __repr__(self) -> str:  # never print credentials
         hidden = {"upstream_api_key", "admin_token", "database_url"}
@@ -96,6 +101,8 @@ _PARSERS = {
     "upstream_connect_timeout": _positive_seconds,
     "upstream_read_timeout": _positive_seconds,
     "sync_interval": _positive_seconds,
+    "reservation_ttl": _positive_seconds,
+    "default_max_output_tokens": _positive_int,
 }
 
 

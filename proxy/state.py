@@ -20,7 +20,14 @@ class ProxyState:
     http: aiohttp.ClientSession
     mirror: Mirror
     writer: LedgerWriter
-    inflight: set[asyncio.Task] = field(default_factory=set)  # upstream exchanges under way
+    inflight: set[asyncio.Task] = field(default_factory=set)  # upstream exchanges and releases under way
+
+    def spawn(self, work) -> asyncio.Task:
+        """Run `work` in the background; shutdown waits for it."""
+        task = asyncio.create_task(work)
+        self.inflight.add(task)
+        task.add_done_callback(self.inflight.discard)
+        return task
 
 
 STATE = web.AppKey("state", ProxyState)

@@ -162,7 +162,9 @@ async def grants_changed_since(conn: AsyncConnection, revision: int) -> tuple[li
                api_keys.c.id, api_keys.c.status, api_keys.c.expires_at, api_keys.c.allowed_models,
                api_keys.c.monthly_budget_usd, api_keys.c.revision.label("key_revision"),
                tenants.c.id.label("tenant_id"), tenants.c.name, tenants.c.status.label("tenant_status"),
-               tenants.c.price_multiplier, tenants.c.revision.label("tenant_revision"))
+               tenants.c.price_multiplier, tenants.c.revision.label("tenant_revision"),
+               tenants.c.monthly_budget_usd.label("tenant_budget"), tenants.c.monthly_token_quota,
+               tenants.c.time_zone)
         .join(api_keys, api_keys.c.id == api_key_secrets.c.key_id)
         .join(tenants, tenants.c.id == api_keys.c.tenant_id)
         .where(or_(api_key_secrets.c.revision > revision, api_keys.c.revision > revision,
@@ -177,6 +179,7 @@ async def grants_changed_since(conn: AsyncConnection, revision: int) -> tuple[li
             tenant_status=row.tenant_status, expires_at=row.expires_at, price_multiplier=row.price_multiplier,
             secret_valid_until=row.valid_until,
             allowed_models=tuple(row.allowed_models) if row.allowed_models is not None else None,
-            monthly_budget_usd=row.monthly_budget_usd,
+            monthly_budget_usd=row.monthly_budget_usd, tenant_budget_usd=row.tenant_budget,
+            tenant_token_quota=row.monthly_token_quota, time_zone=row.time_zone,
         )))
     return grants, newest

@@ -37,6 +37,7 @@ def entry_row(entry: LedgerEntry) -> dict:
         "price_multiplier": entry.price_multiplier,
         "charge_price_version_id": entry.charge_price_version_id,
         "charge_total": entry.charge,
+        "quota_period": entry.quota_period,
         "usage_flags": list(usage.flags),
         "raw_usage": dict(entry.raw_usage),
     }
@@ -49,9 +50,12 @@ async def insert_entries(conn: AsyncConnection, entries: list[LedgerEntry]) -> i
     """
     if not entries:
         return 0
+    # Row triggers settle quotas in row order: sorting keeps every writer locking tenant and
+    # key counters in one order, so concurrent batches cannot deadlock.
+    ordered = sorted(entries, key=lambda e: (e.tenant_id, e.key_id))
     statement = (
         pg_insert(ledger_entries)
-        .values([entry_row(e) for e in entries])
+        .values([entry_row(e) for e in ordered])
         .on_conflict_do_nothing(index_elements=["request_id"])
         .returning(ledger_entries.c.request_id)
     )

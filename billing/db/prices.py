@@ -26,6 +26,7 @@ def fingerprint(version: PriceVersion) -> str:
     canonical = {
         "model": version.model,
         "effective_from": version.effective_from.isoformat(),
+        "max_output_tokens": version.max_output_tokens,
         "tiers": [
             {"up_to": t.up_to_input_tokens, **{p: None if getattr(t, p) is None else str(getattr(t, p))
                                                for p in _TIER_PRICES}}
@@ -38,7 +39,7 @@ def fingerprint(version: PriceVersion) -> str:
 async def _insert_version(conn: AsyncConnection, version: PriceVersion, *, unique_content: bool) -> int | None:
     statement = pg_insert(price_versions).values(
         model=version.model, effective_from=version.effective_from, source=version.source,
-        tenant_id=version.tenant_id,
+        tenant_id=version.tenant_id, max_output_tokens=version.max_output_tokens,
         fingerprint=fingerprint(version) if unique_content else None,  # operator versions are never merged
     )
     if unique_content:
@@ -76,7 +77,7 @@ async def set_price(engine: AsyncEngine, version: PriceVersion, *, actor: str = 
         version_id = await _insert_version(conn, version, unique_content=False)
         assert version_id is not None
         await record(conn, actor, "price.set", f"price:{version.model}", version=version_id,
-                     tenant_id=version.tenant_id, effective_from=version.effective_from,
+                     tenant_id=version.tenant_id, max_output_tokens=version.max_output_tokens, effective_from=version.effective_from,
                      tiers=[{k: str(v) for k, v in t.__dict__.items() if v is not None} for t in version.tiers])
     return version_id
 
@@ -85,22 +86,22 @@ async def load_pricebook(conn: AsyncConnection) -> PriceBook:
     # One statement, so versions and their tiers come from the same snapshot.
     rows = await conn.execute(
         select(price_versions.c.id, price_versions.c.model, price_versions.c.effective_from,
-               price_versions.c.source, price_versions.c.tenant_id, price_tiers)
+               price_versions.c.source, price_versions.c.tenant_id, price_versions.c.max_output_tokens, price_tiers)
         .join(price_tiers, price_tiers.c.version_id == price_versions.c.id)
         .order_by(price_versions.c.id, price_tiers.c.position)
     )
     heads: dict[int, tuple] = {}
     tiers: dict[int, list[Tier]] = {}
     for row in rows:
-        heads[row.id] = (row.model, row.effective_from, row.source, row.tenant_id)
+        heads[row.id] = (row.model, row.effective_from, row.source, row.tenant_id, row.max_output_tokens)
         tiers.setdefault(row.id, []).append(Tier(
             up_to_input_tokens=row.up_to_input_tokens, input=row.input, output=row.output,
             cached=row.cached, cache_write=row.cache_write, reasoning=row.reasoning,
         ))
     versions = [
         PriceVersion(model=model, effective_from=start, tiers=tuple(tiers[vid]), id=vid, source=source,
-                     tenant_id=tenant_id)
-        for vid, (model, start, source, tenant_id) in heads.items()
+                     tenant_id=tenant_id, max_output_tokens=cap)
+        for vid, (model, start, source, tenant_id, cap) in heads.items()
     ]
     aliases = {row.alias: row.model for row in await conn.execute(select(model_aliases))}
     return PriceBook(versions, aliases)

@@ -35,6 +35,8 @@ tenants = Table(
     Column("monthly_budget_usd", Numeric, nullable=True),
     Column("monthly_token_quota", BigInteger, nullable=True),
     Column("price_multiplier", Numeric, nullable=False, server_default="1"),  # markup or discount
+    Column("time_zone", Text, nullable=False, server_default="UTC"),  # where its month begins
+    Column("alert_thresholds", ARRAY(Integer), nullable=False, server_default="{50,80,100}"),  # percent
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     _revision(),
 )
@@ -86,6 +88,7 @@ price_versions = Table(
     Column("source", Text, nullable=False),
     Column("fingerprint", Text, nullable=True, unique=True),
     Column("tenant_id", BigInteger, ForeignKey("tenants.id"), nullable=True),  # a tenant's own price
+    Column("max_output_tokens", BigInteger, nullable=True),  # the model's output cap, for quota estimates
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     _revision(),
 )
@@ -142,7 +145,53 @@ ledger_entries = Table(
     Column("price_multiplier", Numeric, nullable=False, server_default="1"),
     Column("charge_price_version_id", BigInteger, ForeignKey("price_versions.id"), nullable=True),
     Column("charge_total", Numeric, nullable=False),  # what the tenant is charged
+    Column("quota_period", DateTime(timezone=True), nullable=True),  # start of the tenant's month it counts in
     Column("usage_flags", ARRAY(Text), nullable=False, server_default="{}"),
     Column("raw_usage", JSONB, nullable=False),
     Column("recorded_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+)
+
+# Kept by the quota_* functions and the ledger's settlement trigger (migration 0004).
+quota_usage = Table(
+    "quota_usage",
+    metadata,
+    Column("scope", Text, primary_key=True),  # 'tenant' | 'key'
+    Column("scope_id", BigInteger, primary_key=True),
+    Column("period_start", DateTime(timezone=True), primary_key=True),
+    Column("spent_usd", Numeric, nullable=False),
+    Column("spent_tokens", BigInteger, nullable=False),
+    Column("reserved_usd", Numeric, nullable=False),
+    Column("reserved_tokens", BigInteger, nullable=False),
+)
+
+reservations = Table(
+    "reservations",
+    metadata,
+    Column("request_id", UUID(as_uuid=True), primary_key=True),
+    Column("tenant_id", BigInteger, nullable=False),
+    Column("key_id", BigInteger, nullable=False),
+    Column("period_start", DateTime(timezone=True), nullable=False),
+    Column("amount_usd", Numeric, nullable=False),
+    Column("tokens", BigInteger, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("expires_at", DateTime(timezone=True), nullable=False),
+)
+
+alerts = Table(
+    "alerts",
+    metadata,
+    Column("id", BigInteger, primary_key=True),
+    Column("tenant_id", BigInteger, ForeignKey("tenants.id"), nullable=False),
+    Column("scope", Text, nullable=False),
+    Column("scope_id", BigInteger, nullable=False),
+    Column("period_start", DateTime(timezone=True), nullable=False),
+    Column("limit_kind", Text, nullable=False),
+    Column("threshold", Integer, nullable=False),
+    Column("limit_value", Numeric, nullable=False),
+    Column("spent", Numeric, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("attempts", Integer, nullable=False),
+    Column("next_attempt_at", DateTime(timezone=True), nullable=False),
+    Column("delivered_at", DateTime(timezone=True), nullable=True),
+    Column("last_error", Text, nullable=True),
 )

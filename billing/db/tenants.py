@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from billing.db.audit import record
 from billing.db.tables import tenants
+from billing.quota import check_thresholds, check_time_zone
 
 
 class NotFound(LookupError):
@@ -32,11 +33,14 @@ class Tenant:
     monthly_budget_usd: Decimal | None
     monthly_token_quota: int | None
     price_multiplier: Decimal
+    time_zone: str
+    alert_thresholds: list[int]
     created_at: datetime
 
 
 _COLUMNS = (tenants.c.id, tenants.c.name, tenants.c.status, tenants.c.monthly_budget_usd,
-            tenants.c.monthly_token_quota, tenants.c.price_multiplier, tenants.c.created_at)
+            tenants.c.monthly_token_quota, tenants.c.price_multiplier, tenants.c.time_zone,
+            tenants.c.alert_thresholds, tenants.c.created_at)
 UNSET = object()  # "leave unchanged", as opposed to None ("clear")
 
 
@@ -54,13 +58,16 @@ def _missing(tenant: str | int) -> NotFound:
 
 async def create_tenant(engine: AsyncEngine, name: str, *, monthly_budget_usd: Decimal | None = None,
                         monthly_token_quota: int | None = None, price_multiplier: Decimal = Decimal(1),
+                        time_zone: str = "UTC", alert_thresholds: list[int] | None = None,
                         actor: str = "system") -> Tenant:
+    check_time_zone(time_zone)
+    thresholds = check_thresholds(alert_thresholds) if alert_thresholds is not None else [50, 80, 100]
     try:
         async with engine.begin() as conn:
             row = (await conn.execute(
                 insert(tenants)
                 .values(name=name, monthly_budget_usd=monthly_budget_usd, monthly_token_quota=monthly_token_quota,
-                        price_multiplier=price_multiplier)
+                        price_multiplier=price_multiplier, time_zone=time_zone, alert_thresholds=thresholds)
                 .returning(*_COLUMNS)
             )).one()
             await record(conn, actor, "tenant.create", f"tenant:{row.id}", name=name,
@@ -87,13 +94,18 @@ async def get_tenant(engine: AsyncEngine, tenant: str | int) -> Tenant:
 
 
 async def update_tenant(engine: AsyncEngine, tenant: str | int, *, name=UNSET, monthly_budget_usd=UNSET,
-                        monthly_token_quota=UNSET, status=UNSET, price_multiplier=UNSET,
-                        actor: str = "system") -> Tenant:
+                        monthly_token_quota=UNSET, status=UNSET, price_multiplier=UNSET, time_zone=UNSET,
+                        alert_thresholds=UNSET, actor: str = "system") -> Tenant:
+    if time_zone is not UNSET:
+        check_time_zone(time_zone)
+    if alert_thresholds is not UNSET:
+        alert_thresholds = check_thresholds(alert_thresholds)
     values = {
         column: value
         for column, value in (("name", name), ("monthly_budget_usd", monthly_budget_usd),
                               ("monthly_token_quota", monthly_token_quota), ("status", status),
-                              ("price_multiplier", price_multiplier))
+                              ("price_multiplier", price_multiplier), ("time_zone", time_zone),
+                              ("alert_thresholds", alert_thresholds))
         if value is not UNSET
     }
     if not values:

@@ -1,0 +1,76 @@
+"""Quota counters in the database: admission, release, expiry, and reading them back.
+
+Each of admit / release / expire is one statement calling a function of migration 0004,
+so it is atomic however many replicas run."""
+
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from uuid import UUID
+
+from sqlalchemy import select, text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from billing.db.tables import quota_usage
+from billing.db.tenants import Tenant
+from billing.quota import Estimate, MonthStanding, period_start, standing
+
+
+@dataclass(frozen=True)
+class Admission:
+    admitted: bool
+    refused: str | None  # which limit: tenant_budget | tenant_tokens | key_budget
+    budget_remaining: Decimal | None  # after this request's reservation; None: no such limit
+    tokens_remaining: int | None
+    key_budget_remaining: Decimal | None
+
+
+@dataclass(frozen=True)
+class Counters:
+    spent_usd: Decimal = Decimal(0)
+    spent_tokens: int = 0
+    reserved_usd: Decimal = Decimal(0)
+    reserved_tokens: int = 0
+
+
+_ADMIT = text("SELECT * FROM quota_admit(:request_id, :tenant_id, :key_id, :period, :usd, :tokens, :expires_at)")
+
+
+async def admit(engine: AsyncEngine, *, request_id: UUID, tenant_id: int, key_id: int, period: datetime,
+                estimate: Estimate, expires_at: datetime) -> Admission:
+    async with engine.begin() as conn:
+        row = (await conn.execute(_ADMIT, {
+            "request_id": request_id, "tenant_id": tenant_id, "key_id": key_id, "period": period,
+            "usd": estimate.charge, "tokens": estimate.tokens, "expires_at": expires_at,
+        })).one()
+    return Admission(row.admitted, row.refused, row.budget_remaining, row.tokens_remaining, row.key_budget_remaining)
+
+
+async def release(engine: AsyncEngine, request_id: UUID) -> bool:
+    """Give a reservation back (the call never produced usage); False if there was none."""
+    async with engine.begin() as conn:
+        return (await conn.execute(text("SELECT quota_release(:id)"), {"id": request_id})).scalar_one()
+
+
+async def expire(engine: AsyncEngine) -> int:
+    """Drop every reservation past its expiry (a replica died mid-request); returns how many."""
+    async with engine.begin() as conn:
+        return (await conn.execute(text("SELECT quota_expire()"))).scalar_one()
+
+
+async def month_standing(engine: AsyncEngine, tenant: Tenant, at: datetime) -> MonthStanding:
+    period = period_start(at, tenant.time_zone)
+    now = await counters(engine, "tenant", tenant.id, period)
+    return standing(period, tenant.time_zone, tenant.monthly_budget_usd, tenant.monthly_token_quota,
+                    now.spent_usd, now.reserved_usd, now.spent_tokens, now.reserved_tokens)
+
+
+async def counters(engine: AsyncEngine, scope: str, scope_id: int, period: datetime) -> Counters:
+    async with engine.connect() as conn:
+        row = (await conn.execute(
+            select(quota_usage.c.spent_usd, quota_usage.c.spent_tokens, quota_usage.c.reserved_usd,
+                   quota_usage.c.reserved_tokens)
+            .where(quota_usage.c.scope == scope, quota_usage.c.scope_id == scope_id,
+                   quota_usage.c.period_start == period)
+        )).one_or_none()
+    return Counters(*row) if row else Counters()
