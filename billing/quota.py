@@ -52,8 +52,8 @@ def check_time_zone(name: str) -> str:
 
 
 def check_thresholds(values: list[int]) -> list[int]:
-    if not values or any(not 1 <= v <= 1000 for v in values):
-        raise ValueError("alert thresholds are percentages from 1 to 1000, e.g. 50,80,100")
+    if not 1 <= len(values) <= 10 or any(not 1 <= v <= 1000 for v in values):
+        raise ValueError("alert thresholds are 1 to 10 percentages from 1 to 1000, e.g. 50,80,100")
     return sorted(set(values))
 
 

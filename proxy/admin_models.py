@@ -8,6 +8,7 @@ import re
 from datetime import datetime
 from decimal import Decimal
 from typing import Annotated, Literal
+from zoneinfo import available_timezones
 
 from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer, WithJsonSchema
 
@@ -75,7 +76,8 @@ def _thresholds_in(value: object) -> list[int]:
 
 
 TimeZone = Annotated[str, BeforeValidator(_time_zone_in),
-                     WithJsonSchema({"type": "string", "examples": ["UTC", "Europe/Berlin"], "maxLength": 64})]
+                     WithJsonSchema({"type": "string", "enum": sorted(available_timezones()),
+                                     "examples": ["UTC", "Europe/Berlin"]})]
 Thresholds = Annotated[list[int], BeforeValidator(_thresholds_in),
                        WithJsonSchema({"type": "array", "items": {"type": "integer", "minimum": 1, "maximum": 1000},
                                        "minItems": 1, "maxItems": 10, "examples": [[50, 80, 100]]})]

@@ -5,36 +5,17 @@ A short run with a fixed seed keeps CI reproducible; `scripts/fuzz-admin-api.sh`
 long, randomly seeded one."""
 
 import os
-import socket
 import subprocess
 import sys
-import time
-import urllib.request
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from tests.processes import environment, free_port, serve
 
 
 def test_schemathesis_finds_nothing(database_url, tmp_path):
     port, token = free_port(), "fuzz-" + "f" * 24
-    env = {**os.environ, "DATABASE_URL": database_url, "BILLING_PROXY_ADMIN_TOKEN": token,
-           "BILLING_PROXY_HOME": str(tmp_path)}
-    log = open(tmp_path / "proxy.log", "wb")  # a file, not a pipe nobody reads: that would block the server
-    server = subprocess.Popen([sys.executable, "-m", "proxy.cli", "serve", "--port", str(port)], env=env,
-                              stdout=log, stderr=log)
+    server = serve(environment(DATABASE_URL=database_url, BILLING_PROXY_ADMIN_TOKEN=token,
+                               BILLING_PROXY_HOME=str(tmp_path)), port)
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            assert server.poll() is None, (tmp_path / "proxy.log").read_text()
-            try:
-                urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1).close()
-                break
-            except OSError:
-                assert time.monotonic() < deadline, "proxy did not start"
-                time.sleep(0.1)
         schemathesis = os.path.join(os.path.dirname(sys.executable), "schemathesis")
         run = subprocess.run(
             [schemathesis, "run", f"http://127.0.0.1:{port}/admin/openapi.json", "-H", f"Authorization: Bearer {token}",
@@ -44,6 +25,4 @@ def test_schemathesis_finds_nothing(database_url, tmp_path):
         assert run.returncode == 0, run.stdout[-6000:] + run.stderr[-2000:]
         assert "No issues found" in run.stdout
     finally:
-        server.terminate()
-        server.wait(timeout=30)
-        log.close()
+        server.stop()
