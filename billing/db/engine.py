@@ -42,10 +42,11 @@ def embedded_database_url(home: Path) -> str:
 
 
 def make_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
+    # No pre-ping: it would double the round trips of the quota check on the hot path. A
+    # connection found dead is invalidated by SQLAlchemy and its caller retries or fails once.
     return create_async_engine(
         async_url(url),
         pool_size=pool_size,
         max_overflow=pool_size,
-        pool_pre_ping=True,
         pool_recycle=1800,
     )

@@ -9,6 +9,7 @@ from decimal import Decimal
 from uuid import UUID
 
 from sqlalchemy import select, text
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from billing.db.tables import quota_usage
@@ -38,11 +39,17 @@ _ADMIT = text("SELECT * FROM quota_admit(:request_id, :tenant_id, :key_id, :peri
 
 async def admit(engine: AsyncEngine, *, request_id: UUID, tenant_id: int, key_id: int, period: datetime,
                 estimate: Estimate, expires_at: datetime) -> Admission:
-    async with engine.begin() as conn:
-        row = (await conn.execute(_ADMIT, {
-            "request_id": request_id, "tenant_id": tenant_id, "key_id": key_id, "period": period,
-            "usd": estimate.charge, "tokens": estimate.tokens, "expires_at": expires_at,
-        })).one()
+    parameters = {"request_id": request_id, "tenant_id": tenant_id, "key_id": key_id, "period": period,
+                  "usd": estimate.charge, "tokens": estimate.tokens, "expires_at": expires_at}
+    for attempt in (1, 2):
+        try:
+            async with engine.begin() as conn:
+                row = (await conn.execute(_ADMIT, parameters)).one()
+            break
+        except DBAPIError as error:
+            # A pooled connection the server had closed: nothing ran, so one retry is safe.
+            if attempt == 2 or not error.connection_invalidated:
+                raise
     return Admission(row.admitted, row.refused, row.budget_remaining, row.tokens_remaining, row.key_budget_remaining)
 
 
