@@ -7,7 +7,7 @@ from typing import Any, Mapping
 from uuid import UUID
 
 from billing.pricebook import ResolvedPrice
-from billing.pricing import Cost, charge_of, price_usage
+from billing.pricing import Cost, cache_savings, charge_of, price_usage
 from billing.usage import Usage
 
 
@@ -48,6 +48,7 @@ class LedgerEntry:
     price_multiplier: Decimal
     charge_price_version_id: int | None  # the tenant's own price version, when one applied
     quota_period: datetime | None
+    cache_savings: Decimal
     raw_usage: Mapping[str, Any] = field(default_factory=dict)
 
     @property
@@ -90,5 +91,6 @@ def build_entry(
         price_multiplier=call.price_multiplier,
         charge_price_version_id=tenant_version.id if tenant_version else None,
         quota_period=call.quota_period,
+        cache_savings=cache_savings(usage, call.price.version),
         raw_usage=usage.raw,
     )

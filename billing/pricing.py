@@ -121,6 +121,12 @@ def price_usage(usage: Usage, version: PriceVersion) -> Cost:
     return cost_of(usage, version.tier_for(usage.input_tokens))
 
 
+def cache_savings(usage: Usage, version: PriceVersion) -> Decimal:
+    """What the cached tokens would have cost at the input price, minus what they cost."""
+    tier = version.tier_for(usage.input_tokens)
+    return _component(usage.cached_tokens, _EXACT.subtract(tier.input, tier.cached_price))
+
+
 def charge_of(cost: Decimal, multiplier: Decimal) -> Decimal:
     """A tenant's charge at a markup (1.2) or discount (0.9) on the upstream cost."""
     return _EXACT.multiply(cost, multiplier)

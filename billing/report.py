@@ -43,6 +43,7 @@ class ReportRow:
     costs: dict[str, Decimal]
     cost: Decimal  # the upstream's price
     charge: Decimal  # what the tenants are charged (markups, discounts, own prices)
+    cache_savings: Decimal = Decimal(0)  # cached tokens at the input price, minus what they cost
 
 
 @dataclass(frozen=True)
@@ -62,6 +63,10 @@ class Report:
         return exact_sum(r.charge for r in self.rows)
 
     @property
+    def total_cache_savings(self) -> Decimal:
+        return exact_sum(r.cache_savings for r in self.rows)
+
+    @property
     def total_requests(self) -> int:
         return sum(r.requests for r in self.rows)
 
@@ -75,7 +80,8 @@ def money(value: Decimal) -> str:
 
 def row_dict(row: ReportRow) -> dict:
     """A report row in the contract's JSON shape (costs still Decimal)."""
-    return {**row.group, "requests": row.requests, **row.tokens, "cost": row.cost, "charge": row.charge, **row.costs}
+    return {**row.group, "requests": row.requests, **row.tokens, "cost": row.cost, "charge": row.charge,
+            "cache_savings": row.cache_savings, **row.costs}
 
 
 def report_dict(report: Report) -> dict:
@@ -86,6 +92,7 @@ def report_dict(report: Report) -> dict:
         "by": list(report.by),
         "total_cost": money(report.total_cost),
         "total_charge": money(report.total_charge),
+        "total_cache_savings": money(report.total_cache_savings),
         "total_requests": report.total_requests,
         "rows": [{k: money(v) if isinstance(v, Decimal) else v for k, v in row_dict(r).items()}
                  for r in report.rows],

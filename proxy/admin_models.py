@@ -280,6 +280,7 @@ class ReportRowOut(BaseModel):
     reasoning_tokens: int
     cost: str
     charge: str
+    cache_savings: str
 
 
 class ReportOut(BaseModel):
@@ -289,6 +290,7 @@ class ReportOut(BaseModel):
     by: list[str]
     total_cost: str
     total_charge: str
+    total_cache_savings: str
     total_requests: int
     rows: list[ReportRowOut]
 

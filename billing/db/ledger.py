@@ -1,5 +1,6 @@
 """Writing ledger entries: a batch in one statement, idempotent on the request id."""
 
+from sqlalchemy import text
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -38,25 +39,33 @@ def entry_row(entry: LedgerEntry) -> dict:
         "charge_price_version_id": entry.charge_price_version_id,
         "charge_total": entry.charge,
         "quota_period": entry.quota_period,
+        "cache_savings": entry.cache_savings,
         "usage_flags": list(usage.flags),
         "raw_usage": dict(entry.raw_usage),
     }
 
 
-async def insert_entries(conn: AsyncConnection, entries: list[LedgerEntry]) -> int:
-    """Insert a batch; an entry whose request id is already there is skipped (never billed twice).
+async def ensure_partitions(conn: AsyncConnection, entries: list[LedgerEntry]) -> None:
+    """Create the monthly partitions a batch needs, within its transaction (when they exist,
+    this is one catalog lookup per month in the batch, which rarely spans two)."""
+    for at in {e.started_at.strftime("%Y-%m"): e.started_at for e in entries}.values():
+        await conn.execute(text("SELECT ledger_ensure_partition(:at)"), {"at": at})
 
-    Returns how many were new.
+
+async def insert_entries(conn: AsyncConnection, entries: list[LedgerEntry]) -> int:
+    """Insert a batch; an entry already there (same request id and start) is skipped, so
+    nothing is ever billed twice. Returns how many were new.
     """
     if not entries:
         return 0
+    await ensure_partitions(conn, entries)
     # Row triggers settle quotas in row order: sorting keeps every writer locking tenant and
     # key counters in one order, so concurrent batches cannot deadlock.
     ordered = sorted(entries, key=lambda e: (e.tenant_id, e.key_id))
     statement = (
         pg_insert(ledger_entries)
         .values([entry_row(e) for e in ordered])
-        .on_conflict_do_nothing(index_elements=["request_id"])
+        .on_conflict_do_nothing(index_elements=["request_id", "started_at"])
         .returning(ledger_entries.c.request_id)
     )
     return len((await conn.execute(statement)).all())

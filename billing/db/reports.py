@@ -1,36 +1,41 @@
-"""The monthly report query: sums over ledger entries, grouped as asked."""
+"""Monthly reports, read from the daily rollups (kept in the ledger's own transactions), and
+the same totals recomputed from raw ledger entries, for reconciliation."""
+
+from datetime import datetime
 
 from sqlalchemy import String, cast, func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from billing.db.tables import api_keys, ledger_entries, tenants
+from billing.db.tables import api_keys, ledger_daily, ledger_entries, tenants
 from billing.report import COST_FIELDS, TOKEN_FIELDS, Report, ReportRow, parse_month
+
+SUMMED = (*TOKEN_FIELDS, *COST_FIELDS, "cost_total", "charge_total", "cache_savings")
+
+
+def _grouped(source, day_column, by: tuple[str, ...]):
+    columns = {
+        "tenant": tenants.c.name.label("tenant"),
+        "key": api_keys.c.display_prefix.label("key"),
+        "model": source.c.model.label("model"),
+        "day": cast(day_column, String).label("day"),
+    }
+    groups = [columns[d] for d in by]
+    if "key" in by:
+        groups.append(api_keys.c.id.label("key_id"))
+    return groups
 
 
 async def monthly_report(engine: AsyncEngine, month: str, *, tenant: str | None = None,
                          by: tuple[str, ...] = ()) -> Report:
     start, end = parse_month(month)
-    led = ledger_entries
-    group_columns = {
-        "tenant": tenants.c.name.label("tenant"),
-        "key": api_keys.c.display_prefix.label("key"),
-        "model": led.c.model.label("model"),
-        "day": cast(func.date(func.timezone("UTC", led.c.started_at)), String).label("day"),
-    }
-    groups = [group_columns[d] for d in by]
-    if "key" in by:
-        groups.append(api_keys.c.id.label("key_id"))
+    daily = ledger_daily
+    groups = _grouped(daily, daily.c.day, by)
     query = (
-        select(
-            *groups,
-            func.count().label("requests"),
-            *[func.coalesce(func.sum(led.c[f]), 0).label(f) for f in TOKEN_FIELDS],
-            *[func.coalesce(func.sum(led.c[f]), 0).label(f) for f in COST_FIELDS],
-            func.coalesce(func.sum(led.c.cost_total), 0).label("cost_total"),
-            func.coalesce(func.sum(led.c.charge_total), 0).label("charge_total"),
-        )
-        .select_from(led.join(tenants, tenants.c.id == led.c.tenant_id).join(api_keys, api_keys.c.id == led.c.key_id))
-        .where(led.c.started_at >= start, led.c.started_at < end)
+        select(*groups, func.coalesce(func.sum(daily.c.requests), 0).label("requests"),
+               *[func.coalesce(func.sum(daily.c[f]), 0).label(f) for f in SUMMED])
+        .select_from(daily.join(tenants, tenants.c.id == daily.c.tenant_id)
+                     .join(api_keys, api_keys.c.id == daily.c.key_id))
+        .where(daily.c.day >= start.date(), daily.c.day < end.date())
     )
     if tenant is not None:
         query = query.where(tenants.c.name == tenant)
@@ -38,19 +43,35 @@ async def monthly_report(engine: AsyncEngine, month: str, *, tenant: str | None 
         query = query.group_by(*groups).order_by(*groups)
     async with engine.connect() as conn:
         rows = (await conn.execute(query)).all()
-    report_rows = []
-    for row in rows:
-        if not groups and row.requests == 0:
-            continue
-        group = {d: getattr(row, d) for d in by}
-        if "key" in by:
-            group["key_id"] = row.key_id
-        report_rows.append(ReportRow(
-            group=group,
-            requests=row.requests,
-            tokens={f: int(getattr(row, f)) for f in TOKEN_FIELDS},
-            costs={f: getattr(row, f) for f in COST_FIELDS},
-            cost=row.cost_total,
-            charge=row.charge_total,
-        ))
-    return Report(month=month, tenant=tenant, by=by, rows=report_rows)
+    return Report(month=month, tenant=tenant, by=by, rows=[_row(r, by) for r in rows if groups or r.requests])
+
+
+def _row(row, by: tuple[str, ...]) -> ReportRow:
+    group = {d: getattr(row, d) for d in by}
+    if "key" in by:
+        group["key_id"] = row.key_id
+    return ReportRow(group=group, requests=int(row.requests), tokens={f: int(getattr(row, f)) for f in TOKEN_FIELDS},
+                     costs={f: getattr(row, f) for f in COST_FIELDS}, cost=row.cost_total, charge=row.charge_total,
+                     cache_savings=row.cache_savings)
+
+
+async def ledger_totals(engine: AsyncEngine, start: datetime, end: datetime) -> dict[tuple[int, int, str, str], dict]:
+    """Per (tenant, key, model, day): sums straight from the ledger entries."""
+    led = ledger_entries
+    day = func.date(func.timezone("UTC", led.c.started_at))
+    query = (select(led.c.tenant_id, led.c.key_id, led.c.model, cast(day, String).label("day"),
+                    func.count().label("requests"), *[func.sum(led.c[f]).label(f) for f in SUMMED])
+             .where(led.c.started_at >= start, led.c.started_at < end)
+             .group_by(led.c.tenant_id, led.c.key_id, led.c.model, day))
+    async with engine.connect() as conn:
+        return {(r.tenant_id, r.key_id, r.model, r.day): {"requests": r.requests, **{f: getattr(r, f) for f in SUMMED}}
+                for r in await conn.execute(query)}
+
+
+async def rollup_totals(engine: AsyncEngine, start: datetime, end: datetime) -> dict[tuple[int, int, str, str], dict]:
+    """The same, as the rollups have them."""
+    daily = ledger_daily
+    query = select(daily).where(daily.c.day >= start.date(), daily.c.day < end.date())
+    async with engine.connect() as conn:
+        return {(r.tenant_id, r.key_id, r.model, str(r.day)): {"requests": r.requests, **{f: getattr(r, f) for f in SUMMED}}
+                for r in await conn.execute(query)}

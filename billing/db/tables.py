@@ -4,6 +4,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     Column,
+    Date,
     DateTime,
     ForeignKey,
     Integer,
@@ -118,6 +119,7 @@ model_aliases = Table(
 ledger_entries = Table(
     "ledger_entries",
     metadata,
+    # Partitioned by month of started_at (migration 0005), hence the two-column key.
     Column("request_id", UUID(as_uuid=True), primary_key=True),
     Column("tenant_id", BigInteger, ForeignKey("tenants.id"), nullable=False),
     Column("key_id", BigInteger, ForeignKey("api_keys.id"), nullable=False),
@@ -128,7 +130,7 @@ ledger_entries = Table(
     Column("upstream_response_id", Text, nullable=True),
     Column("status", Text, nullable=False),
     Column("stream", Boolean, nullable=False),
-    Column("started_at", DateTime(timezone=True), nullable=False),
+    Column("started_at", DateTime(timezone=True), primary_key=True),
     Column("finished_at", DateTime(timezone=True), nullable=False),
     Column("first_byte_ms", Integer, nullable=True),
     Column("input_tokens", BigInteger, nullable=False),
@@ -145,6 +147,7 @@ ledger_entries = Table(
     Column("price_multiplier", Numeric, nullable=False, server_default="1"),
     Column("charge_price_version_id", BigInteger, ForeignKey("price_versions.id"), nullable=True),
     Column("charge_total", Numeric, nullable=False),  # what the tenant is charged
+    Column("cache_savings", Numeric, nullable=False),  # cached tokens at the input price, minus their cost
     Column("quota_period", DateTime(timezone=True), nullable=True),  # start of the tenant's month it counts in
     Column("usage_flags", ARRAY(Text), nullable=False, server_default="{}"),
     Column("raw_usage", JSONB, nullable=False),
@@ -194,4 +197,21 @@ alerts = Table(
     Column("next_attempt_at", DateTime(timezone=True), nullable=False),
     Column("delivered_at", DateTime(timezone=True), nullable=True),
     Column("last_error", Text, nullable=True),
+)
+
+_DAILY_TOKENS = ("input_tokens", "cached_tokens", "cache_write_tokens", "output_tokens", "reasoning_tokens")
+_DAILY_MONEY = ("cost_uncached_input", "cost_cached_input", "cost_cache_write", "cost_output", "cost_reasoning",
+                "cost_total", "charge_total", "cache_savings")
+
+# Daily rollups per tenant, key and model, kept by a ledger trigger (migration 0005).
+ledger_daily = Table(
+    "ledger_daily",
+    metadata,
+    Column("day", Date, primary_key=True),
+    Column("tenant_id", BigInteger, primary_key=True),
+    Column("key_id", BigInteger, primary_key=True),
+    Column("model", Text, primary_key=True),
+    Column("requests", BigInteger, nullable=False),
+    *[Column(name, BigInteger, nullable=False) for name in _DAILY_TOKENS],
+    *[Column(name, Numeric, nullable=False) for name in _DAILY_MONEY],
 )
