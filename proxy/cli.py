@@ -19,7 +19,8 @@ from billing.db.quota import month_standing
 from billing.db.keys import get_key, issue_key, list_keys, revoke_key, rotate_key, update_key
 from billing.db.migrate import upgrade_to_head
 from billing.db.prices import load_pricebook, set_price, sync_catalog
-from billing.db.reports import monthly_report
+from billing.db.reports import ledger_totals, monthly_report, quota_comparison, rollup_totals
+from billing.reconcile import compare
 from billing.db.tenants import (AlreadyExists, Conflict, NotFound, create_tenant, get_tenant, list_tenants,
                                 update_tenant)
 from billing.pricing import PriceVersion, Tier, exact_sum
@@ -279,6 +280,26 @@ def cmd_report(args, settings: Settings) -> None:
     _run_db(settings, action)
 
 
+def cmd_reconcile(args, settings: Settings) -> None:
+    """Exit 1 (via CliError) when the rollups or the quota counters disagree with the ledger."""
+    async def action(engine):
+        start, end = parse_month(args.month)
+        raw = await ledger_totals(engine, start, end)
+        differences = compare(raw, await rollup_totals(engine, start, end),
+                              lambda k: f"rollup tenant={k[0]} key={k[1]} model={k[2]} day={k[3]}")
+        summed, counted = await quota_comparison(engine, args.month)
+        differences += compare(summed, counted, lambda k: f"quota counter {k[0]}={k[1]}")
+        entries = sum(v["requests"] for v in raw.values())
+        for difference in differences:
+            print(difference)
+        if differences:
+            raise CliError(f"{len(differences)} difference(s) in {args.month}")
+        print(f"{args.month}: {entries} ledger entries agree with {len(raw)} rollup rows and "
+              f"{len(counted)} quota counters")
+
+    _run_db(settings, action)
+
+
 def cmd_simulate_upstream(args, settings: Settings) -> None:
     from proxy.simulator import create_simulator
     log.info("simulated upstream on http://%s:%d/v1", args.host, args.port)
@@ -394,6 +415,10 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--tenant")
     report.add_argument("--by", type=_dimensions, default=(), metavar="tenant,key,model,day")
     report.set_defaults(handler=cmd_report)
+
+    reconcile = sub.add_parser("reconcile", help="check rollups and quota counters against the raw ledger")
+    reconcile.add_argument("--month", required=True, type=_month, metavar="YYYY-MM")
+    reconcile.set_defaults(handler=cmd_reconcile)
 
     sim = sub.add_parser("simulate-upstream", help="run a local stand-in for the upstream API")
     sim.add_argument("--host", default="127.0.0.1")

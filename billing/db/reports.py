@@ -2,11 +2,12 @@
 the same totals recomputed from raw ledger entries, for reconciliation."""
 
 from datetime import datetime
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import String, cast, func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from billing.db.tables import api_keys, ledger_daily, ledger_entries, tenants
+from billing.db.tables import api_keys, ledger_daily, ledger_entries, quota_usage, tenants
 from billing.report import COST_FIELDS, TOKEN_FIELDS, Report, ReportRow, parse_month
 
 SUMMED = (*TOKEN_FIELDS, *COST_FIELDS, "cost_total", "charge_total", "cache_savings")
@@ -75,3 +76,32 @@ async def rollup_totals(engine: AsyncEngine, start: datetime, end: datetime) -> 
     async with engine.connect() as conn:
         return {(r.tenant_id, r.key_id, r.model, str(r.day)): {"requests": r.requests, **{f: getattr(r, f) for f in SUMMED}}
                 for r in await conn.execute(query)}
+
+
+async def quota_comparison(engine: AsyncEngine, month: str) -> tuple[dict, dict]:
+    """For each tenant and key: spent per the quota counters, and per the ledger entries,
+    over the tenant's own calendar month `month` (in its time zone)."""
+    year, number = (int(part) for part in month.split("-"))
+    async with engine.connect() as conn:
+        zones = {r.id: r.time_zone for r in await conn.execute(select(tenants.c.id, tenants.c.time_zone))}
+        periods = {tenant_id: datetime(year, number, 1, tzinfo=ZoneInfo(zone)) for tenant_id, zone in zones.items()}
+        counted, summed = {}, {}
+        for tenant_id, period in periods.items():
+            led = ledger_entries
+            utc_month = func.timezone("UTC", func.date_trunc("month", func.timezone("UTC", led.c.started_at)))
+            in_period = func.coalesce(led.c.quota_period, utc_month) == period
+            for scope, column in (("tenant", led.c.tenant_id), ("key", led.c.key_id)):
+                rows = await conn.execute(
+                    select(column.label("scope_id"), func.sum(led.c.charge_total).label("usd"),
+                           func.sum(led.c.input_tokens + led.c.output_tokens).label("tokens"))
+                    .where(led.c.tenant_id == tenant_id, in_period).group_by(column))
+                for r in rows:
+                    summed[(scope, r.scope_id)] = {"spent_usd": r.usd, "spent_tokens": r.tokens}
+            key_ids = select(api_keys.c.id).where(api_keys.c.tenant_id == tenant_id)
+            rows = await conn.execute(
+                select(quota_usage).where(quota_usage.c.period_start == period).where(
+                    ((quota_usage.c.scope == "tenant") & (quota_usage.c.scope_id == tenant_id))
+                    | ((quota_usage.c.scope == "key") & quota_usage.c.scope_id.in_(key_ids))))
+            for r in rows:
+                counted[(r.scope, r.scope_id)] = {"spent_usd": r.spent_usd, "spent_tokens": r.spent_tokens}
+    return summed, counted
