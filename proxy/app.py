@@ -13,6 +13,7 @@ from proxy import handlers
 from billing.db.quota import expire
 from proxy.admin_api import add_admin_routes
 from proxy.alerts import deliver_due_alerts
+from proxy.dashboard import add_dashboard_routes
 from proxy.periodic import every
 from proxy.errors import error_middleware
 from proxy.ledger_writer import LedgerWriter
@@ -76,5 +77,6 @@ def create_app(settings: Settings, database_url: str) -> web.Application:
     app.router.add_get("/healthz", handlers.healthz)
     app.router.add_get("/readyz", handlers.readyz)
     app.router.add_post("/v1/responses", handlers.create_response)
+    add_dashboard_routes(app)  # before the admin API's catch-all
     add_admin_routes(app)
     return app

@@ -21,6 +21,8 @@ from billing.db.migrate import upgrade_to_head
 from billing.db.prices import load_pricebook, set_price, sync_catalog
 from billing.db.reports import ledger_totals, monthly_report, quota_comparison, rollup_totals
 from billing.reconcile import compare
+from billing.statement import statement_csv, statement_from
+from proxy.dashboard_html import statement_page
 from billing.db.tenants import (AlreadyExists, Conflict, NotFound, create_tenant, get_tenant, list_tenants,
                                 update_tenant)
 from billing.pricing import PriceVersion, Tier, exact_sum
@@ -280,6 +282,15 @@ def cmd_report(args, settings: Settings) -> None:
     _run_db(settings, action)
 
 
+def cmd_statement(args, settings: Settings) -> None:
+    async def action(engine):
+        await get_tenant(engine, args.tenant)  # an unknown tenant is an error, not an empty statement
+        statement = statement_from(await monthly_report(engine, args.month, tenant=args.tenant, by=("model",)))
+        print(statement_page(statement) if args.format == "html" else statement_csv(statement), end="")
+
+    _run_db(settings, action)
+
+
 def cmd_reconcile(args, settings: Settings) -> None:
     """Exit 1 (via CliError) when the rollups or the quota counters disagree with the ledger."""
     async def action(engine):
@@ -415,6 +426,12 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--tenant")
     report.add_argument("--by", type=_dimensions, default=(), metavar="tenant,key,model,day")
     report.set_defaults(handler=cmd_report)
+
+    statement = sub.add_parser("statement", help="a tenant's monthly statement: one line per model, and the total")
+    statement.add_argument("--tenant", required=True)
+    statement.add_argument("--month", required=True, type=_month, metavar="YYYY-MM")
+    statement.add_argument("--format", choices=("csv", "html"), default="csv")
+    statement.set_defaults(handler=cmd_statement)
 
     reconcile = sub.add_parser("reconcile", help="check rollups and quota counters against the raw ledger")
     reconcile.add_argument("--month", required=True, type=_month, metavar="YYYY-MM")

@@ -1,0 +1,38 @@
+"""A tenant's monthly statement: one line per model and the total, to attach to an
+internal invoice. Built from a report grouped by model. Pure."""
+
+import csv
+import io
+from dataclasses import dataclass
+from decimal import Decimal
+
+from billing.report import Report, money
+
+COLUMNS = ("model", "requests", "input_tokens", "cached_tokens", "output_tokens", "reasoning_tokens", "charge_usd")
+
+
+@dataclass(frozen=True)
+class Statement:
+    tenant: str
+    month: str
+    lines: list[dict]
+    total: Decimal
+
+
+def statement_from(report: Report) -> Statement:
+    if report.tenant is None or report.by != ("model",):
+        raise ValueError("a statement is a report of one tenant grouped by model")
+    lines = [{"model": r.group["model"], "requests": r.requests, **{k: r.tokens[k] for k in COLUMNS[2:6]},
+              "charge_usd": r.charge} for r in report.rows]
+    return Statement(report.tenant, report.month, lines, report.total_charge)
+
+
+def statement_csv(statement: Statement) -> str:
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(COLUMNS)
+    for line in statement.lines:
+        writer.writerow([money(line[c]) if c == "charge_usd" else line[c] for c in COLUMNS])
+    writer.writerow(["TOTAL", sum(line["requests"] for line in statement.lines), "", "", "", "",
+                     money(statement.total)])
+    return out.getvalue()

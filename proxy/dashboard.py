@@ -1,0 +1,103 @@
+"""GET /admin/dashboard: the month's spend for finance, server-rendered, no JavaScript.
+
+Opened with the admin token (as a bearer header, or once through the sign-in form, which
+sets a signed session cookie; the cookie holds an expiry and its HMAC under the admin
+token, never the token itself)."""
+
+import hashlib
+import hmac
+import time
+from datetime import datetime, timezone
+
+from aiohttp import web
+
+from billing.db.reports import monthly_report
+from billing.report import parse_month
+from billing.statement import statement_csv, statement_from
+from proxy.dashboard_html import dashboard_page, login_page, statement_page
+from proxy.errors import ApiError
+from proxy.headers import bearer_token
+from proxy.state import STATE
+
+COOKIE = "bp_admin_session"
+SESSION_SECONDS = 12 * 3600
+
+
+def _signature(token: str, expires: int) -> str:
+    return hmac.new(token.encode(), f"dashboard:{expires}".encode(), hashlib.sha256).hexdigest()
+
+
+def _token(request: web.Request) -> str:
+    token = request.app[STATE].settings.admin_token
+    if not token:
+        raise ApiError(404, "Unknown request URL.", code="unknown_url")
+    return token
+
+
+def _signed_in(request: web.Request) -> bool:
+    token = _token(request)
+    if hmac.compare_digest((bearer_token(request.headers) or "").encode(), token.encode()):
+        return True
+    expires, _, signature = request.cookies.get(COOKIE, "").partition(".")
+    return (expires.isdigit() and int(expires) > time.time()
+            and hmac.compare_digest(signature.encode(), _signature(token, int(expires)).encode()))
+
+
+def _month(request: web.Request) -> str:
+    month = request.query.get("month") or datetime.now(timezone.utc).strftime("%Y-%m")
+    try:
+        parse_month(month)
+    except ValueError as exc:
+        raise ApiError(400, str(exc), param="month") from None
+    return month
+
+
+def _html(body: str, status: int = 200) -> web.Response:
+    return web.Response(text=body, status=status, content_type="text/html",
+                        headers={"Cache-Control": "no-store", "X-Frame-Options": "DENY"})
+
+
+async def dashboard(request: web.Request) -> web.Response:
+    if not _signed_in(request):
+        raise web.HTTPFound("/admin/login")
+    month, engine = _month(request), request.app[STATE].engine
+    reports = [await monthly_report(engine, month, by=by) for by in ((), ("tenant",), ("day",), ("key", "tenant"),
+                                                                     ("model",))]
+    return _html(dashboard_page(month, *reports))
+
+
+async def statement(request: web.Request) -> web.Response:
+    if not _signed_in(request):
+        raise web.HTTPFound("/admin/login")
+    tenant = request.query.get("tenant", "")
+    report = await monthly_report(request.app[STATE].engine, _month(request), tenant=tenant, by=("model",))
+    result = statement_from(report)
+    if request.query.get("format") == "csv":
+        return web.Response(text=statement_csv(result), content_type="text/csv", headers={
+            "Content-Disposition": f'attachment; filename="statement-{result.month}.csv"'})
+    return _html(statement_page(result))
+
+
+async def login_form(request: web.Request) -> web.Response:
+    _token(request)
+    return _html(login_page())
+
+
+async def login(request: web.Request) -> web.Response:
+    token = _token(request)
+    form = await request.post()
+    given = str(form.get("token", ""))
+    if not hmac.compare_digest(given.encode(), token.encode()):
+        return _html(login_page("That is not the admin token."), status=401)
+    expires = int(time.time()) + SESSION_SECONDS
+    response = web.HTTPFound("/admin/dashboard")
+    response.set_cookie(COOKIE, f"{expires}.{_signature(token, expires)}", max_age=SESSION_SECONDS, path="/admin",
+                        httponly=True, samesite="Strict", secure=request.secure)
+    raise response
+
+
+def add_dashboard_routes(app: web.Application) -> None:
+    app.router.add_get("/admin/dashboard", dashboard)
+    app.router.add_get("/admin/dashboard/statement", statement)
+    app.router.add_get("/admin/login", login_form)
+    app.router.add_post("/admin/login", login)

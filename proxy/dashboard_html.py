@@ -1,0 +1,91 @@
+"""The dashboard's and the statement's HTML. Pure rendering: numbers in, markup out."""
+
+from html import escape
+
+from billing.report import Report, money
+from billing.statement import COLUMNS, Statement
+from proxy.charts import bar_chart, line_chart
+
+STYLE = """
+body{font:14px/1.45 system-ui,sans-serif;margin:24px auto;max-width:980px;color:#1d2430;padding:0 16px}
+h1{font-size:22px;margin:0 0 4px}h2{font-size:16px;margin:28px 0 8px}
+table{border-collapse:collapse;width:100%}th,td{padding:4px 8px;border-bottom:1px solid #e3e6ea;text-align:left}
+td.n,th.n{text-align:right;font-variant-numeric:tabular-nums}
+.cards{display:flex;gap:12px;flex-wrap:wrap}.card{border:1px solid #e3e6ea;border-radius:6px;padding:10px 14px;min-width:150px}
+.card b{display:block;font-size:20px}.bar{fill:#3b6fd8}.line{stroke:#3b6fd8;stroke-width:2}.dot{fill:#3b6fd8}
+.axis{stroke:#9aa3ad}.label,.value{font-size:12px;fill:#1d2430}.empty{color:#6b7480}
+form.month{margin:12px 0}@media print{form,nav{display:none}}
+"""
+
+
+def _page(title: str, body: str) -> str:
+    return (f'<!doctype html><html lang="en"><head><meta charset="utf-8"><title>{escape(title)}</title>'
+            f'<meta name="viewport" content="width=device-width, initial-scale=1"><style>{STYLE}</style></head>'
+            f'<body>{body}</body></html>')
+
+
+def _table(rows: list[dict], columns: list[tuple[str, str, bool]]) -> str:
+    head = "".join(f'<th class="{"n" if numeric else ""}">{escape(title)}</th>' for _, title, numeric in columns)
+    body = "".join(
+        "<tr>" + "".join(f'<td class="{"n" if numeric else ""}">{escape(str(row.get(key, "")))}</td>'
+                         for key, _, numeric in columns) + "</tr>"
+        for row in rows)
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def _top(report: Report, key: str, limit: int = 10) -> list[dict]:
+    rows = sorted(report.rows, key=lambda r: r.charge, reverse=True)[:limit]
+    return [{"name": r.group[key] + (f" (#{r.group['key_id']})" if key == "key" else ""),
+             "tenant": r.group.get("tenant", ""), "requests": r.requests, "charge": money(r.charge),
+             "cost": money(r.cost), "savings": money(r.cache_savings)} for r in rows]
+
+
+def dashboard_page(month: str, total: Report, tenants: Report, days: Report, keys: Report, models: Report) -> str:
+    cards = "".join(f'<div class="card">{escape(name)}<b data-figure="{escape(slug)}">{escape(value)}</b></div>'
+                    for name, slug, value in (
+                        ("Charged (USD)", "charge", money(total.total_charge)),
+                        ("Upstream cost (USD)", "cost", money(total.total_cost)),
+                        ("Cache savings (USD)", "cache_savings", money(total.total_cache_savings)),
+                        ("Requests", "requests", str(total.total_requests))))
+    ranked = sorted(tenants.rows, key=lambda r: r.charge, reverse=True)
+    tenant_rows = [{"tenant": r.group["tenant"], "requests": r.requests, "charge": money(r.charge),
+                    "cost": money(r.cost), "savings": money(r.cache_savings)} for r in ranked]
+    statement_links = "".join(
+        f'<li>{escape(row["tenant"])}: <a href="/admin/dashboard/statement?tenant={escape(row["tenant"])}'
+        f'&amp;month={escape(month)}&amp;format=html">printable</a> · <a href="/admin/dashboard/statement?tenant='
+        f'{escape(row["tenant"])}&amp;month={escape(month)}&amp;format=csv">CSV</a></li>' for row in tenant_rows)
+    money_columns = [("requests", "Requests", True), ("charge", "Charged USD", True), ("cost", "Cost USD", True),
+                     ("savings", "Cache savings USD", True)]
+    body = f"""
+<h1>Spend, {escape(month)}</h1>
+<form class="month" method="get" action="/admin/dashboard"><label>Month <input type="month" name="month"
+ value="{escape(month)}"></label> <button type="submit">Show</button></form>
+<div class="cards">{cards}</div>
+<h2>Charged per tenant</h2>{bar_chart([(r.group["tenant"], r.charge) for r in ranked], "Charged per tenant")}
+{_table(tenant_rows, [("tenant", "Tenant", False), *money_columns])}
+<h2>Charged per day</h2>{line_chart([(r.group["day"], r.charge) for r in days.rows], "Charged per day")}
+<h2>Top keys</h2>{_table(_top(keys, "key"), [("name", "Key", False), ("tenant", "Tenant", False), *money_columns])}
+<h2>Top models</h2>{_table(_top(models, "model"), [("name", "Model", False), *money_columns])}
+<h2>Statements</h2><ul>{statement_links or "<li>No tenant spent anything this month.</li>"}</ul>
+"""
+    return _page(f"billing-proxy: spend {month}", body)
+
+
+def statement_page(statement: Statement) -> str:
+    titles = {"model": "Model", "requests": "Requests", "input_tokens": "Input tokens", "cached_tokens": "Cached",
+              "output_tokens": "Output tokens", "reasoning_tokens": "Reasoning", "charge_usd": "Charge USD"}
+    rows = [{**line, "charge_usd": money(line["charge_usd"])} for line in statement.lines]
+    rows.append({"model": "Total", "requests": sum(line["requests"] for line in statement.lines),
+                 "charge_usd": money(statement.total)})
+    body = (f"<h1>Statement: {escape(statement.tenant)}, {escape(statement.month)}</h1>"
+            f"<p>Usage of the LLM gateway, priced per model. All amounts in USD.</p>"
+            + _table(rows, [(c, titles[c], c != "model") for c in COLUMNS])
+            + f'<p><b data-figure="total">Total due: {escape(money(statement.total))} USD</b></p>')
+    return _page(f"Statement {statement.tenant} {statement.month}", body)
+
+
+def login_page(error: str = "") -> str:
+    note = f'<p style="color:#b00020">{escape(error)}</p>' if error else ""
+    return _page("billing-proxy: sign in", f"""<h1>Sign in</h1>{note}
+<form method="post" action="/admin/login"><label>Admin token <input type="password" name="token"
+ autocomplete="current-password" required></label> <button type="submit">Sign in</button></form>""")

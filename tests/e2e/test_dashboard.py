@@ -1,0 +1,94 @@
+"""The dashboard and statements show the report's numbers, behind the admin token."""
+
+import asyncio
+import re
+import shutil
+import subprocess
+from dataclasses import replace
+from datetime import datetime, timezone
+from decimal import Decimal
+
+import aiohttp
+import pytest
+
+from billing.db.reports import monthly_report
+from billing.report import money
+from proxy.app import create_app
+from tests.e2e.test_admin_api import ADMIN_TOKEN
+from tests.e2e.test_reports_reconcile import mixed_traffic
+
+
+@pytest.fixture
+async def dashboard_proxy(aiohttp_server, engine, database_url, proxy_settings):
+    app = create_app(replace(proxy_settings, admin_token=ADMIN_TOKEN), database_url)
+    server = await aiohttp_server(app)
+    from tests.conftest import RunningProxy
+    return RunningProxy(str(server.make_url("")).rstrip("/"), app, proxy_settings)
+
+
+def figure(html: str, name: str) -> str:
+    return re.search(rf'data-figure="{name}">([^<]*)<', html).group(1)
+
+
+async def test_dashboard_shows_the_report_numbers(dashboard_proxy, proxy, engine):
+    await mixed_traffic(dashboard_proxy, engine)
+    month = datetime.now(timezone.utc).strftime("%Y-%m")
+    total = await monthly_report(engine, month)
+    by_tenant = await monthly_report(engine, month, by=("tenant",))
+    base = dashboard_proxy.url
+    async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as http:  # unsafe: IP hosts
+        async with http.get(proxy.url + "/admin/dashboard") as reply:
+            assert reply.status == 404  # no admin token configured there
+        async with http.get(base + "/admin/dashboard", allow_redirects=False) as reply:
+            assert reply.status == 302 and reply.headers["Location"] == "/admin/login"
+        async with http.post(base + "/admin/login", data={"token": "wrong"}) as reply:
+            assert reply.status == 401
+        async with http.post(base + "/admin/login", data={"token": ADMIN_TOKEN}, allow_redirects=False) as reply:
+            assert reply.status == 302
+            cookie = reply.cookies["bp_admin_session"]
+            assert ADMIN_TOKEN not in cookie.value and cookie["httponly"]
+        async with http.get(base + f"/admin/dashboard?month={month}") as reply:  # the session cookie opens it
+            assert reply.status == 200
+            html = await reply.text()
+
+    assert figure(html, "charge") == money(total.total_charge)
+    assert figure(html, "cost") == money(total.total_cost)
+    assert figure(html, "cache_savings") == money(total.total_cache_savings) != "0.00"
+    assert figure(html, "requests") == str(total.total_requests)
+    for row in by_tenant.rows:
+        assert f'<td class="">{row.group["tenant"]}</td><td class="n">{row.requests}</td>' \
+               f'<td class="n">{money(row.charge)}</td>' in html
+    assert html.count("<svg") == 2 and "<script" not in html
+
+    headers = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+    async with aiohttp.ClientSession(headers=headers) as http:
+        for row in by_tenant.rows:
+            tenant = row.group["tenant"]
+            async with http.get(base + f"/admin/dashboard/statement?tenant={tenant}&month={month}&format=csv") as r:
+                lines = (await r.text()).strip().splitlines()
+            assert lines[0].startswith("model,requests") and lines[-1].startswith("TOTAL,")
+            assert lines[-1].split(",")[-1] == money(row.charge)
+            assert sum(Decimal(line.split(",")[-1]) for line in lines[1:-1]) == row.charge
+            async with http.get(base + f"/admin/dashboard/statement?tenant={tenant}&month={month}") as r:
+                assert f"Total due: {money(row.charge)} USD" in await r.text()
+
+
+async def test_dashboard_renders_in_a_browser(dashboard_proxy, engine, tmp_path):
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    if chromium is None:
+        pytest.skip("Chromium is not installed (apt-get install chromium); .ci/run installs it")
+    await mixed_traffic(dashboard_proxy, engine)
+    async with aiohttp.ClientSession(headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}) as http:
+        async with http.get(dashboard_proxy.url + "/admin/dashboard") as reply:
+            page = tmp_path / "dashboard.html"
+            page.write_text(await reply.text())
+    shot = tmp_path / "dashboard.png"
+    loop = asyncio.get_running_loop()
+    done = await loop.run_in_executor(None, lambda: subprocess.run(
+        [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+         "--disable-component-update", "--disable-sync", "--no-first-run", f"--user-data-dir={tmp_path / 'profile'}",
+         "--window-size=1000,1600", f"--screenshot={shot}", page.as_uri()],
+        capture_output=True, timeout=120))
+    assert shot.exists(), done.stderr.decode()[-2000:]
+    png = shot.read_bytes()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 20_000  # an empty white page compresses to a few KB
