@@ -1,5 +1,7 @@
 """Monthly report shapes: months, grouping dimensions and rows. Pure."""
 
+import csv
+import io
 import re
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -82,6 +84,23 @@ def row_dict(row: ReportRow) -> dict:
     """A report row in the contract's JSON shape (costs still Decimal)."""
     return {**row.group, "requests": row.requests, **row.tokens, "cost": row.cost, "charge": row.charge,
             "cache_savings": row.cache_savings, **row.costs}
+
+
+def report_columns(report: Report) -> list[str]:
+    return [*report.by, *(["key_id"] if "key" in report.by else []), "requests", *TOKEN_FIELDS, "cost", "charge",
+            "cache_savings", *COST_FIELDS]
+
+
+def report_csv_text(report: Report) -> str:
+    """One header row, one line per group, exact decimals."""
+    columns = report_columns(report)
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(columns)
+    for row in report.rows:
+        values = row_dict(row)
+        writer.writerow([money(values[c]) if isinstance(values[c], Decimal) else values[c] for c in columns])
+    return out.getvalue()
 
 
 def report_dict(report: Report) -> dict:

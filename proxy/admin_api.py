@@ -25,7 +25,7 @@ from billing.db.reports import monthly_report
 from billing.db.tenants import AlreadyExists, Conflict, NotFound, create_tenant, get_tenant, list_tenants, \
     update_tenant
 from billing.pricing import PriceVersion, Tier
-from billing.report import parse_dimensions, report_dict
+from billing.report import parse_dimensions, report_csv_text, report_dict
 from proxy import admin_models as m
 from proxy.errors import ApiError, error_response
 from proxy.headers import bearer_token
@@ -47,6 +47,7 @@ class Operation:
     body: type[BaseModel] | None = None
     query: type[BaseModel] | None = None
     errors: tuple[int, ...] = (400, 401, 404)
+    media_type: str = "application/json"  # text/csv: the handler returns the text itself
 
 
 # --- handlers: (engine, ids, body, query) -> response model --------------------------------
@@ -148,6 +149,11 @@ async def report(engine, ids, body, query: m.ReportQuery):
     return m.ReportOut(**report_dict(result))
 
 
+async def report_csv(engine, ids, body, query: m.ReportQuery) -> str:
+    result = await monthly_report(engine, query.month, tenant=query.tenant, by=parse_dimensions(query.by))
+    return report_csv_text(result)
+
+
 async def alerts(engine, ids, body, query: m.AlertsQuery):
     return m.AlertList(data=[m.AlertOut(**a.__dict__) for a in await list_alerts(engine, query.tenant, query.limit)])
 
@@ -181,6 +187,8 @@ OPERATIONS = (
     Operation("POST", "/admin/prices", prices_set, "Add a price version", m.PriceVersionOut, 201, body=m.PriceSet),
     Operation("GET", "/admin/reports", report, "Monthly cost report", m.ReportOut, query=m.ReportQuery,
               errors=(400, 401)),
+    Operation("GET", "/admin/reports.csv", report_csv, "Monthly cost report as CSV (one header row, exact decimals)",
+              m.ReportOut, query=m.ReportQuery, errors=(400, 401), media_type="text/csv"),
     Operation("GET", "/admin/alerts", alerts, "Threshold alerts and their delivery, newest first", m.AlertList,
               query=m.AlertsQuery, errors=(400, 401)),
     Operation("GET", "/admin/audit", audit, "The audit log, newest first", m.AuditList, query=m.AuditQuery,
@@ -265,6 +273,8 @@ def _endpoint(operation: Operation):
             raise ApiError(404, str(exc), code="not_found") from None
         except (AlreadyExists, Conflict) as exc:
             raise ApiError(409, str(exc), code="conflict") from None
+        if isinstance(result, str):
+            return web.Response(status=operation.status, text=result, content_type=operation.media_type)
         return web.Response(status=operation.status, body=result.model_dump_json(), content_type="application/json")
 
     return handle

@@ -26,8 +26,8 @@ from proxy.dashboard_html import statement_page
 from billing.db.tenants import (AlreadyExists, Conflict, NotFound, create_tenant, get_tenant, list_tenants,
                                 update_tenant)
 from billing.pricing import PriceVersion, Tier, exact_sum
-from billing.report import (COST_FIELDS, TOKEN_FIELDS, money, parse_dimensions, parse_month, report_dict,
-                            row_dict)
+from billing.report import (COST_FIELDS, TOKEN_FIELDS, money, parse_dimensions, parse_month, report_columns,
+                            report_csv_text, report_dict, row_dict)
 from proxy.app import create_app, merged_catalog
 from proxy.cli_format import parse_duration, render, to_json
 from proxy.prices_view import price_rows
@@ -261,23 +261,21 @@ def cmd_report(args, settings: Settings) -> None:
         if args.format == "json":
             print(to_json(report_dict(report)))
             return
-        columns = [*report.by, *(["key_id"] if "key" in report.by else []), "requests", *TOKEN_FIELDS, "cost",
-                   *COST_FIELDS]
-        rows = [row_dict(r) for r in report.rows]
-        columns.insert(columns.index("cost") + 1, "charge")
         if args.format == "csv":
-            print(render(rows, columns, "csv"))
+            print(report_csv_text(report), end="")
             return
+        columns = report_columns(report)
+        rows = [row_dict(r) for r in report.rows]
         if report.by and rows:
             rows.append({columns[0]: "TOTAL", "requests": report.total_requests, "cost": report.total_cost,
-                         "charge": report.total_charge,
+                         "charge": report.total_charge, "cache_savings": report.total_cache_savings,
                          **{f: sum(r.tokens[f] for r in report.rows) for f in TOKEN_FIELDS},
                          **{f: exact_sum(r.costs[f] for r in report.rows) for f in COST_FIELDS}})
         scope = f", tenant {report.tenant}" if report.tenant else ""
         print(f"Cost report for {report.month}{scope} (USD)")
         print(render(rows, columns, "table"))
         print(f"Total: {report.total_requests} requests, cost {money(report.total_cost)} USD, "
-              f"charged {money(report.total_charge)} USD")
+              f"charged {money(report.total_charge)} USD, cache savings {money(report.total_cache_savings)} USD")
 
     _run_db(settings, action)
 

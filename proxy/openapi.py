@@ -37,7 +37,8 @@ def build_document(operations) -> dict[str, Any]:
             "parameters": parameters,
             "responses": {
                 str(op.status): {"description": "OK", "content": {
-                    "application/json": {"schema": refs[(op.response, "serialization")]}}},
+                    op.media_type: {"schema": {"type": "string"} if op.media_type != "application/json"
+                                    else refs[(op.response, "serialization")]}}},
                 **{str(code): {"description": _ERROR_TEXT[code], "content": {
                     "application/json": {"schema": refs[(m.ErrorOut, "serialization")]}}}
                    for code in sorted(set(op.errors) | {400, 401})},

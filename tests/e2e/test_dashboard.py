@@ -62,6 +62,13 @@ async def test_dashboard_shows_the_report_numbers(dashboard_proxy, proxy, engine
 
     headers = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
     async with aiohttp.ClientSession(headers=headers) as http:
+        async with http.get(base + f"/admin/reports.csv?month={month}&by=tenant,model") as reply:
+            assert reply.status == 200 and reply.content_type == "text/csv"
+            lines = (await reply.text()).strip().splitlines()
+        header = lines[0].split(",")
+        assert header[:3] == ["tenant", "model", "requests"] and lines[1:]
+        cost = header.index("cost")
+        assert sum(Decimal(line.split(",")[cost]) for line in lines[1:]) == total.total_cost
         for row in by_tenant.rows:
             tenant = row.group["tenant"]
             async with http.get(base + f"/admin/dashboard/statement?tenant={tenant}&month={month}&format=csv") as r:

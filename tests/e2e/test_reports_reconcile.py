@@ -69,6 +69,10 @@ async def test_every_slice_sums_to_the_ledger_and_reconcile_agrees(proxy, engine
     loop = asyncio.get_running_loop()  # the CLI runs its own event loop: give it a thread
     assert await loop.run_in_executor(None, main, ["reconcile", "--month", month]) == 0
     assert f"{calls} ledger entries agree" in capsys.readouterr().out
+    assert await loop.run_in_executor(None, main, ["report", "--month", month, "--by", "model,day", "--format", "csv"]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    charge_column = lines[0].split(",").index("charge")
+    assert sum(Decimal(line.split(",")[charge_column]) for line in lines[1:]) == charge
 
     async with engine.begin() as conn:  # a rollup row off by one micro-dollar
         await conn.execute(text("UPDATE ledger_daily SET cost_total = cost_total + 0.000001 "
