@@ -10,22 +10,18 @@ Creates its own database and drops it afterwards.
 
 import argparse
 import asyncio
-import os
-import secrets
 import statistics
-import tempfile
 import time
 import uuid
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
-from pathlib import Path
 
-import asyncpg
 from sqlalchemy import text
 
-from billing.db.engine import embedded_database_url, make_engine, plain_url
+from billing.db.engine import make_engine
 from billing.db.keys import issue_key
 from billing.db.migrate import upgrade_to_head
+from billing.db.scratch import scratch_database, server_url
 from billing.db.quota import admit
 from billing.db.tenants import create_tenant
 from billing.quota import Estimate, period_start
@@ -83,25 +79,9 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=2000)
     parser.add_argument("--concurrency", default="1,16")
     args = parser.parse_args()
-    server = os.environ.get("DATABASE_URL") or embedded_database_url(Path(tempfile.mkdtemp()))
-    name = "bench_admission_" + secrets.token_hex(3)
-
-    async def admin(statement):
-        conn = await asyncpg.connect(plain_url(server))
-        try:
-            await conn.execute(statement)
-        finally:
-            await conn.close()
-
-    asyncio.run(admin(f'CREATE DATABASE "{name}"'))
-    base, _, query = server.partition("?")
-    url = base.rsplit("/", 1)[0] + "/" + name + ("?" + query if query else "")
-    try:
+    with scratch_database(server_url(), "bench_admission") as url:
         upgrade_to_head(url)
         asyncio.run(run(url, args.requests, [int(c) for c in args.concurrency.split(",")]))
-    finally:
-        asyncio.run(admin(f'DROP DATABASE "{name}" WITH (FORCE)'))
-
 
 if __name__ == "__main__":
     main()

@@ -11,18 +11,15 @@ GROUP BY, exactly as migration 0005 builds rollups for an existing ledger.
 
 import argparse
 import asyncio
-import os
-import secrets
 import statistics
-import tempfile
 import time
 from datetime import datetime, timezone
-from pathlib import Path
 
 import asyncpg
 
-from billing.db.engine import embedded_database_url, make_engine, plain_url
+from billing.db.engine import make_engine, plain_url
 from billing.db.migrate import upgrade_to_head
+from billing.db.scratch import scratch_database, server_url
 from billing.db.reports import ledger_totals, monthly_report
 from billing.report import parse_month
 
@@ -105,27 +102,11 @@ def main() -> None:
     parser.add_argument("--tenants", type=int, default=50)
     parser.add_argument("--keys-per-tenant", type=int, default=4)
     args = parser.parse_args()
-    server = os.environ.get("DATABASE_URL") or embedded_database_url(Path(tempfile.mkdtemp()))
-    name = "bench_reports_" + secrets.token_hex(3)
-
-    async def admin(statement):
-        conn = await asyncpg.connect(plain_url(server))
-        try:
-            await conn.execute(statement)
-        finally:
-            await conn.close()
-
-    asyncio.run(admin(f'CREATE DATABASE "{name}"'))
-    base, _, query = server.partition("?")
-    url = base.rsplit("/", 1)[0] + "/" + name + ("?" + query if query else "")
-    try:
+    with scratch_database(server_url(), "bench_reports") as url:
         upgrade_to_head(url)
         seconds = asyncio.run(generate(url, args.entries, args.tenants, args.keys_per_tenant))
         print(f"generated in {seconds:.0f} s ({datetime.now(timezone.utc):%Y-%m-%d})")
         asyncio.run(measure(url, args.entries))
-    finally:
-        asyncio.run(admin(f'DROP DATABASE "{name}" WITH (FORCE)'))
-
 
 if __name__ == "__main__":
     main()

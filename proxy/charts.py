@@ -20,7 +20,7 @@ def _scale(values: list[Decimal]) -> Decimal:
 def bar_chart(items: list[tuple[str, Decimal]], title: str) -> str:
     """One bar per item, labelled with its name and value."""
     if not items:
-        return f'<p class="empty">No spend in this month.</p>'
+        return '<p class="empty">No spend in this month.</p>'
     top = _scale([v for _, v in items])
     row = Decimal(28)
     height = row * len(items) + 10
@@ -42,7 +42,7 @@ def bar_chart(items: list[tuple[str, Decimal]], title: str) -> str:
 def line_chart(points: list[tuple[str, Decimal]], title: str) -> str:
     """Values over days, with the first and last day and the peak labelled."""
     if not points:
-        return f'<p class="empty">No spend in this month.</p>'
+        return '<p class="empty">No spend in this month.</p>'
     top = _scale([v for _, v in points])
     inner_w, inner_h = WIDTH - 2 * MARGIN, HEIGHT - 2 * MARGIN
     step = inner_w / max(len(points) - 1, 1)

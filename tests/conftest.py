@@ -6,17 +6,16 @@ PostgreSQL in a temporary directory. Never SQLite, never a mock.
 """
 
 import os
-import secrets
 from dataclasses import dataclass
 from pathlib import Path
 
-import asyncpg
 import pytest
 from sqlalchemy import text
 
-from billing.db.engine import embedded_database_url, make_engine, plain_url
+from billing.db.engine import embedded_database_url, make_engine
 from billing.db.keys import issue_key
 from billing.db.migrate import upgrade_to_head
+from billing.db.scratch import scratch_database
 from billing.db.tenants import create_tenant
 from proxy.app import create_app
 from proxy.settings import Settings
@@ -25,33 +24,12 @@ from proxy.simulator import SIM_STATE, create_simulator
 UPSTREAM_KEY = "sk-upstream-" + "x" * 24
 
 
-def _with_database(url: str, name: str) -> str:
-    base, _, query = url.partition("?")
-    base = base.rsplit("/", 1)[0] + "/" + name
-    return base + ("?" + query if query else "")
-
-
-async def _admin(url: str, statement: str) -> None:
-    conn = await asyncpg.connect(plain_url(url))
-    try:
-        await conn.execute(statement)
-    finally:
-        await conn.close()
-
-
 @pytest.fixture(scope="session")
 def database_url(tmp_path_factory) -> str:
-    import asyncio
-
-    server_url = os.environ.get("DATABASE_URL")
-    if not server_url:
-        server_url = embedded_database_url(tmp_path_factory.mktemp("embedded-pg"))
-    name = f"billing_proxy_test_{os.getpid()}_{secrets.token_hex(3)}"
-    asyncio.run(_admin(server_url, f'CREATE DATABASE "{name}"'))
-    url = _with_database(server_url, name)
-    upgrade_to_head(url)
-    yield url
-    asyncio.run(_admin(server_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    server = os.environ.get("DATABASE_URL") or embedded_database_url(tmp_path_factory.mktemp("embedded-pg"))
+    with scratch_database(server, "billing_proxy_test") as url:
+        upgrade_to_head(url)
+        yield url
 
 
 @pytest.fixture

@@ -5,7 +5,6 @@ import time
 
 import aiohttp
 import openai
-import pytest
 from sqlalchemy import select
 
 from billing.db.keys import revoke_key

@@ -25,7 +25,6 @@ LONG_SYSTEM_PROMPT = "你是一个文学分析助手。请简洁清晰地回答�
 def seed_cost(usage) -> Decimal:
     """The contract formula, written out again independently of billing.pricing."""
     cached = usage.input_tokens_details.cached_tokens
-    reasoning = usage.output_tokens_details.reasoning_tokens
     return ((usage.input_tokens - cached) * SEED_TIER_1["input"] + cached * SEED_TIER_1["cached"]
             + usage.output_tokens * SEED_TIER_1["output"]) / MILLION  # reasoning at the output price
 

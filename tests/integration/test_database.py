@@ -2,7 +2,6 @@
 
 import asyncio
 import os
-import secrets
 import subprocess
 import sys
 import uuid
@@ -23,7 +22,7 @@ from billing.ledger import CallContext, build_entry
 from billing.pricebook import ResolvedPrice
 from billing.pricing import PriceVersion, Tier
 from billing.usage import parse_usage
-from tests.conftest import _admin, _with_database
+from billing.db.scratch import scratch_database
 
 NOW = datetime.now(timezone.utc)
 
@@ -45,10 +44,7 @@ async def priced_version(engine):
 
 def test_two_replicas_migrating_at_once_both_succeed(database_url):
     """The advisory lock serialises them: neither fails on half-created tables."""
-    name = "bp_migrate_" + secrets.token_hex(3)
-    asyncio.run(_admin(database_url, f'CREATE DATABASE "{name}"'))
-    url = _with_database(database_url, name)
-    try:
+    with scratch_database(database_url, "bp_migrate") as url:
         env = {**os.environ, "DATABASE_URL": url}
         replicas = [subprocess.Popen([sys.executable, "-m", "proxy.cli", "migrate"], env=env,
                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE) for _ in range(2)]
@@ -63,8 +59,6 @@ def test_two_replicas_migrating_at_once_both_succeed(database_url):
             finally:
                 await conn.close()
         assert {"tenants", "api_keys", "price_versions", "price_tiers", "ledger_entries"} <= asyncio.run(tables())
-    finally:
-        asyncio.run(_admin(database_url, f'DROP DATABASE "{name}" WITH (FORCE)'))
 
 
 async def test_ledger_insert_is_idempotent_on_request_id(engine, tenant_key):
