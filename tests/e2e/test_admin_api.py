@@ -11,7 +11,8 @@ import pytest
 
 from proxy.admin_api import OPERATIONS
 from proxy.app import create_app
-from proxy.state import STATE
+from tests.conftest import UPSTREAM_KEY
+from tests.processes import environment, free_port, serve
 
 ADMIN_TOKEN = "admin-" + "t" * 32
 
@@ -184,12 +185,14 @@ async def test_openapi_document_lists_every_operation(admin):
     assert listed == {(op.method, op.path) for op in OPERATIONS}
 
 
-async def test_revocation_reaches_a_second_replica_under_load(aiohttp_server, engine, database_url, proxy_settings,
-                                                              admin, tenant_key):
-    """Replica B has its own mirror; the key is revoked through replica A's admin API while
-    B is busy serving the same key."""
-    replica_b = await aiohttp_server(create_app(proxy_settings, database_url))
-    url_b = str(replica_b.make_url("/v1"))
+async def test_revocation_reaches_a_second_replica_under_load(simulator, database_url, admin, tenant_key, tmp_path):
+    """Replica B is a separate `billing-proxy serve` process with its own key mirror; the key
+    is revoked through replica A's admin API while B is busy serving that same key."""
+    loop = asyncio.get_running_loop()
+    env = environment(DATABASE_URL=database_url, UPSTREAM_BASE_URL=str(simulator.make_url("/v1")),
+                      UPSTREAM_API_KEY=UPSTREAM_KEY, BILLING_PROXY_HOME=str(tmp_path))
+    port = free_port()
+    replica_b = await loop.run_in_executor(None, serve, env, port)
     stop = asyncio.Event()
     served = 0
 
@@ -202,14 +205,17 @@ async def test_revocation_reaches_a_second_replica_under_load(aiohttp_server, en
             except openai.AuthenticationError:
                 await asyncio.sleep(0.01)
 
-    async with openai.AsyncOpenAI(base_url=url_b, api_key=tenant_key.secret, max_retries=0) as client:
-        workers = [asyncio.create_task(load(client)) for _ in range(8)]
-        await asyncio.sleep(0.5)
-        assert served > 0
-        status, _ = await admin.call("POST", f"/admin/keys/{tenant_key.key_id}/revoke")
-        assert status == 200
-        error, took = await until_refused(client, timeout=2.0)
-        stop.set()
-        await asyncio.gather(*workers)
-    assert error.status_code == 401 and took < 2.0
-    assert replica_b.app[STATE].mirror.grant  # B answered from its own mirror
+    try:
+        async with openai.AsyncOpenAI(base_url=f"http://127.0.0.1:{port}/v1", api_key=tenant_key.secret,
+                                      max_retries=0) as client:
+            workers = [asyncio.create_task(load(client)) for _ in range(8)]
+            await asyncio.sleep(0.5)
+            assert served > 0
+            status, _ = await admin.call("POST", f"/admin/keys/{tenant_key.key_id}/revoke")
+            assert status == 200
+            error, took = await until_refused(client, timeout=2.0)
+            stop.set()
+            await asyncio.gather(*workers)
+        assert error.status_code == 401 and took < 2.0
+    finally:
+        await loop.run_in_executor(None, replica_b.stop)
