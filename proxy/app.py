@@ -77,6 +77,7 @@ def create_app(settings: Settings, database_url: str) -> web.Application:
     app.router.add_get("/healthz", handlers.healthz)
     app.router.add_get("/readyz", handlers.readyz)
     app.router.add_post("/v1/responses", handlers.create_response)
+    app.router.add_post("/v1/chat/completions", handlers.create_chat_completion)
     add_dashboard_routes(app)  # before the admin API's catch-all
     add_admin_routes(app)
     return app

@@ -47,6 +47,21 @@ class Capture:
         if name in TERMINAL_EVENTS:
             self.status = TERMINAL_EVENTS[name]
 
+    def observe_chat_chunk(self, event: SseEvent) -> bool:
+        """A Chat Completions stream chunk; True if it is the usage-only chunk."""
+        if self.response_id is None and event.data.startswith("{"):
+            chunk = _decode(event.data)
+            if chunk and isinstance(chunk.get("id"), str):
+                self.response_id = chunk["id"]
+        if '"prompt_tokens"' not in event.data:
+            return False
+        chunk = _decode(event.data)
+        usage = parse_usage(chunk.get("usage")) if chunk else None
+        if usage is None:
+            return False
+        self.usage, self.status = usage, "completed"
+        return not chunk.get("choices")
+
     def observe_body(self, body: bytes) -> None:
         """A whole (non-streamed) JSON reply."""
         payload = _decode(body)

@@ -57,6 +57,10 @@ async def create_response(request: web.Request) -> web.StreamResponse:
     return await _proxy_call(request, endpoint="responses", path="/responses")
 
 
+async def create_chat_completion(request: web.Request) -> web.StreamResponse:
+    return await _proxy_call(request, endpoint="chat.completions", path="/chat/completions")
+
+
 async def _proxy_call(request: web.Request, *, endpoint: str, path: str) -> web.StreamResponse:
     state = request.app[STATE]
     request_id = uuid4()
@@ -80,7 +84,7 @@ async def _proxy_call(request: web.Request, *, endpoint: str, path: str) -> web.
     # Once the call goes upstream it must be seen through and recorded even if the client
     # hangs up and the server cancels this handler: the upstream bills it either way.
     exchange = state.spawn(_exchange(request, state, call, client_request.body, headers, path, started,
-                                     remaining_headers(admission)))
+                                     remaining_headers(admission), client_request.hide_usage_chunk))
     exchange.add_done_callback(_log_failure)
     return await asyncio.shield(exchange)
 
@@ -92,7 +96,7 @@ def _log_failure(task: asyncio.Task) -> None:
 
 async def _exchange(request: web.Request, state: ProxyState, call: CallContext, body: bytes,
                     headers: dict[str, str], path: str, started: float,
-                    billing_headers: dict[str, str]) -> web.StreamResponse:
+                    billing_headers: dict[str, str], hide_usage_chunk: bool) -> web.StreamResponse:
     try:
         upstream = await post_upstream(state.http, state.settings.upstream_base_url + path, body, headers)
     except ApiError:
@@ -102,7 +106,7 @@ async def _exchange(request: web.Request, state: ProxyState, call: CallContext, 
     relay = _Relay(state, call, started, billing_headers)
     try:
         if call.stream and upstream.status == 200 and upstream.content_type == "text/event-stream":
-            return await relay.stream(request, upstream)
+            return await relay.stream(request, upstream, hide_usage_chunk)
         return await relay.whole(upstream)
     finally:
         upstream.release()
@@ -135,22 +139,32 @@ class _Relay:
             self.capture.observe_body(body)
         return web.Response(status=upstream.status, body=body, headers=self._headers(upstream))
 
-    async def stream(self, request: web.Request, upstream: aiohttp.ClientResponse) -> web.StreamResponse:
+    async def stream(self, request: web.Request, upstream: aiohttp.ClientResponse,
+                     hide_usage_chunk: bool = False) -> web.StreamResponse:
+        """Relay the upstream's bytes as they come. Only when a usage chunk the client did not
+        ask for must be hidden are events re-framed one by one (`data: ...` and a blank line,
+        the framing Chat Completions streams use)."""
         response = web.StreamResponse(status=upstream.status, headers=self._headers(upstream))
         await response.prepare(request)
         parser = SseParser()
+        chat = self.call.endpoint == "chat.completions"
         client_connected = True
         try:
             async for chunk in upstream.content.iter_any():
                 self._first_byte()
-                if client_connected:
+                outgoing = [] if hide_usage_chunk else [chunk]
+                for event in parser.feed(chunk):
+                    if not chat:
+                        self.capture.observe_event(event)
+                    elif not self.capture.observe_chat_chunk(event) and hide_usage_chunk:
+                        outgoing.append(b"data: " + event.data.encode() + b"\n\n")
+                if client_connected and outgoing:
                     try:
-                        await response.write(chunk)
+                        for piece in outgoing:
+                            await response.write(piece)
                     except (ConnectionError, aiohttp.ClientConnectionResetError):
                         # Keep reading: the upstream bills the whole reply, so must we.
                         client_connected = False
-                for event in parser.feed(chunk):
-                    self.capture.observe_event(event)
         except (asyncio.TimeoutError, aiohttp.ClientError) as exc:
             log.warning("upstream stream %s broke off: %s", self.call.request_id, type(exc).__name__)
         if client_connected:

@@ -3,6 +3,9 @@
 - a literal top-level `extra_body` object (as plain curl sends it) is merged into the top
   level, its keys winning, as the OpenAI SDK's `extra_body=` would have done;
 - on /v1/responses, `messages` stands for `input` when `input` is absent;
+- on /v1/chat/completions, a stream always asks the upstream for its usage
+  (`stream_options.include_usage`); if the client did not ask for it, the proxy hides the
+  extra usage chunk from it again (`hide_usage_chunk`);
 - the original bytes are forwarded untouched unless one of those rewrites applied.
 """
 
@@ -20,6 +23,7 @@ class ClientRequest:
     stream: bool
     body: bytes  # what goes upstream
     payload: dict[str, Any]
+    hide_usage_chunk: bool = False  # chat stream: usage was asked for on the client's behalf
 
 
 def _invalid(message: str, param: str | None = None) -> ApiError:
@@ -57,5 +61,13 @@ def parse_request(raw: bytes, *, endpoint: str) -> ClientRequest:
         stream = False
     if not isinstance(stream, bool):
         raise _invalid("`stream` must be a boolean.", "stream")
+    hide_usage_chunk = False
+    if endpoint == "chat.completions" and stream:
+        options = payload.get("stream_options")
+        if options is not None and not isinstance(options, dict):
+            raise _invalid("`stream_options` must be an object.", "stream_options")
+        if not (options or {}).get("include_usage"):
+            payload["stream_options"] = {**(options or {}), "include_usage": True}
+            hide_usage_chunk = rewritten = True
     body = orjson.dumps(payload) if rewritten else raw
-    return ClientRequest(model=model, stream=stream, body=body, payload=payload)
+    return ClientRequest(model=model, stream=stream, body=body, payload=payload, hide_usage_chunk=hide_usage_chunk)

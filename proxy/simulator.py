@@ -214,6 +214,55 @@ async def _stream(request: web.Request, final: dict[str, Any], text: str, delay:
     return stream
 
 
+async def create_chat_completion(request: web.Request) -> web.StreamResponse:
+    """Chat Completions: JSON, or SSE chunks ending in `data: [DONE]`, with a usage-only
+    chunk (and `"usage": null` on the others) when `stream_options.include_usage` is set."""
+    state = request.app[SIM_STATE]
+    raw = await request.read()
+    try:
+        body = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return _error(400, "We could not parse the JSON body of your request.", "invalid_request_error")
+    state.requests.append({"path": request.path, "authorization": request.headers.get("Authorization"),
+                           "headers": {str(k): v for k, v in request.headers.items()}, "body": body})
+    if state.api_key and request.headers.get("Authorization") != f"Bearer {state.api_key}":
+        return _error(401, "Incorrect API key provided.", "invalid_request_error", "invalid_api_key")
+    if not isinstance(body, dict) or not isinstance(body.get("model"), str):
+        return _error(400, "Missing required parameter: 'model'.", "invalid_request_error", param="model")
+    prompt = sum(count_tokens(t) for t in _texts(body.get("messages")))
+    visible = int(request.headers.get("x-sim-output-tokens", DEFAULT_OUTPUT_TOKENS))
+    reasoning = 2 * visible if isinstance(body.get("reasoning_effort"), str) else 0
+    completion_id = "chatcmpl-" + secrets.token_hex(12)
+    words = _reply_words(visible, completion_id)
+    usage = {"prompt_tokens": prompt, "completion_tokens": visible + reasoning,
+             "total_tokens": prompt + visible + reasoning, "prompt_tokens_details": {"cached_tokens": 0},
+             "completion_tokens_details": {"reasoning_tokens": reasoning}}
+    common = {"id": completion_id, "created": int(time.time()), "model": body["model"]}
+    if body.get("stream") is not True:
+        return web.json_response({**common, "object": "chat.completion", "choices": [{
+            "index": 0, "message": {"role": "assistant", "content": " ".join(words)}, "logprobs": None,
+            "finish_reason": "stop"}], "usage": usage}, dumps=lambda o: orjson.dumps(o).decode())
+    include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
+    stream = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"})
+    await stream.prepare(request)
+
+    async def send(choices: list, usage_value=None) -> None:
+        chunk = {**common, "object": "chat.completion.chunk", "choices": choices}
+        if include_usage:
+            chunk["usage"] = usage_value
+        await stream.write(b"data: " + orjson.dumps(chunk) + b"\n\n")
+
+    await send([{"index": 0, "delta": {"role": "assistant", "content": ""}, "finish_reason": None}])
+    for position, word in enumerate(words):
+        await send([{"index": 0, "delta": {"content": word if position == 0 else " " + word}, "finish_reason": None}])
+    await send([{"index": 0, "delta": {}, "finish_reason": "stop"}])
+    if include_usage:
+        await send([], usage)
+    await stream.write(b"data: [DONE]\n\n")
+    await stream.write_eof()
+    return stream
+
+
 async def list_requests(request: web.Request) -> web.Response:
     return web.json_response(request.app[SIM_STATE].requests)
 
@@ -222,5 +271,6 @@ def create_simulator(api_key: str | None = None) -> web.Application:
     app = web.Application(client_max_size=64 * 1024 * 1024)
     app[SIM_STATE] = SimulatorState(api_key=api_key)
     app.router.add_post("/v1/responses", create_response)
+    app.router.add_post("/v1/chat/completions", create_chat_completion)
     app.router.add_get("/_sim/requests", list_requests)
     return app

@@ -47,3 +47,20 @@ def test_bad_bodies_get_a_400_naming_the_field(raw, param):
     with pytest.raises(ApiError) as error:
         parse_request(raw, endpoint="responses")
     assert error.value.status == 400 and error.value.param == param
+
+
+def test_chat_stream_asks_upstream_for_usage_and_remembers_to_hide_it():
+    request = parse_request(b'{"model":"m","messages":[],"stream":true}', endpoint="chat.completions")
+    assert orjson.loads(request.body)["stream_options"] == {"include_usage": True} and request.hide_usage_chunk
+    asked = parse_request(b'{"model":"m","messages":[],"stream":true,"stream_options":{"include_usage":true}}',
+                          endpoint="chat.completions")
+    assert not asked.hide_usage_chunk and asked.body.startswith(b'{"model":"m"')
+    plain = parse_request(b'{"model":"m","messages":[]}', endpoint="chat.completions")
+    assert not plain.hide_usage_chunk and "stream_options" not in plain.payload
+    with pytest.raises(ApiError):
+        parse_request(b'{"model":"m","stream":true,"stream_options":[]}', endpoint="chat.completions")
+
+
+def test_messages_is_not_renamed_for_chat_completions():
+    request = parse_request(b'{"model":"m","messages":[]}', endpoint="chat.completions")
+    assert request.payload == {"model": "m", "messages": []}

@@ -84,3 +84,20 @@ def test_malformed_terminal_data_is_ignored_not_fatal():
     capture = Capture()
     capture.observe_event(SseEvent("response.completed", "{not json"))
     assert capture.usage is None
+
+
+CHAT_STREAM = (
+    b'data: {"id":"chatcmpl-1","choices":[{"index":0,"delta":{"content":"Hi"}}],"usage":null}\n\n'
+    b'data: {"id":"chatcmpl-1","choices":[{"index":0,"delta":{},"finish_reason":"stop"}],"usage":null}\n\n'
+    b'data: {"id":"chatcmpl-1","choices":[],"usage":{"prompt_tokens":9,"completion_tokens":12,"total_tokens":21}}\n\n'
+    b"data: [DONE]\n\n"
+)
+
+
+def test_chat_stream_usage_chunk_found_at_every_split():
+    for cut in range(1, len(CHAT_STREAM)):
+        capture = Capture()
+        usage_only = [capture.observe_chat_chunk(e) for e in parse_in_chunks([CHAT_STREAM[:cut], CHAT_STREAM[cut:]])]
+        assert usage_only == [False, False, True, False], cut
+        assert (capture.usage.input_tokens, capture.usage.output_tokens) == (9, 12)
+        assert capture.response_id == "chatcmpl-1"
