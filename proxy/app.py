@@ -15,6 +15,7 @@ from proxy.admin_api import add_admin_routes
 from proxy.alerts import deliver_due_alerts
 from proxy.dashboard import add_dashboard_routes
 from proxy.periodic import every
+from proxy.sessions import ResponseOwners
 from proxy.errors import error_middleware
 from proxy.ledger_writer import LedgerWriter
 from proxy.mirror import Mirror
@@ -54,7 +55,8 @@ def create_app(settings: Settings, database_url: str) -> web.Application:
             await mirror.start()
             writer = LedgerWriter(engine, batch_size=settings.ledger_batch_size)
             writer.start()
-            state = app[STATE] = ProxyState(settings, database_url, engine, http, mirror, writer)
+            state = app[STATE] = ProxyState(settings, database_url, engine, http, mirror, writer,
+                                            ResponseOwners(engine))
             chores = [
                 asyncio.create_task(every(30, lambda: expire(engine), "reservation expiry")),
                 asyncio.create_task(every(ALERT_POLL_SECONDS, lambda: deliver_due_alerts(
@@ -78,6 +80,9 @@ def create_app(settings: Settings, database_url: str) -> web.Application:
     app.router.add_get("/readyz", handlers.readyz)
     app.router.add_post("/v1/responses", handlers.create_response)
     app.router.add_post("/v1/chat/completions", handlers.create_chat_completion)
+    app.router.add_get("/v1/responses/{response_id}", handlers.response_passthrough)
+    app.router.add_delete("/v1/responses/{response_id}", handlers.response_passthrough)
+    app.router.add_get("/v1/responses/{response_id}/input_items", handlers.response_passthrough)
     add_dashboard_routes(app)  # before the admin API's catch-all
     add_admin_routes(app)
     return app

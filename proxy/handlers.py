@@ -20,7 +20,7 @@ from proxy.headers import bearer_token, client_response_headers, upstream_reques
 from proxy.request_body import parse_request
 from proxy.sse import SseParser
 from proxy.state import STATE, ProxyState
-from proxy.upstream import post_upstream, read_body
+from proxy.upstream import call_upstream, post_upstream, read_body
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +61,24 @@ async def create_chat_completion(request: web.Request) -> web.StreamResponse:
     return await _proxy_call(request, endpoint="chat.completions", path="/chat/completions")
 
 
+async def response_passthrough(request: web.Request) -> web.Response:
+    """GET / DELETE a response, GET its input items: the owner's only, never billed."""
+    state = request.app[STATE]
+    grant = await authenticate(request, state)
+    response_id = request.match_info["response_id"]
+    await state.owners.require(response_id, grant.tenant_id, None)
+    path = request.path.removeprefix("/v1")
+    url = state.settings.upstream_base_url + path + (f"?{request.query_string}" if request.query_string else "")
+    headers = upstream_request_headers(request.headers.items(), state.settings.upstream_api_key)
+    upstream = await call_upstream(state.http, request.method, url, headers)
+    try:
+        body = await read_body(upstream, state.settings.max_upstream_body_bytes)
+    finally:
+        upstream.release()
+    return web.Response(status=upstream.status, body=body,
+                        headers=CIMultiDict(client_response_headers(upstream.headers.items())))
+
+
 async def _proxy_call(request: web.Request, *, endpoint: str, path: str) -> web.StreamResponse:
     state = request.app[STATE]
     request_id = uuid4()
@@ -72,6 +90,9 @@ async def _proxy_call(request: web.Request, *, endpoint: str, path: str) -> web.
     if not model_allowed(grant, client_request.model, pricebook.resolve_name(client_request.model)):
         raise ApiError(403, f"This API key may not use the model {client_request.model!r}.",
                        code="model_not_allowed", param="model")
+    if endpoint == "responses" and client_request.payload.get("previous_response_id") is not None:
+        await state.owners.require(client_request.payload["previous_response_id"], grant.tenant_id,
+                                   "previous_response_id")
     price = pricebook.resolve(client_request.model, started_at, grant.tenant_id)
     if price is None:
         raise ApiError(400, f"The model {client_request.model!r} has no price configured, so it cannot be "
@@ -175,6 +196,8 @@ class _Relay:
         return response
 
     def record(self) -> None:
+        if self.call.endpoint == "responses" and self.capture.response_id:
+            self.state.owners.remember(self.capture.response_id, self.call.tenant_id)
         usage = self.capture.usage
         if usage is None:
             if self.call.reserved:

@@ -56,6 +56,8 @@ def _texts(value: Any) -> list[str]:
 class StoredResponse:
     context_tokens: int  # what a continuation carries over as input
     cached: bool
+    body: dict[str, Any] = field(default_factory=dict)  # the response object, for GET
+    input_items: list[Any] = field(default_factory=list)
 
 
 @dataclass
@@ -144,6 +146,10 @@ async def create_response(request: web.Request) -> web.StreamResponse:
         "total_tokens": input_tokens + visible + reasoning,
     }
     response = _response_object(body, response_id, model, status, incomplete, text, reasoning > 0, usage)
+    state.responses[response_id].body = response
+    items = body.get("input")
+    state.responses[response_id].input_items = items if isinstance(items, list) else [
+        {"type": "message", "role": "user", "content": items}]
     delay = int(request.headers.get("x-sim-delay-ms", "0")) / 1000
     if body.get("stream") is True:
         return await _stream(request, response, text, delay)
@@ -263,6 +269,25 @@ async def create_chat_completion(request: web.Request) -> web.StreamResponse:
     return stream
 
 
+async def stored_response(request: web.Request) -> web.Response:
+    """GET /responses/{id}, DELETE /responses/{id}, GET /responses/{id}/input_items."""
+    state = request.app[SIM_STATE]
+    response_id = request.match_info["response_id"]
+    stored = state.responses.get(response_id)
+    if stored is None:
+        return _error(404, f"Response with id '{response_id}' not found.", "invalid_request_error")
+    if request.method == "DELETE":
+        del state.responses[response_id]
+        return web.json_response({"id": response_id, "object": "response", "deleted": True})
+    if request.path.endswith("/input_items"):
+        data = [{"id": f"msg_{i}", **item} if isinstance(item, dict) else item
+                for i, item in enumerate(stored.input_items)]
+        return web.json_response({"object": "list", "data": data, "has_more": False,
+                                  "first_id": data[0]["id"] if data else None,
+                                  "last_id": data[-1]["id"] if data else None})
+    return web.json_response(stored.body)
+
+
 async def list_requests(request: web.Request) -> web.Response:
     return web.json_response(request.app[SIM_STATE].requests)
 
@@ -272,5 +297,8 @@ def create_simulator(api_key: str | None = None) -> web.Application:
     app[SIM_STATE] = SimulatorState(api_key=api_key)
     app.router.add_post("/v1/responses", create_response)
     app.router.add_post("/v1/chat/completions", create_chat_completion)
+    app.router.add_get("/v1/responses/{response_id}", stored_response)
+    app.router.add_delete("/v1/responses/{response_id}", stored_response)
+    app.router.add_get("/v1/responses/{response_id}/input_items", stored_response)
     app.router.add_get("/_sim/requests", list_requests)
     return app

@@ -9,6 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from proxy.ledger_writer import LedgerWriter
 from proxy.mirror import Mirror
+from proxy.sessions import ResponseOwners
 from proxy.settings import Settings
 
 
@@ -20,6 +21,7 @@ class ProxyState:
     http: aiohttp.ClientSession
     mirror: Mirror
     writer: LedgerWriter
+    owners: ResponseOwners
     inflight: set[asyncio.Task] = field(default_factory=set)  # upstream exchanges and releases under way
 
     def spawn(self, work) -> asyncio.Task:

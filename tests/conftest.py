@@ -38,7 +38,7 @@ async def engine(database_url):
     async with engine.begin() as conn:
         await conn.execute(text(
             "TRUNCATE ledger_entries, api_key_secrets, api_keys, tenants, price_tiers, price_versions, model_aliases, "
-            "audit_log, quota_usage, reservations, alerts, ledger_daily "
+            "audit_log, quota_usage, reservations, alerts, ledger_daily, response_owners "
             "RESTART IDENTITY CASCADE"
         ))
     yield engine

@@ -215,3 +215,12 @@ ledger_daily = Table(
     *[Column(name, BigInteger, nullable=False) for name in _DAILY_TOKENS],
     *[Column(name, Numeric, nullable=False) for name in _DAILY_MONEY],
 )
+
+# Which tenant created a response id (filled by a ledger trigger, migration 0006).
+response_owners = Table(
+    "response_owners",
+    metadata,
+    Column("response_id", Text, primary_key=True),
+    Column("tenant_id", BigInteger, ForeignKey("tenants.id"), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)

@@ -1,0 +1,53 @@
+"""Response ownership: a tenant may continue, read or delete only the responses its own
+keys created. Any other id gets exactly the 404 of an id that does not exist, so a guess
+reveals nothing, and it is never forwarded.
+
+Owners are remembered in memory as soon as this replica sees a response id (so a
+follow-up needs no database round trip), and recorded in the database with the call's
+ledger entry (so every replica finds them). An id not found yet is looked up once more
+after a short pause: its entry may still be in another replica's ledger batch."""
+
+import asyncio
+from collections import OrderedDict
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from billing.db.sessions import response_owner
+from proxy.errors import ApiError
+
+RECENT_OWNERS = 100_000
+LEDGER_BATCH_GRACE_SECONDS = 0.15
+
+
+class ResponseOwners:
+    def __init__(self, engine: AsyncEngine, capacity: int = RECENT_OWNERS):
+        self._engine = engine
+        self._capacity = capacity
+        self._recent: OrderedDict[str, int] = OrderedDict()
+
+    def remember(self, response_id: str, tenant_id: int) -> None:
+        self._recent[response_id] = tenant_id
+        self._recent.move_to_end(response_id)
+        while len(self._recent) > self._capacity:
+            self._recent.popitem(last=False)
+
+    async def owner(self, response_id: str) -> int | None:
+        if response_id in self._recent:
+            return self._recent[response_id]
+        owner = await response_owner(self._engine, response_id)
+        if owner is None:
+            await asyncio.sleep(LEDGER_BATCH_GRACE_SECONDS)
+            owner = await response_owner(self._engine, response_id)
+        if owner is not None:
+            self.remember(response_id, owner)
+        return owner
+
+    async def require(self, response_id: object, tenant_id: int, param: str | None) -> None:
+        """ApiError 404 unless `tenant_id` created `response_id`."""
+        if not isinstance(response_id, str) or await self.owner(response_id) != tenant_id:
+            raise not_found(str(response_id), param)
+
+
+def not_found(response_id: str, param: str | None) -> ApiError:
+    prefix = "Previous response" if param == "previous_response_id" else "Response"
+    return ApiError(404, f"{prefix} with id '{response_id}' not found.", code=None, param=param)
