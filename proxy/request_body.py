@@ -3,6 +3,8 @@
 - a literal top-level `extra_body` object (as plain curl sends it) is merged into the top
   level, its keys winning, as the OpenAI SDK's `extra_body=` would have done;
 - on /v1/responses, `messages` stands for `input` when `input` is absent;
+- BytePlus `caching.prefix` together with `max_output_tokens` is refused (400), as the
+  upstream does not support it; `caching` and `thinking` otherwise pass untouched;
 - on /v1/chat/completions, a stream always asks the upstream for its usage
   (`stream_options.include_usage`); if the client did not ask for it, the proxy hides the
   extra usage chunk from it again (`hide_usage_chunk`);
@@ -61,6 +63,11 @@ def parse_request(raw: bytes, *, endpoint: str) -> ClientRequest:
         stream = False
     if not isinstance(stream, bool):
         raise _invalid("`stream` must be a boolean.", "stream")
+    caching = payload.get("caching")
+    if endpoint == "responses" and isinstance(caching, dict) and caching.get("prefix") is True \
+            and payload.get("max_output_tokens") is not None:
+        raise _invalid("`caching.prefix` cannot be combined with `max_output_tokens` (the upstream does not "
+                       "support it); drop one of them.", "max_output_tokens")
     hide_usage_chunk = False
     if endpoint == "chat.completions" and stream:
         options = payload.get("stream_options")

@@ -64,3 +64,14 @@ def test_chat_stream_asks_upstream_for_usage_and_remembers_to_hide_it():
 def test_messages_is_not_renamed_for_chat_completions():
     request = parse_request(b'{"model":"m","messages":[]}', endpoint="chat.completions")
     assert request.payload == {"model": "m", "messages": []}
+
+
+def test_prefix_caching_with_max_output_tokens_is_refused_before_forwarding():
+    body = b'{"model":"seed-1-6-250915","input":"x","max_output_tokens":10,' \
+           b'"extra_body":{"caching":{"type":"enabled","prefix":true}}}'
+    with pytest.raises(ApiError) as refused:
+        parse_request(body, endpoint="responses")
+    assert refused.value.status == 400 and refused.value.param == "max_output_tokens"
+    fine = parse_request(b'{"model":"m","input":"x","max_output_tokens":10,"caching":{"type":"enabled"}}',
+                         endpoint="responses")
+    assert fine.payload["caching"] == {"type": "enabled"}
