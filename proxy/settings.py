@@ -69,15 +69,16 @@ def _positive_int(name: str, value: Any) -> int:
 
 
 def _positive_seconds(name: str, value: Any) -> float:
+    """A duration in seconds (never money)."""
     try:
         if isinstance(value, bool):
             raise ValueError
-        result = float(value)
+        seconds = float(value)
     except (TypeError, ValueError):
-        result = 0.0
-    if not 0 < result < float("inf"):
+        seconds = 0.0
+    if not 0 < seconds < float("inf"):
         raise ConfigError(f"{name} must be a positive number of seconds, not {value!r}")
-    return result
+    return seconds
 
 
 def _path(name: str, value: Any) -> Path:
