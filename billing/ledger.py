@@ -25,6 +25,7 @@ class CallContext:
     price_multiplier: Decimal = Decimal(1)  # the tenant's markup (>1) or discount (<1)
     quota_period: datetime | None = None  # start of the tenant's month the call counts in
     reserved: bool = False  # a quota reservation was made for it
+    request_bytes: int = 0  # size of the body sent upstream, for estimates
 
 
 @dataclass(frozen=True)
@@ -49,6 +50,7 @@ class LedgerEntry:
     charge_price_version_id: int | None  # the tenant's own price version, when one applied
     quota_period: datetime | None
     cache_savings: Decimal
+    estimated: bool
     raw_usage: Mapping[str, Any] = field(default_factory=dict)
 
     @property
@@ -64,6 +66,7 @@ def build_entry(
     upstream_response_id: str | None,
     finished_at: datetime,
     first_byte_ms: int | None,
+    estimated: bool = False,
 ) -> LedgerEntry:
     cost = price_usage(usage, call.price.version)
     tenant_version = call.price.tenant_version
@@ -92,5 +95,6 @@ def build_entry(
         charge_price_version_id=tenant_version.id if tenant_version else None,
         quota_period=call.quota_period,
         cache_savings=cache_savings(usage, call.price.version),
+        estimated=estimated,
         raw_usage=usage.raw,
     )

@@ -46,6 +46,8 @@ class ReportRow:
     cost: Decimal  # the upstream's price
     charge: Decimal  # what the tenants are charged (markups, discounts, own prices)
     cache_savings: Decimal = Decimal(0)  # cached tokens at the input price, minus what they cost
+    estimated_requests: int = 0  # calls that ended without usage, priced from an estimate...
+    estimated_charge: Decimal = Decimal(0)  # ...and their part of `charge`
 
 
 @dataclass(frozen=True)
@@ -83,12 +85,13 @@ def money(value: Decimal) -> str:
 def row_dict(row: ReportRow) -> dict:
     """A report row in the contract's JSON shape (costs still Decimal)."""
     return {**row.group, "requests": row.requests, **row.tokens, "cost": row.cost, "charge": row.charge,
-            "cache_savings": row.cache_savings, **row.costs}
+            "cache_savings": row.cache_savings, "estimated_requests": row.estimated_requests,
+            "estimated_charge": row.estimated_charge, **row.costs}
 
 
 def report_columns(report: Report) -> list[str]:
     return [*report.by, *(["key_id"] if "key" in report.by else []), "requests", *TOKEN_FIELDS, "cost", "charge",
-            "cache_savings", *COST_FIELDS]
+            "cache_savings", "estimated_requests", "estimated_charge", *COST_FIELDS]
 
 
 def report_csv_text(report: Report) -> str:

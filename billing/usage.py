@@ -38,6 +38,14 @@ class Usage:
         return self.input_tokens + self.output_tokens
 
 
+def estimate_usage(input_bytes: int, output_text_bytes: int) -> Usage:
+    """Usage for a call whose upstream never reported any: about 4 bytes of text a token,
+    counted from the request and from the output that passed through. Flagged."""
+    return Usage(input_tokens=-(-input_bytes // 4), output_tokens=-(-output_text_bytes // 4),
+                 flags=("estimated",), raw={"estimated_from_bytes": {"input": input_bytes,
+                                                                     "output_text": output_text_bytes}})
+
+
 def _count(value: Any, name: str, flags: list[str]) -> int:
     """A token count as a non-negative int; anything else is flagged and counts as 0."""
     if value is None:

@@ -281,6 +281,8 @@ class ReportRowOut(BaseModel):
     cost: str
     charge: str
     cache_savings: str
+    estimated_requests: int
+    estimated_charge: str
 
 
 class ReportOut(BaseModel):

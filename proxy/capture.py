@@ -19,6 +19,10 @@ TERMINAL_EVENTS = {
     "response.failed": "failed",
 }
 _WATCHED = {"response.created", *TERMINAL_EVENTS}
+# Text the client received, counted to estimate output tokens when no usage ever comes.
+_TEXT_DELTAS = {"response.output_text.delta", "response.reasoning_text.delta",
+                "response.reasoning_summary_text.delta", "response.refusal.delta",
+                "response.function_call_arguments.delta"}
 
 
 @dataclass
@@ -26,9 +30,17 @@ class Capture:
     response_id: str | None = None
     status: str | None = None  # set once a terminal event (or a whole JSON body) was seen
     usage: Usage | None = None
+    output_text_bytes: int = 0  # text deltas passed through, for an estimate
+    error_event: bool = False  # the stream carried an `error` event
 
     def observe_event(self, event: SseEvent) -> None:
         name = event.event
+        if name in _TEXT_DELTAS:
+            self._count_delta(event.data, "delta")
+            return
+        if name == "error":
+            self.error_event = True
+            return
         if name is None:  # a stream without `event:` lines: the type is inside the data
             if '"response.' not in event.data:
                 return
@@ -53,6 +65,8 @@ class Capture:
             chunk = _decode(event.data)
             if chunk and isinstance(chunk.get("id"), str):
                 self.response_id = chunk["id"]
+        if '"content"' in event.data:
+            self._count_content(event.data)
         if '"prompt_tokens"' not in event.data:
             return False
         chunk = _decode(event.data)
@@ -61,6 +75,19 @@ class Capture:
             return False
         self.usage, self.status = usage, "completed"
         return not chunk.get("choices")
+
+    def _count_delta(self, data: str, field: str) -> None:
+        payload = _decode(data)
+        text = payload.get(field) if payload else None
+        if isinstance(text, str):
+            self.output_text_bytes += len(text.encode())
+
+    def _count_content(self, data: str) -> None:
+        chunk = _decode(data)
+        for choice in (chunk or {}).get("choices") or ():
+            content = (choice.get("delta") or {}).get("content") if isinstance(choice, dict) else None
+            if isinstance(content, str):
+                self.output_text_bytes += len(content.encode())
 
     def observe_body(self, body: bytes) -> None:
         """A whole (non-streamed) JSON reply."""

@@ -13,6 +13,7 @@ from sqlalchemy import text
 
 from billing.keys import KeyGrant, KeyRefused, admit_key, hash_secret, model_allowed
 from billing.ledger import CallContext, build_entry
+from billing.usage import estimate_usage
 from proxy.admission import admit_call, release_later, remaining_headers
 from proxy.capture import Capture
 from proxy.errors import ApiError
@@ -100,7 +101,8 @@ async def _proxy_call(request: web.Request, *, endpoint: str, path: str) -> web.
     period, admission = await admit_call(state, grant, request_id, started_at, client_request, price)
     call = CallContext(request_id=request_id, tenant_id=grant.tenant_id, key_id=grant.key_id, endpoint=endpoint,
                        stream=client_request.stream, started_at=started_at, price=price,
-                       price_multiplier=grant.price_multiplier, quota_period=period, reserved=admission is not None)
+                       price_multiplier=grant.price_multiplier, quota_period=period, reserved=admission is not None,
+                       request_bytes=len(client_request.body))
     headers = upstream_request_headers(request.headers.items(), state.settings.upstream_api_key)
     # Once the call goes upstream it must be seen through and recorded even if the client
     # hangs up and the server cancels this handler: the upstream bills it either way.
@@ -142,6 +144,7 @@ class _Relay:
         self.billing_headers = billing_headers
         self.capture = Capture()
         self.first_byte_ms: int | None = None
+        self.streamed = False  # an SSE reply with status 200 began to flow
 
     def _headers(self, upstream: aiohttp.ClientResponse) -> CIMultiDict:
         headers = CIMultiDict(client_response_headers(upstream.headers.items()))
@@ -167,6 +170,7 @@ class _Relay:
         the framing Chat Completions streams use)."""
         response = web.StreamResponse(status=upstream.status, headers=self._headers(upstream))
         await response.prepare(request)
+        self.streamed = True
         parser = SseParser()
         chat = self.call.endpoint == "chat.completions"
         client_connected = True
@@ -198,14 +202,20 @@ class _Relay:
     def record(self) -> None:
         if self.call.endpoint == "responses" and self.capture.response_id:
             self.state.owners.remember(self.capture.response_id, self.call.tenant_id)
-        usage = self.capture.usage
+        usage, status, estimated = self.capture.usage, self.capture.status or "completed", False
+        if usage is None and self.streamed:
+            # An `error` event, or a stream cut before its terminal event: the upstream may
+            # still bill it, so it is recorded from an estimate, flagged, never as zero.
+            usage = estimate_usage(self.call.request_bytes, self.capture.output_text_bytes)
+            status, estimated = "usage_missing", True
+            log.warning("stream %s ended without usage (%s); recorded from an estimate", self.call.request_id,
+                        "error event" if self.capture.error_event else "cut off")
         if usage is None:
             if self.call.reserved:
                 release_later(self.state, self.call.request_id)
             return
         entry = build_entry(
-            self.call, usage, status=self.capture.status or "completed",
-            upstream_response_id=self.capture.response_id,
-            finished_at=datetime.now(timezone.utc), first_byte_ms=self.first_byte_ms,
+            self.call, usage, status=status, upstream_response_id=self.capture.response_id,
+            finished_at=datetime.now(timezone.utc), first_byte_ms=self.first_byte_ms, estimated=estimated,
         )
         self.state.writer.submit(entry)

@@ -14,7 +14,8 @@ Plausible, deterministic behaviour:
 
 Test knobs, as request headers (the proxy forwards them): `x-sim-output-tokens` (reply
 length), `x-sim-delay-ms` (pause before each SSE event, or before a JSON reply), `x-sim-status` (answer with that
-error status instead).
+error status instead), `x-sim-cut-after: N` (drop the connection after N stream events),
+`x-sim-error-after: N` (send an `error` event after N stream events and end there).
 """
 
 import asyncio
@@ -152,7 +153,8 @@ async def create_response(request: web.Request) -> web.StreamResponse:
         {"type": "message", "role": "user", "content": items}]
     delay = int(request.headers.get("x-sim-delay-ms", "0")) / 1000
     if body.get("stream") is True:
-        return await _stream(request, response, text, delay)
+        return await _stream(request, response, text, delay, _event_limit(request, "x-sim-cut-after"),
+                             _event_limit(request, "x-sim-error-after"))
     await asyncio.sleep(delay)
     return web.Response(body=orjson.dumps(response), content_type="application/json",
                         headers={"x-request-id": "req_" + secrets.token_hex(8)})
@@ -184,19 +186,48 @@ def _response_object(body: dict, response_id: str, model: str, status: str, inco
     return response
 
 
-async def _stream(request: web.Request, final: dict[str, Any], text: str, delay: float) -> web.StreamResponse:
+def _event_limit(request: web.Request, header: str) -> int | None:
+    value = request.headers.get(header)
+    return int(value) if value is not None else None
+
+
+class _StreamEnds(Exception):
+    """The simulated stream stops early (cut, or after an error event)."""
+
+
+async def _stream(request: web.Request, final: dict[str, Any], text: str, delay: float,
+                  cut_after: int | None = None, error_after: int | None = None) -> web.StreamResponse:
     stream = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"})
     await stream.prepare(request)
     sequence = 0
 
     async def send(event_type: str, payload: dict[str, Any]) -> None:
         nonlocal sequence
+        if sequence == cut_after:
+            request.transport.close()  # mid-stream, no terminal event
+            raise _StreamEnds
+        if sequence == error_after:
+            error = {"type": "error", "sequence_number": sequence, "code": "server_error",
+                     "message": "The model failed mid-stream.", "param": None}
+            await stream.write(b"event: error\ndata: " + orjson.dumps(error) + b"\n\n")
+            raise _StreamEnds
         if delay:
             await asyncio.sleep(delay)
         data = orjson.dumps({"type": event_type, "sequence_number": sequence, **payload})
         await stream.write(b"event: " + event_type.encode() + b"\ndata: " + data + b"\n\n")
         sequence += 1
 
+    try:
+        await _send_events(send, final, text)
+    except _StreamEnds:
+        if cut_after is not None:
+            return stream
+    await stream.write_eof()
+    return stream
+
+
+async def _send_events(send, final: dict[str, Any], text: str) -> None:
+    """The Responses API event sequence of one reply."""
     in_progress = {**final, "status": "in_progress", "output": [], "usage": None, "incomplete_details": None}
     await send("response.created", {"response": in_progress})
     await send("response.in_progress", {"response": in_progress})
@@ -216,8 +247,6 @@ async def _stream(request: web.Request, final: dict[str, Any], text: str, delay:
         await send("response.output_item.done", {"output_index": index, "item": item})
     terminal = "response.completed" if final["status"] == "completed" else "response.incomplete"
     await send(terminal, {"response": final})
-    await stream.write_eof()
-    return stream
 
 
 async def create_chat_completion(request: web.Request) -> web.StreamResponse:

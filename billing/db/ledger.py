@@ -40,6 +40,7 @@ def entry_row(entry: LedgerEntry) -> dict:
         "charge_total": entry.charge,
         "quota_period": entry.quota_period,
         "cache_savings": entry.cache_savings,
+        "estimated": entry.estimated,
         "usage_flags": list(usage.flags),
         "raw_usage": dict(entry.raw_usage),
     }

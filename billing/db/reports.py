@@ -11,6 +11,7 @@ from billing.db.tables import api_keys, ledger_daily, ledger_entries, quota_usag
 from billing.report import COST_FIELDS, TOKEN_FIELDS, Report, ReportRow, parse_month
 
 SUMMED = (*TOKEN_FIELDS, *COST_FIELDS, "cost_total", "charge_total", "cache_savings")
+ESTIMATED = ("estimated_requests", "estimated_charge")  # calls that ended without usage, priced from an estimate
 
 
 def _grouped(source, day_column, by: tuple[str, ...]):
@@ -33,7 +34,7 @@ async def monthly_report(engine: AsyncEngine, month: str, *, tenant: str | None 
     groups = _grouped(daily, daily.c.day, by)
     query = (
         select(*groups, func.coalesce(func.sum(daily.c.requests), 0).label("requests"),
-               *[func.coalesce(func.sum(daily.c[f]), 0).label(f) for f in SUMMED])
+               *[func.coalesce(func.sum(daily.c[f]), 0).label(f) for f in SUMMED + ESTIMATED])
         .select_from(daily.join(tenants, tenants.c.id == daily.c.tenant_id)
                      .join(api_keys, api_keys.c.id == daily.c.key_id))
         .where(daily.c.day >= start.date(), daily.c.day < end.date())
@@ -54,7 +55,8 @@ def _row(row, by: tuple[str, ...]) -> ReportRow:
         group["key_id"] = values["key_id"]
     return ReportRow(group=group, requests=int(values["requests"]),
                      tokens={f: int(values[f]) for f in TOKEN_FIELDS}, costs={f: values[f] for f in COST_FIELDS},
-                     cost=values["cost_total"], charge=values["charge_total"], cache_savings=values["cache_savings"])
+                     cost=values["cost_total"], charge=values["charge_total"], cache_savings=values["cache_savings"],
+                     estimated_requests=int(values["estimated_requests"]), estimated_charge=values["estimated_charge"])
 
 
 async def ledger_totals(engine: AsyncEngine, start: datetime, end: datetime) -> dict[tuple[int, int, str, str], dict]:
@@ -62,11 +64,14 @@ async def ledger_totals(engine: AsyncEngine, start: datetime, end: datetime) -> 
     led = ledger_entries
     day = func.date(func.timezone("UTC", led.c.started_at))
     query = (select(led.c.tenant_id, led.c.key_id, led.c.model, cast(day, String).label("day"),
-                    func.count().label("requests"), *[func.sum(led.c[f]).label(f) for f in SUMMED])
+                    func.count().label("requests"), *[func.sum(led.c[f]).label(f) for f in SUMMED],
+                    func.count().filter(led.c.estimated).label("estimated_requests"),
+                    func.coalesce(func.sum(led.c.charge_total).filter(led.c.estimated), 0).label("estimated_charge"))
              .where(led.c.started_at >= start, led.c.started_at < end)
              .group_by(led.c.tenant_id, led.c.key_id, led.c.model, day))
     async with engine.connect() as conn:
-        return {(r.tenant_id, r.key_id, r.model, r.day): {"requests": r.requests, **{f: getattr(r, f) for f in SUMMED}}
+        return {(r.tenant_id, r.key_id, r.model, r.day): {"requests": r.requests,
+                                                          **{f: getattr(r, f) for f in SUMMED + ESTIMATED}}
                 for r in await conn.execute(query)}
 
 
@@ -75,7 +80,8 @@ async def rollup_totals(engine: AsyncEngine, start: datetime, end: datetime) -> 
     daily = ledger_daily
     query = select(daily).where(daily.c.day >= start.date(), daily.c.day < end.date())
     async with engine.connect() as conn:
-        return {(r.tenant_id, r.key_id, r.model, str(r.day)): {"requests": r.requests, **{f: getattr(r, f) for f in SUMMED}}
+        return {(r.tenant_id, r.key_id, r.model, str(r.day)): {"requests": r.requests,
+                                                               **{f: getattr(r, f) for f in SUMMED + ESTIMATED}}
                 for r in await conn.execute(query)}
 
 

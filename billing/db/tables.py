@@ -148,6 +148,7 @@ ledger_entries = Table(
     Column("charge_price_version_id", BigInteger, ForeignKey("price_versions.id"), nullable=True),
     Column("charge_total", Numeric, nullable=False),  # what the tenant is charged
     Column("cache_savings", Numeric, nullable=False),  # cached tokens at the input price, minus their cost
+    Column("estimated", Boolean, nullable=False, server_default="false"),  # usage_missing: priced from an estimate
     Column("quota_period", DateTime(timezone=True), nullable=True),  # start of the tenant's month it counts in
     Column("usage_flags", ARRAY(Text), nullable=False, server_default="{}"),
     Column("raw_usage", JSONB, nullable=False),
@@ -214,6 +215,8 @@ ledger_daily = Table(
     Column("requests", BigInteger, nullable=False),
     *[Column(name, BigInteger, nullable=False) for name in _DAILY_TOKENS],
     *[Column(name, Numeric, nullable=False) for name in _DAILY_MONEY],
+    Column("estimated_requests", BigInteger, nullable=False),  # of which usage_missing (migration 0007)
+    Column("estimated_charge", Numeric, nullable=False),
 )
 
 # Which tenant created a response id (filled by a ledger trigger, migration 0006).
