@@ -26,6 +26,7 @@ class CallContext:
     quota_period: datetime | None = None  # start of the tenant's month the call counts in
     reserved: bool = False  # a quota reservation was made for it
     request_bytes: int = 0  # size of the body sent upstream, for estimates
+    upstream: str = "default"  # the configured upstream that serves it
 
 
 @dataclass(frozen=True)
@@ -51,6 +52,7 @@ class LedgerEntry:
     quota_period: datetime | None
     cache_savings: Decimal
     estimated: bool
+    upstream: str
     raw_usage: Mapping[str, Any] = field(default_factory=dict)
 
     @property
@@ -96,5 +98,6 @@ def build_entry(
         quota_period=call.quota_period,
         cache_savings=cache_savings(usage, call.price.version),
         estimated=estimated,
+        upstream=call.upstream,
         raw_usage=usage.raw,
     )

@@ -15,6 +15,7 @@ from proxy.admin_api import add_admin_routes
 from proxy.alerts import deliver_due_alerts
 from proxy.dashboard import add_dashboard_routes
 from proxy.periodic import every
+from proxy.routing import DEFAULT, Router, Upstream
 from proxy.sessions import ResponseOwners
 from proxy.errors import error_middleware
 from proxy.ledger_writer import LedgerWriter
@@ -41,6 +42,11 @@ def merged_catalog(settings: Settings) -> Catalog:
     )
 
 
+def router_for(settings: Settings) -> Router:
+    default = Upstream(DEFAULT, settings.upstream_base_url, settings.upstream_api_key)
+    return Router(default, settings.upstreams)
+
+
 def create_app(settings: Settings, database_url: str) -> web.Application:
     """The proxy as an aiohttp app. The database must already be migrated."""
     app = web.Application(client_max_size=settings.max_body_bytes, middlewares=[error_middleware])
@@ -56,7 +62,7 @@ def create_app(settings: Settings, database_url: str) -> web.Application:
             writer = LedgerWriter(engine, batch_size=settings.ledger_batch_size)
             writer.start()
             state = app[STATE] = ProxyState(settings, database_url, engine, http, mirror, writer,
-                                            ResponseOwners(engine))
+                                            ResponseOwners(engine), router_for(settings))
             chores = [
                 asyncio.create_task(every(30, lambda: expire(engine), "reservation expiry")),
                 asyncio.create_task(every(ALERT_POLL_SECONDS, lambda: deliver_due_alerts(

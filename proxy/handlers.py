@@ -18,10 +18,11 @@ from proxy.admission import admit_call, release_later, remaining_headers
 from proxy.capture import Capture
 from proxy.errors import ApiError
 from proxy.headers import bearer_token, client_response_headers, upstream_request_headers
-from proxy.request_body import parse_request
+from proxy.request_body import check_prefix_caching, parse_request
 from proxy.sse import SseParser
 from proxy.state import STATE, ProxyState
-from proxy.upstream import call_upstream, post_upstream, read_body
+from proxy.routing import Upstream
+from proxy.upstream import call_upstream, read_body
 
 log = logging.getLogger(__name__)
 
@@ -67,11 +68,11 @@ async def response_passthrough(request: web.Request) -> web.Response:
     state = request.app[STATE]
     grant = await authenticate(request, state)
     response_id = request.match_info["response_id"]
-    await state.owners.require(response_id, grant.tenant_id, None)
+    target = state.router.named(await state.owners.require(response_id, grant.tenant_id, None))
     path = request.path.removeprefix("/v1")
-    url = state.settings.upstream_base_url + path + (f"?{request.query_string}" if request.query_string else "")
-    headers = upstream_request_headers(request.headers.items(), state.settings.upstream_api_key)
-    upstream = await call_upstream(state.http, request.method, url, headers)
+    url = target.base_url + path + (f"?{request.query_string}" if request.query_string else "")
+    headers = upstream_request_headers(request.headers.items(), target.api_key)
+    upstream = await call_upstream(state.http, request.method, url, headers, read_timeout=target.read_timeout)
     try:
         body = await read_body(upstream, state.settings.max_upstream_body_bytes)
     finally:
@@ -91,9 +92,13 @@ async def _proxy_call(request: web.Request, *, endpoint: str, path: str) -> web.
     if not model_allowed(grant, client_request.model, pricebook.resolve_name(client_request.model)):
         raise ApiError(403, f"This API key may not use the model {client_request.model!r}.",
                        code="model_not_allowed", param="model")
+    upstream = state.router.for_model(client_request.model)
     if endpoint == "responses" and client_request.payload.get("previous_response_id") is not None:
-        await state.owners.require(client_request.payload["previous_response_id"], grant.tenant_id,
-                                   "previous_response_id")
+        # a continuation goes to the upstream that made the response it continues
+        upstream = state.router.named(await state.owners.require(
+            client_request.payload["previous_response_id"], grant.tenant_id, "previous_response_id"))
+    if endpoint == "responses" and upstream.refuse_prefix_with_max_output_tokens:
+        check_prefix_caching(client_request.payload)
     price = pricebook.resolve(client_request.model, started_at, grant.tenant_id)
     if price is None:
         raise ApiError(400, f"The model {client_request.model!r} has no price configured, so it cannot be "
@@ -102,11 +107,11 @@ async def _proxy_call(request: web.Request, *, endpoint: str, path: str) -> web.
     call = CallContext(request_id=request_id, tenant_id=grant.tenant_id, key_id=grant.key_id, endpoint=endpoint,
                        stream=client_request.stream, started_at=started_at, price=price,
                        price_multiplier=grant.price_multiplier, quota_period=period, reserved=admission is not None,
-                       request_bytes=len(client_request.body))
-    headers = upstream_request_headers(request.headers.items(), state.settings.upstream_api_key)
+                       request_bytes=len(client_request.body), upstream=upstream.name)
+    headers = upstream_request_headers(request.headers.items(), upstream.api_key)
     # Once the call goes upstream it must be seen through and recorded even if the client
     # hangs up and the server cancels this handler: the upstream bills it either way.
-    exchange = state.spawn(_exchange(request, state, call, client_request.body, headers, path, started,
+    exchange = state.spawn(_exchange(request, state, call, client_request.body, headers, upstream, path, started,
                                      remaining_headers(admission), client_request.hide_usage_chunk))
     exchange.add_done_callback(_log_failure)
     return await asyncio.shield(exchange)
@@ -118,10 +123,11 @@ def _log_failure(task: asyncio.Task) -> None:
 
 
 async def _exchange(request: web.Request, state: ProxyState, call: CallContext, body: bytes,
-                    headers: dict[str, str], path: str, started: float,
+                    headers: dict[str, str], target: Upstream, path: str, started: float,
                     billing_headers: dict[str, str], hide_usage_chunk: bool) -> web.StreamResponse:
     try:
-        upstream = await post_upstream(state.http, state.settings.upstream_base_url + path, body, headers)
+        upstream = await call_upstream(state.http, "POST", target.base_url + path, headers, body,
+                                       target.read_timeout)
     except ApiError:
         if call.reserved:
             release_later(state, call.request_id)
@@ -201,7 +207,7 @@ class _Relay:
 
     def record(self) -> None:
         if self.call.endpoint == "responses" and self.capture.response_id:
-            self.state.owners.remember(self.capture.response_id, self.call.tenant_id)
+            self.state.owners.remember(self.capture.response_id, self.call.tenant_id, self.call.upstream)
         usage, status, estimated = self.capture.usage, self.capture.status or "completed", False
         if usage is None and self.streamed:
             # An `error` event, or a stream cut before its terminal event: the upstream may

@@ -3,8 +3,8 @@
 - a literal top-level `extra_body` object (as plain curl sends it) is merged into the top
   level, its keys winning, as the OpenAI SDK's `extra_body=` would have done;
 - on /v1/responses, `messages` stands for `input` when `input` is absent;
-- BytePlus `caching.prefix` together with `max_output_tokens` is refused (400), as the
-  upstream does not support it; `caching` and `thinking` otherwise pass untouched;
+- `check_prefix_caching` refuses BytePlus `caching.prefix` with `max_output_tokens` for
+  the upstreams configured to (400); `caching` and `thinking` otherwise pass untouched;
 - on /v1/chat/completions, a stream always asks the upstream for its usage
   (`stream_options.include_usage`); if the client did not ask for it, the proxy hides the
   extra usage chunk from it again (`hide_usage_chunk`);
@@ -30,6 +30,14 @@ class ClientRequest:
 
 def _invalid(message: str, param: str | None = None) -> ApiError:
     return ApiError(400, message, type="invalid_request_error", code="invalid_request_error", param=param)
+
+
+def check_prefix_caching(payload: dict[str, Any]) -> None:
+    """For upstreams (BytePlus) that cannot combine a prefix cache with an output limit."""
+    caching = payload.get("caching")
+    if isinstance(caching, dict) and caching.get("prefix") is True and payload.get("max_output_tokens") is not None:
+        raise _invalid("`caching.prefix` cannot be combined with `max_output_tokens` (the upstream does not "
+                       "support it); drop one of them.", "max_output_tokens")
 
 
 def parse_request(raw: bytes, *, endpoint: str) -> ClientRequest:
@@ -63,11 +71,6 @@ def parse_request(raw: bytes, *, endpoint: str) -> ClientRequest:
         stream = False
     if not isinstance(stream, bool):
         raise _invalid("`stream` must be a boolean.", "stream")
-    caching = payload.get("caching")
-    if endpoint == "responses" and isinstance(caching, dict) and caching.get("prefix") is True \
-            and payload.get("max_output_tokens") is not None:
-        raise _invalid("`caching.prefix` cannot be combined with `max_output_tokens` (the upstream does not "
-                       "support it); drop one of them.", "max_output_tokens")
     hide_usage_chunk = False
     if endpoint == "chat.completions" and stream:
         options = payload.get("stream_options")

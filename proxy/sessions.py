@@ -23,15 +23,15 @@ class ResponseOwners:
     def __init__(self, engine: AsyncEngine, capacity: int = RECENT_OWNERS):
         self._engine = engine
         self._capacity = capacity
-        self._recent: OrderedDict[str, int] = OrderedDict()
+        self._recent: OrderedDict[str, tuple[int, str]] = OrderedDict()
 
-    def remember(self, response_id: str, tenant_id: int) -> None:
-        self._recent[response_id] = tenant_id
+    def remember(self, response_id: str, tenant_id: int, upstream: str) -> None:
+        self._recent[response_id] = (tenant_id, upstream)
         self._recent.move_to_end(response_id)
         while len(self._recent) > self._capacity:
             self._recent.popitem(last=False)
 
-    async def owner(self, response_id: str) -> int | None:
+    async def owner(self, response_id: str) -> tuple[int, str] | None:
         if response_id in self._recent:
             return self._recent[response_id]
         owner = await response_owner(self._engine, response_id)
@@ -39,13 +39,15 @@ class ResponseOwners:
             await asyncio.sleep(LEDGER_BATCH_GRACE_SECONDS)
             owner = await response_owner(self._engine, response_id)
         if owner is not None:
-            self.remember(response_id, owner)
+            self.remember(response_id, *owner)
         return owner
 
-    async def require(self, response_id: object, tenant_id: int, param: str | None) -> None:
-        """ApiError 404 unless `tenant_id` created `response_id`."""
-        if not isinstance(response_id, str) or await self.owner(response_id) != tenant_id:
+    async def require(self, response_id: object, tenant_id: int, param: str | None) -> str:
+        """The upstream that made `response_id`; ApiError 404 unless `tenant_id` created it."""
+        owner = await self.owner(response_id) if isinstance(response_id, str) else None
+        if owner is None or owner[0] != tenant_id:
             raise not_found(str(response_id), param)
+        return owner[1]
 
 
 def not_found(response_id: str, param: str | None) -> ApiError:

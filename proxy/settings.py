@@ -6,9 +6,11 @@ Every key of the environment table below may also appear in the TOML file, lower
 
 import os
 import tomllib
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, Mapping
+
+from proxy.routing import DEFAULT, Upstream
 
 ENVIRONMENT = {
     "DATABASE_URL": "database_url",
@@ -30,6 +32,45 @@ class ConfigError(ValueError):
     pass
 
 
+UPSTREAM_FIELDS = {"base_url", "api_key", "api_key_env", "models", "read_timeout",
+                   "refuse_prefix_with_max_output_tokens"}
+
+
+def parse_upstreams(tables: Any, environ: Mapping[str, str], origin: str) -> tuple[Upstream, ...]:
+    """`[upstreams.NAME]` tables: base_url, api_key or api_key_env, models, read_timeout,
+    refuse_prefix_with_max_output_tokens."""
+    if not isinstance(tables, dict):
+        raise ConfigError(f"{origin}: `upstreams` must be a table of upstreams")
+    upstreams = []
+    for name, spec in tables.items():
+        where = f"{origin}: upstreams.{name}"
+        if name == DEFAULT or not isinstance(spec, dict):
+            raise ConfigError(f"{where}: must be a table, and not named {DEFAULT!r}")
+        unknown = set(spec) - UPSTREAM_FIELDS
+        if unknown:
+            raise ConfigError(f"{where}.{sorted(unknown)[0]}: unknown field")
+        base_url = spec.get("base_url")
+        if not isinstance(base_url, str) or not base_url.startswith(("http://", "https://")):
+            raise ConfigError(f"{where}.base_url: must start with http:// or https://")
+        models = spec.get("models")
+        if not isinstance(models, list) or not models or not all(isinstance(m, str) and m for m in models):
+            raise ConfigError(f"{where}.models: must be a non-empty array of names or patterns")
+        api_key = spec.get("api_key")
+        if "api_key_env" in spec:
+            api_key = environ.get(str(spec["api_key_env"]))
+            if not api_key:
+                raise ConfigError(f"{where}.api_key_env: {spec['api_key_env']} is not set")
+        refuse = spec.get("refuse_prefix_with_max_output_tokens", True)
+        if not isinstance(refuse, bool):
+            raise ConfigError(f"{where}.refuse_prefix_with_max_output_tokens: must be true or false")
+        timeout = spec.get("read_timeout")
+        upstreams.append(Upstream(
+            name=name, base_url=base_url.rstrip("/"), api_key=api_key, models=tuple(models),
+            read_timeout=None if timeout is None else _positive_seconds(f"{where}.read_timeout", timeout),
+            refuse_prefix_with_max_output_tokens=refuse))
+    return tuple(upstreams)
+
+
 @dataclass(frozen=True)
 class Settings:
     database_url: str | None = None  # None: the embedded PostgreSQL under `home`
@@ -48,6 +89,7 @@ class Settings:
     alert_webhook_url: str | None = None  # threshold alerts are POSTed here
     reservation_ttl: float = 900.0  # a quota reservation of a call that never settles expires after this
     default_max_output_tokens: int = 16384  # worst-case output of a model with no cap in its price
+    upstreams: tuple[Upstream, ...] = field(default=())  # besides the default one, from [upstreams.NAME]
 
     def __repr__(self) -> str:  # never print credentials
         hidden = {"upstream_api_key", "admin_token", "database_url"}
@@ -116,16 +158,20 @@ def load_settings(config_file: Path | None = None, environ: Mapping[str, str] | 
             data = tomllib.loads(Path(config_file).read_text(encoding="utf-8"))
         except (OSError, tomllib.TOMLDecodeError) as exc:
             raise ConfigError(f"{config_file}: {exc}") from None
-        known = {f.name for f in fields(Settings)}
+        known = {f.name for f in fields(Settings)} - {"upstreams"}
+        upstream_tables = data.pop("upstreams", {})
         for key, value in data.items():
             if key not in known:
                 raise ConfigError(f"{config_file}: unknown setting {key!r}")
             values[key] = value
+        upstreams = parse_upstreams(upstream_tables, environ, str(config_file))
     for variable, key in ENVIRONMENT.items():
         if environ.get(variable):
             values[key] = environ[variable]
     values.update({k: v for k, v in overrides.items() if v is not None})
     settings = replace(Settings(), **{k: _PARSERS.get(k, _text)(k, v) for k, v in values.items()})
+    if config_file is not None:
+        settings = replace(settings, upstreams=upstreams)
     if not settings.upstream_base_url.startswith(("http://", "https://")):
         raise ConfigError("UPSTREAM_BASE_URL must start with http:// or https://")
     return replace(settings, upstream_base_url=settings.upstream_base_url.rstrip("/"))

@@ -9,6 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from proxy.ledger_writer import LedgerWriter
 from proxy.mirror import Mirror
+from proxy.routing import Router
 from proxy.sessions import ResponseOwners
 from proxy.settings import Settings
 
@@ -22,6 +23,7 @@ class ProxyState:
     mirror: Mirror
     writer: LedgerWriter
     owners: ResponseOwners
+    router: Router
     inflight: set[asyncio.Task] = field(default_factory=set)  # upstream exchanges and releases under way
 
     def spawn(self, work) -> asyncio.Task:

@@ -24,17 +24,16 @@ def make_client_session(settings: Settings) -> aiohttp.ClientSession:
                                  skip_auto_headers=("User-Agent",))
 
 
-async def post_upstream(session: aiohttp.ClientSession, url: str, body: bytes,
-                        headers: dict[str, str]) -> aiohttp.ClientResponse:
-    return await call_upstream(session, "POST", url, headers, body)
-
-
 async def call_upstream(session: aiohttp.ClientSession, method: str, url: str, headers: dict[str, str],
-                        body: bytes | None = None) -> aiohttp.ClientResponse:
+                        body: bytes | None = None, read_timeout: float | None = None) -> aiohttp.ClientResponse:
     # aiohttp writes a large body in chunks only when given a file-like object.
     data = body if body is None or len(body) < LARGE_BODY_BYTES else io.BytesIO(body)
+    timeout = aiohttp.ClientTimeout(total=None, connect=session.timeout.connect,
+                                    sock_connect=session.timeout.sock_connect,
+                                    sock_read=read_timeout) if read_timeout else None
     try:
-        return await session.request(method, url, data=data, headers=headers, allow_redirects=False)
+        return await session.request(method, url, data=data, headers=headers, allow_redirects=False,
+                                     **({"timeout": timeout} if timeout else {}))
     except asyncio.TimeoutError:
         raise ApiError(504, "The upstream API did not answer in time.", type="upstream_error",
                        code="upstream_timeout") from None

@@ -41,6 +41,7 @@ def entry_row(entry: LedgerEntry) -> dict:
         "quota_period": entry.quota_period,
         "cache_savings": entry.cache_savings,
         "estimated": entry.estimated,
+        "upstream": entry.upstream,
         "usage_flags": list(usage.flags),
         "raw_usage": dict(entry.raw_usage),
     }

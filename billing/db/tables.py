@@ -149,6 +149,7 @@ ledger_entries = Table(
     Column("charge_total", Numeric, nullable=False),  # what the tenant is charged
     Column("cache_savings", Numeric, nullable=False),  # cached tokens at the input price, minus their cost
     Column("estimated", Boolean, nullable=False, server_default="false"),  # usage_missing: priced from an estimate
+    Column("upstream", Text, nullable=False, server_default="default"),  # which configured upstream served it
     Column("quota_period", DateTime(timezone=True), nullable=True),  # start of the tenant's month it counts in
     Column("usage_flags", ARRAY(Text), nullable=False, server_default="{}"),
     Column("raw_usage", JSONB, nullable=False),
@@ -226,4 +227,5 @@ response_owners = Table(
     Column("response_id", Text, primary_key=True),
     Column("tenant_id", BigInteger, ForeignKey("tenants.id"), nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("upstream", Text, nullable=False),
 )

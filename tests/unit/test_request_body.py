@@ -2,7 +2,7 @@ import orjson
 import pytest
 
 from proxy.errors import ApiError
-from proxy.request_body import parse_request
+from proxy.request_body import check_prefix_caching, parse_request
 
 
 def test_untouched_body_is_forwarded_byte_for_byte():
@@ -70,8 +70,9 @@ def test_prefix_caching_with_max_output_tokens_is_refused_before_forwarding():
     body = b'{"model":"seed-1-6-250915","input":"x","max_output_tokens":10,' \
            b'"extra_body":{"caching":{"type":"enabled","prefix":true}}}'
     with pytest.raises(ApiError) as refused:
-        parse_request(body, endpoint="responses")
+        check_prefix_caching(parse_request(body, endpoint="responses").payload)
     assert refused.value.status == 400 and refused.value.param == "max_output_tokens"
     fine = parse_request(b'{"model":"m","input":"x","max_output_tokens":10,"caching":{"type":"enabled"}}',
                          endpoint="responses")
+    check_prefix_caching(fine.payload)
     assert fine.payload["caching"] == {"type": "enabled"}
