@@ -82,11 +82,11 @@ def _reply_words(count: int, seed: str) -> list[str]:
     return [WORDS[(offset + i) % len(WORDS)] for i in range(count)]
 
 
-async def create_response(request: web.Request) -> web.StreamResponse:
+async def _accept(request: web.Request) -> dict[str, Any] | web.Response:
+    """The JSON body of a creation request, logged; or the error the real API would give."""
     state = request.app[SIM_STATE]
-    raw = await request.read()
     try:
-        body = orjson.loads(raw)
+        body = orjson.loads(await request.read())
     except orjson.JSONDecodeError:
         return _error(400, "We could not parse the JSON body of your request.", "invalid_request_error")
     state.requests.append({"path": request.path, "authorization": request.headers.get("Authorization"),
@@ -98,6 +98,14 @@ async def create_response(request: web.Request) -> web.StreamResponse:
                       "invalid_request_error")
     if not isinstance(body, dict) or not isinstance(body.get("model"), str):
         return _error(400, "Missing required parameter: 'model'.", "invalid_request_error", param="model")
+    return body
+
+
+async def create_response(request: web.Request) -> web.StreamResponse:
+    state = request.app[SIM_STATE]
+    body = await _accept(request)
+    if isinstance(body, web.Response):
+        return body
 
     model = body["model"]
     caching = body.get("caching") if isinstance(body.get("caching"), dict) else {}
@@ -252,18 +260,9 @@ async def _send_events(send, final: dict[str, Any], text: str) -> None:
 async def create_chat_completion(request: web.Request) -> web.StreamResponse:
     """Chat Completions: JSON, or SSE chunks ending in `data: [DONE]`, with a usage-only
     chunk (and `"usage": null` on the others) when `stream_options.include_usage` is set."""
-    state = request.app[SIM_STATE]
-    raw = await request.read()
-    try:
-        body = orjson.loads(raw)
-    except orjson.JSONDecodeError:
-        return _error(400, "We could not parse the JSON body of your request.", "invalid_request_error")
-    state.requests.append({"path": request.path, "authorization": request.headers.get("Authorization"),
-                           "headers": {str(k): v for k, v in request.headers.items()}, "body": body})
-    if state.api_key and request.headers.get("Authorization") != f"Bearer {state.api_key}":
-        return _error(401, "Incorrect API key provided.", "invalid_request_error", "invalid_api_key")
-    if not isinstance(body, dict) or not isinstance(body.get("model"), str):
-        return _error(400, "Missing required parameter: 'model'.", "invalid_request_error", param="model")
+    body = await _accept(request)
+    if isinstance(body, web.Response):
+        return body
     prompt = sum(count_tokens(t) for t in _texts(body.get("messages")))
     visible = int(request.headers.get("x-sim-output-tokens", DEFAULT_OUTPUT_TOKENS))
     reasoning = 2 * visible if isinstance(body.get("reasoning_effort"), str) else 0

@@ -7,8 +7,8 @@ PostgreSQL in a temporary directory. Never SQLite, never a mock.
 
 import os
 from dataclasses import dataclass
-from pathlib import Path
 
+import openai
 import pytest
 from sqlalchemy import text
 
@@ -97,5 +97,8 @@ async def tenant_key(engine) -> TenantKey:
 
 
 @pytest.fixture
-def repo_root() -> Path:
-    return Path(__file__).resolve().parent.parent
+async def client(proxy, tenant_key):
+    """The official SDK, pointed at the proxy with the tenant's key."""
+    async with openai.AsyncOpenAI(base_url=proxy.url + "/v1", api_key=tenant_key.secret, max_retries=0) as client:
+        yield client
+

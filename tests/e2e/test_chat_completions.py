@@ -3,17 +3,9 @@ usage, and the client sees exactly the stream it asked for."""
 
 from decimal import Decimal
 
-import openai
-import pytest
 from sqlalchemy import select
 
 from billing.db.tables import ledger_entries
-
-
-@pytest.fixture
-async def client(proxy, tenant_key):
-    async with openai.AsyncOpenAI(base_url=proxy.url + "/v1", api_key=tenant_key.secret, max_retries=0) as client:
-        yield client
 
 
 async def rows(proxy, engine):

@@ -29,12 +29,6 @@ def seed_cost(usage) -> Decimal:
             + usage.output_tokens * SEED_TIER_1["output"]) / MILLION  # reasoning at the output price
 
 
-@pytest.fixture
-async def client(proxy, tenant_key):
-    async with openai.AsyncOpenAI(base_url=proxy.url + "/v1", api_key=tenant_key.secret, max_retries=0) as client:
-        yield client
-
-
 async def ledger_rows(proxy, engine):
     await proxy.state.writer.flush(timeout=5)
     async with engine.connect() as conn:
