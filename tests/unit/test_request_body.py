@@ -1,5 +1,6 @@
 import orjson
 import pytest
+from hypothesis import given, strategies as st
 
 from proxy.errors import ApiError
 from proxy.request_body import check_prefix_caching, parse_request
@@ -76,3 +77,36 @@ def test_prefix_caching_with_max_output_tokens_is_refused_before_forwarding():
                          endpoint="responses")
     check_prefix_caching(fine.payload)
     assert fine.payload["caching"] == {"type": "enabled"}
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(),
+    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4),
+    max_leaves=20,
+)
+bodies = st.one_of(
+    st.binary(max_size=200),
+    json_values.map(orjson.dumps),
+    st.dictionaries(st.sampled_from(["model", "stream", "input", "messages", "extra_body", "stream_options",
+                                     "max_output_tokens", "caching"]), json_values, max_size=6).map(orjson.dumps),
+)
+
+
+@given(bodies, st.sampled_from(["responses", "chat.completions"]))
+def test_any_body_is_accepted_or_refused_with_a_400(raw, endpoint):
+    """Hostile bodies (not JSON, not UTF-8, wrong types, deep nesting) never raise anything
+    but a clear 400, and an accepted body always names a model."""
+    try:
+        request = parse_request(raw, endpoint=endpoint)
+    except ApiError as error:
+        assert error.status == 400 and error.message
+    else:
+        assert isinstance(request.model, str) and request.model.strip()
+        assert isinstance(request.stream, bool)
+        orjson.loads(request.body)
+
+
+def test_deeply_nested_body_is_a_400():
+    with pytest.raises(ApiError) as refused:
+        parse_request(b"[" * 5000 + b"]" * 5000, endpoint="responses")
+    assert refused.value.status == 400
