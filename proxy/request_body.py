@@ -18,6 +18,8 @@ import orjson
 
 from proxy.errors import ApiError
 
+MAX_OUTPUT_LIMIT = 10_000_000  # far above any model's; it bounds the quota estimate
+
 
 @dataclass(frozen=True)
 class ClientRequest:
@@ -66,6 +68,11 @@ def parse_request(raw: bytes, *, endpoint: str) -> ClientRequest:
     model = payload.get("model")
     if not isinstance(model, str) or not model.strip():
         raise _invalid("`model` is required and must be a non-empty string.", "model")
+    for name in ("max_output_tokens", "max_completion_tokens", "max_tokens"):
+        limit = payload.get(name)
+        if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int)
+                                  or not 0 <= limit <= MAX_OUTPUT_LIMIT):
+            raise _invalid(f"`{name}` must be a whole number from 0 to {MAX_OUTPUT_LIMIT}.", name)
     stream = payload.get("stream", False)
     if stream is None:
         stream = False

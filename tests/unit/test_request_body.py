@@ -80,7 +80,7 @@ def test_prefix_caching_with_max_output_tokens_is_refused_before_forwarding():
 
 
 json_values = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(),
+    st.none() | st.booleans() | st.integers(-2**63, 2**64 - 1) | st.floats(allow_nan=False) | st.text(),
     lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4),
     max_leaves=20,
 )
@@ -106,7 +106,19 @@ def test_any_body_is_accepted_or_refused_with_a_400(raw, endpoint):
         orjson.loads(request.body)
 
 
-def test_deeply_nested_body_is_a_400():
+@pytest.mark.parametrize("raw", [
+    b"[" * 5000 + b"]" * 5000,                                        # nested deeper than the parser goes
+    b'{"model":"m","max_output_tokens":123456789012345678901234567890}',  # an integer past 64 bits
+    b'{"model":"m","input":"\xff\xfe"}',                                # not UTF-8
+])
+def test_hostile_bodies_are_a_400(raw):
     with pytest.raises(ApiError) as refused:
-        parse_request(b"[" * 5000 + b"]" * 5000, endpoint="responses")
+        parse_request(raw, endpoint="responses")
     assert refused.value.status == 400
+
+
+@pytest.mark.parametrize("limit", [b"-1", b"1.5", b'"10"', b"true", b"10000001"])
+def test_output_limits_must_be_sane_whole_numbers(limit):
+    with pytest.raises(ApiError) as refused:
+        parse_request(b'{"model":"m","max_output_tokens":' + limit + b"}", endpoint="responses")
+    assert refused.value.param == "max_output_tokens"
