@@ -55,10 +55,6 @@ class LedgerEntry:
     upstream: str
     raw_usage: Mapping[str, Any] = field(default_factory=dict)
 
-    @property
-    def cost_total(self) -> Decimal:
-        return self.cost.total
-
 
 def build_entry(
     call: CallContext,

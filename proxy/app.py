@@ -61,7 +61,7 @@ def create_app(settings: Settings, database_url: str) -> web.Application:
             await mirror.start()
             writer = LedgerWriter(engine, batch_size=settings.ledger_batch_size)
             writer.start()
-            state = app[STATE] = ProxyState(settings, database_url, engine, http, mirror, writer,
+            state = app[STATE] = ProxyState(settings, engine, http, mirror, writer,
                                             ResponseOwners(engine), router_for(settings))
             chores = [
                 asyncio.create_task(every(30, lambda: expire(engine), "reservation expiry")),

@@ -10,7 +10,6 @@ committed.
 
 import asyncio
 import logging
-import time
 from collections import deque
 
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -34,8 +33,6 @@ class LedgerWriter:
         self._submitted = 0
         self._done = 0  # entries taken off the queue and committed (or found already there)
         self._task: asyncio.Task | None = None
-        self.last_flush_seconds = 0.0
-        self.failures = 0
 
     @property
     def backlog(self) -> int:
@@ -74,19 +71,16 @@ class LedgerWriter:
                 await self._wake.wait()
                 await asyncio.sleep(self.max_delay)  # let a batch gather
             batch = [self._pending[i] for i in range(min(self.batch_size, len(self._pending)))]
-            started = time.perf_counter()
             try:
                 async with self._engine.begin() as conn:
                     await insert_entries(conn, batch)
             except Exception:
-                self.failures += 1
                 log.warning("ledger write of %d entries failed; retrying in %.2fs", len(batch), backoff,
                             exc_info=True)
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, self.max_backoff)
                 continue
             backoff = 0.05
-            self.last_flush_seconds = time.perf_counter() - started
             for _ in batch:
                 self._pending.popleft()
             async with self._written:

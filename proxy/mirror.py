@@ -50,7 +50,6 @@ class Mirror:
         self._syncs = 0
         self._task: asyncio.Task | None = None
         self._listener: asyncpg.Connection | None = None
-        self.healthy = False
 
     def grant(self, secret_hash: str) -> KeyGrant | None:
         return self._grants.get(secret_hash)
@@ -99,7 +98,6 @@ class Mirror:
         self._since_previous = self._grant_revision  # re-read one interval back next time
         self._grant_revision = max(self._grant_revision, newest)
         self._syncs += 1
-        self.healthy = True
 
     async def _run(self) -> None:
         while True:
@@ -112,7 +110,6 @@ class Mirror:
             try:
                 await self.sync(full=self._syncs % self._full_reload_every == 0)
             except Exception:
-                self.healthy = False
                 log.warning("mirror sync failed; serving from the last state", exc_info=True)
 
     async def _ensure_listener(self) -> None:

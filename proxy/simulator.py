@@ -65,7 +65,6 @@ class StoredResponse:
 class SimulatorState:
     api_key: str | None
     responses: dict[str, StoredResponse] = field(default_factory=dict)
-    prefix_caches: dict[str, int] = field(default_factory=dict)
     requests: list[dict[str, Any]] = field(default_factory=list)
 
 

@@ -17,7 +17,6 @@ from proxy.settings import Settings
 @dataclass
 class ProxyState:
     settings: Settings
-    database_url: str
     engine: AsyncEngine
     http: aiohttp.ClientSession
     mirror: Mirror
