@@ -3,12 +3,16 @@ it with 429; give the reservation back when the call produced no usage."""
 
 import logging
 from datetime import datetime, timedelta
+from decimal import Decimal
 from uuid import UUID
 
 from billing.db.quota import Admission, admit, release
 from billing.keys import KeyGrant
+from billing.ledger import LedgerEntry
+from billing.offline_quota import UNKNOWN
+from proxy import metrics
 from billing.pricebook import ResolvedPrice
-from billing.quota import estimate, next_period_start, period_start, refusal_message
+from billing.quota import Estimate, estimate, next_period_start, period_start, refusal_message
 from billing.report import money
 from proxy.errors import ApiError
 from proxy.request_body import ClientRequest
@@ -30,14 +34,41 @@ async def admit_call(state: ProxyState, grant: KeyGrant, request_id: UUID, start
                                 period=period, estimate=worst,
                                 expires_at=started_at + timedelta(seconds=state.settings.reservation_ttl))
     except Exception:
-        log.warning("quota admission failed: database unreachable", exc_info=True)
-        raise ApiError(503, "The quota check is unavailable; try again shortly.", type="server_error",
-                       code="quota_unavailable") from None
+        log.warning("quota admission failed: database unreachable", exc_info=log.isEnabledFor(logging.DEBUG))
+        admission = _admit_offline(state, grant, period, worst)
+    else:
+        state.last_known.remember(grant.tenant_id, grant.key_id, period, admission.budget_remaining,
+                                  admission.tokens_remaining, admission.key_budget_remaining)
     if not admission.admitted:
         resets = next_period_start(period, grant.time_zone)
         raise ApiError(429, refusal_message(admission.refused, resets), type="insufficient_quota",
                        code="insufficient_quota")
     return period, admission
+
+
+def _admit_offline(state: ProxyState, grant: KeyGrant, period: datetime, worst: Estimate) -> Admission:
+    """The database is down: refuse (outage_admission = refuse) or admit against the last
+    known quota state (serve)."""
+    refused = None if state.settings.outage_admission == "refuse" else \
+        state.last_known.admit(grant.tenant_id, grant.key_id, period, worst)
+    if state.settings.outage_admission == "refuse" or refused == UNKNOWN:
+        raise ApiError(503, "The quota check is unavailable; try again shortly.", type="server_error",
+                       code="quota_unavailable")
+    if refused is not None:
+        return Admission(False, refused, None, None, None, offline=True, estimate=worst)
+    metrics.OFFLINE_ADMISSIONS.inc()
+    return Admission(True, None, *state.last_known.remaining(grant.tenant_id, grant.key_id, period),
+                     offline=True, estimate=worst)
+
+
+def settle_offline(state: ProxyState, grant: KeyGrant, admission: Admission | None, period: datetime,
+                   entry: LedgerEntry | None) -> None:
+    """An offline-admitted call ended: hold its actual charge instead of its worst case."""
+    if admission is None or not admission.offline or admission.estimate is None:
+        return
+    charge = entry.charge if entry else Decimal(0)
+    tokens = entry.usage.input_tokens + entry.usage.output_tokens if entry else 0
+    state.last_known.settle(grant.tenant_id, grant.key_id, period, admission.estimate, charge, tokens)
 
 
 def remaining_headers(admission: Admission | None) -> dict[str, str]:

@@ -21,12 +21,14 @@ from proxy.errors import error_middleware
 from proxy.ledger_writer import LedgerWriter
 from proxy.mirror import Mirror
 from proxy.settings import Settings
+from proxy.spool import Spool
 from proxy.state import STATE, ProxyState
 from proxy.upstream import make_client_session
 
 log = logging.getLogger(__name__)
 
 ALERT_POLL_SECONDS = 1.0
+LAST_EXCHANGES_SECONDS = 2.0  # after the server's grace: exchanges still running get this, then are cut
 
 
 def merged_catalog(settings: Settings) -> Catalog:
@@ -47,6 +49,19 @@ def router_for(settings: Settings) -> Router:
     return Router(default, settings.upstreams)
 
 
+async def finish_exchanges(inflight: set[asyncio.Task]) -> None:
+    """Shutdown: the server already gave handlers their grace period; exchanges still running
+    (their clients left) get a moment more, then are cut and billed from what passed."""
+    if not inflight:
+        return
+    _, late = await asyncio.wait(set(inflight), timeout=LAST_EXCHANGES_SECONDS)
+    for task in late:
+        task.cancel()
+    if late:
+        log.warning("shutdown cut %d upstream exchanges; they are billed from estimates", len(late))
+        await asyncio.wait(late)
+
+
 def create_app(settings: Settings, database_url: str) -> web.Application:
     """The proxy as an aiohttp app. The database must already be migrated."""
     app = web.Application(client_max_size=settings.max_body_bytes, middlewares=[error_middleware])
@@ -59,7 +74,9 @@ def create_app(settings: Settings, database_url: str) -> web.Application:
             await sync_catalog(engine, catalog)
             mirror = Mirror(engine, database_url, interval=settings.sync_interval)
             await mirror.start()
-            writer = LedgerWriter(engine, batch_size=settings.ledger_batch_size)
+            spool = Spool(settings.home / "spool")
+            spool.open()
+            writer = LedgerWriter(engine, spool, batch_size=settings.ledger_batch_size)
             writer.start()
             state = app[STATE] = ProxyState(settings, engine, http, mirror, writer,
                                             ResponseOwners(engine), router_for(settings))
@@ -73,8 +90,7 @@ def create_app(settings: Settings, database_url: str) -> web.Application:
             finally:
                 for chore in chores:
                     chore.cancel()
-                if state.inflight:  # exchanges whose client left: let them finish and record
-                    await asyncio.wait(state.inflight, timeout=settings.upstream_read_timeout)
+                await finish_exchanges(state.inflight)
                 await writer.close()
                 await mirror.stop()
         finally:
@@ -84,6 +100,7 @@ def create_app(settings: Settings, database_url: str) -> web.Application:
     app.cleanup_ctx.append(lifecycle)
     app.router.add_get("/healthz", handlers.healthz)
     app.router.add_get("/readyz", handlers.readyz)
+    app.router.add_get("/metrics", handlers.metrics_endpoint)
     app.router.add_post("/v1/responses", handlers.create_response)
     app.router.add_post("/v1/chat/completions", handlers.create_chat_completion)
     app.router.add_get("/v1/responses/{response_id}", handlers.response_passthrough)

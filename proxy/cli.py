@@ -28,7 +28,9 @@ from billing.db.tenants import (AlreadyExists, Conflict, NotFound, create_tenant
 from billing.pricing import PriceVersion, Tier, exact_sum
 from billing.report import (COST_FIELDS, TOKEN_FIELDS, money, parse_dimensions, parse_month, report_columns,
                             report_csv_text, report_dict, row_dict)
-from proxy.app import create_app, merged_catalog
+from proxy.app import merged_catalog
+from proxy.logs import configure_logging
+from proxy.serve import run_server, run_workers
 from proxy.cli_format import parse_duration, render, to_json
 from proxy.prices_view import price_rows
 from proxy.settings import ConfigError, Settings, load_settings
@@ -75,6 +77,12 @@ def _decimal(text: str) -> Decimal:
     return value
 
 
+def _positive(text: str) -> int:
+    if not text.isdigit() or int(text) == 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a positive whole number")
+    return int(text)
+
+
 def _count(text: str) -> int:
     if not text.isdigit():
         raise argparse.ArgumentTypeError(f"{text!r} is not a whole number")
@@ -94,10 +102,16 @@ def _timestamp(text: str) -> datetime:
 def cmd_serve(args, settings: Settings) -> None:
     url = _ready_database(settings)
     where = "embedded PostgreSQL in " + str(settings.home) if not settings.database_url else "DATABASE_URL"
-    log.info("billing-proxy on http://%s:%d (database: %s, upstream: %s)", args.host, args.port, where,
-             settings.upstream_base_url)
-    web.run_app(create_app(settings, url), host=args.host, port=args.port, print=None,
-                handler_cancellation=False, shutdown_timeout=30)
+    log.info("billing-proxy on http://%s:%d (database: %s, upstream: %s, workers: %d)", args.host, args.port, where,
+             settings.upstream_base_url, args.workers)
+    if args.workers > 1:
+        worker_args = [*(["--config", str(args.config)] if args.config else []), "serve", "--host", args.host,
+                       "--port", str(args.port), "--reuse-port"]
+        code = run_workers(args.workers, url, worker_args)
+        if code:
+            raise CliError("a worker did not stop cleanly")
+        return
+    run_server(settings, url, args.host, args.port, reuse_port=args.reuse_port)
 
 
 def cmd_migrate(args, settings: Settings) -> None:
@@ -330,6 +344,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve = sub.add_parser("serve", help="run the proxy")
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8080)
+    serve.add_argument("--workers", type=_positive, default=1,
+                       help="processes serving one port (SO_REUSEPORT); default 1")
+    serve.add_argument("--reuse-port", action="store_true", help=argparse.SUPPRESS)  # set for workers
     serve.set_defaults(handler=cmd_serve)
 
     sub.add_parser("migrate", help="apply database migrations").set_defaults(handler=cmd_migrate)
@@ -470,7 +487,7 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"billing-proxy: {exc}", file=sys.stderr)
         return 2
-    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logging(settings.log_level, settings.log_format if args.handler is cmd_serve else "text")
     logging.getLogger("alembic").setLevel(logging.WARNING)
     try:
         args.handler(args, settings)

@@ -1,11 +1,21 @@
 """Errors the proxy raises itself, in the OpenAI shape, mapped to HTTP in one middleware."""
 
 import logging
+import time
+from uuid import uuid4
 
 import orjson
 from aiohttp import web
 
+from proxy import metrics
+from proxy.logs import current_request_id
+
 log = logging.getLogger(__name__)
+
+REQUEST_ID = web.RequestKey("request_id", object)  # a UUID: the ledger's key for a billed call
+MODEL = web.RequestKey("model", str)  # the requested model, once the body was read
+# Paths that are counted in the request metrics under their own name.
+_ENDPOINTS = {"/v1/responses": "responses", "/v1/chat/completions": "chat.completions"}
 
 
 class ApiError(Exception):
@@ -38,6 +48,24 @@ _HTTP_ERRORS = {
 
 @web.middleware
 async def error_middleware(request: web.Request, handler) -> web.StreamResponse:
+    """Gives every request an id (in the logs and as `x-request-id`), counts it, and turns
+    errors into the OpenAI shape."""
+    request_id = uuid4()
+    request[REQUEST_ID] = request_id
+    token = current_request_id.set(str(request_id))
+    started = time.perf_counter()
+    response = await _answer(request, handler)
+    endpoint = _ENDPOINTS.get(request.path)
+    if endpoint:
+        metrics.REQUESTS.labels(endpoint, request.get(MODEL, ""), str(response.status)).inc()
+        metrics.REQUEST_SECONDS.labels(endpoint).observe(time.perf_counter() - started)
+    if not response.prepared:
+        response.headers.setdefault("x-request-id", str(request_id))
+    current_request_id.reset(token)
+    return response
+
+
+async def _answer(request: web.Request, handler) -> web.StreamResponse:
     try:
         return await handler(request)
     except ApiError as error:

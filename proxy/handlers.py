@@ -4,25 +4,27 @@ import asyncio
 import logging
 import time
 from datetime import datetime, timezone
-from uuid import uuid4
 
 import aiohttp
 from aiohttp import web
 from multidict import CIMultiDict
 from sqlalchemy import text
 
+from billing.db.ledger import entry_row
+from billing.db.quota import Admission
 from billing.keys import KeyGrant, KeyRefused, admit_key, hash_secret, model_allowed
 from billing.ledger import CallContext, build_entry
 from billing.usage import estimate_usage
-from proxy.admission import admit_call, release_later, remaining_headers
+from proxy import metrics
+from proxy.admission import admit_call, release_later, remaining_headers, settle_offline
 from proxy.capture import Capture
-from proxy.errors import ApiError
+from proxy.errors import MODEL, REQUEST_ID, ApiError
 from proxy.headers import bearer_token, client_response_headers, upstream_request_headers
 from proxy.request_body import check_prefix_caching, parse_request
 from proxy.sse import SseParser
 from proxy.state import STATE, ProxyState
 from proxy.routing import Upstream
-from proxy.upstream import call_upstream, read_body
+from proxy.upstream import call_upstream, chunks, read_body
 
 log = logging.getLogger(__name__)
 
@@ -32,17 +34,35 @@ async def healthz(request: web.Request) -> web.Response:
 
 
 async def readyz(request: web.Request) -> web.Response:
+    """Ready when the database answers; either way the spool's state is shown."""
     state = request.app[STATE]
+    spool = {"ledger_backlog": state.writer.backlog, "spool_segments_to_replay":
+             len(state.writer.spool.segments_needing_replay)}
     try:
         async with asyncio.timeout(2):
             async with state.engine.connect() as conn:
                 await conn.execute(text("SELECT 1"))
     except Exception:
-        return web.json_response({"status": "unavailable", "database": "unreachable"}, status=503)
-    return web.json_response({"status": "ready", "database": "ok", "ledger_backlog": state.writer.backlog})
+        return web.json_response({"status": "unavailable", "database": "unreachable",
+                                  "admission": state.settings.outage_admission, **spool}, status=503)
+    return web.json_response({"status": "ready", "database": "ok", **spool})
+
+
+async def metrics_endpoint(request: web.Request) -> web.Response:
+    state = request.app[STATE]
+
+    def refresh() -> None:
+        metrics.LEDGER_BACKLOG.set(state.writer.backlog)
+        metrics.SPOOL_DEPTH.set(state.writer.backlog if not state.writer.database_up else 0)
+        metrics.DATABASE_UP.set(1 if state.writer.database_up else 0)
+
+    return web.Response(body=metrics.render(refresh),
+                        headers={"Content-Type": "text/plain; version=0.0.4; charset=utf-8"})
 
 
 async def authenticate(request: web.Request, state: ProxyState) -> KeyGrant:
+    if len(request.headers.getall("Authorization", ())) > 1:
+        raise ApiError(401, "Send exactly one Authorization header.", code="invalid_api_key")
     secret = bearer_token(request.headers)
     if secret is None:
         raise ApiError(401, "You didn't provide an API key. Send it as `Authorization: Bearer <key>`.",
@@ -72,9 +92,11 @@ async def response_passthrough(request: web.Request) -> web.Response:
     path = request.path.removeprefix("/v1")
     url = target.base_url + path + (f"?{request.query_string}" if request.query_string else "")
     headers = upstream_request_headers(request.headers.items(), target.api_key)
-    upstream = await call_upstream(state.http, request.method, url, headers, read_timeout=target.read_timeout)
+    settings = state.settings
+    upstream = await call_upstream(state.http, request.method, url, headers,
+                                   first_byte_timeout=settings.first_byte_timeout(target))
     try:
-        body = await read_body(upstream, state.settings.max_upstream_body_bytes)
+        body = await read_body(upstream, settings.max_upstream_body_bytes, settings.idle_timeout(target))
     finally:
         upstream.release()
     return web.Response(status=upstream.status, body=body,
@@ -83,11 +105,12 @@ async def response_passthrough(request: web.Request) -> web.Response:
 
 async def _proxy_call(request: web.Request, *, endpoint: str, path: str) -> web.StreamResponse:
     state = request.app[STATE]
-    request_id = uuid4()
+    request_id = request[REQUEST_ID]
     started_at = datetime.now(timezone.utc)
     started = time.perf_counter()
     grant = await authenticate(request, state)
-    client_request = parse_request(await request.read(), endpoint=endpoint)
+    client_request = parse_request(await read_request_body(request, state.settings.client_timeout),
+                                   endpoint=endpoint)
     pricebook = state.mirror.pricebook
     if not model_allowed(grant, client_request.model, pricebook.resolve_name(client_request.model)):
         raise ApiError(403, f"This API key may not use the model {client_request.model!r}.",
@@ -106,15 +129,33 @@ async def _proxy_call(request: web.Request, *, endpoint: str, path: str) -> web.
     period, admission = await admit_call(state, grant, request_id, started_at, client_request, price)
     call = CallContext(request_id=request_id, tenant_id=grant.tenant_id, key_id=grant.key_id, endpoint=endpoint,
                        stream=client_request.stream, started_at=started_at, price=price,
-                       price_multiplier=grant.price_multiplier, quota_period=period, reserved=admission is not None,
+                       price_multiplier=grant.price_multiplier, quota_period=period,
+                       reserved=admission is not None and not admission.offline,
                        request_bytes=len(client_request.body), upstream=upstream.name)
+    # From here the call may be billed: the spool knows of it before the upstream does, so
+    # even a crash mid-call leaves an (estimated) entry behind.
+    state.writer.spool.begin(str(request_id), entry_row(build_entry(
+        call, estimate_usage(call.request_bytes, 0), status="interrupted", upstream_response_id=None,
+        finished_at=started_at, first_byte_ms=None, estimated=True)))
     headers = upstream_request_headers(request.headers.items(), upstream.api_key)
     # Once the call goes upstream it must be seen through and recorded even if the client
     # hangs up and the server cancels this handler: the upstream bills it either way.
-    exchange = state.spawn(_exchange(request, state, call, client_request.body, headers, upstream, path, started,
-                                     remaining_headers(admission), client_request.hide_usage_chunk))
+    request[MODEL] = client_request.model
+    relay = _Relay(state, call, started, remaining_headers(admission), grant, admission)
+    exchange = state.spawn(relay.exchange(request, client_request.body, headers, upstream, path,
+                                          client_request.hide_usage_chunk))
     exchange.add_done_callback(_log_failure)
     return await asyncio.shield(exchange)
+
+
+async def read_request_body(request: web.Request, timeout: float) -> bytes:
+    """The client's body; a client too slow to send it (slowloris) gets 408."""
+    try:
+        async with asyncio.timeout(timeout):
+            return await request.read()
+    except asyncio.TimeoutError:
+        raise ApiError(408, f"The request body did not arrive within {timeout:g} seconds.",
+                       code="request_timeout") from None
 
 
 def _log_failure(task: asyncio.Task) -> None:
@@ -122,35 +163,37 @@ def _log_failure(task: asyncio.Task) -> None:
         log.error("upstream exchange failed", exc_info=task.exception())
 
 
-async def _exchange(request: web.Request, state: ProxyState, call: CallContext, body: bytes,
-                    headers: dict[str, str], target: Upstream, path: str, started: float,
-                    billing_headers: dict[str, str], hide_usage_chunk: bool) -> web.StreamResponse:
-    try:
-        upstream = await call_upstream(state.http, "POST", target.base_url + path, headers, body,
-                                       target.read_timeout)
-    except ApiError:
-        if call.reserved:
-            release_later(state, call.request_id)
-        raise
-    relay = _Relay(state, call, started, billing_headers)
-    try:
-        if call.stream and upstream.status == 200 and upstream.content_type == "text/event-stream":
-            return await relay.stream(request, upstream, hide_usage_chunk)
-        return await relay.whole(upstream)
-    finally:
-        upstream.release()
-        relay.record()
-
-
 class _Relay:
     """Relays one upstream reply to the client and records its usage exactly once."""
 
-    def __init__(self, state: ProxyState, call: CallContext, started: float, billing_headers: dict[str, str]):
+    def __init__(self, state: ProxyState, call: CallContext, started: float, billing_headers: dict[str, str],
+                 grant: KeyGrant, admission: Admission | None):
         self.state, self.call, self.started = state, call, started
+        self.settings = state.settings
         self.billing_headers = billing_headers
+        self.grant, self.admission = grant, admission
         self.capture = Capture()
         self.first_byte_ms: int | None = None
-        self.streamed = False  # an SSE reply with status 200 began to flow
+        self.answered = False  # the upstream accepted the call (200): it bills it, so must we
+
+    async def exchange(self, request: web.Request, body: bytes, headers: dict[str, str], target: Upstream,
+                       path: str, hide_usage_chunk: bool) -> web.StreamResponse:
+        try:
+            upstream = await call_upstream(self.state.http, "POST", target.base_url + path, headers, body,
+                                           first_byte_timeout=self.settings.first_byte_timeout(target))
+            self.answered = upstream.status == 200
+            self._first_byte()
+            if upstream.status >= 400:
+                metrics.UPSTREAM_ERRORS.labels(f"status_{upstream.status // 100}xx").inc()
+            try:
+                idle = self.settings.idle_timeout(target)
+                if self.call.stream and upstream.status == 200 and upstream.content_type == "text/event-stream":
+                    return await self.stream(request, upstream, idle, hide_usage_chunk)
+                return await self.whole(upstream, idle)
+            finally:
+                upstream.release()
+        finally:
+            self.record()
 
     def _headers(self, upstream: aiohttp.ClientResponse) -> CIMultiDict:
         headers = CIMultiDict(client_response_headers(upstream.headers.items()))
@@ -160,29 +203,37 @@ class _Relay:
 
     def _first_byte(self) -> None:
         if self.first_byte_ms is None:
-            self.first_byte_ms = round((time.perf_counter() - self.started) * 1000)
+            elapsed = time.perf_counter() - self.started
+            self.first_byte_ms = round(elapsed * 1000)
+            metrics.FIRST_BYTE_SECONDS.labels(self.call.endpoint).observe(elapsed)
 
-    async def whole(self, upstream: aiohttp.ClientResponse) -> web.Response:
-        body = await read_body(upstream, self.state.settings.max_upstream_body_bytes)
-        self._first_byte()
+    async def whole(self, upstream: aiohttp.ClientResponse, idle_timeout: float) -> web.Response:
+        body = await read_body(upstream, self.settings.max_upstream_body_bytes, idle_timeout)
         if upstream.status == 200:
             self.capture.observe_body(body)
+            if self.capture.status is None:
+                metrics.UPSTREAM_ERRORS.labels("malformed").inc()
+                raise ApiError(502, "The upstream API answered with a body that is not a JSON object.",
+                               type="upstream_error", code="upstream_bad_response")
         return web.Response(status=upstream.status, body=body, headers=self._headers(upstream))
 
-    async def stream(self, request: web.Request, upstream: aiohttp.ClientResponse,
-                     hide_usage_chunk: bool = False) -> web.StreamResponse:
+    async def stream(self, request: web.Request, upstream: aiohttp.ClientResponse, idle_timeout: float,
+                     hide_usage_chunk: bool) -> web.StreamResponse:
         """Relay the upstream's bytes as they come. Only when a usage chunk the client did not
         ask for must be hidden are events re-framed one by one (`data: ...` and a blank line,
-        the framing Chat Completions streams use)."""
+        the framing Chat Completions streams use).
+
+        If the client leaves, the upstream is read on to its end (at most
+        `disconnect_drain_timeout` more) so that its true usage is billed, or, with
+        `on_client_disconnect = cancel`, dropped at once and billed from an estimate."""
         response = web.StreamResponse(status=upstream.status, headers=self._headers(upstream))
         await response.prepare(request)
-        self.streamed = True
         parser = SseParser()
         chat = self.call.endpoint == "chat.completions"
         client_connected = True
+        deadline: float | None = None  # after the client left: when to stop draining
         try:
-            async for chunk in upstream.content.iter_any():
-                self._first_byte()
+            async for chunk in chunks(upstream, idle_timeout):
                 outgoing = [] if hide_usage_chunk else [chunk]
                 for event in parser.feed(chunk):
                     if not chat:
@@ -194,9 +245,21 @@ class _Relay:
                         for piece in outgoing:
                             await response.write(piece)
                     except (ConnectionError, aiohttp.ClientConnectionResetError):
-                        # Keep reading: the upstream bills the whole reply, so must we.
                         client_connected = False
-        except (asyncio.TimeoutError, aiohttp.ClientError) as exc:
+                        if self.settings.on_client_disconnect == "cancel":
+                            log.info("client left stream %s: cancelled, billed from an estimate",
+                                     self.call.request_id)
+                            break
+                        deadline = time.monotonic() + self.settings.disconnect_drain_timeout
+                if deadline is not None and time.monotonic() > deadline:
+                    log.warning("client left stream %s and the upstream did not finish within %gs: cut, billed "
+                                "from an estimate", self.call.request_id, self.settings.disconnect_drain_timeout)
+                    break
+        except asyncio.TimeoutError:
+            metrics.UPSTREAM_ERRORS.labels("idle_timeout").inc()
+            log.warning("upstream stream %s went quiet for %gs: cut", self.call.request_id, idle_timeout)
+        except aiohttp.ClientError as exc:
+            metrics.UPSTREAM_ERRORS.labels("stream_cut").inc()
             log.warning("upstream stream %s broke off: %s", self.call.request_id, type(exc).__name__)
         if client_connected:
             try:
@@ -206,22 +269,28 @@ class _Relay:
         return response
 
     def record(self) -> None:
-        if self.call.endpoint == "responses" and self.capture.response_id:
-            self.state.owners.remember(self.capture.response_id, self.call.tenant_id, self.call.upstream)
-        usage, status, estimated = self.capture.usage, self.capture.status or "completed", False
-        if usage is None and self.streamed:
-            # An `error` event, or a stream cut before its terminal event: the upstream may
-            # still bill it, so it is recorded from an estimate, flagged, never as zero.
-            usage = estimate_usage(self.call.request_bytes, self.capture.output_text_bytes)
+        call, capture, state = self.call, self.capture, self.state
+        if call.endpoint == "responses" and capture.response_id:
+            state.owners.remember(capture.response_id, call.tenant_id, call.upstream)
+        usage, status, estimated = capture.usage, capture.status or "completed", False
+        if usage is None and self.answered:
+            # The upstream took the call (200) but its usage never came: an `error` event, a
+            # stream cut or abandoned, a broken body. It may still bill it, so it is recorded
+            # from an estimate, flagged, never as zero.
+            usage = estimate_usage(call.request_bytes, capture.output_text_bytes)
             status, estimated = "usage_missing", True
-            log.warning("stream %s ended without usage (%s); recorded from an estimate", self.call.request_id,
-                        "error event" if self.capture.error_event else "cut off")
+            log.warning("call %s ended without usage (%s); recorded from an estimate", call.request_id,
+                        "error event" if capture.error_event else "cut off")
         if usage is None:
-            if self.call.reserved:
-                release_later(self.state, self.call.request_id)
+            state.writer.spool.close_call(str(call.request_id))
+            if call.reserved:
+                release_later(state, call.request_id)
+            settle_offline(state, self.grant, self.admission, call.quota_period, None)
             return
         entry = build_entry(
-            self.call, usage, status=status, upstream_response_id=self.capture.response_id,
+            call, usage, status=status, upstream_response_id=capture.response_id,
             finished_at=datetime.now(timezone.utc), first_byte_ms=self.first_byte_ms, estimated=estimated,
         )
-        self.state.writer.submit(entry)
+        state.writer.submit(entry)
+        metrics.add_spend(self.grant.tenant_name, entry.charge)
+        settle_offline(state, self.grant, self.admission, call.quota_period, entry)

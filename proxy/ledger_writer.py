@@ -1,88 +1,171 @@
 """The ledger write path: requests hand entries over without waiting; a background task
 writes them in batches.
 
-`submit` never blocks and never fails, so billing cannot slow or break a response. The
-writer inserts up to `batch_size` entries per statement (idempotent on the request id, so
-a batch retried after an ambiguous failure never bills twice) and keeps entries it could
-not write, retrying with backoff. Entries are dropped from memory only after their batch
-committed.
+Every entry is first appended to the spool (`proxy/spool.py`), so from the moment a call
+is billed it survives a database outage and the process's death. `submit` never blocks and
+never fails, so billing cannot slow or break a response. The writer inserts up to
+`batch_size` entries per statement (idempotent on the request id, so a batch retried after
+an ambiguous failure never bills twice).
+
+When a batch fails the database is taken to be down: the entries held in memory are
+dropped (they are on disk), new ones are only spooled, and the writer probes the database
+with backoff. Once it answers, the spooled segments are replayed from disk and the writer
+goes back to batches from memory. Memory stays bounded however long the outage lasts.
 """
 
 import asyncio
 import logging
+import time
 from collections import deque
 
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from billing.db.ledger import insert_entries
+from billing.db.ledger import entry_row, insert_rows, row_from_json
 from billing.ledger import LedgerEntry
+from proxy import metrics
+from proxy.spool import Segment, Spool, collect, read_records
 
 log = logging.getLogger(__name__)
 
+ORPHAN_SCAN_SECONDS = 30.0  # how often segments of dead sibling processes are looked for
+
 
 class LedgerWriter:
-    def __init__(self, engine: AsyncEngine, *, batch_size: int = 500, max_delay: float = 0.02,
+    def __init__(self, engine: AsyncEngine, spool: Spool, *, batch_size: int = 500, max_delay: float = 0.02,
                  max_backoff: float = 5.0):
         self._engine = engine
+        self.spool = spool
         self.batch_size = batch_size
         self.max_delay = max_delay
         self.max_backoff = max_backoff
-        self._pending: deque[LedgerEntry] = deque()
+        self.database_up = True
+        self._pending: deque[tuple[dict, Segment]] = deque()
         self._wake = asyncio.Event()
-        self._written = asyncio.Condition()
-        self._submitted = 0
-        self._done = 0  # entries taken off the queue and committed (or found already there)
+        self._idle = asyncio.Event()  # nothing pending, nothing spooled
         self._task: asyncio.Task | None = None
+        self._next_orphan_scan = 0.0
 
     @property
     def backlog(self) -> int:
-        return self._submitted - self._done
+        """Entries billed and not yet in the database (in memory or only in the spool)."""
+        return self.spool.depth
 
     def submit(self, entry: LedgerEntry) -> None:
-        self._pending.append(entry)
-        self._submitted += 1
+        row = entry_row(entry)
+        segment = self.spool.append_entry(str(entry.request_id), row)
+        if self.database_up:
+            self._pending.append((row, segment))
+        else:
+            self.spool.drop_from_memory([segment])
+        self._idle.clear()
         self._wake.set()
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="ledger-writer")
 
     async def flush(self, timeout: float | None = None) -> None:
-        """Wait until everything submitted so far is committed."""
-        target = self._submitted
+        """Wait until everything submitted so far is in the database."""
         self._wake.set()
-        async with self._written:
-            await asyncio.wait_for(self._written.wait_for(lambda: self._done >= target), timeout)
+        await asyncio.wait_for(self._idle.wait(), timeout)
 
     async def close(self, timeout: float = 10.0) -> None:
-        """Flush what is pending, then stop. Entries still unwritten after `timeout` are logged."""
+        """Flush what is pending, then stop. What is still unwritten stays in the spool for
+        the next start."""
         try:
             await self.flush(timeout)
         except asyncio.TimeoutError:
-            log.error("ledger writer stopped with %d entries unwritten", self.backlog)
+            log.error("ledger writer stopped with %d entries unwritten; they stay in the spool %s",
+                      self.backlog, self.spool.directory)
         if self._task:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
+        await asyncio.to_thread(self.spool.sync)
+        self.spool.close()
 
     async def _run(self) -> None:
         backoff = 0.05
         while True:
-            if not self._pending:
-                self._wake.clear()
-                await self._wake.wait()
-                await asyncio.sleep(self.max_delay)  # let a batch gather
-            batch = [self._pending[i] for i in range(min(self.batch_size, len(self._pending)))]
             try:
-                async with self._engine.begin() as conn:
-                    await insert_entries(conn, batch)
+                if time.monotonic() >= self._next_orphan_scan:
+                    await self._replay_orphans()
+                    self._next_orphan_scan = time.monotonic() + ORPHAN_SCAN_SECONDS
+                if not self.database_up:
+                    await self._recover()
+                await self._write_pending()
+                backoff = 0.05
             except Exception:
-                log.warning("ledger write of %d entries failed; retrying in %.2fs", len(batch), backoff,
-                            exc_info=True)
+                self._database_down()
+                log.warning("ledger write failed (database unreachable?); %d entries spooled, retrying in "
+                            "%.2fs", self.backlog, backoff, exc_info=log.isEnabledFor(logging.DEBUG))
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, self.max_backoff)
                 continue
-            backoff = 0.05
+            if not self._pending:
+                await asyncio.to_thread(self.spool.sync)
+                if self.backlog == 0:
+                    self._idle.set()
+                self._wake.clear()
+                try:
+                    await asyncio.wait_for(self._wake.wait(), ORPHAN_SCAN_SECONDS)
+                except asyncio.TimeoutError:
+                    continue
+                await asyncio.sleep(self.max_delay)  # let a batch gather
+
+    async def _write_pending(self) -> None:
+        while self._pending:
+            batch = [self._pending[i] for i in range(min(self.batch_size, len(self._pending)))]
+            await asyncio.to_thread(self.spool.sync)  # durable before the database sees it
+            started = time.perf_counter()
+            async with self._engine.begin() as conn:
+                await insert_rows(conn, [row for row, _ in batch])
+            metrics.LEDGER_FLUSH_SECONDS.observe(time.perf_counter() - started)
             for _ in batch:
                 self._pending.popleft()
-            async with self._written:
-                self._done += len(batch)
-                self._written.notify_all()
+            per_segment: dict[Segment, int] = {}
+            for _, segment in batch:
+                per_segment[segment] = per_segment.get(segment, 0) + 1
+            for segment, count in per_segment.items():
+                self.spool.written(segment, count)
+
+    def _database_down(self) -> None:
+        if self.database_up:
+            log.error("database unreachable: ledger entries go to the spool in %s until it is back",
+                      self.spool.directory)
+        self.database_up = False
+        self.spool.drop_from_memory({segment for _, segment in self._pending})
+        self._pending.clear()
+
+    async def _recover(self) -> None:
+        """The database answers again: replay what was spooled meanwhile, from disk."""
+        async with self._engine.connect() as conn:
+            await conn.execute(text("SELECT 1"))
+        self.spool.rotate()  # entries spooled from here on are held in memory again
+        self.database_up = True
+        replayed = 0
+        for segment in self.spool.segments_needing_replay:
+            replayed += await self._insert_replay([segment.path], own=True)
+            self.spool.replayed(segment)
+        log.warning("database reachable again: %d spooled entries replayed", replayed)
+
+    async def _replay_orphans(self) -> None:
+        claimed = self.spool.claim_orphans()
+        if not claimed:
+            return
+        try:
+            new = await self._insert_replay([path for path, _ in claimed], own=False)
+        except BaseException:
+            self.spool.release_orphans(claimed, replayed=False)
+            raise
+        self.spool.release_orphans(claimed, replayed=True)
+        log.warning("replayed %d spool segments left by stopped processes: %d entries were missing from the "
+                    "ledger", len(claimed), new)
+
+    async def _insert_replay(self, paths, *, own: bool) -> int:
+        replay = await asyncio.to_thread(lambda: collect(read_records(paths), own=own))
+        rows = [row_from_json(row) for row in replay.rows]
+        new = 0
+        for start in range(0, len(rows), self.batch_size):
+            async with self._engine.begin() as conn:
+                new += await insert_rows(conn, rows[start:start + self.batch_size])
+        return new

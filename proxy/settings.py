@@ -25,6 +25,14 @@ ENVIRONMENT = {
     "BILLING_PROXY_LOG_LEVEL": "log_level",
     "BILLING_PROXY_ALERT_WEBHOOK_URL": "alert_webhook_url",
     "BILLING_PROXY_RESERVATION_TTL": "reservation_ttl",
+    "BILLING_PROXY_FIRST_BYTE_TIMEOUT": "upstream_first_byte_timeout",
+    "BILLING_PROXY_IDLE_TIMEOUT": "upstream_idle_timeout",
+    "BILLING_PROXY_ON_CLIENT_DISCONNECT": "on_client_disconnect",
+    "BILLING_PROXY_DISCONNECT_DRAIN_TIMEOUT": "disconnect_drain_timeout",
+    "BILLING_PROXY_OUTAGE_ADMISSION": "outage_admission",
+    "BILLING_PROXY_SHUTDOWN_GRACE": "shutdown_grace",
+    "BILLING_PROXY_CLIENT_TIMEOUT": "client_timeout",
+    "BILLING_PROXY_LOG_FORMAT": "log_format",
 }
 
 
@@ -82,7 +90,15 @@ class Settings:
     max_body_bytes: int = 32 * 1024 * 1024
     max_upstream_body_bytes: int = 64 * 1024 * 1024
     upstream_connect_timeout: float = 10.0
-    upstream_read_timeout: float = 300.0  # first byte, and idle time between stream chunks
+    upstream_read_timeout: float = 300.0  # default of the two below
+    upstream_first_byte_timeout: float | None = None  # until the reply's headers; None: read timeout
+    upstream_idle_timeout: float | None = None  # between chunks of a reply; None: read timeout
+    on_client_disconnect: str = "finish"  # finish: read the upstream to its end and bill it; cancel
+    disconnect_drain_timeout: float = 120.0  # finish: at most this long after the client left
+    outage_admission: str = "serve"  # database down: serve (last known quota state) | refuse (503)
+    shutdown_grace: float = 30.0  # SIGTERM: in-flight calls get this long to finish
+    client_timeout: float = 30.0  # a client must send its request (headers and body) within this
+    log_format: str = "json"  # json | text
     sync_interval: float = 1.0  # keys and prices mirror; a revoked key stops within this
     ledger_batch_size: int = 500
     log_level: str = "INFO"
@@ -90,6 +106,12 @@ class Settings:
     reservation_ttl: float = 900.0  # a quota reservation of a call that never settles expires after this
     default_max_output_tokens: int = 16384  # worst-case output of a model with no cap in its price
     upstreams: tuple[Upstream, ...] = field(default=())  # besides the default one, from [upstreams.NAME]
+
+    def first_byte_timeout(self, upstream: Upstream) -> float:
+        return upstream.read_timeout or self.upstream_first_byte_timeout or self.upstream_read_timeout
+
+    def idle_timeout(self, upstream: Upstream) -> float:
+        return upstream.read_timeout or self.upstream_idle_timeout or self.upstream_read_timeout
 
     def __repr__(self) -> str:  # never print credentials
         hidden = {"upstream_api_key", "admin_token", "database_url"}
@@ -129,6 +151,14 @@ def _path(name: str, value: Any) -> Path:
     return Path(value).expanduser()
 
 
+def _choice(*allowed: str):
+    def parse(name: str, value: Any) -> str:
+        if value not in allowed:
+            raise ConfigError(f"{name} must be one of {', '.join(allowed)}, not {value!r}")
+        return value
+    return parse
+
+
 def _text(name: str, value: Any) -> str:
     if not isinstance(value, str):
         raise ConfigError(f"{name} must be a string")
@@ -145,6 +175,14 @@ _PARSERS = {
     "upstream_read_timeout": _positive_seconds,
     "sync_interval": _positive_seconds,
     "reservation_ttl": _positive_seconds,
+    "upstream_first_byte_timeout": _positive_seconds,
+    "upstream_idle_timeout": _positive_seconds,
+    "disconnect_drain_timeout": _positive_seconds,
+    "shutdown_grace": _positive_seconds,
+    "client_timeout": _positive_seconds,
+    "on_client_disconnect": _choice("finish", "cancel"),
+    "outage_admission": _choice("serve", "refuse"),
+    "log_format": _choice("json", "text"),
     "default_max_output_tokens": _positive_int,
 }
 

@@ -7,6 +7,7 @@ import aiohttp
 from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from billing.offline_quota import LastKnownQuota
 from proxy.ledger_writer import LedgerWriter
 from proxy.mirror import Mirror
 from proxy.routing import Router
@@ -23,6 +24,7 @@ class ProxyState:
     writer: LedgerWriter
     owners: ResponseOwners
     router: Router
+    last_known: LastKnownQuota = field(default_factory=LastKnownQuota)  # quota state for database outages
     inflight: set[asyncio.Task] = field(default_factory=set)  # upstream exchanges and releases under way
 
     def spawn(self, work) -> asyncio.Task:

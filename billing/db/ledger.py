@@ -1,6 +1,12 @@
 """Writing ledger entries: a batch in one statement, idempotent on the request id."""
 
-from sqlalchemy import text
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+from uuid import UUID
+
+from sqlalchemy import DateTime, Numeric, text
+from sqlalchemy import Uuid
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -47,27 +53,53 @@ def entry_row(entry: LedgerEntry) -> dict:
     }
 
 
-async def ensure_partitions(conn: AsyncConnection, entries: list[LedgerEntry]) -> None:
+def _column_parsers() -> dict[str, Any]:
+    parsers = {}
+    for column in ledger_entries.columns:
+        if isinstance(column.type, Numeric):
+            parsers[column.name] = Decimal
+        elif isinstance(column.type, DateTime):
+            parsers[column.name] = datetime.fromisoformat
+        elif isinstance(column.type, Uuid):
+            parsers[column.name] = UUID
+    return parsers
+
+
+_PARSERS = _column_parsers()
+
+
+def row_from_json(data: dict[str, Any]) -> dict[str, Any]:
+    """A row as `entry_row` made it, back from its JSON form in the spool (decimals and
+    times were written as strings)."""
+    return {name: (_PARSERS[name](value) if value is not None and name in _PARSERS else value)
+            for name, value in data.items()}
+
+
+async def ensure_partitions(conn: AsyncConnection, rows: list[dict]) -> None:
     """Create the monthly partitions a batch needs, within its transaction (when they exist,
     this is one catalog lookup per month in the batch, which rarely spans two)."""
-    for at in {e.started_at.strftime("%Y-%m"): e.started_at for e in entries}.values():
+    for at in {r["started_at"].strftime("%Y-%m"): r["started_at"] for r in rows}.values():
         await conn.execute(text("SELECT ledger_ensure_partition(:at)"), {"at": at})
 
 
-async def insert_entries(conn: AsyncConnection, entries: list[LedgerEntry]) -> int:
-    """Insert a batch; an entry already there (same request id and start) is skipped, so
-    nothing is ever billed twice. Returns how many were new.
+async def insert_rows(conn: AsyncConnection, rows: list[dict]) -> int:
+    """Insert a batch of `entry_row`s; an entry already there (same request id and start) is
+    skipped, so nothing is ever billed twice. Returns how many were new.
     """
-    if not entries:
+    if not rows:
         return 0
-    await ensure_partitions(conn, entries)
+    await ensure_partitions(conn, rows)
     # Row triggers settle quotas in row order: sorting keeps every writer locking tenant and
     # key counters in one order, so concurrent batches cannot deadlock.
-    ordered = sorted(entries, key=lambda e: (e.tenant_id, e.key_id))
+    ordered = sorted(rows, key=lambda r: (r["tenant_id"], r["key_id"]))
     statement = (
         pg_insert(ledger_entries)
-        .values([entry_row(e) for e in ordered])
+        .values(ordered)
         .on_conflict_do_nothing(index_elements=["request_id", "started_at"])
         .returning(ledger_entries.c.request_id)
     )
     return len((await conn.execute(statement)).all())
+
+
+async def insert_entries(conn: AsyncConnection, entries: list[LedgerEntry]) -> int:
+    return await insert_rows(conn, [entry_row(e) for e in entries])

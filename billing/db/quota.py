@@ -24,6 +24,8 @@ class Admission:
     budget_remaining: Decimal | None  # after this request's reservation; None: no such limit
     tokens_remaining: int | None
     key_budget_remaining: Decimal | None
+    offline: bool = False  # admitted against the last known state while the database was down
+    estimate: Estimate | None = None  # the worst case reserved
 
 
 @dataclass(frozen=True)
@@ -50,7 +52,8 @@ async def admit(engine: AsyncEngine, *, request_id: UUID, tenant_id: int, key_id
             # A pooled connection the server had closed: nothing ran, so one retry is safe.
             if attempt == 2 or not error.connection_invalidated:
                 raise
-    return Admission(row.admitted, row.refused, row.budget_remaining, row.tokens_remaining, row.key_budget_remaining)
+    return Admission(row.admitted, row.refused, row.budget_remaining, row.tokens_remaining, row.key_budget_remaining,
+                     estimate=estimate)
 
 
 async def release(engine: AsyncEngine, request_id: UUID) -> bool:

@@ -1,0 +1,60 @@
+"""Prometheus metrics of one proxy process (`GET /metrics`).
+
+Counters and histograms come from `prometheus_client`. Spend is money, so it is not kept
+in a float counter: each process sums every tenant's charge exactly (Decimal) and prints
+the sum as written into the text format. Keys and secrets never appear in a label.
+"""
+
+from collections import defaultdict
+from decimal import Decimal
+from typing import Callable
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+REGISTRY = CollectorRegistry()
+
+_LATENCY_BUCKETS = (.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60, 120, 300)
+
+REQUESTS = Counter("billing_proxy_requests", "Calls answered, by endpoint, model and HTTP status.",
+                   ["endpoint", "model", "status"], registry=REGISTRY)
+REQUEST_SECONDS = Histogram("billing_proxy_request_duration_seconds",
+                            "Time from a call's arrival to the end of its reply (streams: the last event).",
+                            ["endpoint"], buckets=_LATENCY_BUCKETS, registry=REGISTRY)
+FIRST_BYTE_SECONDS = Histogram("billing_proxy_upstream_first_byte_seconds",
+                               "Time from a call's arrival to the upstream's first byte.",
+                               ["endpoint"], buckets=_LATENCY_BUCKETS, registry=REGISTRY)
+UPSTREAM_ERRORS = Counter("billing_proxy_upstream_errors", "Upstream failures, by kind "
+                          "(unreachable, timeout, idle_timeout, status_5xx, status_4xx, malformed, stream_cut).",
+                          ["kind"], registry=REGISTRY)
+LEDGER_FLUSH_SECONDS = Histogram("billing_proxy_ledger_flush_seconds", "Time of one batch insert into the ledger.",
+                                 buckets=_LATENCY_BUCKETS, registry=REGISTRY)
+LEDGER_BACKLOG = Gauge("billing_proxy_ledger_backlog",
+                       "Billed entries not yet in the database (in memory or spooled).", registry=REGISTRY)
+SPOOL_DEPTH = Gauge("billing_proxy_spool_entries",
+                    "Entries held only in the local spool because the database is unreachable.",
+                    registry=REGISTRY)
+DATABASE_UP = Gauge("billing_proxy_database_up", "1 when the ledger writer reaches the database.",
+                    registry=REGISTRY)
+OFFLINE_ADMISSIONS = Counter("billing_proxy_offline_admissions",
+                             "Calls admitted against the last known quota state while the database was down.",
+                             registry=REGISTRY)
+
+_spend: dict[str, Decimal] = defaultdict(Decimal)  # tenant name -> charge billed by this process
+
+
+def add_spend(tenant: str, charge: Decimal) -> None:
+    _spend[tenant] += charge
+
+
+def _label(value: str) -> str:
+    return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
+
+
+def render(refresh: Callable[[], None]) -> bytes:
+    refresh()  # gauges that are read off live state
+    lines = [b"# HELP billing_proxy_tenant_charge_usd_total Charge billed by this process since it started, "
+             b"exact USD.",
+             b"# TYPE billing_proxy_tenant_charge_usd_total counter"]
+    for tenant, total in sorted(_spend.items()):
+        lines.append(f'billing_proxy_tenant_charge_usd_total{{tenant="{_label(tenant)}"}} {total:f}'.encode())
+    return generate_latest(REGISTRY) + b"\n".join(lines) + b"\n"
