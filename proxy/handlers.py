@@ -174,13 +174,18 @@ class _Relay:
         self.grant, self.admission = grant, admission
         self.capture = Capture()
         self.first_byte_ms: int | None = None
-        self.answered = False  # the upstream accepted the call (200): it bills it, so must we
+        self.answered = False  # the upstream took the call (200, or it timed out working on it): it bills it
 
     async def exchange(self, request: web.Request, body: bytes, headers: dict[str, str], target: Upstream,
                        path: str, hide_usage_chunk: bool) -> web.StreamResponse:
         try:
-            upstream = await call_upstream(self.state.http, "POST", target.base_url + path, headers, body,
-                                           first_byte_timeout=self.settings.first_byte_timeout(target))
+            try:
+                upstream = await call_upstream(self.state.http, "POST", target.base_url + path, headers, body,
+                                               first_byte_timeout=self.settings.first_byte_timeout(target))
+            except ApiError as error:
+                # Timed out waiting: the upstream has the request and goes on with it, so it bills it.
+                self.answered = error.code == "upstream_timeout"
+                raise
             self.answered = upstream.status == 200
             self._first_byte()
             if upstream.status >= 400:
@@ -280,7 +285,8 @@ class _Relay:
             usage = estimate_usage(call.request_bytes, capture.output_text_bytes)
             status, estimated = "usage_missing", True
             log.warning("call %s ended without usage (%s); recorded from an estimate", call.request_id,
-                        "error event" if capture.error_event else "cut off")
+                        "error event" if capture.error_event else "no reply in time" if self.first_byte_ms is None
+                        else "cut off")
         if usage is None:
             state.writer.spool.close_call(str(call.request_id))
             if call.reserved:

@@ -8,9 +8,13 @@
 - on /v1/chat/completions, a stream always asks the upstream for its usage
   (`stream_options.include_usage`); if the client did not ask for it, the proxy hides the
   extra usage chunk from it again (`hide_usage_chunk`);
+- a body naming a field the proxy reads (`model`, `stream`, limits, ...) twice at the top
+  level is refused: the proxy and the upstream might each take a different copy, and the
+  call would be billed as one model and served as another;
 - the original bytes are forwarded untouched unless one of those rewrites applied.
 """
 
+import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -34,6 +38,25 @@ def _invalid(message: str, param: str | None = None) -> ApiError:
     return ApiError(400, message, type="invalid_request_error", code="invalid_request_error", param=param)
 
 
+# Fields the proxy decides on. A key inside a JSON string has its quotes escaped, so a raw
+# count above one means a nested object uses the name too, or the top level repeats it.
+_READ_FIELDS = tuple(f'"{name}"'.encode() for name in (
+    "model", "stream", "max_output_tokens", "max_tokens", "max_completion_tokens", "extra_body", "input",
+    "messages", "previous_response_id", "caching", "stream_options"))
+
+
+def _repeated_top_level_field(raw: bytes) -> str | None:
+    """A field the proxy reads that the top-level object holds twice (rare, so the exact
+    check runs only when a quick count suggests it)."""
+    if not any(raw.count(name) > 1 for name in _READ_FIELDS):
+        return None
+    objects: list[list[tuple[str, Any]]] = []
+    json.loads(raw, object_pairs_hook=lambda pairs: objects.append(pairs) or dict(pairs))
+    names = [name for name, _ in objects[-1]]  # the top-level object is completed last
+    read = {n.decode().strip('"') for n in _READ_FIELDS}
+    return next((name for name in names if name in read and names.count(name) > 1), None)
+
+
 def check_prefix_caching(payload: dict[str, Any]) -> None:
     """For upstreams (BytePlus) that cannot combine a prefix cache with an output limit."""
     caching = payload.get("caching")
@@ -51,6 +74,9 @@ def parse_request(raw: bytes, *, endpoint: str) -> ClientRequest:
         raise _invalid(f"The request body is not valid JSON: {exc}.") from None
     if not isinstance(payload, dict):
         raise _invalid("The request body must be a JSON object.")
+    repeated = _repeated_top_level_field(raw)
+    if repeated:
+        raise _invalid(f"The request body names `{repeated}` more than once.", repeated)
 
     rewritten = False
     if "extra_body" in payload:

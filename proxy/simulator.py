@@ -15,7 +15,10 @@ Plausible, deterministic behaviour:
 Test knobs, as request headers (the proxy forwards them): `x-sim-output-tokens` (reply
 length), `x-sim-delay-ms` (pause before each SSE event, or before a JSON reply), `x-sim-status` (answer with that
 error status instead), `x-sim-cut-after: N` (drop the connection after N stream events),
-`x-sim-error-after: N` (send an `error` event after N stream events and end there).
+`x-sim-error-after: N` (send an `error` event after N stream events and end there),
+`x-sim-stall-after: N` (go quiet after N stream events, never ending), `x-sim-malformed: 1`
+(answer 200 with a body that is not JSON). `GET /_sim/billed` lists the ids of the replies
+it generated (what a real upstream bills, whether or not the client read them).
 """
 
 import asyncio
@@ -66,6 +69,7 @@ class SimulatorState:
     api_key: str | None
     responses: dict[str, StoredResponse] = field(default_factory=dict)
     requests: list[dict[str, Any]] = field(default_factory=list)
+    billed: list[str] = field(default_factory=list)  # ids of the replies generated, as the upstream bills
 
 
 SIM_STATE = web.AppKey("simulator", SimulatorState)
@@ -155,14 +159,18 @@ async def create_response(request: web.Request) -> web.StreamResponse:
     }
     response = _response_object(body, response_id, model, status, incomplete, text, reasoning > 0, usage)
     state.responses[response_id].body = response
+    state.billed.append(response_id)
     items = body.get("input")
     state.responses[response_id].input_items = items if isinstance(items, list) else [
         {"type": "message", "role": "user", "content": items}]
     delay = int(request.headers.get("x-sim-delay-ms", "0")) / 1000
     if body.get("stream") is True:
         return await _stream(request, response, text, delay, _event_limit(request, "x-sim-cut-after"),
-                             _event_limit(request, "x-sim-error-after"))
+                             _event_limit(request, "x-sim-error-after"), _event_limit(request, "x-sim-stall-after"))
     await asyncio.sleep(delay)
+    if request.headers.get("x-sim-malformed"):
+        return web.Response(body=b'{"id": "' + response_id.encode() + b'", "usage": {"input_tok',
+                            content_type="application/json")
     return web.Response(body=orjson.dumps(response), content_type="application/json",
                         headers={"x-request-id": "req_" + secrets.token_hex(8)})
 
@@ -203,7 +211,8 @@ class _StreamEnds(Exception):
 
 
 async def _stream(request: web.Request, final: dict[str, Any], text: str, delay: float,
-                  cut_after: int | None = None, error_after: int | None = None) -> web.StreamResponse:
+                  cut_after: int | None = None, error_after: int | None = None,
+                  stall_after: int | None = None) -> web.StreamResponse:
     stream = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"})
     await stream.prepare(request)
     sequence = 0
@@ -218,6 +227,10 @@ async def _stream(request: web.Request, final: dict[str, Any], text: str, delay:
                      "message": "The model failed mid-stream.", "param": None}
             await stream.write(b"event: error\ndata: " + orjson.dumps(error) + b"\n\n")
             raise _StreamEnds
+        if sequence == stall_after:
+            while request.transport is not None and not request.transport.is_closing():
+                await asyncio.sleep(0.05)  # quiet until the client gives up
+            raise _StreamEnds
         if delay:
             await asyncio.sleep(delay)
         data = orjson.dumps({"type": event_type, "sequence_number": sequence, **payload})
@@ -227,7 +240,7 @@ async def _stream(request: web.Request, final: dict[str, Any], text: str, delay:
     try:
         await _send_events(send, final, text)
     except _StreamEnds:
-        if cut_after is not None:
+        if cut_after is not None or stall_after is not None:
             return stream
     await stream.write_eof()
     return stream
@@ -266,6 +279,7 @@ async def create_chat_completion(request: web.Request) -> web.StreamResponse:
     visible = int(request.headers.get("x-sim-output-tokens", DEFAULT_OUTPUT_TOKENS))
     reasoning = 2 * visible if isinstance(body.get("reasoning_effort"), str) else 0
     completion_id = "chatcmpl-" + secrets.token_hex(12)
+    request.app[SIM_STATE].billed.append(completion_id)
     words = _reply_words(visible, completion_id)
     usage = {"prompt_tokens": prompt, "completion_tokens": visible + reasoning,
              "total_tokens": prompt + visible + reasoning, "prompt_tokens_details": {"cached_tokens": 0},
@@ -319,6 +333,10 @@ async def list_requests(request: web.Request) -> web.Response:
     return web.json_response(request.app[SIM_STATE].requests)
 
 
+async def list_billed(request: web.Request) -> web.Response:
+    return web.json_response(request.app[SIM_STATE].billed)
+
+
 def create_simulator(api_key: str | None = None) -> web.Application:
     app = web.Application(client_max_size=64 * 1024 * 1024)
     app[SIM_STATE] = SimulatorState(api_key=api_key)
@@ -328,4 +346,5 @@ def create_simulator(api_key: str | None = None) -> web.Application:
     app.router.add_delete("/v1/responses/{response_id}", stored_response)
     app.router.add_get("/v1/responses/{response_id}/input_items", stored_response)
     app.router.add_get("/_sim/requests", list_requests)
+    app.router.add_get("/_sim/billed", list_billed)
     return app
