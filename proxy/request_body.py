@@ -51,7 +51,10 @@ def _repeated_top_level_field(raw: bytes) -> str | None:
     if not any(raw.count(name) > 1 for name in _READ_FIELDS):
         return None
     objects: list[list[tuple[str, Any]]] = []
-    json.loads(raw, object_pairs_hook=lambda pairs: objects.append(pairs) or dict(pairs))
+    try:
+        json.loads(raw, object_pairs_hook=lambda pairs: objects.append(pairs) or dict(pairs))
+    except (ValueError, RecursionError):
+        raise _invalid("The request body is not valid JSON.") from None
     names = [name for name, _ in objects[-1]]  # the top-level object is completed last
     read = {n.decode().strip('"') for n in _READ_FIELDS}
     return next((name for name in names if name in read and names.count(name) > 1), None)
@@ -99,6 +102,10 @@ def parse_request(raw: bytes, *, endpoint: str) -> ClientRequest:
         if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int)
                                   or not 0 <= limit <= MAX_OUTPUT_LIMIT):
             raise _invalid(f"`{name}` must be a whole number from 0 to {MAX_OUTPUT_LIMIT}.", name)
+    if endpoint == "responses" and payload.get("input") is not None and not isinstance(payload["input"], (str, list)):
+        raise _invalid("`input` must be a string or an array of input items.", "input")
+    if endpoint == "chat.completions" and not isinstance(payload.get("messages"), list):
+        raise _invalid("`messages` is required and must be an array.", "messages")
     stream = payload.get("stream", False)
     if stream is None:
         stream = False

@@ -20,6 +20,12 @@ class StoppablePostgres:
         self._pg_ctl(["-m", "immediate", "-w", "stop"], pgdata=self.server.pgdata, user=self.server.system_user,
                      timeout=30)
 
+    def close(self) -> None:
+        """Stop it for good (before interpreter exit, where its own clean-up would log into
+        closed streams)."""
+        self.start()
+        self.server.cleanup()
+
     def start(self) -> None:
         with self.server._lock:
             self.server.ensure_postgres_running()

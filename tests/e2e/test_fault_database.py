@@ -31,7 +31,7 @@ def own_postgres(tmp_path_factory):
     postgres = StoppablePostgres(tmp_path_factory.mktemp("stoppable-pg"))
     upgrade_to_head(postgres.url)
     yield postgres
-    postgres.start()  # leave it running for the embedded server's own cleanup
+    postgres.close()
 
 
 @pytest.fixture

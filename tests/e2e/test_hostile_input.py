@@ -1,0 +1,107 @@
+"""Hostile clients against the running proxy: bad bodies, oversized and repeated headers,
+slowloris. Each gets a clear 4xx or a closed connection, never a 5xx; nothing reaches the
+upstream or the ledger; and the proxy keeps serving."""
+
+import asyncio
+import time
+from dataclasses import replace
+
+import aiohttp
+import pytest
+from sqlalchemy import select
+
+from billing.db.tables import ledger_entries
+from proxy.app import create_app
+
+BAD_BODIES = [
+    (b'{"model": "gpt-4o-mini", "input": "\xff\xfe"}', "not UTF-8"),
+    (b"[" * 3000 + b"]" * 3000, "deep"),
+    (b'{"a":' * 3000 + b"1" + b"}" * 3000, "deep objects"),
+    (b'{"model": "gpt-4o-mini", "model": "o1", "input": "x"}', "duplicate model"),
+    (b'{"model": 7, "input": "x"}', "model not a string"),
+    (b'{"model": "gpt-4o-mini", "stream": "yes", "input": "x"}', "stream not a boolean"),
+    (b'{"model": "gpt-4o-mini", "input": 42}', "input not a string or array"),
+    (b'{"model": "gpt-4o-mini", "input": "x"', "truncated"),
+    (b"", "empty"),
+    (b'"just a string"', "not an object"),
+]
+
+
+async def raw_exchange(host, port, data: bytes, pause: float = 0.0, pieces: int = 1) -> bytes:
+    reader, writer = await asyncio.open_connection(host, port)
+    try:
+        step = max(1, len(data) // pieces)
+        for start in range(0, len(data), step):
+            writer.write(data[start:start + step])
+            await writer.drain()
+            if pause:
+                await asyncio.sleep(pause)
+        return await asyncio.wait_for(reader.read(65536), 10)
+    except (ConnectionError, asyncio.IncompleteReadError):
+        return b""
+    finally:
+        writer.close()
+
+
+@pytest.mark.parametrize("body,why", BAD_BODIES, ids=[why for _, why in BAD_BODIES])
+async def test_bad_bodies_are_a_400_and_reach_nobody(proxy, tenant_key, simulator, engine, body, why):
+    async with aiohttp.ClientSession() as http:
+        async with http.post(proxy.url + "/v1/responses", data=body,
+                             headers={"Authorization": f"Bearer {tenant_key.secret}",
+                                      "Content-Type": "application/json"}) as reply:
+            assert reply.status == 400, why
+            error = (await reply.json())["error"]
+            assert error["type"] == "invalid_request_error" and error["message"]
+            assert reply.headers["x-request-id"]
+    assert simulator.state.requests == []
+    await proxy.state.writer.flush(timeout=5)
+    async with engine.connect() as conn:
+        assert (await conn.execute(select(ledger_entries))).all() == []
+
+
+async def test_oversized_and_repeated_headers(proxy, tenant_key):
+    async with aiohttp.ClientSession() as http:
+        async with http.post(proxy.url + "/v1/responses", json={"model": "gpt-4o-mini", "input": "x"},
+                             headers={"Authorization": f"Bearer {tenant_key.secret}",
+                                      "x-padding": "p" * 20000}) as reply:
+            assert 400 <= reply.status < 500
+        # Two credentials: ambiguous, so neither is used.
+        headers = [("Authorization", f"Bearer {tenant_key.secret}"), ("Authorization", "Bearer bpk_other")]
+        async with http.post(proxy.url + "/v1/responses", json={"model": "gpt-4o-mini", "input": "x"},
+                             headers=headers) as reply:
+            assert reply.status == 401 and (await reply.json())["error"]["code"] == "invalid_api_key"
+        async with http.post(proxy.url + "/v1/responses", json={"model": "gpt-4o-mini", "input": "x"},
+                             headers={"Authorization": f"Bearer {tenant_key.secret}"}) as reply:
+            assert reply.status == 200  # still serving
+
+
+@pytest.fixture
+async def impatient_proxy(aiohttp_server, engine, database_url, proxy_settings):
+    """The proxy as `serve` runs it, with a 1 s client timeout."""
+    settings = replace(proxy_settings, client_timeout=1.0)
+    server = await aiohttp_server(create_app(settings, database_url), keepalive_timeout=settings.client_timeout)
+    return server
+
+
+async def test_slowloris_headers_are_cut_off(impatient_proxy, tenant_key):
+    started = time.monotonic()
+    request = (b"POST /v1/responses HTTP/1.1\r\nHost: x\r\n" + b"x-slow: y\r\n" * 40)
+    answer = await raw_exchange(impatient_proxy.host, impatient_proxy.port, request, pause=0.1, pieces=40)
+    # One header line every 0.1 s would take 4 s; the connection is closed after about 1 s.
+    assert b"200" not in answer
+    assert time.monotonic() - started < 3.5
+
+
+async def test_slow_body_is_a_408(impatient_proxy, tenant_key):
+    body = b'{"model": "gpt-4o-mini", "input": "' + b"x" * 100 + b'"}'
+    head = (f"POST /v1/responses HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {tenant_key.secret}\r\n"
+            f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n").encode()
+    started = time.monotonic()
+    answer = await raw_exchange(impatient_proxy.host, impatient_proxy.port, head + body[:10])
+    assert answer.startswith(b"HTTP/1.1 408") and b"request_timeout" in answer
+    assert time.monotonic() - started < 3
+    async with aiohttp.ClientSession() as http:  # and the proxy still serves
+        async with http.post(str(impatient_proxy.make_url("/v1/responses")),
+                             json={"model": "gpt-4o-mini", "input": "x"},
+                             headers={"Authorization": f"Bearer {tenant_key.secret}"}) as reply:
+            assert reply.status == 200

@@ -1,0 +1,94 @@
+"""The spool's files: what a set of segments says must be in the ledger, rotation carrying
+open calls over, deletion once written, torn lines, and orphans told apart from live
+segments by their locks."""
+
+import pytest
+
+from proxy.spool import Spool, collect, read_records
+
+
+def row(request_id: str, **extra) -> dict:
+    return {"request_id": request_id, "started_at": "2026-11-25T00:00:00+00:00", **extra}
+
+
+@pytest.fixture
+def spool(tmp_path):
+    spool = Spool(tmp_path / "spool", segment_bytes=10_000)
+    spool.open()
+    yield spool
+    spool.close()
+
+
+@pytest.mark.parametrize("records,own,entries,interrupted", [
+    ([], False, [], []),
+    ([("b", "r1")], False, [], ["r1"]),  # began, never ended: billed from its estimate
+    ([("b", "r1")], True, [], []),  # own segments: the call is still running
+    ([("b", "r1"), ("e", "r1")], False, ["r1"], []),
+    ([("b", "r1"), ("x", "r1")], False, [], []),  # ended with nothing to bill
+    ([("b", "r1"), ("b", "r1"), ("e", "r1")], False, ["r1"], []),  # carried over by a rotation
+    ([("b", "r1"), ("b", "r2"), ("e", "r2"), ("x", "r1"), ("b", "r3")], False, ["r2"], ["r3"]),
+])
+def test_collect(records, own, entries, interrupted):
+    folded = [{"k": k, "row": row(rid, kind=k)} if k != "x" else {"k": "x", "id": rid} for k, rid in records]
+    replay = collect(folded, own=own)
+    assert sorted(replay.entries) == entries and sorted(replay.interrupted) == interrupted
+    assert all(r["kind"] == "e" for r in replay.entries.values())
+    assert all(r["kind"] == "b" for r in replay.interrupted.values())
+
+
+def test_written_segments_are_deleted_and_open_calls_carried_over(spool):
+    spool.begin("long", row("long", note="stream"))
+    first = spool.active
+    for i in range(200):  # past segment_bytes: rotates
+        spool.begin(f"r{i}", row(f"r{i}"))
+        segment = spool.append_entry(f"r{i}", row(f"r{i}", cost="0.000001"))
+        spool.written(segment, 1)
+    assert not first.path.exists()  # sealed and fully written: gone
+    remaining = sorted(spool.directory.glob("*.spool"))
+    assert remaining == [spool.active.path]
+    replay = collect(read_records(remaining), own=False)
+    assert list(replay.interrupted) == ["long"]  # the open call lives on in the newest segment
+    assert spool.depth == 0
+
+
+def test_unwritten_entries_keep_their_segment(spool):
+    segment = spool.append_entry("r1", row("r1"))
+    spool.rotate()
+    assert segment.path.exists() and spool.depth == 1
+    spool.drop_from_memory([segment])
+    assert spool.segments_needing_replay == [segment]
+    spool.replayed(segment)
+    assert not segment.path.exists() and spool.depth == 0
+
+
+def test_a_torn_last_line_is_skipped(tmp_path):
+    path = tmp_path / "x.spool"
+    path.write_bytes(b'{"k":"e","row":{"request_id":"r1"}}\n{"k":"e","row":{"requ')
+    assert [r["row"]["request_id"] for r in read_records([path])] == ["r1"]
+
+
+def test_only_unlocked_segments_are_orphans(tmp_path, spool):
+    spool.append_entry("mine", row("mine"))
+    dead = tmp_path / "spool" / "00000000000000000001-1.spool"
+    dead.write_bytes(b'{"k":"b","row":{"request_id":"lost"}}\n')
+    claimed = spool.claim_orphans()
+    assert [path for path, _ in claimed] == [dead]  # the live segment is locked by its owner
+    other = Spool(tmp_path / "spool")
+    assert other.claim_orphans() == []  # already claimed
+    Spool.release_orphans(claimed, replayed=True)
+    assert not dead.exists() and spool.active.path.exists()
+
+
+def test_close_keeps_what_is_unwritten_for_the_next_start(tmp_path):
+    spool = Spool(tmp_path / "spool")
+    spool.open()
+    spool.append_entry("r1", row("r1"))
+    path = spool.active.path
+    spool.close()
+    assert path.exists()
+    successor = Spool(tmp_path / "spool")
+    successor.open()
+    claimed = successor.claim_orphans()
+    assert [p for p, _ in claimed] == [path]
+    Spool.release_orphans(claimed, replayed=False)
+    successor.close()
