@@ -7,7 +7,7 @@ from typing import Any, Mapping
 from uuid import UUID
 
 from billing.pricebook import ResolvedPrice
-from billing.pricing import Cost, cache_savings, charge_of, price_usage
+from billing.pricing import Cost, PriceVersion, cache_savings, charge_of, price_usage
 from billing.usage import Usage
 
 
@@ -54,6 +54,34 @@ class LedgerEntry:
     estimated: bool
     upstream: str
     raw_usage: Mapping[str, Any] = field(default_factory=dict)
+
+
+def call_record(call: CallContext) -> dict[str, Any]:
+    """What must be kept of a call to bill it later from an estimate (the spool's begin
+    record): JSON-ready, prices by version id."""
+    tenant_version = call.price.tenant_version
+    return {"request_id": str(call.request_id), "tenant_id": call.tenant_id, "key_id": call.key_id,
+            "endpoint": call.endpoint, "stream": call.stream, "started_at": call.started_at.isoformat(),
+            "requested_model": call.price.requested_model, "model": call.price.model,
+            "price_version_id": call.price.version.id,
+            "tenant_price_version_id": tenant_version.id if tenant_version else None,
+            "price_multiplier": str(call.price_multiplier),
+            "quota_period": call.quota_period.isoformat() if call.quota_period else None,
+            "request_bytes": call.request_bytes, "upstream": call.upstream}
+
+
+def call_from_record(record: Mapping[str, Any], versions: Mapping[int, PriceVersion]) -> CallContext:
+    """The call a begin record describes, priced by the versions it names."""
+    tenant_version_id = record["tenant_price_version_id"]
+    price = ResolvedPrice(record["requested_model"], record["model"], versions[record["price_version_id"]],
+                          versions[tenant_version_id] if tenant_version_id is not None else None)
+    period = record["quota_period"]
+    return CallContext(
+        request_id=UUID(record["request_id"]), tenant_id=record["tenant_id"], key_id=record["key_id"],
+        endpoint=record["endpoint"], stream=record["stream"], started_at=datetime.fromisoformat(record["started_at"]),
+        price=price, price_multiplier=Decimal(record["price_multiplier"]),
+        quota_period=datetime.fromisoformat(period) if period else None, request_bytes=record["request_bytes"],
+        upstream=record["upstream"])
 
 
 def build_entry(

@@ -10,10 +10,9 @@ from aiohttp import web
 from multidict import CIMultiDict
 from sqlalchemy import text
 
-from billing.db.ledger import entry_row
 from billing.db.quota import Admission
 from billing.keys import KeyGrant, KeyRefused, admit_key, hash_secret, model_allowed
-from billing.ledger import CallContext, build_entry
+from billing.ledger import CallContext, build_entry, call_record
 from billing.usage import estimate_usage
 from proxy import metrics
 from proxy.admission import admit_call, release_later, remaining_headers, settle_offline
@@ -134,9 +133,7 @@ async def _proxy_call(request: web.Request, *, endpoint: str, path: str) -> web.
                        request_bytes=len(client_request.body), upstream=upstream.name)
     # From here the call may be billed: the spool knows of it before the upstream does, so
     # even a crash mid-call leaves an (estimated) entry behind.
-    state.writer.spool.begin(str(request_id), entry_row(build_entry(
-        call, estimate_usage(call.request_bytes, 0), status="interrupted", upstream_response_id=None,
-        finished_at=started_at, first_byte_ms=None, estimated=True)))
+    state.writer.spool.begin(str(request_id), call_record(call))
     headers = upstream_request_headers(request.headers.items(), upstream.api_key)
     # Once the call goes upstream it must be seen through and recorded even if the client
     # hangs up and the server cancels this handler: the upstream bills it either way.

@@ -22,13 +22,22 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from billing.db.ledger import entry_row, insert_rows, row_from_json
-from billing.ledger import LedgerEntry
+from billing.db.prices import load_pricebook
+from billing.ledger import LedgerEntry, build_entry, call_from_record
+from billing.usage import estimate_usage
 from proxy import metrics
 from proxy.spool import Segment, Spool, collect, read_records
 
 log = logging.getLogger(__name__)
 
 ORPHAN_SCAN_SECONDS = 30.0  # how often segments of dead sibling processes are looked for
+SYNC_SECONDS = 0.1  # the spool is fsynced this often while it is written to (a machine crash loses at most this)
+
+
+def interrupted_entry(call) -> LedgerEntry:
+    """A call its process died in: billed from an estimate of its input (its output is unknown)."""
+    return build_entry(call, estimate_usage(call.request_bytes, 0), status="interrupted", upstream_response_id=None,
+                       finished_at=call.started_at, first_byte_ms=None, estimated=True)
 
 
 class LedgerWriter:
@@ -43,7 +52,7 @@ class LedgerWriter:
         self._pending: deque[tuple[dict, Segment]] = deque()
         self._wake = asyncio.Event()
         self._idle = asyncio.Event()  # nothing pending, nothing spooled
-        self._task: asyncio.Task | None = None
+        self._tasks: list[asyncio.Task] = []
         self._next_orphan_scan = 0.0
 
     @property
@@ -62,7 +71,8 @@ class LedgerWriter:
         self._wake.set()
 
     def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="ledger-writer")
+        self._tasks = [asyncio.create_task(self._run(), name="ledger-writer"),
+                       asyncio.create_task(self._sync_spool(), name="spool-fsync")]
 
     async def flush(self, timeout: float | None = None) -> None:
         """Wait until everything submitted so far is in the database."""
@@ -77,9 +87,9 @@ class LedgerWriter:
         except asyncio.TimeoutError:
             log.error("ledger writer stopped with %d entries unwritten; they stay in the spool %s",
                       self.backlog, self.spool.directory)
-        if self._task:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
         await asyncio.to_thread(self.spool.sync)
         self.spool.close()
 
@@ -102,7 +112,6 @@ class LedgerWriter:
                 backoff = min(backoff * 2, self.max_backoff)
                 continue
             if not self._pending:
-                await asyncio.to_thread(self.spool.sync)
                 if self.backlog == 0:
                     self._idle.set()
                 self._wake.clear()
@@ -110,12 +119,12 @@ class LedgerWriter:
                     await asyncio.wait_for(self._wake.wait(), ORPHAN_SCAN_SECONDS)
                 except asyncio.TimeoutError:
                     continue
-                await asyncio.sleep(self.max_delay)  # let a batch gather
+            await asyncio.sleep(self.max_delay)  # let a batch gather: one insert per batch, not per entry
 
     async def _write_pending(self) -> None:
-        while self._pending:
+        """Everything pending now, in batches of at most `batch_size`."""
+        for _ in range(-(-len(self._pending) // self.batch_size)):
             batch = [self._pending[i] for i in range(min(self.batch_size, len(self._pending)))]
-            await asyncio.to_thread(self.spool.sync)  # durable before the database sees it
             started = time.perf_counter()
             async with self._engine.begin() as conn:
                 await insert_rows(conn, [row for row, _ in batch])
@@ -127,6 +136,12 @@ class LedgerWriter:
                 per_segment[segment] = per_segment.get(segment, 0) + 1
             for segment, count in per_segment.items():
                 self.spool.written(segment, count)
+
+    async def _sync_spool(self) -> None:
+        while True:
+            await asyncio.sleep(SYNC_SECONDS)
+            if not self.spool.synced:
+                await asyncio.to_thread(self.spool.sync)
 
     def _database_down(self) -> None:
         if self.database_up:
@@ -163,7 +178,12 @@ class LedgerWriter:
 
     async def _insert_replay(self, paths, *, own: bool) -> int:
         replay = await asyncio.to_thread(lambda: collect(read_records(paths), own=own))
-        rows = [row_from_json(row) for row in replay.rows]
+        rows = [row_from_json(row) for row in replay.entries.values()]
+        if replay.interrupted:
+            async with self._engine.connect() as conn:
+                versions = {v.id: v for v in (await load_pricebook(conn)).all_versions()}
+            rows += [entry_row(interrupted_entry(call_from_record(record, versions)))
+                     for record in replay.interrupted.values()]
         new = 0
         for start in range(0, len(rows), self.batch_size):
             async with self._engine.begin() as conn:

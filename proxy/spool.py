@@ -4,8 +4,9 @@ the database is down or the process dies.
 Each process appends to segment files of its own under `$BILLING_PROXY_HOME/spool/`, one
 JSON line per record:
 
-- `b` (begin): written before the call goes upstream; it carries the call's ledger row as
-  an estimate (request bytes, no output), to be billed if the process dies mid-call;
+- `b` (begin): written before the call goes upstream; it carries what is needed to bill the
+  call from an estimate (tenant, key, price versions, request bytes) if the process dies
+  mid-call;
 - `e` (entry): the call's final ledger row, written before it is handed to the writer;
 - `x` (closed): the call produced nothing to bill (an upstream error).
 
@@ -50,11 +51,7 @@ class Replay:
     """What a set of segments says must be in the ledger."""
 
     entries: dict[str, dict[str, Any]] = field(default_factory=dict)  # request id -> final row
-    interrupted: dict[str, dict[str, Any]] = field(default_factory=dict)  # began, never ended: estimates
-
-    @property
-    def rows(self) -> list[dict[str, Any]]:
-        return [*self.entries.values(), *self.interrupted.values()]
+    interrupted: dict[str, dict[str, Any]] = field(default_factory=dict)  # began, never ended: begin records
 
 
 def _encode(kind: bytes, row: dict[str, Any]) -> bytes:
@@ -132,8 +129,8 @@ class Spool:
 
     # --- the hot path: one write each -------------------------------------------------------
 
-    def begin(self, request_id: str, estimate_row: dict[str, Any]) -> None:
-        line = _encode(b"b", estimate_row)
+    def begin(self, request_id: str, call: dict[str, Any]) -> None:
+        line = _encode(b"b", call)
         self._open[request_id] = line
         self._write(line)
 
@@ -158,6 +155,10 @@ class Spool:
         self._synced = False
 
     # --- the writer's side ---------------------------------------------------------------------
+
+    @property
+    def synced(self) -> bool:
+        return self._synced
 
     def sync(self) -> None:
         """fsync the active segment if anything was written since the last sync (run it in a

@@ -5,9 +5,10 @@ from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
+import orjson
 from sqlalchemy import DateTime, Numeric, text
 from sqlalchemy import Uuid
-from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from billing.db.tables import ledger_entries
@@ -75,11 +76,36 @@ def row_from_json(data: dict[str, Any]) -> dict[str, Any]:
             for name, value in data.items()}
 
 
+_COLUMNS = [c for c in ledger_entries.columns if c.name != "recorded_at"]
+_JSON_COLUMNS = {"usage_flags", "raw_usage"}  # sent as JSON text
+
+
+def _array_type(column) -> str:
+    return "jsonb" if column.name in _JSON_COLUMNS else column.type.compile(dialect=postgresql.dialect())
+
+
+def _insert_sql() -> str:
+    """One INSERT of a whole batch from column arrays (`unnest`): prepared once, no per-batch
+    SQL. The text[] column travels as a JSON array (unnest cannot take arrays of arrays)."""
+    names = [c.name for c in _COLUMNS]
+    arrays = ", ".join(f"${i}::{_array_type(c)}[]" for i, c in enumerate(_COLUMNS, 1))
+    selected = ", ".join(f"ARRAY(SELECT jsonb_array_elements_text(u.{n}))" if n == "usage_flags" else f"u.{n}"
+                         for n in names)
+    return (f"INSERT INTO ledger_entries ({', '.join(names)}) SELECT {selected} FROM unnest({arrays}) "
+            f"AS u({', '.join(names)}) ON CONFLICT (request_id, started_at) DO NOTHING RETURNING request_id")
+
+
+_INSERT_SQL = _insert_sql()
+_months_with_partitions: set[str] = set()  # per process; forgotten after any failed insert
+
+
 async def ensure_partitions(conn: AsyncConnection, rows: list[dict]) -> None:
-    """Create the monthly partitions a batch needs, within its transaction (when they exist,
-    this is one catalog lookup per month in the batch, which rarely spans two)."""
-    for at in {r["started_at"].strftime("%Y-%m"): r["started_at"] for r in rows}.values():
-        await conn.execute(text("SELECT ledger_ensure_partition(:at)"), {"at": at})
+    """Create the monthly partitions a batch needs, within its transaction (once per month
+    per process: a partition, once made, stays)."""
+    for month, at in {r["started_at"].strftime("%Y-%m"): r["started_at"] for r in rows}.items():
+        if month not in _months_with_partitions:
+            await conn.execute(text("SELECT ledger_ensure_partition(:at)"), {"at": at})
+            _months_with_partitions.add(month)
 
 
 async def insert_rows(conn: AsyncConnection, rows: list[dict]) -> int:
@@ -88,17 +114,18 @@ async def insert_rows(conn: AsyncConnection, rows: list[dict]) -> int:
     """
     if not rows:
         return 0
-    await ensure_partitions(conn, rows)
-    # Row triggers settle quotas in row order: sorting keeps every writer locking tenant and
-    # key counters in one order, so concurrent batches cannot deadlock.
-    ordered = sorted(rows, key=lambda r: (r["tenant_id"], r["key_id"]))
-    statement = (
-        pg_insert(ledger_entries)
-        .values(ordered)
-        .on_conflict_do_nothing(index_elements=["request_id", "started_at"])
-        .returning(ledger_entries.c.request_id)
-    )
-    return len((await conn.execute(statement)).all())
+    try:
+        await ensure_partitions(conn, rows)
+        # Row triggers settle quotas in row order: sorting keeps every writer locking tenant and
+        # key counters in one order, so concurrent batches cannot deadlock.
+        ordered = sorted(rows, key=lambda r: (r["tenant_id"], r["key_id"]))
+        arrays = [[orjson.dumps(r[c.name]).decode() for r in ordered] if c.name in _JSON_COLUMNS
+                  else [r[c.name] for r in ordered] for c in _COLUMNS]
+        driver = (await conn.get_raw_connection()).driver_connection  # asyncpg, in this transaction
+        return len(await driver.fetch(_INSERT_SQL, *arrays))
+    except BaseException:
+        _months_with_partitions.clear()
+        raise
 
 
 async def insert_entries(conn: AsyncConnection, entries: list[LedgerEntry]) -> int:

@@ -1,0 +1,208 @@
+"""The request-path benchmark, in one command:
+
+    python bench/harness.py [--duration 10] [--connections 1,16]
+
+In one run it starts a canned upstream (bench/canned_upstream.py), the floor (a bare
+aiohttp pass-through, bench/passthrough.py), this proxy with full billing on real
+PostgreSQL (DATABASE_URL, or the embedded one), with 1 and with 2 workers, and LiteLLM's
+proxy if `litellm` is installed; drives each with `wrk` (apt-get install wrk), JSON and
+streaming, at each connection count; prints req/s, p50 and p99 latency and the ratios
+against the floor; and checks that every reply the upstream generated during a proxy run
+is in the ledger exactly once.
+
+Proxy rows: `proxy` bills a tenant without limits (keys, pricing, spool and ledger, no
+quota statement); `proxy+quota` bills a tenant with a budget (one quota statement per call).
+"""
+
+import argparse
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.common import (Background, bench_database, free_port, ledger_count, metric, python,  # noqa: E402
+                          start_proxy, start_upstream, upstream_count, BENCH)
+
+BODIES = {
+    "json": '{"model":"gpt-4o-mini","input":"Say hello."}',
+    "stream": '{"model":"gpt-4o-mini","input":"Say hello.","stream":true}',
+}
+
+
+@dataclass
+class Result:
+    target: str
+    mode: str
+    connections: int
+    rps: float
+    p50_ms: float
+    p99_ms: float
+    errors: int
+    note: str = ""
+
+
+def wrk_script(body: str, key: str | None) -> str:
+    auth = f'wrk.headers["Authorization"] = "Bearer {key}"\n' if key else ""
+    script = tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False)
+    script.write(f'wrk.method = "POST"\nwrk.body = \'{body}\'\nwrk.headers["Content-Type"] = "application/json"\n'
+                 + auth)
+    script.close()
+    return script.name
+
+
+def _ms(text: str) -> float:
+    value, unit = re.fullmatch(r"([\d.]+)(us|ms|s|m)", text).groups()
+    return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60000.0}[unit]
+
+
+def run_wrk(url: str, body: str, key: str | None, connections: int, duration: int) -> tuple[float, float, float, int]:
+    script = wrk_script(body, key)
+    try:
+        output = subprocess.run(["wrk", "-t1", f"-c{connections}", f"-d{duration}s", "--latency", "-s", script,
+                                 url + "/v1/responses"], capture_output=True, text=True, check=True).stdout
+    finally:
+        os.unlink(script)
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1))
+    p50 = _ms(re.search(r"\s50%\s+(\S+)", output).group(1))
+    p99 = _ms(re.search(r"\s99%\s+(\S+)", output).group(1))
+    errors = int(m.group(1)) if (m := re.search(r"Non-2xx or 3xx responses:\s+(\d+)", output)) else 0
+    if m := re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", output):
+        errors += sum(int(g) for g in m.groups())
+    return rps, p50, p99, errors
+
+
+class BacklogWatch:
+    """Samples the proxy's ledger backlog while a run goes on; keeps the largest."""
+
+    def __init__(self, proxy: str):
+        self.proxy, self.peak, self._stop = proxy, 0.0, threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.2):
+            try:
+                self.peak = max(self.peak, metric(self.proxy, "billing_proxy_ledger_backlog"))
+            except OSError:
+                pass
+
+    def stop(self) -> float:
+        self._stop.set()
+        self._thread.join()
+        return self.peak
+
+
+def billed_exactly(database_url: str, upstream: str, ledger_before: int, upstream_before: int,
+                   timeout: float = 60) -> str:
+    """Every reply the upstream generated since `*_before` is in the ledger once."""
+    generated = upstream_count(upstream) - upstream_before
+    deadline = time.monotonic() + timeout
+    while (entries := ledger_count(database_url) - ledger_before) < generated and time.monotonic() < deadline:
+        time.sleep(0.2)
+    if entries != generated:
+        return f"BILLING MISMATCH: {generated} generated, {entries} in the ledger"
+    return f"{entries} billed"
+
+
+def measure(target: str, url: str, key: str | None, modes, connections, duration, *, database_url=None,
+            upstream=None, watch_backlog=False) -> list[Result]:
+    results = []
+    for mode in modes:
+        for conns in connections:
+            run_wrk(url, BODIES[mode], key, conns, 2)  # warm-up
+            before = (ledger_count(database_url), upstream_count(upstream)) if database_url else None
+            watch = BacklogWatch(url) if watch_backlog else None
+            rps, p50, p99, errors = run_wrk(url, BODIES[mode], key, conns, duration)
+            note = ""
+            if watch:
+                note = f"peak backlog {watch.stop():.0f}; "
+            if before:
+                note += billed_exactly(database_url, upstream, *before)
+            results.append(Result(target, mode, conns, rps, p50, p99, errors, note))
+            print(f"  {target:<14} {mode:<6} c={conns:<3} {rps:8.0f} req/s  p50 {p50:7.2f} ms  p99 {p99:7.2f} ms"
+                  f"  {note}", flush=True)
+    return results
+
+
+def start_litellm(upstream: str) -> tuple[Background, str] | None:
+    if not shutil.which("litellm"):
+        return None
+    config = tempfile.NamedTemporaryFile("w", suffix=".yaml", delete=False)
+    config.write("model_list:\n  - model_name: gpt-4o-mini\n    litellm_params:\n      model: openai/gpt-4o-mini\n"
+                 f"      api_base: {upstream}/v1\n      api_key: sk-bench\n")
+    config.close()
+    port = free_port()
+    process = Background("litellm", ["litellm", "--config", config.name, "--port", str(port), "--num_workers", "1"])
+    process.wait_ready(f"http://127.0.0.1:{port}/health/liveliness", timeout=120)
+    return process, f"http://127.0.0.1:{port}"
+
+
+def print_table(results: list[Result]) -> None:
+    floor = {(r.mode, r.connections): r for r in results if r.target == "floor"}
+    print("\ntarget          mode    conns    req/s   p50 ms   p99 ms   x floor req/s   p50 added ms  errors  notes")
+    for r in results:
+        base = floor.get((r.mode, r.connections))
+        ratio = f"{r.rps / base.rps:13.2f}" if base else f"{'':13}"
+        added = f"{r.p50_ms - base.p50_ms:+12.2f}" if base else f"{'':12}"
+        print(f"{r.target:<15} {r.mode:<6} {r.connections:>6} {r.rps:8.0f} {r.p50_ms:8.2f} {r.p99_ms:8.2f}   {ratio}  "
+              f"{added}  {r.errors:>6}  {r.note}")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--duration", type=int, default=10, help="seconds per measurement (default 10)")
+    parser.add_argument("--connections", default="1,16", help="connection counts (default 1,16)")
+    parser.add_argument("--modes", default="json,stream")
+    parser.add_argument("--skip", default="", help="targets to leave out: floor,proxy,proxy+quota,proxy-2w,litellm")
+    args = parser.parse_args()
+    if not shutil.which("wrk"):
+        print("wrk is not installed: apt-get install wrk", file=sys.stderr)
+        return 2
+    connections = [int(c) for c in args.connections.split(",")]
+    modes = args.modes.split(",")
+    skip = set(args.skip.split(","))
+    print(f"{os.cpu_count()} CPUs; {args.duration} s per measurement; wrk with 1 thread", flush=True)
+    results: list[Result] = []
+    with bench_database() as (database_url, keys):
+        upstream, upstream_url = start_upstream()
+        home = tempfile.mkdtemp(prefix="bench-home-")
+        try:
+            if "floor" not in skip:
+                floor_port = free_port()
+                floor = Background("floor", python(str(BENCH / "passthrough.py"), "--port", str(floor_port),
+                                                   "--upstream", upstream_url + "/v1"))
+                floor.wait_ready(f"http://127.0.0.1:{floor_port}/")
+                results += measure("floor", f"http://127.0.0.1:{floor_port}", None, modes, connections,
+                                   args.duration)
+                floor.stop()
+            for target, workers, key in [("proxy", 1, "open"), ("proxy+quota", 1, "limited"),
+                                         ("proxy-2w", 2, "open")]:
+                if target in skip:
+                    continue
+                proxy, proxy_url = start_proxy(database_url, upstream_url, home, workers)
+                results += measure(target, proxy_url, keys[key], modes, connections, args.duration,
+                                   database_url=database_url, upstream=upstream_url, watch_backlog=workers == 1)
+                if proxy.stop() != 0:
+                    print(f"{target} did not stop cleanly: see {proxy.log.name}")
+            litellm = None if "litellm" in skip else start_litellm(upstream_url)
+            if litellm:
+                results += measure("litellm", litellm[1], "sk-bench", modes, connections, args.duration)
+                litellm[0].stop()
+            elif "litellm" not in skip:
+                print("  litellm: not installed (pip install 'litellm[proxy]' to include it)")
+        finally:
+            upstream.stop()
+    print_table(results)
+    return 1 if any("MISMATCH" in r.note for r in results) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
