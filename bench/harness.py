@@ -100,32 +100,41 @@ class BacklogWatch:
         return self.peak
 
 
-def billed_exactly(database_url: str, upstream: str, ledger_before: int, upstream_before: int,
-                   timeout: float = 60) -> str:
-    """Every reply the upstream generated since `*_before` is in the ledger once."""
-    generated = upstream_count(upstream) - upstream_before
-    deadline = time.monotonic() + timeout
-    while (entries := ledger_count(database_url) - ledger_before) < generated and time.monotonic() < deadline:
-        time.sleep(0.2)
-    if entries != generated:
-        return f"BILLING MISMATCH: {generated} generated, {entries} in the ledger"
-    return f"{entries} billed"
+class BillingCheck:
+    """Every reply the upstream generated for a proxy is in the ledger once: the ledger's
+    count must reach the upstream's, less what it generated for other targets."""
+
+    def __init__(self, database_url: str, upstream: str):
+        self.database_url, self.upstream = database_url, upstream
+        self.not_proxied = upstream_count(upstream) - ledger_count(database_url)
+
+    def settle(self, timeout: float = 60) -> tuple[int, int]:
+        """(ledger entries, replies generated for proxies) once they agree, or at the timeout."""
+        deadline = time.monotonic() + timeout
+        while True:
+            generated = upstream_count(self.upstream) - self.not_proxied
+            entries = ledger_count(self.database_url)
+            if entries >= generated or time.monotonic() > deadline:
+                return entries, generated
+            time.sleep(0.2)
 
 
-def measure(target: str, url: str, key: str | None, modes, connections, duration, *, database_url=None,
-            upstream=None, watch_backlog=False) -> list[Result]:
+def measure(target: str, url: str, key: str | None, modes, connections, duration, *,
+            billing: BillingCheck | None = None, watch_backlog=False) -> list[Result]:
     results = []
     for mode in modes:
         for conns in connections:
             run_wrk(url, BODIES[mode], key, conns, 2)  # warm-up
-            before = (ledger_count(database_url), upstream_count(upstream)) if database_url else None
+            before = billing.settle()[0] if billing else 0
             watch = BacklogWatch(url) if watch_backlog else None
             rps, p50, p99, errors = run_wrk(url, BODIES[mode], key, conns, duration)
             note = ""
             if watch:
                 note = f"peak backlog {watch.stop():.0f}; "
-            if before:
-                note += billed_exactly(database_url, upstream, *before)
+            if billing:
+                entries, generated = billing.settle()
+                note += (f"{entries - before} billed" if entries == generated else
+                         f"BILLING MISMATCH: {generated} replies generated, {entries} ledger entries")
             results.append(Result(target, mode, conns, rps, p50, p99, errors, note))
             print(f"  {target:<14} {mode:<6} c={conns:<3} {rps:8.0f} req/s  p50 {p50:7.2f} ms  p99 {p99:7.2f} ms"
                   f"  {note}", flush=True)
@@ -183,13 +192,14 @@ def main() -> int:
                 results += measure("floor", f"http://127.0.0.1:{floor_port}", None, modes, connections,
                                    args.duration)
                 floor.stop()
+            billing = BillingCheck(database_url, upstream_url)
             for target, workers, key in [("proxy", 1, "open"), ("proxy+quota", 1, "limited"),
                                          ("proxy-2w", 2, "open")]:
                 if target in skip:
                     continue
                 proxy, proxy_url = start_proxy(database_url, upstream_url, home, workers)
                 results += measure(target, proxy_url, keys[key], modes, connections, args.duration,
-                                   database_url=database_url, upstream=upstream_url, watch_backlog=workers == 1)
+                                   billing=billing, watch_backlog=workers == 1)
                 if proxy.stop() != 0:
                     print(f"{target} did not stop cleanly: see {proxy.log.name}")
             litellm = None if "litellm" in skip else start_litellm(upstream_url)

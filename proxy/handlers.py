@@ -27,6 +27,8 @@ from proxy.upstream import call_upstream, chunks, read_body
 
 log = logging.getLogger(__name__)
 
+CLIENT_GONE = (ConnectionError, aiohttp.ClientConnectionResetError)  # writing to a client that left
+
 
 async def healthz(request: web.Request) -> web.Response:
     return web.json_response({"status": "ok"})
@@ -132,7 +134,7 @@ async def _proxy_call(request: web.Request, *, endpoint: str, path: str) -> web.
                        reserved=admission is not None and not admission.offline,
                        request_bytes=len(client_request.body), upstream=upstream.name)
     # From here the call may be billed: the spool knows of it before the upstream does, so
-    # even a crash mid-call leaves an (estimated) entry behind.
+    # even a crash mid-call leaves an (estimated) entry behind (unless the disk fails: logged).
     state.writer.spool.begin(str(request_id), call_record(call))
     headers = upstream_request_headers(request.headers.items(), upstream.api_key)
     # Once the call goes upstream it must be seen through and recorded even if the client
@@ -229,11 +231,13 @@ class _Relay:
         `disconnect_drain_timeout` more) so that its true usage is billed, or, with
         `on_client_disconnect = cancel`, dropped at once and billed from an estimate."""
         response = web.StreamResponse(status=upstream.status, headers=self._headers(upstream))
-        await response.prepare(request)
         parser = SseParser()
         chat = self.call.endpoint == "chat.completions"
-        client_connected = True
-        deadline: float | None = None  # after the client left: when to stop draining
+        deadline: float | None = None  # once the client left: when to stop reading the upstream
+        try:
+            await response.prepare(request)
+        except CLIENT_GONE:
+            deadline = self._client_left()
         try:
             async for chunk in chunks(upstream, idle_timeout):
                 outgoing = [] if hide_usage_chunk else [chunk]
@@ -242,20 +246,13 @@ class _Relay:
                         self.capture.observe_event(event)
                     elif not self.capture.observe_chat_chunk(event) and hide_usage_chunk:
                         outgoing.append(b"data: " + event.data.encode() + b"\n\n")
-                if client_connected and outgoing:
+                if deadline is None and outgoing:
                     try:
                         for piece in outgoing:
                             await response.write(piece)
-                    except (ConnectionError, aiohttp.ClientConnectionResetError):
-                        client_connected = False
-                        if self.settings.on_client_disconnect == "cancel":
-                            log.info("client left stream %s: cancelled, billed from an estimate",
-                                     self.call.request_id)
-                            break
-                        deadline = time.monotonic() + self.settings.disconnect_drain_timeout
-                if deadline is not None and time.monotonic() > deadline:
-                    log.warning("client left stream %s and the upstream did not finish within %gs: cut, billed "
-                                "from an estimate", self.call.request_id, self.settings.disconnect_drain_timeout)
+                    except CLIENT_GONE:
+                        deadline = self._client_left()
+                if deadline is not None and time.monotonic() >= deadline:
                     break
         except asyncio.TimeoutError:
             metrics.UPSTREAM_ERRORS.labels("idle_timeout").inc()
@@ -263,12 +260,22 @@ class _Relay:
         except aiohttp.ClientError as exc:
             metrics.UPSTREAM_ERRORS.labels("stream_cut").inc()
             log.warning("upstream stream %s broke off: %s", self.call.request_id, type(exc).__name__)
-        if client_connected:
+        if deadline is None:
             try:
                 await response.write_eof()
-            except (ConnectionError, aiohttp.ClientConnectionResetError):
+            except CLIENT_GONE:
                 pass
+        elif self.capture.usage is None:
+            log.warning("client left stream %s; the upstream was not read to its end (%s): billed from an "
+                        "estimate", self.call.request_id, self.settings.on_client_disconnect)
         return response
+
+    def _client_left(self) -> float:
+        """When to stop reading the upstream now that the client is gone: at once (cancel), or
+        after the drain timeout (finish), hoping for the terminal event before."""
+        if self.settings.on_client_disconnect == "cancel":
+            return time.monotonic()
+        return time.monotonic() + self.settings.disconnect_drain_timeout
 
     def record(self) -> None:
         call, capture, state = self.call, self.capture, self.state

@@ -49,7 +49,8 @@ class LedgerWriter:
         self.max_delay = max_delay
         self.max_backoff = max_backoff
         self.database_up = True
-        self._pending: deque[tuple[dict, Segment]] = deque()
+        self._pending: deque[tuple[dict, Segment | None]] = deque()  # None: not in the spool (disk failed)
+        self._memory_only = 0
         self._wake = asyncio.Event()
         self._idle = asyncio.Event()  # nothing pending, nothing spooled
         self._tasks: list[asyncio.Task] = []
@@ -58,13 +59,14 @@ class LedgerWriter:
     @property
     def backlog(self) -> int:
         """Entries billed and not yet in the database (in memory or only in the spool)."""
-        return self.spool.depth
+        return self.spool.depth + self._memory_only
 
     def submit(self, entry: LedgerEntry) -> None:
         row = entry_row(entry)
         segment = self.spool.append_entry(str(entry.request_id), row)
-        if self.database_up:
+        if self.database_up or segment is None:
             self._pending.append((row, segment))
+            self._memory_only += segment is None
         else:
             self.spool.drop_from_memory([segment])
         self._idle.clear()
@@ -133,7 +135,10 @@ class LedgerWriter:
                 self._pending.popleft()
             per_segment: dict[Segment, int] = {}
             for _, segment in batch:
-                per_segment[segment] = per_segment.get(segment, 0) + 1
+                if segment is None:
+                    self._memory_only -= 1
+                else:
+                    per_segment[segment] = per_segment.get(segment, 0) + 1
             for segment, count in per_segment.items():
                 self.spool.written(segment, count)
 
@@ -148,8 +153,9 @@ class LedgerWriter:
             log.error("database unreachable: ledger entries go to the spool in %s until it is back",
                       self.spool.directory)
         self.database_up = False
-        self.spool.drop_from_memory({segment for _, segment in self._pending})
-        self._pending.clear()
+        # Spooled entries are let go (replayed from disk later); one the spool could not take stays.
+        self.spool.drop_from_memory({segment for _, segment in self._pending if segment is not None})
+        self._pending = deque(item for item in self._pending if item[1] is None)
 
     async def _recover(self) -> None:
         """The database answers again: replay what was spooled meanwhile, from disk."""

@@ -139,20 +139,29 @@ class Spool:
         if self._open.pop(request_id, None) is not None:
             self._write(b'{"k":"x","id":"' + request_id.encode() + b'"}\n')
 
-    def append_entry(self, request_id: str, row: dict[str, Any]) -> Segment:
-        self._write(_encode(b"e", row))
+    def append_entry(self, request_id: str, row: dict[str, Any]) -> Segment | None:
+        """The segment now holding the entry; None if it could not be written (the caller
+        must then keep the entry in memory until the database has it)."""
+        written = self._write(_encode(b"e", row))
         self._open.pop(request_id, None)
+        if not written:
+            return None
         segment = self.active
         segment.unwritten += 1
         if segment.size >= self.segment_bytes:
             self.rotate()
         return segment
 
-    def _write(self, line: bytes) -> None:
+    def _write(self, line: bytes) -> bool:
         segment = self.active
-        os.write(segment.fd, line)
+        try:
+            os.write(segment.fd, line)
+        except OSError as error:  # a full or failing disk must not fail the call being billed
+            log.error("spool %s: write failed (%s); the entry is kept in memory only", segment.path.name, error)
+            return False
         segment.size += len(line)
         self._synced = False
+        return True
 
     # --- the writer's side ---------------------------------------------------------------------
 

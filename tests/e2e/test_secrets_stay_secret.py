@@ -1,5 +1,6 @@
 """Key secrets appear only in the one response that issued them: not in the database, not
-in logs, not in listings, not in the audit log. The upstream key never reaches a client."""
+in logs, metrics or the spool, not in listings, not in the audit log. The upstream key never
+reaches a client. Bodies are not logged or spooled."""
 
 import json
 import logging
@@ -10,7 +11,10 @@ from sqlalchemy import text
 
 from billing.keys import hash_secret
 from proxy.cli import main
+from proxy.logs import JsonFormatter
 from tests.conftest import UPSTREAM_KEY
+
+BODY_TEXT = "a-distinctive-prompt-that-must-not-be-logged"
 
 
 async def database_text(engine) -> str:
@@ -27,8 +31,8 @@ async def test_secrets_are_nowhere_but_the_issuing_response(proxy, engine, tenan
     from billing.db.keys import rotate_key
     rotated = await rotate_key(engine, tenant_key.key_id)
     async with openai.AsyncOpenAI(base_url=proxy.url + "/v1", api_key=rotated.secret, max_retries=0) as client:
-        await client.responses.create(model="gpt-4o-mini", input="hello")
-        stream = await client.responses.create(model="gpt-4o-mini", input="hello", stream=True)
+        await client.responses.create(model="gpt-4o-mini", input=BODY_TEXT)
+        stream = await client.responses.create(model="gpt-4o-mini", input=BODY_TEXT, stream=True)
         async for _ in stream:
             pass
     async with aiohttp.ClientSession() as http:  # a wrong key, and a body that fails validation
@@ -37,14 +41,19 @@ async def test_secrets_are_nowhere_but_the_issuing_response(proxy, engine, tenan
         async with http.post(proxy.url + "/v1/responses", headers={"Authorization": f"Bearer {rotated.secret}"},
                              json={"model": "gpt-4o-mini", "input": "x"}) as reply:
             relayed = str(dict(reply.headers)) + await reply.text()
+        async with http.get(proxy.url + "/metrics") as reply:
+            metrics = await reply.text()
     await proxy.state.writer.flush(timeout=5)
+    spooled = "".join(path.read_text() for path in (proxy.settings.home / "spool").glob("*.spool"))
 
     stored = await database_text(engine)
     assert hash_secret(rotated.secret) in stored  # the dump really covers the keys
-    logs = "\n".join(r.getMessage() + str(r.exc_info or "") for r in caplog.records)
+    logs = "\n".join(JsonFormatter().format(r) for r in caplog.records)
+    assert 'billing_proxy_requests_total{endpoint="responses"' in metrics and '"request_id"' in spooled
     for secret in (tenant_key.secret, rotated.secret, UPSTREAM_KEY):
         assert secret not in stored
-        assert secret not in logs
+        assert secret not in logs and secret not in metrics and secret not in spooled
+    assert BODY_TEXT not in logs and BODY_TEXT not in spooled
     assert UPSTREAM_KEY not in relayed and "Bearer" not in relayed
 
 

@@ -2,6 +2,8 @@
 open calls over, deletion once written, torn lines, and orphans told apart from live
 segments by their locks."""
 
+import os
+
 import pytest
 
 from proxy.spool import Spool, collect, read_records
@@ -92,3 +94,11 @@ def test_close_keeps_what_is_unwritten_for_the_next_start(tmp_path):
     assert [p for p, _ in claimed] == [path]
     Spool.release_orphans(claimed, replayed=False)
     successor.close()
+
+
+def test_a_failed_write_is_reported_not_raised(spool):
+    os.close(spool.active.fd)  # as a failing disk would: every write errors
+    spool.active.fd = os.open(os.devnull, os.O_RDONLY)
+    spool.begin("r1", row("r1"))
+    assert spool.append_entry("r1", row("r1")) is None  # the caller keeps it in memory
+    assert spool.depth == 0
