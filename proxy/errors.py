@@ -13,7 +13,7 @@ from proxy.logs import current_request_id
 log = logging.getLogger(__name__)
 
 REQUEST_ID = web.RequestKey("request_id", object)  # a UUID: the ledger's key for a billed call
-MODEL = web.RequestKey("model", str)  # the requested model, once the body was read
+MODEL = web.RequestKey("model", str)  # the priced model the call resolved to, once known
 # Paths that are counted in the request metrics under their own name.
 _ENDPOINTS = {"/v1/responses": "responses", "/v1/chat/completions": "chat.completions"}
 
@@ -57,8 +57,8 @@ async def error_middleware(request: web.Request, handler) -> web.StreamResponse:
     response = await _answer(request, handler)
     endpoint = _ENDPOINTS.get(request.path)
     if endpoint:
-        metrics.REQUESTS.labels(endpoint, request.get(MODEL, ""), str(response.status)).inc()
-        metrics.REQUEST_SECONDS.labels(endpoint).observe(time.perf_counter() - started)
+        metrics.requests_counter(endpoint, request.get(MODEL, ""), response.status).inc()
+        metrics.request_seconds(endpoint).observe(time.perf_counter() - started)
     if not response.prepared:
         response.headers.setdefault("x-request-id", str(request_id))
     current_request_id.reset(token)

@@ -139,7 +139,7 @@ async def _proxy_call(request: web.Request, *, endpoint: str, path: str) -> web.
     headers = upstream_request_headers(request.headers.items(), upstream.api_key)
     # Once the call goes upstream it must be seen through and recorded even if the client
     # hangs up and the server cancels this handler: the upstream bills it either way.
-    request[MODEL] = client_request.model
+    request[MODEL] = price.model  # the priced model: a bounded set of metric labels, whatever clients send
     relay = _Relay(state, call, started, remaining_headers(admission), grant, admission)
     exchange = state.spawn(relay.exchange(request, client_request.body, headers, upstream, path,
                                           client_request.hide_usage_chunk))
@@ -149,6 +149,8 @@ async def _proxy_call(request: web.Request, *, endpoint: str, path: str) -> web.
 
 async def read_request_body(request: web.Request, timeout: float) -> bytes:
     """The client's body; a client too slow to send it (slowloris) gets 408."""
+    if request.content.is_eof():  # it came whole with the headers: no timer needed
+        return await request.read()
     try:
         async with asyncio.timeout(timeout):
             return await request.read()
@@ -209,7 +211,7 @@ class _Relay:
         if self.first_byte_ms is None:
             elapsed = time.perf_counter() - self.started
             self.first_byte_ms = round(elapsed * 1000)
-            metrics.FIRST_BYTE_SECONDS.labels(self.call.endpoint).observe(elapsed)
+            metrics.first_byte_seconds(self.call.endpoint).observe(elapsed)
 
     async def whole(self, upstream: aiohttp.ClientResponse, idle_timeout: float) -> web.Response:
         body = await read_body(upstream, self.settings.max_upstream_body_bytes, idle_timeout)

@@ -7,6 +7,7 @@ the sum as written into the text format. Keys and secrets never appear in a labe
 
 from collections import defaultdict
 from decimal import Decimal
+from functools import lru_cache
 from typing import Callable
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
@@ -40,6 +41,22 @@ OFFLINE_ADMISSIONS = Counter("billing_proxy_offline_admissions",
                              registry=REGISTRY)
 
 _spend: dict[str, Decimal] = defaultdict(Decimal)  # tenant name -> charge billed by this process
+
+
+@lru_cache(maxsize=4096)
+def requests_counter(endpoint: str, model: str, status: int):
+    """The labelled child, looked up once per label set (labels() costs a lock and a dict)."""
+    return REQUESTS.labels(endpoint, model, str(status))
+
+
+@lru_cache(maxsize=None)
+def request_seconds(endpoint: str):
+    return REQUEST_SECONDS.labels(endpoint)
+
+
+@lru_cache(maxsize=None)
+def first_byte_seconds(endpoint: str):
+    return FIRST_BYTE_SECONDS.labels(endpoint)
 
 
 def add_spend(tenant: str, charge: Decimal) -> None:

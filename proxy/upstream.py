@@ -67,10 +67,14 @@ async def chunks(response: aiohttp.ClientResponse, idle_timeout: float) -> Async
     `idle_timeout` seconds, aiohttp.ClientError when the connection breaks."""
     content = response.content
     while True:
-        async with asyncio.timeout(idle_timeout):
-            chunk = await content.readany()
+        chunk = content.read_nowait()  # what already arrived needs no timer
         if not chunk:
-            return
+            if content.is_eof():
+                return
+            async with asyncio.timeout(idle_timeout):
+                chunk = await content.readany()
+            if not chunk:
+                return
         yield chunk
 
 

@@ -94,15 +94,19 @@ async def test_refused_connection_is_retried_once_then_502_and_not_billed(
     assert len(await ledger(state, engine)) == 1
 
 
-@pytest.mark.parametrize("policy", ["finish", "cancel"])
-async def test_client_disconnect_policy(start_proxy, tenant_key, engine, simulator, policy):
-    url, state = await start_proxy(on_client_disconnect=policy)
-    headers = {"Authorization": f"Bearer {tenant_key.secret}", "x-sim-delay-ms": "40", "x-sim-output-tokens": "20"}
+async def read_first_event_and_leave(url, secret, *, delay_ms, tokens):
+    headers = {"Authorization": f"Bearer {secret}", "x-sim-delay-ms": str(delay_ms), "x-sim-output-tokens": str(tokens)}
     async with aiohttp.ClientSession() as http:
         reply = await http.post(url + "/v1/responses", headers=headers,
                                 json={"model": "gpt-4o-mini", "input": "Hi", "stream": True})
         await reply.content.readuntil(b"\n\n")
         reply.close()
+
+
+@pytest.mark.parametrize("policy", ["finish", "cancel"])
+async def test_client_disconnect_policy(start_proxy, tenant_key, engine, simulator, policy):
+    url, state = await start_proxy(on_client_disconnect=policy)
+    await read_first_event_and_leave(url, tenant_key.secret, delay_ms=40, tokens=20)
     deadline = time.monotonic() + 10
     while not (rows := await ledger(state, engine)) and time.monotonic() < deadline:
         await asyncio.sleep(0.1)
@@ -116,12 +120,7 @@ async def test_client_disconnect_policy(start_proxy, tenant_key, engine, simulat
 
 async def test_disconnected_client_drain_is_bounded(start_proxy, tenant_key, engine, simulator):
     url, state = await start_proxy(disconnect_drain_timeout=0.3)
-    headers = {"Authorization": f"Bearer {tenant_key.secret}", "x-sim-delay-ms": "100", "x-sim-output-tokens": "30"}
-    async with aiohttp.ClientSession() as http:
-        reply = await http.post(url + "/v1/responses", headers=headers,
-                                json={"model": "gpt-4o-mini", "input": "Hi", "stream": True})
-        await reply.content.readuntil(b"\n\n")
-        reply.close()
+    await read_first_event_and_leave(url, tenant_key.secret, delay_ms=100, tokens=30)
     await asyncio.sleep(1.5)  # the stream would take 3.7 s; the drain stops after about 0.3 s more
     rows = await ledger(state, engine)
     assert len(rows) == 1 and rows[0].estimated and rows[0].status == "usage_missing"
