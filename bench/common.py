@@ -65,6 +65,17 @@ class Background:
         extra = [int(p) for p in children.read_text().split()] if children.exists() else []
         return [self.popen.pid, *extra]
 
+    def cpu_seconds(self) -> float:
+        """User and system CPU time of the process and its workers so far."""
+        total = 0
+        for pid in self.pids():
+            try:
+                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            except FileNotFoundError:
+                continue
+            total += int(fields[11]) + int(fields[12])  # utime, stime in clock ticks
+        return total / os.sysconf("SC_CLK_TCK")
+
     def rss_mib(self) -> float:
         total = 0
         for pid in self.pids():

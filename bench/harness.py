@@ -46,6 +46,7 @@ class Result:
     p50_ms: float
     p99_ms: float
     errors: int
+    cpu_us: float  # CPU time of the server under test per call
     note: str = ""
 
 
@@ -119,7 +120,7 @@ class BillingCheck:
             time.sleep(0.2)
 
 
-def measure(target: str, url: str, key: str | None, modes, connections, duration, *,
+def measure(target: str, server: Background, url: str, key: str | None, modes, connections, duration, *,
             billing: BillingCheck | None = None, watch_backlog=False) -> list[Result]:
     results = []
     for mode in modes:
@@ -127,7 +128,9 @@ def measure(target: str, url: str, key: str | None, modes, connections, duration
             run_wrk(url, BODIES[mode], key, conns, 2)  # warm-up
             before = billing.settle()[0] if billing else 0
             watch = BacklogWatch(url) if watch_backlog else None
+            cpu_before = server.cpu_seconds()
             rps, p50, p99, errors = run_wrk(url, BODIES[mode], key, conns, duration)
+            cpu_us = (server.cpu_seconds() - cpu_before) / max(rps * duration, 1) * 1e6
             note = ""
             if watch:
                 note = f"peak backlog {watch.stop():.0f}; "
@@ -135,9 +138,9 @@ def measure(target: str, url: str, key: str | None, modes, connections, duration
                 entries, generated = billing.settle()
                 note += (f"{entries - before} billed" if entries == generated else
                          f"BILLING MISMATCH: {generated} replies generated, {entries} ledger entries")
-            results.append(Result(target, mode, conns, rps, p50, p99, errors, note))
+            results.append(Result(target, mode, conns, rps, p50, p99, errors, cpu_us, note))
             print(f"  {target:<14} {mode:<6} c={conns:<3} {rps:8.0f} req/s  p50 {p50:7.2f} ms  p99 {p99:7.2f} ms"
-                  f"  {note}", flush=True)
+                  f"  {cpu_us:5.0f} us CPU/call  {note}", flush=True)
     return results
 
 
@@ -156,13 +159,14 @@ def start_litellm(upstream: str) -> tuple[Background, str] | None:
 
 def print_table(results: list[Result]) -> None:
     floor = {(r.mode, r.connections): r for r in results if r.target == "floor"}
-    print("\ntarget          mode    conns    req/s   p50 ms   p99 ms   x floor req/s   p50 added ms  errors  notes")
+    print("\ntarget          mode    conns    req/s   p50 ms   p99 ms   x floor req/s   p50 added ms  CPU us/call  errors"
+          "  notes")
     for r in results:
         base = floor.get((r.mode, r.connections))
         ratio = f"{r.rps / base.rps:13.2f}" if base else f"{'':13}"
         added = f"{r.p50_ms - base.p50_ms:+12.2f}" if base else f"{'':12}"
         print(f"{r.target:<15} {r.mode:<6} {r.connections:>6} {r.rps:8.0f} {r.p50_ms:8.2f} {r.p99_ms:8.2f}   {ratio}  "
-              f"{added}  {r.errors:>6}  {r.note}")
+              f"{added}  {r.cpu_us:11.0f}  {r.errors:>6}  {r.note}")
 
 
 def main() -> int:
@@ -189,7 +193,7 @@ def main() -> int:
                 floor = Background("floor", python(str(BENCH / "passthrough.py"), "--port", str(floor_port),
                                                    "--upstream", upstream_url + "/v1"))
                 floor.wait_ready(f"http://127.0.0.1:{floor_port}/")
-                results += measure("floor", f"http://127.0.0.1:{floor_port}", None, modes, connections,
+                results += measure("floor", floor, f"http://127.0.0.1:{floor_port}", None, modes, connections,
                                    args.duration)
                 floor.stop()
             billing = BillingCheck(database_url, upstream_url)
@@ -198,13 +202,13 @@ def main() -> int:
                 if target in skip:
                     continue
                 proxy, proxy_url = start_proxy(database_url, upstream_url, home, workers)
-                results += measure(target, proxy_url, keys[key], modes, connections, args.duration,
+                results += measure(target, proxy, proxy_url, keys[key], modes, connections, args.duration,
                                    billing=billing, watch_backlog=workers == 1)
                 if proxy.stop() != 0:
                     print(f"{target} did not stop cleanly: see {proxy.log.name}")
             litellm = None if "litellm" in skip else start_litellm(upstream_url)
             if litellm:
-                results += measure("litellm", litellm[1], "sk-bench", modes, connections, args.duration)
+                results += measure("litellm", litellm[0], litellm[1], "sk-bench", modes, connections, args.duration)
                 litellm[0].stop()
             elif "litellm" not in skip:
                 print("  litellm: not installed (pip install 'litellm[proxy]' to include it)")
