@@ -11,7 +11,8 @@ against the floor; and checks that every reply the upstream generated during a p
 is in the ledger exactly once.
 
 Proxy rows: `proxy` bills a tenant without limits (keys, pricing, spool and ledger, no
-quota statement); `proxy+quota` bills a tenant with a budget (one quota statement per call).
+quota statement); `proxy+quota` bills a tenant with a budget far from its limit (admitted
+from budget leases: one quota statement per lease of about 100 calls).
 """
 
 import argparse

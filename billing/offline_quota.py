@@ -64,6 +64,9 @@ class LastKnownQuota:
                 held.held_usd += charge - worst.charge
                 held.held_tokens += tokens - worst.tokens
 
+    def known(self, tenant_id: int, key_id: int, period: datetime) -> bool:
+        return (tenant_id, period) in self._tenants and (key_id, period) in self._keys
+
     def remaining(self, tenant_id: int, key_id: int, period: datetime) -> tuple[Decimal | None, int | None,
                                                                                   Decimal | None]:
         tenant, key = self._tenants[(tenant_id, period)], self._keys[(key_id, period)]

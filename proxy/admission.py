@@ -1,15 +1,18 @@
 """Quota admission for one call: reserve its worst case before it goes upstream, or refuse
 it with 429; give the reservation back when the call produced no usage."""
 
+import asyncio
 import logging
+import time
 from datetime import datetime, timedelta
 from decimal import Decimal
-from uuid import UUID
+from uuid import UUID, uuid4
 
 from billing.db.quota import Admission, admit, release
 from billing.keys import KeyGrant
 from billing.ledger import LedgerEntry
 from billing.offline_quota import UNKNOWN
+from billing.quota_lease import Lease, lease_size, worth_leasing
 from proxy import metrics
 from billing.pricebook import ResolvedPrice
 from billing.quota import Estimate, estimate, next_period_start, period_start, refusal_message
@@ -20,6 +23,8 @@ from proxy.state import ProxyState
 
 log = logging.getLogger(__name__)
 
+LEASE_IDLE_SECONDS = 10.0  # a lease no call used for this long is given back
+
 
 async def admit_call(state: ProxyState, grant: KeyGrant, request_id: UUID, started_at: datetime,
                      request: ClientRequest, price: ResolvedPrice) -> tuple[datetime, Admission | None]:
@@ -29,10 +34,15 @@ async def admit_call(state: ProxyState, grant: KeyGrant, request_id: UUID, start
         return period, None
     worst = estimate(len(request.body), request.payload, price, grant.price_multiplier,
                      state.settings.default_max_output_tokens)
+    lease = await _leased(state, grant, period, worst, started_at)
+    if lease is not None:
+        metrics.ADMISSIONS.labels("lease").inc()
+        return period, Admission(True, None, *lease.room(), estimate=worst, lease=lease)
     try:
         admission = await admit(state.engine, request_id=request_id, tenant_id=grant.tenant_id, key_id=grant.key_id,
                                 period=period, estimate=worst,
                                 expires_at=started_at + timedelta(seconds=state.settings.reservation_ttl))
+        metrics.ADMISSIONS.labels("statement").inc()
     except Exception:
         log.warning("quota admission failed: database unreachable", exc_info=log.isEnabledFor(logging.DEBUG))
         admission = _admit_offline(state, grant, period, worst)
@@ -44,6 +54,60 @@ async def admit_call(state: ProxyState, grant: KeyGrant, request_id: UUID, start
         raise ApiError(429, refusal_message(admission.refused, resets), type="insufficient_quota",
                        code="insufficient_quota")
     return period, admission
+
+
+async def _leased(state: ProxyState, grant: KeyGrant, period: datetime, worst: Estimate,
+                  started_at: datetime) -> Lease | None:
+    """A lease of this tenant's and key's month that admits the call, taking a new one (one
+    statement) when none does and the last known remainders are far from every limit."""
+    scope = (grant.tenant_id, grant.key_id, period)
+    book = state.leases
+    lease = book.admit(scope, worst, time.monotonic())
+    _release_all(state, book.take_releasable())
+    if lease is not None or not state.last_known.known(grant.tenant_id, grant.key_id, period) \
+            or not worth_leasing(worst, *state.last_known.remaining(grant.tenant_id, grant.key_id, period)):
+        return lease
+    lock = state.lease_locks.setdefault(scope, asyncio.Lock())
+    async with lock:  # one lease taken at a time per scope; the others wait and use it
+        lease = book.admit(scope, worst, time.monotonic())
+        if lease is not None:
+            return lease
+        size, lease_id = lease_size(worst), uuid4()
+        try:
+            taken = await admit(state.engine, request_id=lease_id, tenant_id=grant.tenant_id, key_id=grant.key_id,
+                                period=period, estimate=size,
+                                expires_at=started_at + timedelta(seconds=state.settings.reservation_ttl))
+        except Exception:
+            return None  # the per-call path decides (and handles an outage)
+        metrics.ADMISSIONS.labels("lease_taken").inc()
+        state.last_known.remember(grant.tenant_id, grant.key_id, period, taken.budget_remaining,
+                                  taken.tokens_remaining, taken.key_budget_remaining)
+        if not taken.admitted:
+            return None
+        book.start(scope, Lease(lease_id, size.charge, size.tokens, time.monotonic(), taken.budget_remaining,
+                                taken.tokens_remaining, taken.key_budget_remaining))
+        _release_all(state, book.take_releasable())
+        return book.admit(scope, worst, time.monotonic())
+
+
+def _release_all(state: ProxyState, leases: list[Lease]) -> None:
+    for lease in leases:
+        release_later(state, lease.id)
+
+
+async def release_idle_leases(state: ProxyState, idle_seconds: float = LEASE_IDLE_SECONDS) -> None:
+    """Give back leases nobody used for a while (run every few seconds)."""
+    for lease in state.leases.idle(time.monotonic(), idle_seconds):
+        await release(state.engine, lease.id)
+
+
+async def release_leases_now(state: ProxyState) -> None:
+    """Shutdown: give back every lease with no call in flight (the rest expire)."""
+    for lease in state.leases.all_idle():
+        try:
+            await release(state.engine, lease.id)
+        except Exception:
+            log.warning("could not release lease %s; it will expire", lease.id)
 
 
 def _admit_offline(state: ProxyState, grant: KeyGrant, period: datetime, worst: Estimate) -> Admission:
@@ -61,14 +125,18 @@ def _admit_offline(state: ProxyState, grant: KeyGrant, period: datetime, worst: 
                      offline=True, estimate=worst)
 
 
-def settle_offline(state: ProxyState, grant: KeyGrant, admission: Admission | None, period: datetime,
-                   entry: LedgerEntry | None) -> None:
-    """An offline-admitted call ended: hold its actual charge instead of its worst case."""
-    if admission is None or not admission.offline or admission.estimate is None:
+def settle_in_memory(state: ProxyState, grant: KeyGrant, admission: Admission | None, period: datetime,
+                     entry: LedgerEntry | None) -> None:
+    """A call admitted in memory (offline, or under a lease) ended: hold its actual charge
+    instead of its worst case. (The database settles every entry itself.)"""
+    if admission is None or admission.estimate is None or not (admission.offline or admission.lease):
         return
     charge = entry.charge if entry else Decimal(0)
     tokens = entry.usage.input_tokens + entry.usage.output_tokens if entry else 0
-    state.last_known.settle(grant.tenant_id, grant.key_id, period, admission.estimate, charge, tokens)
+    if admission.offline:
+        state.last_known.settle(grant.tenant_id, grant.key_id, period, admission.estimate, charge, tokens)
+    elif state.leases.end_call(admission.lease, admission.estimate, charge, tokens):
+        release_later(state, admission.lease.id)
 
 
 def remaining_headers(admission: Admission | None) -> dict[str, str]:

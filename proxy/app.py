@@ -14,6 +14,8 @@ from billing.db.quota import expire
 from proxy.admin_api import add_admin_routes
 from proxy.alerts import deliver_due_alerts
 from proxy.dashboard import add_dashboard_routes
+from billing.quota_lease import LeaseBook
+from proxy.admission import release_idle_leases, release_leases_now
 from proxy.periodic import every
 from proxy.routing import DEFAULT, Router, Upstream
 from proxy.sessions import ResponseOwners
@@ -28,6 +30,7 @@ from proxy.upstream import make_client_session
 log = logging.getLogger(__name__)
 
 ALERT_POLL_SECONDS = 1.0
+LEASE_SWEEP_SECONDS = 5.0
 LAST_EXCHANGES_SECONDS = 2.0  # after the server's grace: exchanges still running get this, then are cut
 
 
@@ -79,9 +82,12 @@ def create_app(settings: Settings, database_url: str) -> web.Application:
             writer = LedgerWriter(engine, spool, batch_size=settings.ledger_batch_size)
             writer.start()
             state = app[STATE] = ProxyState(settings, engine, http, mirror, writer,
-                                            ResponseOwners(engine), router_for(settings))
+                                            ResponseOwners(engine), router_for(settings),
+                                            leases=LeaseBook(max_age=settings.reservation_ttl / 3))
             chores = [
                 asyncio.create_task(every(30, lambda: expire(engine), "reservation expiry")),
+                asyncio.create_task(every(LEASE_SWEEP_SECONDS, lambda: release_idle_leases(state),
+                                          "lease release")),
                 asyncio.create_task(every(ALERT_POLL_SECONDS, lambda: deliver_due_alerts(
                     engine, http, settings.alert_webhook_url), "alert delivery")),
             ]
@@ -91,6 +97,7 @@ def create_app(settings: Settings, database_url: str) -> web.Application:
                 for chore in chores:
                     chore.cancel()
                 await finish_exchanges(state.inflight)
+                await release_leases_now(state)
                 await writer.close()
                 await mirror.stop()
         finally:

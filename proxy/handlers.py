@@ -15,7 +15,7 @@ from billing.keys import KeyGrant, KeyRefused, admit_key, hash_secret, model_all
 from billing.ledger import CallContext, build_entry, call_record
 from billing.usage import estimate_usage
 from proxy import metrics
-from proxy.admission import admit_call, release_later, remaining_headers, settle_offline
+from proxy.admission import admit_call, release_later, remaining_headers, settle_in_memory
 from proxy.capture import Capture
 from proxy.errors import MODEL, REQUEST_ID, ApiError
 from proxy.headers import bearer_token, client_response_headers, upstream_request_headers
@@ -131,7 +131,7 @@ async def _proxy_call(request: web.Request, *, endpoint: str, path: str) -> web.
     call = CallContext(request_id=request_id, tenant_id=grant.tenant_id, key_id=grant.key_id, endpoint=endpoint,
                        stream=client_request.stream, started_at=started_at, price=price,
                        price_multiplier=grant.price_multiplier, quota_period=period,
-                       reserved=admission is not None and not admission.offline,
+                       reserved=admission is not None and not admission.offline and admission.lease is None,
                        request_bytes=len(client_request.body), upstream=upstream.name)
     # From here the call may be billed: the spool knows of it before the upstream does, so
     # even a crash mid-call leaves an (estimated) entry behind (unless the disk fails: logged).
@@ -297,7 +297,7 @@ class _Relay:
             state.writer.spool.close_call(str(call.request_id))
             if call.reserved:
                 release_later(state, call.request_id)
-            settle_offline(state, self.grant, self.admission, call.quota_period, None)
+            settle_in_memory(state, self.grant, self.admission, call.quota_period, None)
             return
         entry = build_entry(
             call, usage, status=status, upstream_response_id=capture.response_id,
@@ -305,4 +305,4 @@ class _Relay:
         )
         state.writer.submit(entry)
         metrics.add_spend(self.grant.tenant_name, entry.charge)
-        settle_offline(state, self.grant, self.admission, call.quota_period, entry)
+        settle_in_memory(state, self.grant, self.admission, call.quota_period, entry)

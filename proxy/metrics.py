@@ -36,6 +36,9 @@ SPOOL_DEPTH = Gauge("billing_proxy_spool_entries",
                     registry=REGISTRY)
 DATABASE_UP = Gauge("billing_proxy_database_up", "1 when the ledger writer reaches the database.",
                     registry=REGISTRY)
+ADMISSIONS = Counter("billing_proxy_quota_admissions", "Calls of tenants with limits admitted, by how: "
+                     "statement (one database statement), lease (in memory, under a lease), lease_taken "
+                     "(statements that took a lease).", ["path"], registry=REGISTRY)
 OFFLINE_ADMISSIONS = Counter("billing_proxy_offline_admissions",
                              "Calls admitted against the last known quota state while the database was down.",
                              registry=REGISTRY)

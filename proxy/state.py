@@ -8,6 +8,7 @@ from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from billing.offline_quota import LastKnownQuota
+from billing.quota_lease import LeaseBook
 from proxy.ledger_writer import LedgerWriter
 from proxy.mirror import Mirror
 from proxy.routing import Router
@@ -24,7 +25,9 @@ class ProxyState:
     writer: LedgerWriter
     owners: ResponseOwners
     router: Router
-    last_known: LastKnownQuota = field(default_factory=LastKnownQuota)  # quota state for database outages
+    last_known: LastKnownQuota = field(default_factory=LastKnownQuota)  # quota state: outages and leases
+    leases: LeaseBook = field(default_factory=lambda: LeaseBook(max_age=300.0))
+    lease_locks: dict = field(default_factory=dict)
     inflight: set[asyncio.Task] = field(default_factory=set)  # upstream exchanges and releases under way
 
     def spawn(self, work) -> asyncio.Task:

@@ -26,6 +26,7 @@ class Admission:
     key_budget_remaining: Decimal | None
     offline: bool = False  # admitted against the last known state while the database was down
     estimate: Estimate | None = None  # the worst case reserved
+    lease: object | None = None  # the in-memory lease that admitted it (billing.quota_lease.Lease), if any
 
 
 @dataclass(frozen=True)
