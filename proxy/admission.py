@@ -60,7 +60,10 @@ async def _leased(state: ProxyState, grant: KeyGrant, period: datetime, worst: E
                   started_at: datetime) -> Lease | None:
     """A lease of this tenant's and key's month that admits the call, taking a new one (one
     statement) when none does and the last known remainders are far from every limit."""
-    scope = (grant.tenant_id, grant.key_id, period)
+    # The limits are part of the scope: once a changed limit reaches this replica, the old
+    # lease admits nothing more and the next one is taken under the new limit.
+    scope = (grant.tenant_id, grant.key_id, period, grant.tenant_budget_usd, grant.tenant_token_quota,
+             grant.monthly_budget_usd)
     book = state.leases
     lease = book.admit(scope, worst, time.monotonic())
     _release_all(state, book.take_releasable())

@@ -54,3 +54,22 @@ async def test_calls_far_from_the_limit_are_admitted_from_leases(proxy, engine):
         charged = (await conn.exec_driver_sql(
             "SELECT sum(charge_total), count(*) FROM ledger_entries WHERE tenant_id = %d" % tenant.id)).one()
     assert charged[1] == 301 and tenant_now.spent_usd == key_now.spent_usd == charged[0]
+
+
+async def test_a_lowered_limit_applies_at_once_despite_a_lease(proxy, engine):
+    from billing.db.tenants import update_tenant
+    await create_tenant(engine, "shrinking", monthly_budget_usd=Decimal("100"))
+    key = await issue_key(engine, "shrinking")
+    headers = {"Authorization": f"Bearer {key.secret}", "Content-Type": "application/json", **SIM_HEADERS}
+    async with aiohttp.ClientSession() as http:
+        async def status():
+            async with http.post(proxy.url + "/v1/responses", data=orjson.dumps(BODY), headers=headers) as reply:
+                return reply.status
+        assert [await status() for _ in range(3)] == [200, 200, 200]  # the third came from a lease
+        await update_tenant(engine, "shrinking", monthly_budget_usd=Decimal("0.00001"))
+        for _ in range(50):  # the mirror picks the change up within its sync interval
+            if await status() == 429:
+                break
+            await asyncio.sleep(0.1)
+        else:
+            raise AssertionError("the lowered budget never applied")
