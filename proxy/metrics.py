@@ -10,9 +10,10 @@ from decimal import Decimal
 from functools import lru_cache
 from typing import Callable
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, ProcessCollector, generate_latest
 
 REGISTRY = CollectorRegistry()
+ProcessCollector(registry=REGISTRY)  # process_resident_memory_bytes, process_start_time_seconds, ...
 
 _LATENCY_BUCKETS = (.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60, 120, 300)
 
