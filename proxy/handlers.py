@@ -137,9 +137,9 @@ async def _proxy_call(request: web.Request, *, endpoint: str, path: str) -> web.
     # even a crash mid-call leaves an (estimated) entry behind (unless the disk fails: logged).
     state.writer.spool.begin(str(request_id), call_record(call))
     headers = upstream_request_headers(request.headers.items(), upstream.api_key)
+    request[MODEL] = price.model  # the priced model: a bounded set of metric labels, whatever clients send
     # Once the call goes upstream it must be seen through and recorded even if the client
     # hangs up and the server cancels this handler: the upstream bills it either way.
-    request[MODEL] = price.model  # the priced model: a bounded set of metric labels, whatever clients send
     relay = _Relay(state, call, started, remaining_headers(admission), grant, admission)
     exchange = state.spawn(relay.exchange(request, client_request.body, headers, upstream, path,
                                           client_request.hide_usage_chunk))
