@@ -28,6 +28,7 @@ from proxy.upstream import call_upstream, chunks, read_body
 log = logging.getLogger(__name__)
 
 CLIENT_GONE = (ConnectionError, aiohttp.ClientConnectionResetError)  # writing to a client that left
+PROGRESS_SECONDS = 1.0  # how often a stream's progress is spooled (for a crash mid-stream)
 
 
 async def healthz(request: web.Request) -> web.Response:
@@ -236,6 +237,7 @@ class _Relay:
         parser = SseParser()
         chat = self.call.endpoint == "chat.completions"
         deadline: float | None = None  # once the client left: when to stop reading the upstream
+        progress_due = 0.0
         try:
             await response.prepare(request)
         except CLIENT_GONE:
@@ -248,6 +250,10 @@ class _Relay:
                         self.capture.observe_event(event)
                     elif not self.capture.observe_chat_chunk(event) and hide_usage_chunk:
                         outgoing.append(b"data: " + event.data.encode() + b"\n\n")
+                if self.capture.response_id and time.monotonic() >= progress_due:
+                    self.state.writer.spool.progress(str(self.call.request_id), self.capture.response_id,
+                                                     self.capture.output_text_bytes)
+                    progress_due = time.monotonic() + PROGRESS_SECONDS
                 if deadline is None and outgoing:
                     try:
                         for piece in outgoing:

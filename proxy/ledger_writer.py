@@ -34,9 +34,11 @@ ORPHAN_SCAN_SECONDS = 30.0  # how often segments of dead sibling processes are l
 SYNC_SECONDS = 0.1  # the spool is fsynced this often while it is written to (a machine crash loses at most this)
 
 
-def interrupted_entry(call) -> LedgerEntry:
-    """A call its process died in: billed from an estimate of its input (its output is unknown)."""
-    return build_entry(call, estimate_usage(call.request_bytes, 0), status="interrupted", upstream_response_id=None,
+def interrupted_entry(call, record: dict) -> LedgerEntry:
+    """A call its process died in: billed from an estimate of its input and of the output
+    its last progress record saw (a stream's text so far; nothing for a JSON reply)."""
+    usage = estimate_usage(call.request_bytes, record.get("output_text_bytes", 0))
+    return build_entry(call, usage, status="interrupted", upstream_response_id=record.get("upstream_response_id"),
                        finished_at=call.started_at, first_byte_ms=None, estimated=True)
 
 
@@ -188,7 +190,7 @@ class LedgerWriter:
         if replay.interrupted:
             async with self._engine.connect() as conn:
                 versions = {v.id: v for v in (await load_pricebook(conn)).all_versions()}
-            rows += [entry_row(interrupted_entry(call_from_record(record, versions)))
+            rows += [entry_row(interrupted_entry(call_from_record(record, versions), record))
                      for record in replay.interrupted.values()]
         new = 0
         for start in range(0, len(rows), self.batch_size):

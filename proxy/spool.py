@@ -8,6 +8,9 @@ JSON line per record:
   call from an estimate (tenant, key, price versions, request bytes) if the process dies
   mid-call;
 - `e` (entry): the call's final ledger row, written before it is handed to the writer;
+- `p` (progress): a stream's upstream response id and the output text seen so far,
+  written now and then, so that a call cut by the process's death is billed closer to
+  what the upstream generated (and can be matched to the upstream's bill);
 - `x` (closed): the call produced nothing to bill (an upstream error).
 
 A line reaches the kernel in one `write`, so it survives SIGKILL; `sync` fsyncs in batches
@@ -83,6 +86,8 @@ def collect(records: Iterable[dict[str, Any]], *, own: bool) -> Replay:
             replay.entries[request_id] = row
         elif kind == "b":
             begun[request_id] = row
+        elif kind == "p" and request_id in begun:
+            begun[request_id] = {**begun[request_id], **row}
         elif kind == "x":
             closed.add(request_id)
     if not own:
@@ -96,7 +101,7 @@ class Spool:
         self.directory = directory
         self.segment_bytes = segment_bytes
         self._segments: list[Segment] = []
-        self._open: dict[str, bytes] = {}  # request id -> its begin line, for calls under way
+        self._open: dict[str, dict[str, Any]] = {}  # request id -> its begin record (with progress), calls under way
         self._synced = True
 
     @property
@@ -130,9 +135,15 @@ class Spool:
     # --- the hot path: one write each -------------------------------------------------------
 
     def begin(self, request_id: str, call: dict[str, Any]) -> None:
-        line = _encode(b"b", call)
-        self._open[request_id] = line
-        self._write(line)
+        self._open[request_id] = call
+        self._write(_encode(b"b", call))
+
+    def progress(self, request_id: str, upstream_response_id: str, output_text_bytes: int) -> None:
+        call = self._open.get(request_id)
+        if call is not None:
+            update = {"upstream_response_id": upstream_response_id, "output_text_bytes": output_text_bytes}
+            call.update(update)
+            self._write(b'{"k":"p","id":"' + request_id.encode() + b'","row":' + orjson.dumps(update) + b"}\n")
 
     def close_call(self, request_id: str) -> None:
         """The call ended with nothing to bill."""
@@ -194,8 +205,8 @@ class Spool:
         self.active.sealed = True
         previous = self.active
         self._start_segment()
-        for line in self._open.values():
-            self._write(line)
+        for call in self._open.values():
+            self._write(_encode(b"b", call))
         self._maybe_delete(previous)
 
     def replayed(self, segment: Segment) -> None:

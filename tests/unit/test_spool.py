@@ -29,9 +29,11 @@ def spool(tmp_path):
     ([("b", "r1"), ("x", "r1")], False, [], []),  # ended with nothing to bill
     ([("b", "r1"), ("b", "r1"), ("e", "r1")], False, ["r1"], []),  # carried over by a rotation
     ([("b", "r1"), ("b", "r2"), ("e", "r2"), ("x", "r1"), ("b", "r3")], False, ["r2"], ["r3"]),
+    ([("b", "r1"), ("p", "r1")], False, [], ["r1"]),  # progress adds to what an interrupted call is billed
 ])
 def test_collect(records, own, entries, interrupted):
-    folded = [{"k": k, "row": row(rid, kind=k)} if k != "x" else {"k": "x", "id": rid} for k, rid in records]
+    folded = [{"k": "x", "id": rid} if k == "x" else {"k": "p", "id": rid, "row": {"output_text_bytes": 8}}
+              if k == "p" else {"k": k, "row": row(rid, kind=k)} for k, rid in records]
     replay = collect(folded, own=own)
     assert sorted(replay.entries) == entries and sorted(replay.interrupted) == interrupted
     assert all(r["kind"] == "e" for r in replay.entries.values())
@@ -40,6 +42,7 @@ def test_collect(records, own, entries, interrupted):
 
 def test_written_segments_are_deleted_and_open_calls_carried_over(spool):
     spool.begin("long", row("long", note="stream"))
+    spool.progress("long", "resp_1", 40)
     first = spool.active
     for i in range(200):  # past segment_bytes: rotates
         spool.begin(f"r{i}", row(f"r{i}"))
@@ -49,7 +52,8 @@ def test_written_segments_are_deleted_and_open_calls_carried_over(spool):
     remaining = sorted(spool.directory.glob("*.spool"))
     assert remaining == [spool.active.path]
     replay = collect(read_records(remaining), own=False)
-    assert list(replay.interrupted) == ["long"]  # the open call lives on in the newest segment
+    assert list(replay.interrupted) == ["long"]  # the open call lives on in the newest segment...
+    assert replay.interrupted["long"]["output_text_bytes"] == 40  # ...with its progress
     assert spool.depth == 0
 
 
