@@ -32,6 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.common import (Background, bench_database, free_port, ledger_count, metric, python,  # noqa: E402
                           start_proxy, start_upstream, upstream_count, BENCH)
 
+LITELLM_KEY = "sk-bench-master"
 BODIES = {
     "json": '{"model":"gpt-4o-mini","input":"Say hello."}',
     "stream": '{"model":"gpt-4o-mini","input":"Say hello.","stream":true}',
@@ -150,10 +151,14 @@ def start_litellm(upstream: str) -> tuple[Background, str] | None:
         return None
     config = tempfile.NamedTemporaryFile("w", suffix=".yaml", delete=False)
     config.write("model_list:\n  - model_name: gpt-4o-mini\n    litellm_params:\n      model: openai/gpt-4o-mini\n"
-                 f"      api_base: {upstream}/v1\n      api_key: sk-bench\n")
+                 f"      api_base: {upstream}/v1\n      api_key: sk-bench\n"
+                 f"general_settings:\n  master_key: {LITELLM_KEY}\n")
     config.close()
     port = free_port()
-    process = Background("litellm", ["litellm", "--config", config.name, "--port", str(port), "--num_workers", "1"])
+    # No database and no network: its price map from the package, not fetched.
+    process = Background("litellm", ["litellm", "--config", config.name, "--port", str(port), "--num_workers", "1"],
+                         env={"LITELLM_LOCAL_MODEL_COST_MAP": "True", "LITELLM_TELEMETRY": "False",
+                              "DATABASE_URL": ""})
     process.wait_ready(f"http://127.0.0.1:{port}/health/liveliness", timeout=120)
     return process, f"http://127.0.0.1:{port}"
 
@@ -209,7 +214,7 @@ def main() -> int:
                     print(f"{target} did not stop cleanly: see {proxy.log.name}")
             litellm = None if "litellm" in skip else start_litellm(upstream_url)
             if litellm:
-                results += measure("litellm", litellm[0], litellm[1], "sk-bench", modes, connections, args.duration)
+                results += measure("litellm", litellm[0], litellm[1], LITELLM_KEY, modes, connections, args.duration)
                 litellm[0].stop()
             elif "litellm" not in skip:
                 print("  litellm: not installed (pip install 'litellm[proxy]' to include it)")

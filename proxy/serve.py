@@ -31,6 +31,16 @@ def run_server(settings: Settings, database_url: str, host: str, port: int, *, r
                 loop=uvloop.new_event_loop() if uvloop else None)
 
 
+def _die_with_parent() -> None:
+    """In a worker, before it starts: SIGTERM it when the supervisor dies, however it dies
+    (Linux; elsewhere a killed supervisor leaves its workers running)."""
+    try:
+        import ctypes
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
 def run_workers(workers: int, database_url: str, worker_args: list[str]) -> int:
     """Start `workers` copies of `billing-proxy ... serve --reuse-port`, restart one that dies,
     and pass SIGTERM / SIGINT on to all of them. Exit status 0 when all stopped cleanly."""
@@ -45,7 +55,10 @@ def run_workers(workers: int, database_url: str, worker_args: list[str]) -> int:
             if process.poll() is None:
                 process.send_signal(signal.SIGTERM)
 
-    processes = [subprocess.Popen(command, env=env) for _ in range(workers)]
+    def start() -> subprocess.Popen:
+        return subprocess.Popen(command, env=env, preexec_fn=_die_with_parent)
+
+    processes = [start() for _ in range(workers)]
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
     while True:
@@ -56,7 +69,7 @@ def run_workers(workers: int, database_url: str, worker_args: list[str]) -> int:
             if code is not None and not stopping:
                 log.error("worker %d exited with status %s; starting another", process.pid, code)
                 time.sleep(RESTART_PAUSE_SECONDS)
-                processes[index] = subprocess.Popen(command, env=env)
+                processes[index] = start()
         time.sleep(0.2)
     codes = [p.returncode for p in processes]
     return 0 if all(code == 0 for code in codes) else 1
