@@ -38,11 +38,12 @@ def free_port() -> int:
 class Background:
     """A process in the background, its output in a temporary file."""
 
-    def __init__(self, name: str, command: list[str], env: dict[str, str] | None = None):
+    def __init__(self, name: str, command: list[str], env: dict[str, str | None] | None = None):
+        """`env` is laid over this process's environment; a None value removes the variable."""
         self.name = name
         self.log = tempfile.NamedTemporaryFile(prefix=f"bench-{name}-", suffix=".log", delete=False)
-        self.popen = subprocess.Popen(command, env={**os.environ, **(env or {})}, stdout=self.log,
-                                      stderr=subprocess.STDOUT)
+        merged = {k: v for k, v in {**os.environ, **(env or {})}.items() if v is not None}
+        self.popen = subprocess.Popen(command, env=merged, stdout=self.log, stderr=subprocess.STDOUT)
 
     def wait_ready(self, url: str, timeout: float = 60) -> None:
         deadline = time.monotonic() + timeout

@@ -158,7 +158,7 @@ def start_litellm(upstream: str) -> tuple[Background, str] | None:
     # No database and no network: its price map from the package, not fetched.
     process = Background("litellm", ["litellm", "--config", config.name, "--port", str(port), "--num_workers", "1"],
                          env={"LITELLM_LOCAL_MODEL_COST_MAP": "True", "LITELLM_TELEMETRY": "False",
-                              "DATABASE_URL": ""})
+                              "DATABASE_URL": None})
     process.wait_ready(f"http://127.0.0.1:{port}/health/liveliness", timeout=120)
     return process, f"http://127.0.0.1:{port}"
 
