@@ -11,7 +11,7 @@ inside the reserved lease), which only ever errs towards refusing. A lease stops
 when full or older than its maximum age; it is released once its last call ended.
 """
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Hashable
 from uuid import UUID
@@ -36,7 +36,7 @@ class Lease:
     held_tokens: int = 0
     calls: int = 0  # admitted and not yet ended
     retired: bool = False  # admits nothing more; released when its last call ends
-    last_used: float = field(default=0.0)
+    last_used: float = 0.0  # monotonic seconds of the last call it admitted
 
     def fits(self, worst: Estimate) -> bool:
         return self.held_usd + worst.charge <= self.usd and self.held_tokens + worst.tokens <= self.tokens

@@ -83,7 +83,7 @@ def create_app(settings: Settings, database_url: str) -> web.Application:
             writer.start()
             state = app[STATE] = ProxyState(settings, engine, http, mirror, writer,
                                             ResponseOwners(engine), router_for(settings),
-                                            leases=LeaseBook(max_age=settings.reservation_ttl / 3))
+                                            LeaseBook(max_age=settings.reservation_ttl / 3))
             chores = [
                 asyncio.create_task(every(30, lambda: expire(engine), "reservation expiry")),
                 asyncio.create_task(every(LEASE_SWEEP_SECONDS, lambda: release_idle_leases(state),

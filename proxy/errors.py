@@ -54,14 +54,16 @@ async def error_middleware(request: web.Request, handler) -> web.StreamResponse:
     request[REQUEST_ID] = request_id
     token = current_request_id.set(str(request_id))
     started = time.perf_counter()
-    response = await _answer(request, handler)
+    try:
+        response = await _answer(request, handler)
+    finally:
+        current_request_id.reset(token)
     endpoint = _ENDPOINTS.get(request.path)
     if endpoint:
         metrics.requests_counter(endpoint, request.get(MODEL, ""), response.status).inc()
         metrics.request_seconds(endpoint).observe(time.perf_counter() - started)
     if not response.prepared:
         response.headers.setdefault("x-request-id", str(request_id))
-    current_request_id.reset(token)
     return response
 
 

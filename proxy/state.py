@@ -25,9 +25,9 @@ class ProxyState:
     writer: LedgerWriter
     owners: ResponseOwners
     router: Router
+    leases: LeaseBook  # budget leases of this replica
     last_known: LastKnownQuota = field(default_factory=LastKnownQuota)  # quota state: outages and leases
-    leases: LeaseBook = field(default_factory=lambda: LeaseBook(max_age=300.0))
-    lease_locks: dict = field(default_factory=dict)
+    lease_locks: dict[tuple, asyncio.Lock] = field(default_factory=dict)  # one lease taken at a time per scope
     inflight: set[asyncio.Task] = field(default_factory=set)  # upstream exchanges and releases under way
 
     def spawn(self, work) -> asyncio.Task:

@@ -70,7 +70,9 @@ async def test_each_fault_is_a_clear_status_and_each_generated_reply_is_billed_o
 
 
 async def test_refused_connection_is_retried_once_then_502_and_not_billed(
-        start_proxy, tenant_key, engine, unused_tcp_port_factory):
+        start_proxy, tenant_key, engine, unused_tcp_port_factory, monkeypatch):
+    import proxy.upstream
+    monkeypatch.setattr(proxy.upstream, "RETRY_PAUSE_SECONDS", 1.0)  # wide margins on both sides of the start
     port = unused_tcp_port_factory()
     url, state = await start_proxy(upstream_base_url=f"http://127.0.0.1:{port}/v1")
     late_upstream = []
@@ -78,7 +80,7 @@ async def test_refused_connection_is_retried_once_then_502_and_not_billed(
     async def upstream_comes_up():  # between the first attempt and the retry
         from tests.conftest import UPSTREAM_KEY
         from proxy.simulator import create_simulator
-        await asyncio.sleep(0.05)
+        await asyncio.sleep(0.3)
         runner = aiohttp.web.AppRunner(create_simulator(api_key=UPSTREAM_KEY))
         await runner.setup()
         await aiohttp.web.TCPSite(runner, "127.0.0.1", port).start()
@@ -87,10 +89,13 @@ async def test_refused_connection_is_retried_once_then_502_and_not_billed(
     status, _ = await post(url, tenant_key.secret, {"model": "gpt-4o-mini", "input": "x"})
     assert status == 502
     coming = asyncio.create_task(upstream_comes_up())
+    started = time.monotonic()
     status, body = await post(url, tenant_key.secret, {"model": "gpt-4o-mini", "input": "x"})
+    retried_after = time.monotonic() - started
     await coming
     await late_upstream[0].cleanup()
     assert status == 200, body  # the retry reached it: nothing had been sent the first time
+    assert retried_after >= 1.0  # the first attempt was refused, the second came after the pause
     assert len(await ledger(state, engine)) == 1
 
 
