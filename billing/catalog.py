@@ -17,8 +17,11 @@ from billing.pricing import PriceVersion, Tier
 
 EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 PRICE_FIELDS = ("input", "output", "cached", "cache_write", "reasoning")
-MODEL_FIELDS = {"source", "as_of", "effective_from", "aliases", "tiers", "max_output_tokens", *PRICE_FIELDS}
+MODEL_FIELDS = {"source", "as_of", "effective_from", "aliases", "tiers", "max_output_tokens", "service_tiers",
+                "tools", "cache_storage", *PRICE_FIELDS}
+SERVICE_TIER_FIELDS = {"tiers", *PRICE_FIELDS}
 TIER_FIELDS = {"up_to_input_tokens", *PRICE_FIELDS}
+NAME_PATTERN = re.compile(r"[a-z][a-z0-9_.-]{0,31}")  # service tiers and tools
 
 
 class CatalogError(ValueError):
@@ -69,15 +72,18 @@ def _parse_model(name: str, spec: Any, where: str, origin: str):
     unknown = set(spec) - MODEL_FIELDS
     if unknown:
         raise CatalogError(f"{where}.{sorted(unknown)[0]}: unknown field")
-    if "tiers" in spec:
-        if any(f in spec for f in PRICE_FIELDS):
-            raise CatalogError(f"{where}: give prices either in `tiers` or at the top, not both")
-        raw_tiers = spec["tiers"]
-        if not isinstance(raw_tiers, list) or not raw_tiers:
-            raise CatalogError(f"{where}.tiers: must be a non-empty array of tables")
-        tiers = tuple(_parse_tier(t, f"{where}.tiers[{i}]") for i, t in enumerate(raw_tiers))
-    else:
-        tiers = (_parse_tier(spec, where, top_level=True),)
+    tiers = _parse_tiers(spec, where)
+    service_tiers = {}
+    for tier_name, tier_spec in _named_table(spec.get("service_tiers", {}), f"{where}.service_tiers").items():
+        tier_where = f"{where}.service_tiers.{tier_name}"
+        if not isinstance(tier_spec, dict):
+            raise CatalogError(f"{tier_where}: must be a table of prices")
+        unknown = set(tier_spec) - SERVICE_TIER_FIELDS
+        if unknown:
+            raise CatalogError(f"{tier_where}.{sorted(unknown)[0]}: unknown field")
+        service_tiers[tier_name] = _parse_tiers(tier_spec, tier_where)
+    tools = {name: parse_price(price, f"{where}.tools.{name}")
+             for name, price in _named_table(spec.get("tools", {}), f"{where}.tools").items()}
     aliases = spec.get("aliases", [])
     if not isinstance(aliases, list) or not all(isinstance(a, str) and a for a in aliases):
         raise CatalogError(f"{where}.aliases: must be an array of names or patterns")
@@ -91,10 +97,35 @@ def _parse_model(name: str, spec: Any, where: str, origin: str):
             tiers=tiers,
             source=str(spec.get("source") or origin),
             max_output_tokens=cap,
+            service_tiers=service_tiers,
+            tools=tools,
+            cache_storage=parse_price(spec.get("cache_storage"), f"{where}.cache_storage"),
         )
     except ValueError as exc:
         raise CatalogError(f"{where}.tiers: {exc}") from exc
     return version, aliases
+
+
+def _parse_tiers(spec: dict, where: str) -> tuple[Tier, ...]:
+    """Prices at the top of `spec`, or an array `tiers` of them."""
+    if "tiers" not in spec:
+        return (_parse_tier(spec, where, top_level=True),)
+    if any(f in spec for f in PRICE_FIELDS):
+        raise CatalogError(f"{where}: give prices either in `tiers` or at the top, not both")
+    raw_tiers = spec["tiers"]
+    if not isinstance(raw_tiers, list) or not raw_tiers:
+        raise CatalogError(f"{where}.tiers: must be a non-empty array of tables")
+    return tuple(_parse_tier(t, f"{where}.tiers[{i}]") for i, t in enumerate(raw_tiers))
+
+
+def _named_table(value: Any, where: str) -> dict:
+    """A table keyed by service tier or tool names (lower case, digits, `_.-`)."""
+    if not isinstance(value, dict):
+        raise CatalogError(f"{where}: must be a table")
+    for name in value:
+        if not NAME_PATTERN.fullmatch(name):
+            raise CatalogError(f"{where}.{name}: not a valid name (lower case letters, digits, _ . -)")
+    return value
 
 
 def _parse_tier(spec: Any, where: str, top_level: bool = False) -> Tier:

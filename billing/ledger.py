@@ -7,7 +7,7 @@ from typing import Any, Mapping
 from uuid import UUID
 
 from billing.pricebook import ResolvedPrice
-from billing.pricing import Cost, PriceVersion, cache_savings, charge_of, price_usage
+from billing.pricing import Cost, PriceVersion, cache_savings, charge_of, exact_sum, price_usage, unpriced
 from billing.usage import Usage
 
 
@@ -18,7 +18,7 @@ class CallContext:
     request_id: UUID  # minted before the upstream call: the idempotency key
     tenant_id: int
     key_id: int
-    endpoint: str  # "responses" | "chat.completions"
+    endpoint: str  # "responses" | "chat.completions" | "embeddings" | "responses.compact"
     stream: bool
     started_at: datetime
     price: ResolvedPrice
@@ -84,6 +84,17 @@ def call_from_record(record: Mapping[str, Any], versions: Mapping[int, PriceVers
         upstream=record["upstream"])
 
 
+def tenant_charge(usage: Usage, cost: Cost, call: CallContext) -> Decimal:
+    """What the tenant pays: its own price where it has one (tools and storage it does not
+    price pass through at the upstream's cost), else the upstream cost times its multiplier."""
+    own = call.price.tenant_version
+    if own is None:
+        return charge_of(cost.total, call.price_multiplier)
+    own_cost = price_usage(usage, own)
+    return exact_sum((own_cost.total, cost.tool_calls if not own.tools else Decimal(0),
+                      cost.cache_storage if own.cache_storage is None else Decimal(0)))
+
+
 def build_entry(
     call: CallContext,
     usage: Usage,
@@ -94,12 +105,9 @@ def build_entry(
     first_byte_ms: int | None,
     estimated: bool = False,
 ) -> LedgerEntry:
+    usage = usage.with_flags(*unpriced(usage, call.price.version))
     cost = price_usage(usage, call.price.version)
-    tenant_version = call.price.tenant_version
-    if tenant_version is not None:
-        charge = price_usage(usage, tenant_version).total
-    else:
-        charge = charge_of(cost.total, call.price_multiplier)
+    charge = tenant_charge(usage, cost, call)
     return LedgerEntry(
         request_id=call.request_id,
         tenant_id=call.tenant_id,
@@ -118,7 +126,7 @@ def build_entry(
         cost=cost,
         charge=charge,
         price_multiplier=call.price_multiplier,
-        charge_price_version_id=tenant_version.id if tenant_version else None,
+        charge_price_version_id=call.price.tenant_version.id if call.price.tenant_version else None,
         quota_period=call.quota_period,
         cache_savings=cache_savings(usage, call.price.version),
         estimated=estimated,

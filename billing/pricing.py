@@ -3,16 +3,23 @@
 Prices are USD per 1,000,000 tokens as `Decimal`. Every cost is exactly
 tokens x price / 1,000,000: the arithmetic runs in a decimal context wide enough that
 nothing is ever rounded (a cost has at most a few dozen significant digits).
+
+Besides tokens, a price may charge for built-in tool calls (USD per 1,000 calls of each
+tool) and for cache storage (USD per 1,000,000 tokens per hour stored, BytePlus), and may
+differ per service tier: the tier the response reports it was served in picks the prices.
 """
 
 import decimal
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
+from typing import Mapping
 
 from billing.usage import Usage
 
 PER_MILLION = Decimal(1_000_000)
+PER_THOUSAND = Decimal(1_000)
+DEFAULT_SERVICE_TIERS = frozenset({None, "", "auto", "default", "standard"})  # the standard prices
 CACHED_DEFAULT_SHARE = Decimal("0.1")  # cached input at 10% of input unless priced
 _EXACT = decimal.Context(prec=60, traps=[decimal.Inexact, decimal.InvalidOperation])
 
@@ -58,24 +65,42 @@ class PriceVersion:
     source: str = ""
     tenant_id: int | None = None  # set: this tenant's own price (what it is charged), not the upstream's
     max_output_tokens: int | None = None  # the model's largest reply, for worst-case quota estimates
+    # Prices of other service tiers ("flex", "priority", ...), each tiered like `tiers`.
+    service_tiers: Mapping[str, tuple[Tier, ...]] = field(default_factory=dict, hash=False)
+    tools: Mapping[str, Decimal] = field(default_factory=dict, hash=False)  # USD per 1,000 calls
+    cache_storage: Decimal | None = None  # USD per 1M tokens per hour of storage
 
     def __post_init__(self) -> None:
-        if not self.tiers:
-            raise ValueError(f"price of {self.model!r} has no tiers")
-        bounds = [t.up_to_input_tokens for t in self.tiers]
-        if None in bounds[:-1]:
-            raise ValueError(f"price of {self.model!r}: only the last tier may be unbounded")
-        finite = [b for b in bounds if b is not None]
-        if finite != sorted(set(finite)):
-            raise ValueError(f"price of {self.model!r}: tier bounds must strictly increase")
+        for name, tiers in (("default", self.tiers), *self.service_tiers.items()):
+            _check_tiers(self.model, name, tiers)
+        if any(name in DEFAULT_SERVICE_TIERS for name in self.service_tiers):
+            raise ValueError(f"price of {self.model!r}: the standard prices are the `tiers` themselves")
 
-    def tier_for(self, input_tokens: int) -> Tier:
+    def prices_service_tier(self, service_tier: str | None) -> bool:
+        return service_tier in DEFAULT_SERVICE_TIERS or service_tier in self.service_tiers
+
+    def tier_for(self, input_tokens: int, service_tier: str | None = None) -> Tier:
         """The first tier whose bound covers the input; past the last bound, the last tier
-        (an upstream that accepted a longer input is still billed, never dropped)."""
-        for tier in self.tiers:
+        (an upstream that accepted a longer input is still billed, never dropped). A service
+        tier without prices of its own is priced at the standard ones (and flagged by
+        `price_usage`)."""
+        tiers = self.service_tiers.get(service_tier or "", self.tiers)
+        for tier in tiers:
             if tier.up_to_input_tokens is None or input_tokens <= tier.up_to_input_tokens:
                 return tier
-        return self.tiers[-1]
+        return tiers[-1]
+
+
+def _check_tiers(model: str, service_tier: str, tiers: tuple[Tier, ...]) -> None:
+    where = f"price of {model!r}" + ("" if service_tier == "default" else f", service tier {service_tier!r}")
+    if not tiers:
+        raise ValueError(f"{where} has no tiers")
+    bounds = [t.up_to_input_tokens for t in tiers]
+    if None in bounds[:-1]:
+        raise ValueError(f"{where}: only the last tier may be unbounded")
+    finite = [b for b in bounds if b is not None]
+    if finite != sorted(set(finite)):
+        raise ValueError(f"{where}: tier bounds must strictly increase")
 
 
 @dataclass(frozen=True)
@@ -87,12 +112,13 @@ class Cost:
     cache_write: Decimal
     output: Decimal
     reasoning: Decimal
+    tool_calls: Decimal = Decimal(0)  # built-in tools, per call
+    cache_storage: Decimal = Decimal(0)  # cached context kept by the upstream, per token-hour
 
     @property
     def total(self) -> Decimal:
-        return _sum(
-            (self.uncached_input, self.cached_input, self.cache_write, self.output, self.reasoning)
-        )
+        return _sum((self.uncached_input, self.cached_input, self.cache_write, self.output, self.reasoning,
+                     self.tool_calls, self.cache_storage))
 
 
 def _sum(values) -> Decimal:
@@ -107,7 +133,7 @@ def _component(tokens: int, price_per_million: Decimal) -> Decimal:
 
 
 def cost_of(usage: Usage, tier: Tier) -> Cost:
-    """The contract's formula (CONTRACT.md section 5), exactly."""
+    """The contract's formula (CONTRACT.md section 5) for the tokens, exactly."""
     return Cost(
         uncached_input=_component(usage.uncached_input_tokens, tier.input),
         cached_input=_component(usage.cached_tokens, tier.cached_price),
@@ -117,13 +143,39 @@ def cost_of(usage: Usage, tier: Tier) -> Cost:
     )
 
 
+def tool_calls_cost(usage: Usage, version: PriceVersion) -> Decimal:
+    """Each tool's calls at its price per 1,000 calls; a tool without a price costs nothing
+    here and is flagged by `unpriced`."""
+    return _sum(_EXACT.divide(_EXACT.multiply(Decimal(count), version.tools[name]), PER_THOUSAND)
+                for name, count in usage.tool_calls if name in version.tools)
+
+
+def cache_storage_cost(usage: Usage, version: PriceVersion) -> Decimal:
+    if not usage.cache_storage_token_hours or version.cache_storage is None:
+        return Decimal(0)
+    return _component(usage.cache_storage_token_hours, version.cache_storage)
+
+
 def price_usage(usage: Usage, version: PriceVersion) -> Cost:
-    return cost_of(usage, version.tier_for(usage.input_tokens))
+    tokens = cost_of(usage, version.tier_for(usage.input_tokens, usage.service_tier))
+    return Cost(tokens.uncached_input, tokens.cached_input, tokens.cache_write, tokens.output, tokens.reasoning,
+                tool_calls=tool_calls_cost(usage, version), cache_storage=cache_storage_cost(usage, version))
+
+
+def unpriced(usage: Usage, version: PriceVersion) -> tuple[str, ...]:
+    """What the usage holds that `version` has no price for (billed at the standard prices, or
+    at nothing), as flags for the ledger entry: an operator must add the price."""
+    flags = [f"tool_unpriced:{name}" for name, count in usage.tool_calls if count and name not in version.tools]
+    if not version.prices_service_tier(usage.service_tier):
+        flags.append(f"service_tier_unpriced:{usage.service_tier}")
+    if usage.cache_storage_token_hours and version.cache_storage is None:
+        flags.append("cache_storage_unpriced")
+    return tuple(flags)
 
 
 def cache_savings(usage: Usage, version: PriceVersion) -> Decimal:
     """What the cached tokens would have cost at the input price, minus what they cost."""
-    tier = version.tier_for(usage.input_tokens)
+    tier = version.tier_for(usage.input_tokens, usage.service_tier)
     return _component(usage.cached_tokens, _EXACT.subtract(tier.input, tier.cached_price))
 
 

@@ -11,7 +11,9 @@ from billing.pricing import exact_sum
 
 DIMENSIONS = ("tenant", "key", "model", "day")
 TOKEN_FIELDS = ("input_tokens", "cached_tokens", "cache_write_tokens", "output_tokens", "reasoning_tokens")
-COST_FIELDS = ("cost_uncached_input", "cost_cached_input", "cost_cache_write", "cost_output", "cost_reasoning")
+COUNT_FIELDS = (*TOKEN_FIELDS, "tool_calls")  # summed per row: tokens, and calls of built-in tools
+COST_FIELDS = ("cost_uncached_input", "cost_cached_input", "cost_cache_write", "cost_output", "cost_reasoning",
+               "cost_tool_calls", "cost_cache_storage")
 
 
 def parse_month(text: str) -> tuple[datetime, datetime]:
@@ -41,7 +43,7 @@ def parse_dimensions(text: str | None) -> tuple[str, ...]:
 class ReportRow:
     group: dict[str, str]
     requests: int
-    tokens: dict[str, int]
+    tokens: dict[str, int]  # COUNT_FIELDS: tokens and tool calls
     costs: dict[str, Decimal]
     cost: Decimal  # the upstream's price
     charge: Decimal  # what the tenants are charged (markups, discounts, own prices)
@@ -90,7 +92,7 @@ def row_dict(row: ReportRow) -> dict:
 
 
 def report_columns(report: Report) -> list[str]:
-    return [*report.by, *(["key_id"] if "key" in report.by else []), "requests", *TOKEN_FIELDS, "cost", "charge",
+    return [*report.by, *(["key_id"] if "key" in report.by else []), "requests", *COUNT_FIELDS, "cost", "charge",
             "cache_savings", "estimated_requests", "estimated_charge", *COST_FIELDS]
 
 

@@ -5,13 +5,18 @@ Pure: no I/O. Both wire shapes map onto one `Usage`:
   output_tokens, output_tokens_details.reasoning_tokens
 - Chat Completions: prompt_tokens, prompt_tokens_details.cached_tokens,
   completion_tokens, completion_tokens_details.reasoning_tokens
+- Embeddings: prompt_tokens (and total_tokens) only
+- BytePlus adds `tool_usage: {web_search: N, mcp: N, knowledge_search: N}`: calls of
+  built-in tools, billed per call.
+What the rest of a reply bills (tool-call items, the service tier, cache storage) is read
+by `billing.reply`.
 
 Inconsistent numbers (cached > input, reasoning > output, negatives, non-integers) are
 kept as received in `raw` but flagged, and the billable counts are clamped so that no
 component can ever be negative or counted twice.
 """
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Mapping
 
 
@@ -22,8 +27,23 @@ class Usage:
     cache_write_tokens: int = 0
     output_tokens: int = 0
     reasoning_tokens: int = 0
+    tool_calls: tuple[tuple[str, int], ...] = ()  # (tool, calls), sorted by tool
+    service_tier: str | None = None  # the tier the upstream reports it served the call in
+    cache_storage_tokens: int = 0  # tokens the upstream keeps cached for this reply...
+    cache_storage_hours: int = 0  # ...for this many (started) hours; negative in a credit
     flags: tuple[str, ...] = ()
     raw: Mapping[str, Any] = field(default_factory=dict, compare=False)
+
+    @property
+    def cache_storage_token_hours(self) -> int:
+        return self.cache_storage_tokens * self.cache_storage_hours
+
+    @property
+    def tool_call_count(self) -> int:
+        return sum(count for _, count in self.tool_calls)
+
+    def with_flags(self, *flags: str) -> "Usage":
+        return replace(self, flags=self.flags + tuple(f for f in flags if f not in self.flags))
 
     @property
     def uncached_input_tokens(self) -> int:
@@ -38,12 +58,19 @@ class Usage:
         return self.input_tokens + self.output_tokens
 
 
-def estimate_usage(input_bytes: int, output_text_bytes: int) -> Usage:
+def estimate_usage(input_bytes: int, output_text_bytes: int, floor: Usage | None = None) -> Usage:
     """Usage for a call whose upstream never reported any: about 4 bytes of text a token,
-    counted from the request and from the output that passed through. Flagged."""
-    return Usage(input_tokens=-(-input_bytes // 4), output_tokens=-(-output_text_bytes // 4),
-                 flags=("estimated",), raw={"estimated_from_bytes": {"input": input_bytes,
-                                                                     "output_text": output_text_bytes}})
+    counted from the request and from the output that passed through, and never less than
+    a running total the upstream reported before it stopped (`floor`). Flagged."""
+    raw: dict[str, Any] = {"estimated_from_bytes": {"input": input_bytes, "output_text": output_text_bytes}}
+    estimate = Usage(input_tokens=-(-input_bytes // 4), output_tokens=-(-output_text_bytes // 4),
+                     flags=("estimated",), raw=raw)
+    if floor is None:
+        return estimate
+    raw["running_usage"] = dict(floor.raw)
+    return replace(floor, input_tokens=max(floor.input_tokens, estimate.input_tokens),
+                   output_tokens=max(floor.output_tokens, estimate.output_tokens),
+                   flags=("estimated", *floor.flags), raw=raw)
 
 
 def _count(value: Any, name: str, flags: list[str]) -> int:
@@ -74,7 +101,7 @@ def parse_usage(block: Any) -> Usage | None:
         output_details = _details(block, "output_tokens_details")
         input_tokens = _count(block.get("input_tokens"), "input_tokens", flags)
         output_tokens = _count(block.get("output_tokens"), "output_tokens", flags)
-    elif "prompt_tokens" in block or "completion_tokens" in block:
+    elif "prompt_tokens" in block or "completion_tokens" in block:  # chat completions, embeddings
         input_details = _details(block, "prompt_tokens_details")
         output_details = _details(block, "completion_tokens_details")
         input_tokens = _count(block.get("prompt_tokens"), "input_tokens", flags)
@@ -104,6 +131,15 @@ def parse_usage(block: Any) -> Usage | None:
         cache_write_tokens=cache_write,
         output_tokens=output_tokens,
         reasoning_tokens=reasoning,
+        tool_calls=_tool_usage(block.get("tool_usage"), flags),
         flags=tuple(flags),
         raw=dict(block),
     )
+
+
+def _tool_usage(value: Any, flags: list[str]) -> tuple[tuple[str, int], ...]:
+    """BytePlus `usage.tool_usage`: calls per built-in tool (null or absent: none)."""
+    if not isinstance(value, Mapping):
+        return ()
+    counts = ((str(name)[:64], _count(count, "tool_usage", flags)) for name, count in value.items())
+    return tuple(sorted((name, count) for name, count in counts if count))

@@ -1,8 +1,16 @@
-"""Watch a Responses API reply go by and pick out what billing needs. Pure.
+"""Watch a reply go by and pick out what billing needs. Pure.
 
 Only the few events that matter are decoded (`response.created` for the id, the terminal
-`response.completed` / `response.incomplete` / `response.failed` for usage); every other
-event passes by undecoded.
+`response.completed` / `response.incomplete` / `response.failed` for usage, and text
+deltas for an estimate should usage never come); every other event passes by undecoded.
+Streams framed with `data:` lines only (no `event:`) carry their type inside the data, so
+there each frame is decoded. A BytePlus `data: {"error": ...}` frame counts as an error
+event.
+
+Chat Completions streams carry usage in the last chunk (`include_usage`) or a running total
+in every chunk (BytePlus `chunk_include_usage`): the last one wins, and it is final only
+once the usage-only chunk or `data: [DONE]` arrived. A stream cut before that keeps its
+running total only as the floor of an estimate.
 """
 
 from dataclasses import dataclass
@@ -10,7 +18,8 @@ from typing import Any
 
 import orjson
 
-from billing.usage import Usage, parse_usage
+from billing.reply import reply_usage
+from billing.usage import Usage
 from proxy.sse import SseEvent
 
 TERMINAL_EVENTS = {
@@ -18,11 +27,10 @@ TERMINAL_EVENTS = {
     "response.incomplete": "incomplete",
     "response.failed": "failed",
 }
-_WATCHED = {"response.created", *TERMINAL_EVENTS}
-# Text the client received, counted to estimate output tokens when no usage ever comes.
-_TEXT_DELTAS = {"response.output_text.delta", "response.reasoning_text.delta",
-                "response.reasoning_summary_text.delta", "response.refusal.delta",
-                "response.function_call_arguments.delta"}
+_WATCHED = {"response.created", "response.queued", *TERMINAL_EVENTS}
+# Every `*.delta` event carries generated text (output, reasoning, tool arguments, BytePlus'
+# own types): counted to estimate output tokens when no usage ever comes.
+_DELTA_SUFFIX = ".delta"
 
 
 @dataclass
@@ -32,27 +40,30 @@ class Capture:
     usage: Usage | None = None
     output_text_bytes: int = 0  # text deltas passed through, for an estimate
     error_event: bool = False  # the stream carried an `error` event
+    running_usage: Usage | None = None  # chat: the last running total, not yet known final
 
     def observe_event(self, event: SseEvent) -> None:
         name = event.event
-        if name in _TEXT_DELTAS:
-            self._count_delta(event.data, "delta")
+        payload = None
+        if name is None:  # a stream without `event:` lines: the type is inside the data
+            payload = _decode(event.data)
+            if payload is None:
+                return
+            name = payload.get("type")
+            if name is None and "error" in payload:
+                name = "error"  # BytePlus: `data: {"error": {...}}`
+            if not isinstance(name, str):
+                return
+        if name.endswith(_DELTA_SUFFIX):
+            self._count_delta(payload if payload is not None else _decode(event.data))
             return
         if name == "error":
             self.error_event = True
             return
-        if name is None:  # a stream without `event:` lines: the type is inside the data
-            if '"response.' not in event.data:
-                return
-            payload = _decode(event.data)
-            name = payload.get("type") if payload else None
-        elif name in _WATCHED:
-            payload = _decode(event.data)
-        else:
+        if name not in _WATCHED:
             return
-        if name not in _WATCHED or not payload:
-            return
-        response = payload.get("response")
+        payload = payload if payload is not None else _decode(event.data)
+        response = payload.get("response") if payload else None
         if not isinstance(response, dict):
             return
         self._take_response(response)
@@ -61,24 +72,34 @@ class Capture:
 
     def observe_chat_chunk(self, event: SseEvent) -> bool:
         """A Chat Completions stream chunk; True if it is the usage-only chunk."""
-        if self.response_id is None and event.data.startswith("{"):
-            chunk = _decode(event.data)
+        data = event.data
+        if data == "[DONE]":
+            if self.running_usage is not None:
+                self.usage, self.status = self.running_usage, "completed"
+            return False
+        if self.response_id is None and data.startswith("{"):
+            chunk = _decode(data)
             if chunk and isinstance(chunk.get("id"), str):
                 self.response_id = chunk["id"]
-        if '"content"' in event.data:
-            self._count_content(event.data)
-        if '"prompt_tokens"' not in event.data:
+        if '"content"' in data:
+            self._count_content(data)
+        if '"error"' in data and data.startswith('{"error"'):
+            self.error_event = True
             return False
-        chunk = _decode(event.data)
-        usage = parse_usage(chunk.get("usage")) if chunk else None
+        if '"prompt_tokens"' not in data:
+            return False
+        chunk = _decode(data)
+        usage = reply_usage(chunk) if chunk else None
         if usage is None:
             return False
-        self.usage, self.status = usage, "completed"
-        return not chunk.get("choices")
+        self.running_usage = usage
+        usage_only = not chunk.get("choices")
+        if usage_only:  # OpenAI's `include_usage` chunk: the final total
+            self.usage, self.status = usage, "completed"
+        return usage_only
 
-    def _count_delta(self, data: str, field: str) -> None:
-        payload = _decode(data)
-        text = payload.get(field) if payload else None
+    def _count_delta(self, payload: dict[str, Any] | None) -> None:
+        text = payload.get("delta") if payload else None
         if isinstance(text, str):
             self.output_text_bytes += len(text.encode())
 
@@ -101,7 +122,7 @@ class Capture:
         response_id = response.get("id")
         if isinstance(response_id, str):
             self.response_id = response_id
-        usage = parse_usage(response.get("usage"))
+        usage = reply_usage(response)
         if usage is not None:
             self.usage = usage
 

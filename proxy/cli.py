@@ -26,7 +26,7 @@ from proxy.dashboard_html import statement_page
 from billing.db.tenants import (AlreadyExists, Conflict, NotFound, create_tenant, get_tenant, list_tenants,
                                 update_tenant)
 from billing.pricing import PriceVersion, Tier, exact_sum
-from billing.report import (COST_FIELDS, TOKEN_FIELDS, money, parse_dimensions, parse_month, report_columns,
+from billing.report import (COST_FIELDS, COUNT_FIELDS, money, parse_dimensions, parse_month, report_columns,
                             report_csv_text, report_dict, row_dict)
 from proxy.app import merged_catalog
 from proxy.logs import configure_logging
@@ -283,7 +283,7 @@ def cmd_report(args, settings: Settings) -> None:
         if report.by and rows:
             rows.append({columns[0]: "TOTAL", "requests": report.total_requests, "cost": report.total_cost,
                          "charge": report.total_charge, "cache_savings": report.total_cache_savings,
-                         **{f: sum(r.tokens[f] for r in report.rows) for f in TOKEN_FIELDS},
+                         **{f: sum(r.tokens[f] for r in report.rows) for f in COUNT_FIELDS},
                          **{f: exact_sum(r.costs[f] for r in report.rows) for f in COST_FIELDS}})
         scope = f", tenant {report.tenant}" if report.tenant else ""
         print(f"Cost report for {report.month}{scope} (USD)")

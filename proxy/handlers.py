@@ -294,7 +294,7 @@ class _Relay:
             # The upstream took the call (200) but its usage never came: an `error` event, a
             # stream cut or abandoned, a broken body. It may still bill it, so it is recorded
             # from an estimate, flagged, never as zero.
-            usage = estimate_usage(call.request_bytes, capture.output_text_bytes)
+            usage = estimate_usage(call.request_bytes, capture.output_text_bytes, capture.running_usage)
             status, estimated = "usage_missing", True
             log.warning("call %s ended without usage (%s); recorded from an estimate", call.request_id,
                         "error event" if capture.error_event else "no reply in time" if self.first_byte_ms is None

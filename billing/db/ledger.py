@@ -36,11 +36,17 @@ def entry_row(entry: LedgerEntry) -> dict:
         "cache_write_tokens": usage.cache_write_tokens,
         "output_tokens": usage.output_tokens,
         "reasoning_tokens": usage.reasoning_tokens,
+        "service_tier": usage.service_tier,
+        "tool_calls": dict(usage.tool_calls),
+        "cache_storage_tokens": usage.cache_storage_tokens,
+        "cache_storage_hours": usage.cache_storage_hours,
         "cost_uncached_input": cost.uncached_input,
         "cost_cached_input": cost.cached_input,
         "cost_cache_write": cost.cache_write,
         "cost_output": cost.output,
         "cost_reasoning": cost.reasoning,
+        "cost_tool_calls": cost.tool_calls,
+        "cost_cache_storage": cost.cache_storage,
         "cost_total": cost.total,
         "price_multiplier": entry.price_multiplier,
         "charge_price_version_id": entry.charge_price_version_id,
@@ -77,7 +83,7 @@ def row_from_json(data: dict[str, Any]) -> dict[str, Any]:
 
 
 _COLUMNS = [c for c in ledger_entries.columns if c.name != "recorded_at"]
-_JSON_COLUMNS = {"usage_flags", "raw_usage"}  # sent as JSON text
+_JSON_COLUMNS = {"usage_flags", "raw_usage", "tool_calls"}  # sent as JSON text
 
 
 def _array_type(column) -> str:

@@ -4,13 +4,13 @@ the same totals recomputed from raw ledger entries, for reconciliation."""
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import String, cast, func, select
+from sqlalchemy import String, cast, func, literal_column, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from billing.db.tables import api_keys, ledger_daily, ledger_entries, quota_usage, tenants
-from billing.report import COST_FIELDS, TOKEN_FIELDS, Report, ReportRow, parse_month
+from billing.report import COST_FIELDS, COUNT_FIELDS, Report, ReportRow, parse_month
 
-SUMMED = (*TOKEN_FIELDS, *COST_FIELDS, "cost_total", "charge_total", "cache_savings")
+SUMMED = (*COUNT_FIELDS, *COST_FIELDS, "cost_total", "charge_total", "cache_savings")
 ESTIMATED = ("estimated_requests", "estimated_charge")  # calls that ended without usage, priced from an estimate
 
 
@@ -54,17 +54,23 @@ def _row(row, by: tuple[str, ...]) -> ReportRow:
     if "key" in by:
         group["key_id"] = values["key_id"]
     return ReportRow(group=group, requests=int(values["requests"]),
-                     tokens={f: int(values[f]) for f in TOKEN_FIELDS}, costs={f: values[f] for f in COST_FIELDS},
+                     tokens={f: int(values[f]) for f in COUNT_FIELDS}, costs={f: values[f] for f in COST_FIELDS},
                      cost=values["cost_total"], charge=values["charge_total"], cache_savings=values["cache_savings"],
                      estimated_requests=int(values["estimated_requests"]), estimated_charge=values["estimated_charge"])
+
+
+# An entry keeps its calls per tool as JSON; its rollup keeps their sum.
+_ENTRY_TOOL_CALLS = literal_column(
+    "(SELECT coalesce(sum(value::bigint), 0) FROM jsonb_each_text(ledger_entries.tool_calls))")
 
 
 async def ledger_totals(engine: AsyncEngine, start: datetime, end: datetime) -> dict[tuple[int, int, str, str], dict]:
     """Per (tenant, key, model, day): sums straight from the ledger entries."""
     led = ledger_entries
     day = func.date(func.timezone("UTC", led.c.started_at))
+    summed = [func.sum(_ENTRY_TOOL_CALLS if f == "tool_calls" else led.c[f]).label(f) for f in SUMMED]
     query = (select(led.c.tenant_id, led.c.key_id, led.c.model, cast(day, String).label("day"),
-                    func.count().label("requests"), *[func.sum(led.c[f]).label(f) for f in SUMMED],
+                    func.count().label("requests"), *summed,
                     func.count().filter(led.c.estimated).label("estimated_requests"),
                     func.coalesce(func.sum(led.c.charge_total).filter(led.c.estimated), 0).label("estimated_charge"))
              .where(led.c.started_at >= start, led.c.started_at < end)

@@ -90,6 +90,8 @@ price_versions = Table(
     Column("fingerprint", Text, nullable=True, unique=True),
     Column("tenant_id", BigInteger, ForeignKey("tenants.id"), nullable=True),  # a tenant's own price
     Column("max_output_tokens", BigInteger, nullable=True),  # the model's output cap, for quota estimates
+    Column("tools", JSONB, nullable=False, server_default="{}"),  # USD per 1,000 calls per tool (0009)
+    Column("cache_storage", Numeric, nullable=True),  # USD per 1M tokens per hour stored
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     _revision(),
 )
@@ -99,6 +101,7 @@ price_tiers = Table(
     metadata,
     Column("version_id", BigInteger, ForeignKey("price_versions.id"), primary_key=True),
     Column("position", Integer, primary_key=True),
+    Column("service_tier", Text, nullable=False, server_default="default"),  # default | flex | priority | ...
     Column("up_to_input_tokens", BigInteger, nullable=True),
     Column("input", Numeric, nullable=False),
     Column("output", Numeric, nullable=False),
@@ -138,11 +141,17 @@ ledger_entries = Table(
     Column("cache_write_tokens", BigInteger, nullable=False),
     Column("output_tokens", BigInteger, nullable=False),
     Column("reasoning_tokens", BigInteger, nullable=False),
+    Column("service_tier", Text, nullable=True),  # as the upstream reported it (migration 0009)
+    Column("tool_calls", JSONB, nullable=False, server_default="{}"),  # calls per built-in tool
+    Column("cache_storage_tokens", BigInteger, nullable=False, server_default="0"),  # kept cached upstream...
+    Column("cache_storage_hours", Integer, nullable=False, server_default="0"),  # ...this long (< 0: credit)
     Column("cost_uncached_input", Numeric, nullable=False),
     Column("cost_cached_input", Numeric, nullable=False),
     Column("cost_cache_write", Numeric, nullable=False),
     Column("cost_output", Numeric, nullable=False),
     Column("cost_reasoning", Numeric, nullable=False),
+    Column("cost_tool_calls", Numeric, nullable=False, server_default="0"),
+    Column("cost_cache_storage", Numeric, nullable=False, server_default="0"),
     Column("cost_total", Numeric, nullable=False),  # what the upstream charges us
     Column("price_multiplier", Numeric, nullable=False, server_default="1"),
     Column("charge_price_version_id", BigInteger, ForeignKey("price_versions.id"), nullable=True),
@@ -201,9 +210,10 @@ alerts = Table(
     Column("last_error", Text, nullable=True),
 )
 
-_DAILY_TOKENS = ("input_tokens", "cached_tokens", "cache_write_tokens", "output_tokens", "reasoning_tokens")
+_DAILY_TOKENS = ("input_tokens", "cached_tokens", "cache_write_tokens", "output_tokens", "reasoning_tokens",
+                 "tool_calls")
 _DAILY_MONEY = ("cost_uncached_input", "cost_cached_input", "cost_cache_write", "cost_output", "cost_reasoning",
-                "cost_total", "charge_total", "cache_savings")
+                "cost_tool_calls", "cost_cache_storage", "cost_total", "charge_total", "cache_savings")
 
 # Daily rollups per tenant, key and model, kept by a ledger trigger (migration 0005).
 ledger_daily = Table(

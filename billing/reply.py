@@ -1,0 +1,90 @@
+"""What a whole reply (a Response or chat completion object) bills: its usage block, plus
+what the upstream charges outside the token counts. Pure.
+
+- **Service tier**: the `service_tier` the reply reports it was served in (which may differ
+  from the one requested) picks the prices.
+- **Built-in tools**: BytePlus counts them in `usage.tool_usage`; OpenAI bills each
+  `web_search_call` and `file_search_call` output item, and each code-interpreter
+  container (counted once per distinct `container_id` in the reply).
+- **Cache storage** (BytePlus ModelArk): a response stored with `caching: {type:
+  enabled}` keeps its context cached until `expire_at` (3 days after `created_at` when
+  the reply does not say), billed per token per started hour. The context is the reply's
+  input plus its visible output (what a continuation reads back as cached); a prefix cache
+  (`caching.prefix: true`) stores the input only, and only from 256 tokens on, below which
+  ModelArk creates none.
+"""
+
+import math
+from collections import Counter
+from dataclasses import replace
+from decimal import Decimal
+from typing import Any, Mapping
+
+from billing.usage import Usage, parse_usage
+
+DEFAULT_CACHE_LIFETIME_SECONDS = 3 * 24 * 3600
+PREFIX_CACHE_MIN_TOKENS = 256
+SECONDS_PER_HOUR = 3600
+_TOOL_ITEMS = {"web_search_call": "web_search", "file_search_call": "file_search"}
+_STORED_STATUSES = {"completed", "incomplete"}
+
+
+def reply_usage(reply: Mapping[str, Any]) -> Usage | None:
+    """Everything `reply` bills; None when it carries no usage (yet)."""
+    usage = parse_usage(reply.get("usage"))
+    if usage is None:
+        return None
+    tier = reply.get("service_tier")
+    tokens, hours = cache_storage(reply, usage)
+    return replace(usage, tool_calls=usage.tool_calls or tool_calls_in_output(reply.get("output")),
+                   service_tier=tier[:32] if isinstance(tier, str) else None,
+                   cache_storage_tokens=tokens, cache_storage_hours=hours)
+
+
+def tool_calls_in_output(output: Any) -> tuple[tuple[str, int], ...]:
+    if not isinstance(output, list):
+        return ()
+    counts: Counter[str] = Counter()
+    containers = set()
+    for item in output:
+        if not isinstance(item, Mapping):
+            continue
+        kind = item.get("type")
+        if kind in _TOOL_ITEMS:
+            counts[_TOOL_ITEMS[kind]] += 1
+        elif kind == "code_interpreter_call":
+            containers.add(str(item.get("container_id")))
+    if containers:
+        counts["code_interpreter"] = len(containers)
+    return tuple(sorted(counts.items()))
+
+
+def cache_storage(reply: Mapping[str, Any], usage: Usage) -> tuple[int, int]:
+    """(tokens stored, hours billed) for a reply the upstream keeps in its context cache."""
+    caching = reply.get("caching")
+    if not isinstance(caching, Mapping) or caching.get("type") != "enabled":
+        return 0, 0
+    if reply.get("store") is False or reply.get("status") not in _STORED_STATUSES:
+        return 0, 0
+    if caching.get("prefix") is True:
+        tokens = usage.input_tokens if usage.input_tokens >= PREFIX_CACHE_MIN_TOKENS else 0
+    else:
+        tokens = usage.input_tokens + usage.visible_output_tokens
+    created = _seconds(reply.get("created_at"))
+    expires = _seconds(reply.get("expire_at"))
+    if not tokens or created is None:
+        return 0, 0
+    if expires is None:
+        expires = created + DEFAULT_CACHE_LIFETIME_SECONDS
+    return tokens, storage_hours(created, expires)
+
+
+def storage_hours(start: Decimal | int, end: Decimal | int) -> int:
+    """Started hours from `start` to `end` (Unix seconds); storage is billed by the hour."""
+    return max(0, math.ceil(Decimal(end - start) / SECONDS_PER_HOUR))
+
+
+def _seconds(value: Any) -> Decimal | None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    return Decimal(value) if isinstance(value, int) else Decimal(str(value))

@@ -1,0 +1,199 @@
+"""Service tiers, built-in tool calls, cache storage and cache writes: hand-worked cases,
+what a reply bills, and properties against an exact reference."""
+
+from datetime import datetime, timezone
+from decimal import Decimal
+from fractions import Fraction
+
+import pytest
+from hypothesis import given, strategies as st
+
+from billing.catalog import CatalogError, parse_catalog
+from billing.pricing import PriceVersion, Tier, price_usage, unpriced
+from billing.reply import cache_storage, reply_usage, tool_calls_in_output
+from billing.usage import Usage, parse_usage
+
+D = Decimal
+NOW = datetime(2026, 11, 25, tzinfo=timezone.utc)
+
+GPT5 = PriceVersion(
+    "gpt-5", NOW, (Tier(input=D("1.25"), cached=D("0.125"), output=D("10.00")),),
+    service_tiers={"flex": (Tier(input=D("0.625"), cached=D("0.0625"), output=D("5.00")),),
+                   "priority": (Tier(input=D("2.50"), cached=D("0.25"), output=D("20.00")),)},
+    tools={"web_search": D("10.00"), "file_search": D("2.50"), "code_interpreter": D("30.00")})
+SEED = PriceVersion("seed-1-6", NOW, (Tier(input=D("0.25"), cached=D("0.05"), output=D("2.00"),
+                                           up_to_input_tokens=128_000),
+                                      Tier(input=D("0.50"), cached=D("0.05"), output=D("4.00"))),
+                    tools={"web_search": D("5.00")}, cache_storage=D("0.0083"))
+TERRA = PriceVersion("gpt-5.6-terra", NOW, (Tier(input=D("2.50"), cached=D("0.25"), cache_write=D("3.125"),
+                                                 output=D("15.00")),))
+
+
+def used(tier=None, tools=(), storage=(0, 0), **tokens) -> Usage:
+    return Usage(service_tier=tier, tool_calls=tuple(tools), cache_storage_tokens=storage[0],
+                 cache_storage_hours=storage[1], **tokens)
+
+
+CALL = dict(input_tokens=1000, cached_tokens=200, output_tokens=500, reasoning_tokens=100)
+# (version, usage, tool cost, storage cost, total) -- worked out by hand in the comments.
+CASES = [
+    # standard: 800 x 1.25 + 200 x 0.125 + 400 x 10 + 100 x 10, / 1M = 0.001 + 0.000025 + 0.004 + 0.001
+    (GPT5, used(**CALL), D(0), D(0), D("0.006025")),
+    # "default" and "auto" are the standard prices too
+    (GPT5, used("default", **CALL), D(0), D(0), D("0.006025")),
+    # flex: 800 x 0.625 + 200 x 0.0625 + 400 x 5 + 100 x 5, / 1M = 0.0005 + 0.0000125 + 0.002 + 0.0005;
+    # two web searches at 10 USD per 1,000 calls: 0.02
+    (GPT5, used("flex", [("web_search", 2)], **CALL), D("0.02"), D(0), D("0.0230125")),
+    # priority: 800 x 2.5 + 200 x 0.25 + 400 x 20 + 100 x 20, / 1M = 0.002 + 0.00005 + 0.008 + 0.002;
+    # one file search (0.0025) and one container (0.03)
+    (GPT5, used("priority", [("code_interpreter", 1), ("file_search", 1)], **CALL), D("0.0325"), D(0),
+     D("0.04455")),
+    # a tier with no price of its own ("scale") is priced at the standard prices
+    (GPT5, used("scale", **CALL), D(0), D(0), D("0.006025")),
+    # seed tier 1: 1000 x 0.25 + 200 x 2, / 1M = 0.00025 + 0.0004 = 0.00065; storage 1200 tokens x 72 h x 0.0083 / 1M
+    # = 86400 x 0.0083 / 1M = 0.00071712; three web searches at 5 per 1,000 = 0.015
+    (SEED, used(None, [("web_search", 3)], (1200, 72), input_tokens=1000, output_tokens=200),
+     D("0.015"), D("0.00071712"), D("0.01636712")),
+    # a credit for 70 hours not stored: 1200 x -70 x 0.0083 / 1M = -0.0006972
+    (SEED, used(None, (), (1200, -70)), D(0), D("-0.0006972"), D("-0.0006972")),
+    # cache writes at 1.25x input: 600 x 2.5 + 400 x 3.125 + 100 x 15, / 1M = 0.0015 + 0.00125 + 0.0015
+    (TERRA, used(input_tokens=1000, cache_write_tokens=400, output_tokens=100), D(0), D(0), D("0.00425")),
+]
+
+
+@pytest.mark.parametrize(("version", "usage", "tools", "storage", "total"), CASES)
+def test_components_hand_worked(version, usage, tools, storage, total):
+    cost = price_usage(usage, version)
+    assert cost.tool_calls == tools
+    assert cost.cache_storage == storage
+    assert cost.total == total
+
+
+def test_what_a_price_cannot_price_is_flagged():
+    usage = used("scale", [("web_search", 1), ("image_generation", 2)], (100, 1))
+    assert unpriced(usage, GPT5) == ("tool_unpriced:image_generation", "service_tier_unpriced:scale",
+                                     "cache_storage_unpriced")
+    assert unpriced(used("flex", [("web_search", 1)]), GPT5) == ()
+
+
+def test_service_tier_tiers_are_checked():
+    with pytest.raises(ValueError, match="service tier 'flex'"):
+        PriceVersion("m", NOW, (Tier(D(1), D(1)),), service_tiers={"flex": ()})
+    with pytest.raises(ValueError, match="standard prices"):
+        PriceVersion("m", NOW, (Tier(D(1), D(1)),), service_tiers={"default": (Tier(D(1), D(1)),)})
+
+
+# --- what a reply bills ---------------------------------------------------------------------
+
+USAGE = {"input_tokens": 300, "input_tokens_details": {"cached_tokens": 0, "cache_write_tokens": 0},
+         "output_tokens": 50, "output_tokens_details": {"reasoning_tokens": 20}, "total_tokens": 350}
+
+
+def test_openai_tool_items_and_service_tier():
+    output = [{"type": "web_search_call", "id": "ws_1", "status": "completed", "action": {"type": "search"}},
+              {"type": "reasoning", "id": "rs_1", "summary": []},
+              {"type": "web_search_call", "id": "ws_2", "status": "completed", "action": {"type": "search"}},
+              {"type": "file_search_call", "id": "fs_1", "queries": ["q"], "status": "completed"},
+              {"type": "code_interpreter_call", "id": "ci_1", "container_id": "cntr_a", "status": "completed"},
+              {"type": "code_interpreter_call", "id": "ci_2", "container_id": "cntr_a", "status": "completed"},
+              {"type": "code_interpreter_call", "id": "ci_3", "container_id": "cntr_b", "status": "completed"},
+              {"type": "message", "id": "msg_1", "content": []}]
+    usage = reply_usage({"status": "completed", "service_tier": "priority", "output": output, "usage": USAGE})
+    assert usage.tool_calls == (("code_interpreter", 2), ("file_search", 1), ("web_search", 2))
+    assert usage.service_tier == "priority"
+    assert usage.cache_storage_token_hours == 0
+
+
+def test_byteplus_tool_usage_is_the_count_when_present():
+    block = {**USAGE, "tool_usage": {"web_search": 3, "mcp": 0, "knowledge_search": None}}
+    output = [{"type": "web_search_call", "id": "ws_1", "status": "completed"}]
+    assert reply_usage({"output": output, "usage": block}).tool_calls == (("web_search", 3),)
+    assert parse_usage({**USAGE, "tool_usage": {"web_search": -1}}).flags == ("tool_usage_negative",)
+    assert tool_calls_in_output("not a list") == ()
+
+
+def byteplus(caching, **fields):
+    return {"id": "resp_1", "status": "completed", "created_at": 1_000_000, "caching": caching, "usage": USAGE,
+            **fields}
+
+
+@pytest.mark.parametrize(("reply", "expected"), [
+    # session cache: input 300 + visible output 30, for the default 3 days = 72 hours
+    (byteplus({"type": "enabled"}), (330, 72)),
+    # an explicit expire_at one second past the hour: two started hours
+    (byteplus({"type": "enabled"}, expire_at=1_000_000 + 3601), (330, 2)),
+    # a prefix cache keeps the input only, and none below 256 tokens
+    (byteplus({"type": "enabled", "prefix": True}), (300, 72)),
+    (byteplus({"type": "enabled", "prefix": True}, usage={**USAGE, "input_tokens": 255}), (0, 0)),
+    # nothing stored: caching off, store false, a failed reply
+    (byteplus({"type": "disabled"}), (0, 0)),
+    (byteplus(None), (0, 0)),
+    (byteplus({"type": "enabled"}, store=False), (0, 0)),
+    (byteplus({"type": "enabled"}, status="failed"), (0, 0)),
+])
+def test_byteplus_cache_storage(reply, expected):
+    usage = parse_usage(reply["usage"])
+    assert cache_storage(reply, usage) == expected
+    assert reply_usage(reply).cache_storage_token_hours == expected[0] * expected[1]
+
+
+def test_catalog_reads_service_tiers_tools_and_storage():
+    catalog = parse_catalog("""
+[models."gpt-5"]
+input = "1.25"
+output = "10.00"
+tools = { web_search = "10.00" }
+[models."gpt-5".service_tiers.flex]
+input = "0.625"
+output = "5.00"
+[[models."gpt-5".service_tiers.long.tiers]]
+up_to_input_tokens = 10
+input = "1"
+output = "1"
+[[models."gpt-5".service_tiers.long.tiers]]
+input = "2"
+output = "2"
+[models.seed]
+input = "0.25"
+output = "2"
+cache_storage = "0.0083"
+""", "test")
+    gpt5, seed = catalog.versions
+    assert gpt5.tools == {"web_search": D("10.00")}
+    assert gpt5.tier_for(1, "flex").input == D("0.625")
+    assert gpt5.tier_for(11, "long").input == D("2")
+    assert seed.cache_storage == D("0.0083")
+    for bad in ('tools = { "Web Search" = "1" }', 'tools = { web_search = -1 }',
+                'service_tiers = { flex = { input = "1", output = "1", bogus = 1 } }'):
+        with pytest.raises(CatalogError):
+            parse_catalog(f'[models.m]\ninput = "1"\noutput = "1"\n{bad}\n', "test")
+
+
+# --- properties -----------------------------------------------------------------------------
+
+prices = st.decimals(min_value=0, max_value=1000, places=6, allow_nan=False, allow_infinity=False)
+counts = st.integers(min_value=0, max_value=1_000_000)
+tool_names = st.sampled_from(["web_search", "file_search", "code_interpreter", "mcp"])
+
+
+@given(st.dictionaries(tool_names, prices), st.dictionaries(tool_names, counts), st.none() | prices,
+       counts, st.integers(-200, 200))
+def test_tool_and_storage_costs_equal_exact_reference(tool_prices, calls, storage_price, tokens, hours):
+    version = PriceVersion("m", NOW, (Tier(D(0), D(0)),), tools=tool_prices, cache_storage=storage_price)
+    usage = used(tools=sorted(calls.items()), storage=(tokens, hours))
+    f = lambda d: Fraction(str(d))  # noqa: E731
+    tools = sum((count * f(tool_prices[name]) / 1000 for name, count in calls.items() if name in tool_prices),
+                Fraction(0))
+    storage = tokens * hours * f(storage_price) / 1_000_000 if storage_price is not None else Fraction(0)
+    cost = price_usage(usage, version)
+    assert Fraction(str(cost.tool_calls)) == tools
+    assert Fraction(str(cost.cache_storage)) == storage
+    assert Fraction(str(cost.total)) == tools + storage
+
+
+@given(st.sampled_from([None, "auto", "default", "flex", "priority", "scale"]), counts, counts)
+def test_the_reported_service_tier_picks_the_prices(tier, input_tokens, output_tokens):
+    usage = used(tier, input_tokens=input_tokens, output_tokens=output_tokens)
+    expected = {"flex": D("0.5"), "priority": D(2)}.get(tier, D(1))
+    standard = price_usage(used(None, input_tokens=input_tokens, output_tokens=output_tokens), GPT5).total
+    assert price_usage(usage, GPT5).total == standard * expected
