@@ -103,6 +103,30 @@ def _check_tiers(model: str, service_tier: str, tiers: tuple[Tier, ...]) -> None
         raise ValueError(f"{where}: tier bounds must strictly increase")
 
 
+class NoStandardPrice(ValueError):
+    """A service tier's price was set for a model that has no standard price to keep."""
+
+
+def revised(current: PriceVersion | None, tiers: tuple[Tier, ...], *, model: str, effective_from: datetime, source: str,
+            tenant_id: int | None = None, service_tier: str | None = None,
+            tools: Mapping[str, Decimal] | None = None, cache_storage: Decimal | None = None) -> PriceVersion:
+    """The version an operator's `prices set` makes: `tiers` as the standard prices, or as the
+    prices of `service_tier`; tool and storage prices laid over the current version's, which
+    also lends everything else (so setting the flex price keeps the standard one)."""
+    carried = current.service_tiers if current else {}
+    if service_tier in DEFAULT_SERVICE_TIERS:
+        standard, service_tiers = tiers, dict(carried)
+    elif current is None:
+        raise NoStandardPrice(f"{model!r} has no standard price yet; set it before the {service_tier!r} price")
+    else:
+        standard, service_tiers = current.tiers, {**carried, service_tier: tiers}
+    return PriceVersion(
+        model=model, effective_from=effective_from, tiers=standard, source=source, tenant_id=tenant_id,
+        max_output_tokens=current.max_output_tokens if current else None, service_tiers=service_tiers,
+        tools={**(current.tools if current else {}), **(tools or {})},
+        cache_storage=cache_storage if cache_storage is not None else (current.cache_storage if current else None))
+
+
 @dataclass(frozen=True)
 class Cost:
     """Each component of a request's cost, in USD."""

@@ -24,7 +24,7 @@ from billing.db.prices import load_pricebook, set_price
 from billing.db.reports import monthly_report
 from billing.db.tenants import AlreadyExists, Conflict, NotFound, create_tenant, get_tenant, list_tenants, \
     update_tenant
-from billing.pricing import PriceVersion, Tier
+from billing.pricing import NoStandardPrice, Tier, revised
 from billing.report import parse_dimensions, report_csv_text, report_dict
 from proxy import admin_models as m
 from proxy.errors import ApiError, error_response
@@ -136,8 +136,14 @@ async def prices_set(engine, ids, body: m.PriceSet, query):
                    reasoning=body.reasoning)
         bounded = sorted((Tier(up_to_input_tokens=int(bound), **tier.model_dump()) for bound, tier in body.tiers.items()),
                          key=lambda t: t.up_to_input_tokens)
-        version = PriceVersion(model=body.model, effective_from=body.effective_from or datetime.now(timezone.utc),
-                               tiers=(*bounded, top), source=ACTOR, tenant_id=body.tenant_id)
+        effective_from = body.effective_from or datetime.now(timezone.utc)
+        async with engine.connect() as conn:
+            current = (await load_pricebook(conn)).version_at(body.model, effective_from, body.tenant_id)
+        version = revised(current, (*bounded, top), model=body.model, effective_from=effective_from, source=ACTOR,
+                          tenant_id=body.tenant_id, service_tier=body.service_tier, tools=body.tools,
+                          cache_storage=body.cache_storage)
+    except NoStandardPrice as exc:
+        raise ApiError(409, str(exc), code="conflict", param="service_tier") from None
     except ValueError as exc:
         raise ApiError(400, str(exc), param="tiers") from None
     version_id = await set_price(engine, version, actor=ACTOR)
@@ -184,7 +190,8 @@ OPERATIONS = (
               errors=(400, 401, 404, 409)),
     Operation("GET", "/admin/prices", prices_list, "Prices in force (or at a moment, or every version)",
               m.PriceList, query=m.PricesQuery, errors=(400, 401)),
-    Operation("POST", "/admin/prices", prices_set, "Add a price version", m.PriceVersionOut, 201, body=m.PriceSet),
+    Operation("POST", "/admin/prices", prices_set, "Add a price version", m.PriceVersionOut, 201, body=m.PriceSet,
+              errors=(400, 401, 404, 409)),
     Operation("GET", "/admin/reports", report, "Monthly cost report", m.ReportOut, query=m.ReportQuery,
               errors=(400, 401)),
     Operation("GET", "/admin/reports.csv", report_csv, "Monthly cost report as CSV (one header row, exact decimals)",

@@ -205,6 +205,9 @@ class KeysQuery(Query):
 
 # --- prices -----------------------------------------------------------------------------
 
+PRICE_NAME = r"^[a-z][a-z0-9_.-]{0,31}$"  # service tiers and tools, as in the catalog
+
+
 class TierIn(Strict):
     """Prices for requests with at most as many input tokens as the tier's key says."""
 
@@ -228,6 +231,12 @@ class PriceSet(Strict):
     reasoning: Money | None = None
     tiers: Annotated[dict[TierBound, TierIn], Field(max_length=20,
                                                     json_schema_extra={"additionalProperties": False})] = {}
+    service_tier: Annotated[str, Field(pattern=PRICE_NAME)] | None = Field(
+        None, description="these are the prices of this service tier (flex, priority, ...); the others are kept")
+    tools: Annotated[dict[Annotated[str, Field(pattern=PRICE_NAME)], Money],
+                     Field(max_length=20, description="USD per 1,000 calls of each built-in tool",
+                           json_schema_extra={"propertyNames": {"pattern": PRICE_NAME}})] = {}
+    cache_storage: Money | None = Field(None, description="USD per 1M tokens per hour of cache storage")
     effective_from: AwareDatetime | None = None
     tenant_id: Id | None = None
 
@@ -243,12 +252,15 @@ class PriceRow(BaseModel):
     tenant: str | None
     version: int
     effective_from: datetime
+    service_tier: str
     up_to_input_tokens: int | None
     input: MoneyOut
     cached: MoneyOut
     cache_write: MoneyOut
     output: MoneyOut
     reasoning: MoneyOut
+    tools: str
+    cache_storage: MoneyOut | None
     source: str
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from billing.catalog import CatalogError
+from billing.catalog import NAME_PATTERN, CatalogError
 from billing.db.engine import embedded_database_url, make_engine
 from billing.db.alerts import list_alerts
 from billing.db.audit import list_audit
@@ -25,7 +25,7 @@ from billing.statement import statement_csv, statement_from
 from proxy.dashboard_html import statement_page
 from billing.db.tenants import (AlreadyExists, Conflict, NotFound, create_tenant, get_tenant, list_tenants,
                                 update_tenant)
-from billing.pricing import PriceVersion, Tier, exact_sum
+from billing.pricing import Tier, exact_sum, revised
 from billing.report import (COST_FIELDS, COUNT_FIELDS, money, parse_dimensions, parse_month, report_columns,
                             report_csv_text, report_dict, row_dict)
 from proxy.app import merged_catalog
@@ -65,6 +65,13 @@ def _run_db(settings: Settings, action) -> None:
             await engine.dispose()
 
     asyncio.run(runner())
+
+
+def _tool_price(text: str) -> tuple[str, Decimal]:
+    name, equals, price = text.partition("=")
+    if not equals or not NAME_PATTERN.fullmatch(name):
+        raise argparse.ArgumentTypeError(f"{text!r} is not NAME=USD_PER_1000_CALLS, e.g. web_search=10.00")
+    return name, _decimal(price)
 
 
 def _decimal(text: str) -> Decimal:
@@ -244,8 +251,8 @@ def cmd_audit(args, settings: Settings) -> None:
     _run_db(settings, action)
 
 
-PRICE_COLUMNS = ["model", "tenant", "version", "effective_from", "up_to_input_tokens", "input", "cached",
-                 "cache_write", "output", "reasoning", "source"]
+PRICE_COLUMNS = ["model", "tenant", "version", "effective_from", "service_tier", "up_to_input_tokens", "input",
+                 "cached", "cache_write", "output", "reasoning", "tools", "cache_storage", "source"]
 
 
 def cmd_prices(args, settings: Settings) -> None:
@@ -254,8 +261,12 @@ def cmd_prices(args, settings: Settings) -> None:
             tier = Tier(input=args.input, output=args.output, cached=args.cached,
                         cache_write=args.cache_write, reasoning=args.reasoning)
             tenant_id = (await get_tenant(engine, args.tenant)).id if args.tenant else None
-            version = PriceVersion(model=args.model, effective_from=args.effective_from or datetime.now(timezone.utc),
-                                   tiers=(tier,), source="cli", tenant_id=tenant_id)
+            effective_from = args.effective_from or datetime.now(timezone.utc)
+            async with engine.connect() as conn:
+                current = (await load_pricebook(conn)).version_at(args.model, effective_from, tenant_id)
+            version = revised(current, (tier,), model=args.model, effective_from=effective_from, source="cli",
+                              tenant_id=tenant_id, service_tier=args.service_tier, tools=dict(args.tool or ()),
+                              cache_storage=args.cache_storage)  # ValueError: exit 1 with its message
             version_id = await set_price(engine, version, actor=actor())
             print(to_json({"model": args.model, "version": version_id, "effective_from": version.effective_from})
                   if args.format == "json" else f"price version {version_id} of {args.model} set")
@@ -432,6 +443,11 @@ def build_parser() -> argparse.ArgumentParser:
     pset.add_argument("--cached", type=_decimal, metavar="USD", help="default: 10%% of --input")
     pset.add_argument("--cache-write", type=_decimal, metavar="USD", help="default: --input")
     pset.add_argument("--reasoning", type=_decimal, metavar="USD", help="default: --output")
+    pset.add_argument("--service-tier", metavar="NAME", help="these are the prices of this service tier (flex, "
+                      "priority, ...); the other tiers' prices are kept")
+    pset.add_argument("--tool", action="append", type=_tool_price, metavar="NAME=USD_PER_1000_CALLS",
+                      help="price of a built-in tool's calls (repeatable): web_search=10.00")
+    pset.add_argument("--cache-storage", type=_decimal, metavar="USD", help="per 1M tokens per hour of cache storage")
     pset.add_argument("--effective-from", type=_timestamp, metavar="ISO8601", help="default: now")
     pset.add_argument("--format", choices=("table", "json"), default="table")
     prices.set_defaults(handler=cmd_prices)

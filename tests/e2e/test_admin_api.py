@@ -174,6 +174,13 @@ async def test_prices_and_reports_through_the_admin_api(admin):
     assert status == 201 and version["model"] == "tiered-model"
     status, prices = await admin.call("GET", "/admin/prices", model="tiered-model", at="2026-06-01T00:00:00Z")
     assert [(p["up_to_input_tokens"], p["input"]) for p in prices["data"]] == [(128000, "0.25"), (None, "0.50")]
+    status, _ = await admin.call("POST", "/admin/prices", {
+        "model": "tiered-model", "service_tier": "priority", "input": "1.00", "output": "8.00",
+        "tools": {"web_search": "10"}, "effective_from": "2026-07-01T00:00:00Z"})
+    status, prices = await admin.call("GET", "/admin/prices", model="tiered-model", at="2026-07-02T00:00:00Z")
+    assert [(p["service_tier"], p["up_to_input_tokens"], p["input"], p["tools"]) for p in prices["data"]] == [
+        ("default", 128000, "0.25", "web_search=10"), ("default", None, "0.50", "web_search=10"),
+        ("priority", None, "1.00", "web_search=10")]
     status, report = await admin.call("GET", "/admin/reports", month="2026-11", by="tenant,model")
     assert status == 200 and report["total_cost"] == "0.00" and report["by"] == ["tenant", "model"]
 

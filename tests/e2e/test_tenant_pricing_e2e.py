@@ -83,3 +83,24 @@ def test_prices_cli_sets_versions_and_lists_history(database_url, monkeypatch, c
     with pytest.raises(SystemExit) as refused:
         main(["prices", "set", "cli-model", "--input", "-1", "--output", "1"])
     assert refused.value.code == 2 and "must be a non-negative number" in capsys.readouterr().err
+
+
+def test_prices_cli_sets_service_tier_tool_and_storage_prices(database_url, monkeypatch, capsys):
+    monkeypatch.setenv("DATABASE_URL", database_url)
+    assert main(["prices", "set", "tiered-cli", "--service-tier", "flex", "--input", "1", "--output", "2"]) == 1
+    assert "no standard price yet" in capsys.readouterr().err
+    assert main(["prices", "set", "tiered-cli", "--input", "1.25", "--output", "10", "--tool", "web_search=10.00",
+                 "--effective-from", "2026-01-01T00:00:00Z"]) == 0
+    assert main(["prices", "set", "tiered-cli", "--input", "0.625", "--output", "5", "--service-tier", "flex",
+                 "--tool", "file_search=2.50", "--cache-storage", "0.0083",
+                 "--effective-from", "2026-02-01T00:00:00Z"]) == 0
+    capsys.readouterr()
+    assert main(["prices", "list", "--model", "tiered-cli", "--format", "json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    # the flex price joined the standard one, which the new version kept; tools merged
+    assert [(r["service_tier"], r["input"], r["output"]) for r in rows] == [("default", "1.25", "10.00"),
+                                                                          ("flex", "0.625", "5.00")]
+    assert {(r["tools"], r["cache_storage"]) for r in rows} == {("file_search=2.50 web_search=10.00", "0.0083")}
+    with pytest.raises(SystemExit) as refused:
+        main(["prices", "set", "tiered-cli", "--input", "1", "--output", "1", "--tool", "web search"])
+    assert refused.value.code == 2 and "NAME=USD_PER_1000_CALLS" in capsys.readouterr().err
