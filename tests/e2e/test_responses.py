@@ -22,11 +22,13 @@ SEED_TIER_1 = {"input": Decimal("0.25"), "cached": Decimal("0.05"), "output": De
 LONG_SYSTEM_PROMPT = "你是一个文学分析助手。请简洁清晰地回答问题。这是《麦琪的礼物》的节选..." + "一块八毛七。" * 200
 
 
-def seed_cost(usage) -> Decimal:
-    """The contract formula, written out again independently of billing.pricing."""
+def seed_cost(usage, stored_tokens: int = 0) -> Decimal:
+    """The contract formula, written out again independently of billing.pricing, plus the
+    cache storage of `stored_tokens` for BytePlus' default 3 days (72 hours at 0.0083)."""
     cached = usage.input_tokens_details.cached_tokens
     return ((usage.input_tokens - cached) * SEED_TIER_1["input"] + cached * SEED_TIER_1["cached"]
-            + usage.output_tokens * SEED_TIER_1["output"]) / MILLION  # reasoning at the output price
+            + usage.output_tokens * SEED_TIER_1["output"]  # reasoning at the output price
+            + stored_tokens * 72 * Decimal("0.0083")) / MILLION
 
 
 async def ledger_rows(proxy, engine):
@@ -68,18 +70,21 @@ async def test_seed_document_sdk_examples_are_billed_exactly(proxy, client, engi
 
     rows = await ledger_rows(proxy, engine)
     replies = [response, second, thinking]
+    # stored in the context cache: the prefix (its input), the session (input and output), nothing
+    stored = [response.usage.input_tokens, second.usage.input_tokens + second.usage.output_tokens, 0]
     assert len(rows) == 3
-    for row, reply in zip(rows, replies):
+    for row, reply, kept in zip(rows, replies, stored):
         assert row.upstream_response_id == reply.id
         assert (row.input_tokens, row.cached_tokens, row.output_tokens, row.reasoning_tokens) == (
             reply.usage.input_tokens, reply.usage.input_tokens_details.cached_tokens, reply.usage.output_tokens,
             reply.usage.output_tokens_details.reasoning_tokens)
-        assert row.cost_total == seed_cost(reply.usage)
+        assert row.cost_total == seed_cost(reply.usage, kept)
+        assert (row.cache_storage_tokens, row.cache_storage_hours) == ((kept, 72) if kept else (0, 0))
         assert (row.model, row.requested_model, row.tenant_id) == ("seed-1-6", "seed-1-6-250915",
                                                                   tenant_key.tenant_id)
 
     report = await monthly_report(engine, rows[0].started_at.strftime("%Y-%m"), by=("tenant", "model"))
-    assert report.total_cost == sum((seed_cost(r.usage) for r in replies), Decimal(0))
+    assert report.total_cost == sum((seed_cost(r.usage, kept) for r, kept in zip(replies, stored)), Decimal(0))
     assert report.rows[0].requests == 3 and report.rows[0].tokens["cached_tokens"] == cached_tokens
 
 

@@ -8,7 +8,8 @@ from fractions import Fraction
 import pytest
 from hypothesis import given, strategies as st
 
-from billing.catalog import CatalogError, parse_catalog
+from billing.catalog import CatalogError, load_catalog, parse_catalog, shipped_catalog_path
+from billing.pricebook import PriceBook
 from billing.pricing import PriceVersion, Tier, price_usage, unpriced
 from billing.reply import cache_storage, reply_usage, tool_calls_in_output
 from billing.usage import Usage, parse_usage
@@ -197,3 +198,32 @@ def test_the_reported_service_tier_picks_the_prices(tier, input_tokens, output_t
     expected = {"flex": D("0.5"), "priority": D(2)}.get(tier, D(1))
     standard = price_usage(used(None, input_tokens=input_tokens, output_tokens=output_tokens), GPT5).total
     assert price_usage(usage, GPT5).total == standard * expected
+
+
+# --- the shipped catalog ---------------------------------------------------------------------
+
+CATALOG = load_catalog(shipped_catalog_path())
+SHIPPED = PriceBook(CATALOG.versions, CATALOG.aliases)
+
+
+def shipped(name: str) -> PriceVersion:
+    return SHIPPED.resolve(name, NOW).version
+
+
+@pytest.mark.parametrize(("model", "usage", "total"), [
+    # gpt-5 flex: 1000 x 0.625 + 100 x 5.00, / 1M = 0.000625 + 0.0005
+    ("gpt-5-2025-08-07", used("flex", input_tokens=1000, output_tokens=100), D("0.001125")),
+    # gpt-5 priority: 1000 x 2.50 + 100 x 20.00, / 1M = 0.0025 + 0.002; one web search 0.01
+    ("gpt-5", used("priority", [("web_search", 1)], input_tokens=1000, output_tokens=100), D("0.0145")),
+    # the Codex models: gpt-5.1-codex-max at 1.25 / 10.00: 0.00125 + 0.001
+    ("gpt-5.1-codex-max", used(input_tokens=1000, output_tokens=100), D("0.00225")),
+    # gpt-5.6-terra cache writes at 3.125 (1.25 x 2.50): 500 x 2.50 + 500 x 3.125, / 1M
+    ("gpt-5.6-terra", used(input_tokens=1000, cache_write_tokens=500), D("0.0028125")),
+    # seed-1-6 storage: 2000 tokens for 72 h at 0.0083 = 144000 x 0.0083 / 1M = 0.0011952, plus
+    # 2000 x 0.25 / 1M = 0.0005 of input
+    ("seed-1-6-250915", used(None, (), (2000, 72), input_tokens=2000), D("0.0016952")),
+    # embeddings: 1000 x 0.02 / 1M
+    ("text-embedding-3-small", used(input_tokens=1000), D("0.00002")),
+])
+def test_shipped_prices_of_the_new_components(model, usage, total):
+    assert price_usage(usage, shipped(model)).total == total
