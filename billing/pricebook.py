@@ -51,6 +51,12 @@ class PriceBook:
     def models(self) -> list[str]:
         return sorted(self._versions)
 
+    @property
+    def names(self) -> list[str]:
+        """Every name a client can send as it is: priced models and exact aliases (not patterns,
+        nor the default price `*`)."""
+        return sorted((set(self._versions) | set(self._exact_aliases)) - {DEFAULT_MODEL})
+
     def versions(self, model: str, tenant_id: int | None = None) -> list[PriceVersion]:
         return list(self._by_owner.get((tenant_id, model), ()))
 

@@ -34,7 +34,8 @@ async def admit_call(state: ProxyState, grant: KeyGrant, request_id: UUID, start
         return period, None
     worst = estimate(len(request.body), request.payload, price, grant.price_multiplier,
                      state.settings.default_max_output_tokens)
-    lease = await _leased(state, grant, period, worst, started_at)
+    # A background call keeps a reservation of its own until it ends, minutes later: no lease.
+    lease = None if request.background else await _leased(state, grant, period, worst, started_at)
     if lease is not None:
         metrics.ADMISSIONS.labels("lease").inc()
         return period, Admission(True, None, *lease.room(), estimate=worst, lease=lease)

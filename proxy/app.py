@@ -9,7 +9,9 @@ from aiohttp import web
 from billing.catalog import load_catalog, shipped_catalog_path, Catalog
 from billing.db.engine import make_engine
 from billing.db.prices import sync_catalog
-from proxy import handlers
+from proxy import handlers, passthrough
+from proxy.background import poll_due
+from proxy.models_list import list_models, retrieve_model
 from billing.db.quota import expire
 from proxy.admin_api import add_admin_routes
 from proxy.alerts import deliver_due_alerts
@@ -90,6 +92,8 @@ def create_app(settings: Settings, database_url: str) -> web.Application:
                                           "lease release")),
                 asyncio.create_task(every(ALERT_POLL_SECONDS, lambda: deliver_due_alerts(
                     engine, http, settings.alert_webhook_url), "alert delivery")),
+                asyncio.create_task(every(min(1.0, settings.background_poll_seconds), lambda: poll_due(state),
+                                          "background response polling")),
             ]
             try:
                 yield
@@ -108,11 +112,25 @@ def create_app(settings: Settings, database_url: str) -> web.Application:
     app.router.add_get("/healthz", handlers.healthz)
     app.router.add_get("/readyz", handlers.readyz)
     app.router.add_get("/metrics", handlers.metrics_endpoint)
+    # Billed calls.
     app.router.add_post("/v1/responses", handlers.create_response)
     app.router.add_post("/v1/chat/completions", handlers.create_chat_completion)
-    app.router.add_get("/v1/responses/{response_id}", handlers.response_passthrough)
-    app.router.add_delete("/v1/responses/{response_id}", handlers.response_passthrough)
-    app.router.add_get("/v1/responses/{response_id}/input_items", handlers.response_passthrough)
+    app.router.add_post("/v1/embeddings", handlers.create_embedding)
+    app.router.add_post("/v1/responses/compact", handlers.compact_response)
+    # Relayed for the owner, never billed (a background response's end settles its bill).
+    app.router.add_post("/v1/responses/input_tokens", passthrough.count_input_tokens)
+    app.router.add_get("/v1/responses/{response_id}", passthrough.owned_response)
+    app.router.add_delete("/v1/responses/{response_id}", passthrough.owned_response)
+    app.router.add_get("/v1/responses/{response_id}/input_items", passthrough.owned_response)
+    app.router.add_post("/v1/responses/{response_id}/cancel", passthrough.owned_response)
+    app.router.add_post("/v1/conversations", passthrough.create_conversation)
+    for path in ("/v1/conversations/{conversation_id}", "/v1/conversations/{conversation_id}/items",
+                 "/v1/conversations/{conversation_id}/items/{item_id}"):
+        for method in ("GET", "POST", "DELETE"):
+            app.router.add_route(method, path, passthrough.owned_conversation)
+    # Answered here.
+    app.router.add_get("/v1/models", list_models)
+    app.router.add_get("/v1/models/{model}", retrieve_model)
     add_dashboard_routes(app)  # before the admin API's catch-all
     add_admin_routes(app)
     return app

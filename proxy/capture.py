@@ -41,6 +41,8 @@ class Capture:
     output_text_bytes: int = 0  # text deltas passed through, for an estimate
     error_event: bool = False  # the stream carried an `error` event
     running_usage: Usage | None = None  # chat: the last running total, not yet known final
+    background: bool = False  # the reply is a background response...
+    reply: dict[str, Any] | None = None  # ...and this is its latest state, to settle it from
 
     def observe_event(self, event: SseEvent) -> None:
         name = event.event
@@ -119,6 +121,8 @@ class Capture:
             self.status = status if isinstance(status, str) else "completed"
 
     def _take_response(self, response: dict[str, Any]) -> None:
+        if response.get("background") is True:
+            self.background, self.reply = True, response
         response_id = response.get("id")
         if isinstance(response_id, str):
             self.response_id = response_id

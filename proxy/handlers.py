@@ -16,6 +16,7 @@ from billing.ledger import CallContext, build_entry, call_record
 from billing.usage import estimate_usage
 from proxy import metrics
 from proxy.admission import admit_call, release_later, remaining_headers, settle_in_memory
+from proxy.background import queued_row
 from proxy.capture import Capture
 from proxy.errors import MODEL, REQUEST_ID, ApiError
 from proxy.headers import bearer_token, client_response_headers, upstream_request_headers
@@ -85,24 +86,33 @@ async def create_chat_completion(request: web.Request) -> web.StreamResponse:
     return await _proxy_call(request, endpoint="chat.completions", path="/chat/completions")
 
 
-async def response_passthrough(request: web.Request) -> web.Response:
-    """GET / DELETE a response, GET its input items: the owner's only, never billed."""
-    state = request.app[STATE]
-    grant = await authenticate(request, state)
-    response_id = request.match_info["response_id"]
-    target = state.router.named(await state.owners.require(response_id, grant.tenant_id, None))
-    path = request.path.removeprefix("/v1")
-    url = target.base_url + path + (f"?{request.query_string}" if request.query_string else "")
-    headers = upstream_request_headers(request.headers.items(), target.api_key)
-    settings = state.settings
-    upstream = await call_upstream(state.http, request.method, url, headers,
-                                   first_byte_timeout=settings.first_byte_timeout(target))
-    try:
-        body = await read_body(upstream, settings.max_upstream_body_bytes, settings.idle_timeout(target))
-    finally:
-        upstream.release()
-    return web.Response(status=upstream.status, body=body,
-                        headers=CIMultiDict(client_response_headers(upstream.headers.items())))
+async def create_embedding(request: web.Request) -> web.StreamResponse:
+    return await _proxy_call(request, endpoint="embeddings", path="/embeddings")
+
+
+async def compact_response(request: web.Request) -> web.StreamResponse:
+    return await _proxy_call(request, endpoint="responses.compact", path="/responses/compact")
+
+
+def check_model_allowed(state: ProxyState, grant: KeyGrant, model: str) -> None:
+    if not model_allowed(grant, model, state.mirror.pricebook.resolve_name(model)):
+        raise ApiError(403, f"This API key may not use the model {model!r}.", code="model_not_allowed",
+                       param="model")
+
+
+async def owned_upstream(state: ProxyState, grant: KeyGrant, payload: dict) -> Upstream | None:
+    """The upstream holding the response or conversation a call continues, once the tenant is
+    known to own it (else the 404 of an unknown id); None when it continues nothing."""
+    upstream = None
+    conversation = payload.get("conversation")
+    if isinstance(conversation, dict):
+        conversation = conversation.get("id")
+    if conversation is not None:
+        upstream = await state.owners.require(conversation, grant.tenant_id, "conversation")
+    if payload.get("previous_response_id") is not None:
+        upstream = await state.owners.require(payload["previous_response_id"], grant.tenant_id,
+                                              "previous_response_id")
+    return state.router.named(upstream) if upstream is not None else None
 
 
 async def _proxy_call(request: web.Request, *, endpoint: str, path: str) -> web.StreamResponse:
@@ -114,14 +124,10 @@ async def _proxy_call(request: web.Request, *, endpoint: str, path: str) -> web.
     client_request = parse_request(await read_request_body(request, state.settings.client_timeout),
                                    endpoint=endpoint)
     pricebook = state.mirror.pricebook
-    if not model_allowed(grant, client_request.model, pricebook.resolve_name(client_request.model)):
-        raise ApiError(403, f"This API key may not use the model {client_request.model!r}.",
-                       code="model_not_allowed", param="model")
-    upstream = state.router.for_model(client_request.model)
-    if endpoint == "responses" and client_request.payload.get("previous_response_id") is not None:
-        # a continuation goes to the upstream that made the response it continues
-        upstream = state.router.named(await state.owners.require(
-            client_request.payload["previous_response_id"], grant.tenant_id, "previous_response_id"))
+    check_model_allowed(state, grant, client_request.model)
+    # a continuation goes to the upstream that made the response or conversation it continues
+    upstream = await owned_upstream(state, grant, client_request.payload) or state.router.for_model(
+        client_request.model)
     if endpoint == "responses" and upstream.refuse_prefix_with_max_output_tokens:
         check_prefix_caching(client_request.payload)
     price = pricebook.resolve(client_request.model, started_at, grant.tenant_id)
@@ -141,7 +147,7 @@ async def _proxy_call(request: web.Request, *, endpoint: str, path: str) -> web.
     request[MODEL] = price.model  # the priced model: a bounded set of metric labels, whatever clients send
     # Once the call goes upstream it must be seen through and recorded even if the client
     # hangs up and the server cancels this handler: the upstream bills it either way.
-    relay = _Relay(state, call, started, remaining_headers(admission), grant, admission)
+    relay = _Relay(state, call, started, remaining_headers(admission), grant, admission, client_request.background)
     exchange = state.spawn(relay.exchange(request, client_request.body, headers, upstream, path,
                                           client_request.hide_usage_chunk))
     exchange.add_done_callback(_log_failure)
@@ -169,8 +175,9 @@ class _Relay:
     """Relays one upstream reply to the client and records its usage exactly once."""
 
     def __init__(self, state: ProxyState, call: CallContext, started: float, billing_headers: dict[str, str],
-                 grant: KeyGrant, admission: Admission | None):
+                 grant: KeyGrant, admission: Admission | None, background: bool = False):
         self.state, self.call, self.started = state, call, started
+        self.background = background  # `background: true`: may end after the reply, billed then
         self.settings = state.settings
         self.billing_headers = billing_headers
         self.grant, self.admission = grant, admission
@@ -289,6 +296,11 @@ class _Relay:
         call, capture, state = self.call, self.capture, self.state
         if call.endpoint == "responses" and capture.response_id:
             state.owners.remember(capture.response_id, call.tenant_id, call.upstream)
+        if self.background and capture.usage is None and capture.response_id and self.answered:
+            # Queued (or its stream left early): the upstream works on; bill it when it ends.
+            state.writer.submit_background(queued_row(call, capture.response_id, self.first_byte_ms))
+            settle_in_memory(state, self.grant, self.admission, call.quota_period, None)
+            return
         usage, status, estimated = capture.usage, capture.status or "completed", False
         if usage is None and self.answered:
             # The upstream took the call (200) but its usage never came: an `error` event, a

@@ -21,6 +21,7 @@ from collections import deque
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from billing.db.background import register
 from billing.db.ledger import entry_row, insert_rows, row_from_json
 from billing.db.prices import load_pricebook
 from billing.ledger import LedgerEntry, build_entry, call_from_record
@@ -51,7 +52,8 @@ class LedgerWriter:
         self.max_delay = max_delay
         self.max_backoff = max_backoff
         self.database_up = True
-        self._pending: deque[tuple[dict, Segment | None]] = deque()  # None: not in the spool (disk failed)
+        # (row, its segment or None when the disk failed, whether it is a queued background response)
+        self._pending: deque[tuple[dict, Segment | None, bool]] = deque()
         self._memory_only = 0
         self._wake = asyncio.Event()
         self._idle = asyncio.Event()  # nothing pending, nothing spooled
@@ -64,10 +66,17 @@ class LedgerWriter:
         return self.spool.depth + self._memory_only
 
     def submit(self, entry: LedgerEntry) -> None:
-        row = entry_row(entry)
-        segment = self.spool.append_entry(str(entry.request_id), row)
+        self._submit(entry_row(entry), False)
+
+    def submit_background(self, row: dict) -> None:
+        """A background response still running upstream: registered to be polled and billed
+        when it ends (`billing.db.background`), with the same durability as an entry."""
+        self._submit(row, True)
+
+    def _submit(self, row: dict, background: bool) -> None:
+        segment = self.spool.append_entry(str(row["request_id"]), row, b"q" if background else b"e")
         if self.database_up or segment is None:
-            self._pending.append((row, segment))
+            self._pending.append((row, segment, background))
             self._memory_only += segment is None
         else:
             self.spool.drop_from_memory([segment])
@@ -131,12 +140,13 @@ class LedgerWriter:
             batch = [self._pending[i] for i in range(min(self.batch_size, len(self._pending)))]
             started = time.perf_counter()
             async with self._engine.begin() as conn:
-                await insert_rows(conn, [row for row, _ in batch])
+                await insert_rows(conn, [row for row, _, background in batch if not background])
+                await register(conn, [row for row, _, background in batch if background])
             metrics.LEDGER_FLUSH_SECONDS.observe(time.perf_counter() - started)
             for _ in batch:
                 self._pending.popleft()
             per_segment: dict[Segment, int] = {}
-            for _, segment in batch:
+            for _, segment, _ in batch:
                 if segment is None:
                     self._memory_only -= 1
                 else:
@@ -156,7 +166,7 @@ class LedgerWriter:
                       self.spool.directory)
         self.database_up = False
         # Spooled entries are let go (replayed from disk later); one the spool could not take stays.
-        self.spool.drop_from_memory({segment for _, segment in self._pending if segment is not None})
+        self.spool.drop_from_memory({segment for _, segment, _ in self._pending if segment is not None})
         self._pending = deque(item for item in self._pending if item[1] is None)
 
     async def _recover(self) -> None:
@@ -196,4 +206,7 @@ class LedgerWriter:
         for start in range(0, len(rows), self.batch_size):
             async with self._engine.begin() as conn:
                 new += await insert_rows(conn, rows[start:start + self.batch_size])
+        if replay.background:
+            async with self._engine.begin() as conn:
+                await register(conn, list(replay.background.values()))
         return new

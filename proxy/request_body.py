@@ -23,6 +23,7 @@ import orjson
 from proxy.errors import ApiError
 
 MAX_OUTPUT_LIMIT = 10_000_000  # far above any model's; it bounds the quota estimate
+UNSTREAMED = {"embeddings": "embeddings", "responses.compact": "responses/compact"}
 
 
 @dataclass(frozen=True)
@@ -32,6 +33,7 @@ class ClientRequest:
     body: bytes  # what goes upstream
     payload: dict[str, Any]
     hide_usage_chunk: bool = False  # chat stream: usage was asked for on the client's behalf
+    background: bool = False  # a background response: billed when it ends, not when it is queued
 
 
 def _invalid(message: str, param: str | None = None) -> ApiError:
@@ -42,7 +44,7 @@ def _invalid(message: str, param: str | None = None) -> ApiError:
 # count above one means a nested object uses the name too, or the top level repeats it.
 _READ_FIELDS = tuple(f'"{name}"'.encode() for name in (
     "model", "stream", "max_output_tokens", "max_tokens", "max_completion_tokens", "extra_body", "input",
-    "messages", "previous_response_id", "caching", "stream_options"))
+    "messages", "previous_response_id", "caching", "stream_options", "background", "conversation"))
 
 
 def _repeated_top_level_field(raw: bytes) -> str | None:
@@ -106,11 +108,16 @@ def parse_request(raw: bytes, *, endpoint: str) -> ClientRequest:
         raise _invalid("`input` must be a string or an array of input items.", "input")
     if endpoint == "chat.completions" and not isinstance(payload.get("messages"), list):
         raise _invalid("`messages` is required and must be an array.", "messages")
+    if endpoint == "embeddings" and not isinstance(payload.get("input"), (str, list)):
+        raise _invalid("`input` is required: a string, an array of strings or of token arrays.", "input")
     stream = payload.get("stream", False)
     if stream is None:
         stream = False
     if not isinstance(stream, bool):
         raise _invalid("`stream` must be a boolean.", "stream")
+    if stream and endpoint in UNSTREAMED:
+        raise _invalid(f"`stream` is not supported on /v1/{UNSTREAMED[endpoint]}.", "stream")
+    background = payload.get("background") is True and endpoint == "responses"
     hide_usage_chunk = False
     if endpoint == "chat.completions" and stream:
         options = payload.get("stream_options")
@@ -120,4 +127,5 @@ def parse_request(raw: bytes, *, endpoint: str) -> ClientRequest:
             payload["stream_options"] = {**(options or {}), "include_usage": True}
             hide_usage_chunk = rewritten = True
     body = orjson.dumps(payload) if rewritten else raw
-    return ClientRequest(model=model, stream=stream, body=body, payload=payload, hide_usage_chunk=hide_usage_chunk)
+    return ClientRequest(model=model, stream=stream, body=body, payload=payload, hide_usage_chunk=hide_usage_chunk,
+                         background=background)

@@ -1,5 +1,5 @@
-"""Response ownership: a tenant may continue, read or delete only the responses its own
-keys created. Any other id gets exactly the 404 of an id that does not exist, so a guess
+"""Response ownership: a tenant may continue, read, cancel or delete only the responses (and
+conversations) its own keys created. Any other id gets exactly the 404 of an id that does not exist, so a guess
 reveals nothing, and it is never forwarded.
 
 Owners are remembered in memory as soon as this replica sees a response id (so a
@@ -12,7 +12,7 @@ from collections import OrderedDict
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from billing.db.sessions import response_owner
+from billing.db.sessions import record_owner, response_owner
 from proxy.errors import ApiError
 
 RECENT_OWNERS = 20_000  # about 4 MiB; older ids are looked up in the database (one round trip)
@@ -30,6 +30,11 @@ class ResponseOwners:
         self._recent.move_to_end(response_id)
         while len(self._recent) > self._capacity:
             self._recent.popitem(last=False)
+
+    async def record(self, resource_id: str, tenant_id: int, upstream: str) -> None:
+        """An id no ledger entry will name (a conversation): remembered here and stored now."""
+        self.remember(resource_id, tenant_id, upstream)
+        await record_owner(self._engine, resource_id, tenant_id, upstream)
 
     async def owner(self, response_id: str) -> tuple[int, str] | None:
         if response_id in self._recent:
@@ -51,5 +56,7 @@ class ResponseOwners:
 
 
 def not_found(response_id: str, param: str | None) -> ApiError:
+    if response_id.startswith("conv_") or param == "conversation":
+        return ApiError(404, f"Conversation with id '{response_id}' not found.", code=None, param=param)
     prefix = "Previous response" if param == "previous_response_id" else "Response"
     return ApiError(404, f"{prefix} with id '{response_id}' not found.", code=None, param=param)

@@ -33,6 +33,7 @@ ENVIRONMENT = {
     "BILLING_PROXY_SHUTDOWN_GRACE": "shutdown_grace",
     "BILLING_PROXY_CLIENT_TIMEOUT": "client_timeout",
     "BILLING_PROXY_LOG_FORMAT": "log_format",
+    "BILLING_PROXY_BACKGROUND_POLL_SECONDS": "background_poll_seconds",
 }
 
 
@@ -104,6 +105,7 @@ class Settings:
     log_level: str = "INFO"
     alert_webhook_url: str | None = None  # threshold alerts are POSTed here
     reservation_ttl: float = 900.0  # a quota reservation of a call that never settles expires after this
+    background_poll_seconds: float = 30.0  # the longest pause between two polls of a background response
     default_max_output_tokens: int = 16384  # worst-case output of a model with no cap in its price
     upstreams: tuple[Upstream, ...] = field(default=())  # besides the default one, from [upstreams.NAME]
 
@@ -175,6 +177,7 @@ _PARSERS = {
     "upstream_read_timeout": _positive_seconds,
     "sync_interval": _positive_seconds,
     "reservation_ttl": _positive_seconds,
+    "background_poll_seconds": _positive_seconds,
     "upstream_first_byte_timeout": _positive_seconds,
     "upstream_idle_timeout": _positive_seconds,
     "disconnect_drain_timeout": _positive_seconds,

@@ -11,7 +11,9 @@ JSON line per record:
 - `p` (progress): a stream's upstream response id and the output text seen so far,
   written now and then, so that a call cut by the process's death is billed closer to
   what the upstream generated (and can be matched to the upstream's bill);
-- `x` (closed): the call produced nothing to bill (an upstream error).
+- `x` (closed): the call produced nothing to bill (an upstream error);
+- `q` (queued): a background response the upstream is still working on, handed to the
+  database's list of calls to poll (`background_responses`) instead of a ledger entry.
 
 A line reaches the kernel in one `write`, so it survives SIGKILL; `sync` fsyncs in batches
 against a machine crash. A live process holds an exclusive `flock` on each of its
@@ -55,6 +57,7 @@ class Replay:
 
     entries: dict[str, dict[str, Any]] = field(default_factory=dict)  # request id -> final row
     interrupted: dict[str, dict[str, Any]] = field(default_factory=dict)  # began, never ended: begin records
+    background: dict[str, dict[str, Any]] = field(default_factory=dict)  # queued background responses
 
 
 def _encode(kind: bytes, row: dict[str, Any]) -> bytes:
@@ -84,6 +87,8 @@ def collect(records: Iterable[dict[str, Any]], *, own: bool) -> Replay:
         request_id = row.get("request_id") or record.get("id")
         if kind == "e":
             replay.entries[request_id] = row
+        elif kind == "q":
+            replay.background[request_id] = row
         elif kind == "b":
             begun[request_id] = row
         elif kind == "p" and request_id in begun:
@@ -92,7 +97,7 @@ def collect(records: Iterable[dict[str, Any]], *, own: bool) -> Replay:
             closed.add(request_id)
     if not own:
         replay.interrupted = {rid: row for rid, row in begun.items()
-                              if rid not in replay.entries and rid not in closed}
+                              if rid not in replay.entries and rid not in closed and rid not in replay.background}
     return replay
 
 
@@ -150,10 +155,11 @@ class Spool:
         if self._open.pop(request_id, None) is not None:
             self._write(b'{"k":"x","id":"' + request_id.encode() + b'"}\n')
 
-    def append_entry(self, request_id: str, row: dict[str, Any]) -> Segment | None:
-        """The segment now holding the entry; None if it could not be written (the caller
-        must then keep the entry in memory until the database has it)."""
-        written = self._write(_encode(b"e", row))
+    def append_entry(self, request_id: str, row: dict[str, Any], kind: bytes = b"e") -> Segment | None:
+        """The segment now holding the entry (or, kind `q`, the queued background response);
+        None if it could not be written (the caller must then keep it in memory until the
+        database has it)."""
+        written = self._write(_encode(kind, row))
         self._open.pop(request_id, None)
         if not written:
             return None

@@ -1,6 +1,7 @@
-"""Looking up which tenant created a response id."""
+"""Which tenant created a response or conversation id (and on which upstream)."""
 
 from sqlalchemy import select
+from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from billing.db.tables import response_owners
@@ -12,3 +13,10 @@ async def response_owner(engine: AsyncEngine, response_id: str) -> tuple[int, st
         row = (await conn.execute(select(response_owners.c.tenant_id, response_owners.c.upstream)
                                   .where(response_owners.c.response_id == response_id))).one_or_none()
     return (row.tenant_id, row.upstream) if row else None
+
+
+async def record_owner(engine: AsyncEngine, resource_id: str, tenant_id: int, upstream: str) -> None:
+    """An id created by a call that leaves no ledger entry of its own (a conversation)."""
+    async with engine.begin() as conn:
+        await conn.execute(insert(response_owners).values(response_id=resource_id, tenant_id=tenant_id,
+                                                          upstream=upstream).on_conflict_do_nothing())

@@ -239,3 +239,21 @@ response_owners = Table(
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("upstream", Text, nullable=False),
 )
+
+# Background responses waiting for their true usage (migration 0010).
+background_responses = Table(
+    "background_responses",
+    metadata,
+    Column("request_id", UUID(as_uuid=True), primary_key=True),
+    Column("response_id", Text, nullable=False, unique=True),
+    Column("tenant_id", BigInteger, ForeignKey("tenants.id"), nullable=False),
+    Column("upstream", Text, nullable=False),
+    Column("call", JSONB, nullable=False),  # the spool's begin record: enough to price the call
+    Column("first_byte_ms", Integer, nullable=True),
+    Column("queued_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("polls", Integer, nullable=False, server_default="0"),
+    Column("next_poll_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("claimed_until", DateTime(timezone=True), nullable=True),
+    Column("last_status", Text, nullable=True),
+    Column("settled_at", DateTime(timezone=True), nullable=True),
+)
