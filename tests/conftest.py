@@ -38,7 +38,7 @@ async def engine(database_url):
     async with engine.begin() as conn:
         await conn.execute(text(
             "TRUNCATE ledger_entries, api_key_secrets, api_keys, tenants, price_tiers, price_versions, model_aliases, "
-            "audit_log, quota_usage, reservations, alerts, ledger_daily, response_owners "
+            "audit_log, quota_usage, reservations, alerts, ledger_daily, response_owners, background_responses "
             "RESTART IDENTITY CASCADE"
         ))
     yield engine
@@ -70,7 +70,7 @@ def proxy_settings(simulator, tmp_path) -> Settings:
     return Settings(
         database_url=None, home=tmp_path, upstream_base_url=str(simulator.make_url("/v1")),
         upstream_api_key=UPSTREAM_KEY, max_body_bytes=1024 * 1024, upstream_read_timeout=5.0,
-        sync_interval=0.5,
+        sync_interval=0.5, background_poll_seconds=0.2,
     )
 
 

@@ -21,7 +21,7 @@ _REGISTER = text("""
     owners AS (
         INSERT INTO response_owners (response_id, tenant_id, upstream)
         SELECT response_id, tenant_id, upstream FROM queued ON CONFLICT DO NOTHING)
-    UPDATE reservations SET expires_at = greatest(expires_at, now() + CAST(:hold AS interval))
+    UPDATE reservations SET expires_at = greatest(expires_at, now() + :hold)
     WHERE request_id IN (SELECT request_id FROM queued)
 """)
 
@@ -30,8 +30,7 @@ async def register(conn: AsyncConnection, rows: list[dict[str, Any]]) -> None:
     """Queued calls (within the ledger writer's transaction): each is polled until it ends,
     its owner is known to every replica, and its reservation outlives the usual expiry."""
     if rows:
-        await conn.execute(_REGISTER, {"rows": orjson.dumps(rows, default=str).decode(),
-                                       "hold": f"{int(RESERVATION_HOLD.total_seconds())} seconds"})
+        await conn.execute(_REGISTER, {"rows": orjson.dumps(rows, default=str).decode(), "hold": RESERVATION_HOLD})
 
 
 async def claim_due(engine: AsyncEngine, limit: int, claim_seconds: float) -> list[dict[str, Any]]:
