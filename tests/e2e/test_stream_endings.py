@@ -45,3 +45,47 @@ async def test_error_event_and_cut_stream_are_recorded_as_estimated(proxy, engin
     [row] = report.rows
     assert row.requests == 3 and row.estimated_requests == 2
     assert row.estimated_charge == errored.charge_total + cut.charge_total
+
+
+async def stream_raw(proxy, secret, path: str, body: dict, headers: dict) -> bytes:
+    async with aiohttp.ClientSession() as http:
+        async with http.post(proxy.url + path, json=body,
+                             headers={"Authorization": f"Bearer {secret}", **headers}) as reply:
+            assert reply.status == 200
+            try:
+                return await reply.read()
+            except aiohttp.ClientPayloadError:
+                return b""
+
+
+async def test_cut_streams_of_every_framing_stay_estimated(proxy, engine, tenant_key, simulator):
+    secret = tenant_key.secret
+    responses = {"model": "gpt-4o-mini", "input": "x" * 400, "stream": True}
+    # data-only framing (no `event:` lines), cut after 12 frames: its deltas still count
+    data_only = await stream_raw(proxy, secret, "/v1/responses", responses,
+                                 {"x-sim-framing": "data-only", "x-sim-cut-after": "12"})
+    assert b"event:" not in data_only and b"response.output_text.delta" in data_only
+    # BytePlus: thinking streamed as reasoning deltas, then a `data: {"error": ...}` frame
+    seed = {"model": "seed-1-6-250915", "input": "x" * 400, "stream": True}
+    errored = await stream_raw(proxy, secret, "/v1/responses", seed, {"x-sim-error-after": "20"})
+    assert b'data: {"error"' in errored
+    # chat with a running total in every chunk, cut before [DONE]: the running total is a floor
+    chat = {"model": "seed-1-6-250915", "messages": [{"role": "user", "content": "x" * 400}], "stream": True,
+            "stream_options": {"chunk_include_usage": True}}
+    running_cut = await stream_raw(proxy, secret, "/v1/chat/completions", chat, {"x-sim-cut-after": "10"})
+    assert b'"completion_tokens":9' in running_cut and b"[DONE]" not in running_cut
+    # the same stream whole: the last running total is the usage
+    whole = await stream_raw(proxy, secret, "/v1/chat/completions", chat, {})
+    assert whole.rstrip().endswith(b"data: [DONE]")
+
+    await proxy.state.writer.flush(timeout=5)
+    async with engine.connect() as conn:
+        rows = (await conn.execute(select(ledger_entries).order_by(ledger_entries.c.started_at))).all()
+    cut_data_only, seed_error, chat_cut, chat_whole = rows
+    for row in (cut_data_only, seed_error, chat_cut):
+        assert row.status == "usage_missing" and row.estimated and row.output_tokens > 0
+    assert seed_error.output_tokens >= 20  # reasoning deltas counted (about 80 bytes of them before the error)
+    assert chat_cut.output_tokens >= 9 and chat_cut.input_tokens >= 100
+    records = {r["id"]: r for r in simulator.state.usage_records}
+    assert (chat_whole.status, chat_whole.estimated) == ("completed", False)
+    assert chat_whole.output_tokens == records[chat_whole.upstream_response_id]["usage"]["completion_tokens"]
