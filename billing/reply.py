@@ -11,7 +11,8 @@ what the upstream charges outside the token counts. Pure.
   the reply does not say), billed per token per started hour. The context is the reply's
   input plus its visible output (what a continuation reads back as cached); a prefix cache
   (`caching.prefix: true`) stores the input only, and only from 256 tokens on, below which
-  ModelArk creates none.
+  ModelArk creates none. Deleting a stored response ends its storage: the started hours
+  still to come are credited (`credited_hours`).
 """
 
 import math
@@ -88,3 +89,12 @@ def _seconds(value: Any) -> Decimal | None:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return None
     return Decimal(value) if isinstance(value, int) else Decimal(str(value))
+
+
+def credited_hours(created_at: int, expire_at: int, deleted_at: float) -> int:
+    """Started hours of storage billed at creation that a deletion at `deleted_at` saves (the
+    hour it was deleted in, at least the first, stays billed)."""
+    if deleted_at >= expire_at:
+        return 0
+    used = max(1, storage_hours(created_at, max(int(deleted_at), created_at)))
+    return max(0, storage_hours(created_at, expire_at) - used)

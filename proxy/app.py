@@ -114,6 +114,7 @@ def create_app(settings: Settings, database_url: str) -> web.Application:
     app.router.add_get("/metrics", handlers.metrics_endpoint)
     # Billed calls.
     app.router.add_post("/v1/responses", handlers.create_response)
+    app.router.add_get("/v1/responses", passthrough.refuse_websocket)
     app.router.add_post("/v1/chat/completions", handlers.create_chat_completion)
     app.router.add_post("/v1/embeddings", handlers.create_embedding)
     app.router.add_post("/v1/responses/compact", handlers.compact_response)

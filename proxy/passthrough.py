@@ -16,6 +16,7 @@ from aiohttp import web
 from multidict import CIMultiDict
 
 from proxy.background import settle_from_capture
+from proxy.storage_credit import storage_credit
 from proxy.capture import Capture
 from proxy.errors import ApiError
 from proxy.handlers import CLIENT_GONE, authenticate, check_model_allowed, owned_upstream, read_request_body
@@ -62,15 +63,27 @@ async def relay(request: web.Request, state: ProxyState, target: Upstream, path:
 
 async def owned_response(request: web.Request) -> web.StreamResponse:
     """GET / DELETE a response, GET its input items, POST .../cancel: the owner's only. A
-    read with `stream=true` resumes the response's stream."""
+    read with `stream=true` resumes the response's stream. A delete that ends BytePlus
+    cache storage early is credited the hours it will not be stored."""
     state = request.app[STATE]
     grant = await authenticate(request, state)
-    target = state.router.named(await state.owners.require(request.match_info["response_id"], grant.tenant_id,
-                                                           None))
+    response_id = request.match_info["response_id"]
+    target = state.router.named(await state.owners.require(response_id, grant.tenant_id, None))
+    credit = await storage_credit(state, grant, target, response_id) if request.method == "DELETE" else None
     capture = Capture()
     response = await relay(request, state, target, request.path.removeprefix("/v1"), capture=capture)
     settle_from_capture(state, capture)
+    if credit is not None and response.status == 200:
+        state.writer.submit(credit)
     return response
+
+
+async def refuse_websocket(request: web.Request) -> web.Response:
+    """`GET /v1/responses` (the Responses API's WebSocket mode) is refused before any
+    handshake, so clients fall back to HTTP streaming at once."""
+    raise ApiError(426, "The Responses API WebSocket mode is not supported by this gateway; use POST "
+                        "/v1/responses with stream=true (in Codex: supports_websockets = false).",
+                   code="websocket_not_supported")
 
 
 async def create_conversation(request: web.Request) -> web.StreamResponse:

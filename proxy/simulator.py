@@ -168,7 +168,7 @@ async def create_response(request: web.Request) -> web.StreamResponse:
     tier = served_tier(request, body)
     response = _response_object(body, response_id, model, status, incomplete, text, reasoning > 0, usage,
                                 tool_items, tier)
-    storage = _storage(model, caching, prefix, response, input_tokens, visible)
+    storage = stored.storage = _storage(model, caching, prefix, response, input_tokens, visible)
     items = body.get("input")
     stored.input_items = items if isinstance(items, list) else [{"type": "message", "role": "user", "content": items}]
     background = body.get("background") is True
@@ -329,6 +329,12 @@ async def stored_response(request: web.Request) -> web.StreamResponse:
         return error(404, f"Response with id '{response_id}' not found.", "invalid_request_error")
     if request.method == "DELETE":
         del state.responses[response_id]
+        tokens, hours = stored.storage
+        if tokens:  # storage ends now: the started hours still to come are not billed
+            body = stored.body
+            used = max(1, math.ceil((int(time.time()) - body["created_at"]) / 3600))  # the hour under way stays
+            state.bill(response_id + ":deleted", "responses.delete", body["model"], {}, status="credit",
+                       storage=(tokens, -(hours - used)))
         return web.json_response({"id": response_id, "object": "response", "deleted": True})
     if request.path.endswith("/cancel"):
         return _cancel(state, response_id, stored)

@@ -51,6 +51,7 @@ class StoredResponse:
     body: dict[str, Any] = field(default_factory=dict)  # the response object, for GET
     input_items: list[Any] = field(default_factory=list)
     input_tokens: int = 0
+    storage: tuple[int, int] = (0, 0)  # BytePlus cache storage billed: tokens, hours
     frames: list[tuple[int, bytes]] = field(default_factory=list)  # a background stream's events, to resume
     finish: Any = None  # a background response's pending work (an asyncio task)...
     complete: Any = None  # ...and what ends it (stores and bills the final response)

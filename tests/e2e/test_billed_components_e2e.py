@@ -118,3 +118,14 @@ async def test_models_list_and_unknown_paths(proxy, client, engine, simulator, t
             async with http.request(method, proxy.url + path, json={}) as reply:
                 assert reply.status == 404 and (await reply.json())["error"]["code"] == "unknown_url"
     assert len(simulator.state.requests) == before  # never forwarded with the operator's key
+
+
+async def test_websocket_mode_is_refused_at_once(proxy, tenant_key, simulator):
+    async with aiohttp.ClientSession() as http:
+        with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
+            await http.ws_connect(proxy.url.replace("http", "ws") + "/v1/responses",
+                                  headers={"Authorization": f"Bearer {tenant_key.secret}"})
+        assert refused.value.status == 426
+        async with http.get(proxy.url + "/v1/responses", headers={"Upgrade": "websocket"}) as reply:
+            assert reply.status == 426 and (await reply.json())["error"]["code"] == "websocket_not_supported"
+    assert simulator.state.requests == []

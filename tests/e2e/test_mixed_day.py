@@ -95,10 +95,12 @@ async def test_a_mixed_day_equals_the_upstreams_bill(proxy, client, engine, simu
     prefix = await client.responses.create(model="seed-1-6-250915", input=[{"role": "system", "content": LONG_PROMPT}],
                                            extra_body={"caching": {"type": "enabled", "prefix": True},
                                                        "thinking": {"type": "disabled"}})
-    await client.responses.create(model="seed-1-6-250915", previous_response_id=prefix.id, input="总结",
-                                  extra_body={"caching": {"type": "enabled"}, "thinking": {"type": "disabled"}})
+    session = await client.responses.create(model="seed-1-6-250915", previous_response_id=prefix.id, input="总结",
+                                            extra_body={"caching": {"type": "enabled"}, "thinking": {"type": "disabled"}})
     await client.responses.create(model="seed-1-6-250915", input="搜索", tools=[{"type": "web_search"}],
                                   extra_headers={"x-sim-tool-calls": "3"})
+    # Deleting the session ends its storage early: credited the hours it will not be kept.
+    await client.responses.delete(session.id)
     # Embeddings, compaction, chat.
     await client.embeddings.create(model="text-embedding-3-small", input=["one", "two", "three"])
     await client.responses.compact(model="gpt-5", previous_response_id=prefix.id)
@@ -129,7 +131,7 @@ async def test_a_mixed_day_equals_the_upstreams_bill(proxy, client, engine, simu
     await post_raw(proxy, secret, "/v1/responses", {"model": "seed-1-6-250915", "input": "cut", "stream": True},
                    {"x-sim-error-after": "8"})
 
-    calls = 20
+    calls = 21  # 20 replies and one storage credit
     for _ in range(200):  # the never-polled background call ends upstream, then the poller settles it
         await proxy.state.writer.flush(timeout=5)
         async with engine.connect() as conn:
@@ -140,7 +142,8 @@ async def test_a_mixed_day_equals_the_upstreams_bill(proxy, client, engine, simu
     records = simulator.state.usage_records
     assert len(rows) == len(records) == calls
 
-    by_reply = {r.upstream_response_id: r for r in rows if r.endpoint != "embeddings"}
+    by_reply = {r.upstream_response_id + (":deleted" if r.endpoint == "responses.delete" else ""): r
+                for r in rows if r.endpoint != "embeddings"}
     [embedding_row] = [r for r in rows if r.endpoint == "embeddings"]
     estimated = [r for r in rows if r.estimated]
     assert len(estimated) == 4 and all(r.status == "usage_missing" for r in estimated)
@@ -165,6 +168,8 @@ async def test_a_mixed_day_equals_the_upstreams_bill(proxy, client, engine, simu
     assert gpt5.costs["cost_tool_calls"] == Decimal("0.02") + Decimal("0.005") + Decimal("0.03") + Decimal("0.01")
     seed = next(r for r in report.rows if r.group["model"] == "seed-1-6")
     assert seed.costs["cost_cache_storage"] > 0 and seed.costs["cost_tool_calls"] == Decimal("0.015")
+    [credit] = [r for r in rows if r.endpoint == "responses.delete"]
+    assert credit.cache_storage_hours == -71 and credit.cost_total < 0  # 72 booked, 1 started hour used
     async with engine.connect() as conn:
         spent = (await conn.execute(select(quota_usage.c.spent_usd).where(quota_usage.c.scope == "tenant"))).scalar()
         assert (await conn.execute(select(reservations))).all() == []

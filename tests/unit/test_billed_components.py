@@ -11,7 +11,7 @@ from hypothesis import given, strategies as st
 from billing.catalog import CatalogError, load_catalog, parse_catalog, shipped_catalog_path
 from billing.pricebook import PriceBook
 from billing.pricing import PriceVersion, Tier, price_usage, unpriced
-from billing.reply import cache_storage, reply_usage, tool_calls_in_output
+from billing.reply import cache_storage, credited_hours, reply_usage, tool_calls_in_output
 from billing.usage import Usage, parse_usage
 
 D = Decimal
@@ -227,3 +227,13 @@ def shipped(name: str) -> PriceVersion:
 ])
 def test_shipped_prices_of_the_new_components(model, usage, total):
     assert price_usage(usage, shipped(model)).total == total
+
+
+@pytest.mark.parametrize(("deleted_after", "credited"), [
+    (0, 71),  # deleted at once: the first started hour stays billed
+    (3599, 71), (3600, 71), (3601, 70),  # the hour under way stays billed
+    (71 * 3600 + 1, 0), (72 * 3600, 0), (80 * 3600, 0),  # nothing left to credit
+])
+def test_storage_credit_of_a_deletion(deleted_after, credited):
+    created = 1_000_000
+    assert credited_hours(created, created + 72 * 3600, created + deleted_after) == credited
