@@ -9,7 +9,7 @@ from decimal import Decimal
 
 from billing.pricing import exact_sum
 
-DIMENSIONS = ("tenant", "key", "model", "day")
+DIMENSIONS = ("tenant", "key", "model", "service_tier", "day")
 TOKEN_FIELDS = ("input_tokens", "cached_tokens", "cache_write_tokens", "output_tokens", "reasoning_tokens")
 COUNT_FIELDS = (*TOKEN_FIELDS, "tool_calls")  # summed per row: tokens, and calls of built-in tools
 COST_FIELDS = ("cost_uncached_input", "cost_cached_input", "cost_cache_write", "cost_output", "cost_reasoning",

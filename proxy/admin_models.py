@@ -279,7 +279,8 @@ class PricesQuery(Query):
 class ReportQuery(Query):
     month: Annotated[str, Field(pattern=r"^(19[7-9][0-9]|[2-8][0-9]{3}|9[0-8][0-9]{2})-(0[1-9]|1[0-2])$")]
     tenant: Text | None = None
-    by: Annotated[str, Field(pattern=r"^(tenant|key|model|day)(,(tenant|key|model|day))*$")] | None = None
+    by: Annotated[str, Field(pattern=r"^(tenant|key|model|service_tier|day)(,(tenant|key|model|service_tier|day))*$")
+                  ] | None = None
 
 
 class ReportRowOut(BaseModel):

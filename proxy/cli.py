@@ -320,7 +320,7 @@ def cmd_reconcile(args, settings: Settings) -> None:
         start, end = parse_month(args.month)
         raw = await ledger_totals(engine, start, end)
         differences = compare(raw, await rollup_totals(engine, start, end),
-                              lambda k: f"rollup tenant={k[0]} key={k[1]} model={k[2]} day={k[3]}")
+                              lambda k: f"rollup tenant={k[0]} key={k[1]} model={k[2]} day={k[3]} service_tier={k[4]}")
         summed, counted = await quota_comparison(engine, args.month)
         differences += compare(summed, counted, lambda k: f"quota counter {k[0]}={k[1]}")
         entries = sum(v["requests"] for v in raw.values())
@@ -455,7 +455,7 @@ def build_parser() -> argparse.ArgumentParser:
     report = data_command("report", help="monthly cost report")
     report.add_argument("--month", required=True, type=_month, metavar="YYYY-MM")
     report.add_argument("--tenant")
-    report.add_argument("--by", type=_dimensions, default=(), metavar="tenant,key,model,day")
+    report.add_argument("--by", type=_dimensions, default=(), metavar="tenant,key,model,service_tier,day")
     report.set_defaults(handler=cmd_report)
 
     statement = sub.add_parser("statement", help="a tenant's monthly statement: one line per model, and the total")

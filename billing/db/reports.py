@@ -19,6 +19,7 @@ def _grouped(source, day_column, by: tuple[str, ...]):
         "tenant": tenants.c.name.label("tenant"),
         "key": api_keys.c.display_prefix.label("key"),
         "model": source.c.model.label("model"),
+        "service_tier": source.c.service_tier.label("service_tier"),
         "day": cast(day_column, String).label("day"),
     }
     groups = [columns[d] for d in by]
@@ -64,29 +65,30 @@ _ENTRY_TOOL_CALLS = literal_column(
     "(SELECT coalesce(sum(value::bigint), 0) FROM jsonb_each_text(ledger_entries.tool_calls))")
 
 
-async def ledger_totals(engine: AsyncEngine, start: datetime, end: datetime) -> dict[tuple[int, int, str, str], dict]:
-    """Per (tenant, key, model, day): sums straight from the ledger entries."""
+async def ledger_totals(engine: AsyncEngine, start: datetime, end: datetime) -> dict[tuple, dict]:
+    """Per (tenant, key, model, day, service tier): sums straight from the ledger entries."""
     led = ledger_entries
     day = func.date(func.timezone("UTC", led.c.started_at))
+    tier = func.coalesce(led.c.service_tier, "default")
     summed = [func.sum(_ENTRY_TOOL_CALLS if f == "tool_calls" else led.c[f]).label(f) for f in SUMMED]
-    query = (select(led.c.tenant_id, led.c.key_id, led.c.model, cast(day, String).label("day"),
+    query = (select(led.c.tenant_id, led.c.key_id, led.c.model, cast(day, String).label("day"), tier.label("tier"),
                     func.count().label("requests"), *summed,
                     func.count().filter(led.c.estimated).label("estimated_requests"),
                     func.coalesce(func.sum(led.c.charge_total).filter(led.c.estimated), 0).label("estimated_charge"))
              .where(led.c.started_at >= start, led.c.started_at < end)
-             .group_by(led.c.tenant_id, led.c.key_id, led.c.model, day))
+             .group_by(led.c.tenant_id, led.c.key_id, led.c.model, day, tier))
     async with engine.connect() as conn:
-        return {(r.tenant_id, r.key_id, r.model, r.day): {"requests": r.requests,
+        return {(r.tenant_id, r.key_id, r.model, r.day, r.tier): {"requests": r.requests,
                                                           **{f: getattr(r, f) for f in SUMMED + ESTIMATED}}
                 for r in await conn.execute(query)}
 
 
-async def rollup_totals(engine: AsyncEngine, start: datetime, end: datetime) -> dict[tuple[int, int, str, str], dict]:
+async def rollup_totals(engine: AsyncEngine, start: datetime, end: datetime) -> dict[tuple, dict]:
     """The same, as the rollups have them."""
     daily = ledger_daily
     query = select(daily).where(daily.c.day >= start.date(), daily.c.day < end.date())
     async with engine.connect() as conn:
-        return {(r.tenant_id, r.key_id, r.model, str(r.day)): {"requests": r.requests,
+        return {(r.tenant_id, r.key_id, r.model, str(r.day), r.service_tier): {"requests": r.requests,
                                                                **{f: getattr(r, f) for f in SUMMED + ESTIMATED}}
                 for r in await conn.execute(query)}
 

@@ -223,6 +223,7 @@ ledger_daily = Table(
     Column("tenant_id", BigInteger, primary_key=True),
     Column("key_id", BigInteger, primary_key=True),
     Column("model", Text, primary_key=True),
+    Column("service_tier", Text, primary_key=True),  # as the reply reported it; 'default' when it did not
     Column("requests", BigInteger, nullable=False),
     *[Column(name, BigInteger, nullable=False) for name in _DAILY_TOKENS],
     *[Column(name, Numeric, nullable=False) for name in _DAILY_MONEY],

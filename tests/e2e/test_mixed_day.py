@@ -16,7 +16,9 @@ import aiohttp
 from sqlalchemy import select
 
 from billing.db.prices import load_pricebook, set_price
-from billing.db.reports import monthly_report
+from billing.db.reports import ledger_totals, monthly_report, rollup_totals
+from billing.reconcile import compare
+from billing.report import parse_month
 from billing.db.tables import background_responses, ledger_entries, quota_usage, reservations
 from billing.db.tenants import update_tenant
 from billing.pricing import revised
@@ -170,6 +172,15 @@ async def test_a_mixed_day_equals_the_upstreams_bill(proxy, client, engine, simu
     assert seed.costs["cost_cache_storage"] > 0 and seed.costs["cost_tool_calls"] == Decimal("0.015")
     [credit] = [r for r in rows if r.endpoint == "responses.delete"]
     assert credit.cache_storage_hours == -71 and credit.cost_total < 0  # 72 booked, 1 started hour used
+    # By service tier: what the upstream billed in each, and the rollups agree with the entries.
+    month = datetime.now(timezone.utc).strftime("%Y-%m")
+    tiers = {r.group["service_tier"]: r for r in (await monthly_report(engine, month, by=("service_tier",))).rows}
+    assert set(tiers) == {"default", "flex", "priority"}
+    for tier, row in tiers.items():
+        assert row.cost == sum(r.cost_total for r in rows if (r.service_tier or "default") == tier)
+    assert tiers["flex"].requests == 2 and tiers["priority"].requests == 3
+    start, end = parse_month(month)
+    assert compare(await ledger_totals(engine, start, end), await rollup_totals(engine, start, end), str) == []
     async with engine.connect() as conn:
         spent = (await conn.execute(select(quota_usage.c.spent_usd).where(quota_usage.c.scope == "tenant"))).scalar()
         assert (await conn.execute(select(reservations))).all() == []
