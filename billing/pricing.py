@@ -181,14 +181,23 @@ def cache_storage_cost(usage: Usage, version: PriceVersion) -> Decimal:
 
 
 def price_usage(usage: Usage, version: PriceVersion) -> Cost:
-    tokens = cost_of(usage, version.tier_for(usage.input_tokens, usage.service_tier))
-    return Cost(tokens.uncached_input, tokens.cached_input, tokens.cache_write, tokens.output, tokens.reasoning,
-                tool_calls=tool_calls_cost(usage, version), cache_storage=cache_storage_cost(usage, version))
+    tier = version.tier_for(usage.input_tokens, usage.service_tier)
+    return Cost(
+        uncached_input=_component(usage.uncached_input_tokens, tier.input),
+        cached_input=_component(usage.cached_tokens, tier.cached_price),
+        cache_write=_component(usage.cache_write_tokens, tier.cache_write_price),
+        output=_component(usage.visible_output_tokens, tier.output),
+        reasoning=_component(usage.reasoning_tokens, tier.reasoning_price),
+        tool_calls=tool_calls_cost(usage, version) if usage.tool_calls else Decimal(0),
+        cache_storage=cache_storage_cost(usage, version),
+    )
 
 
 def unpriced(usage: Usage, version: PriceVersion) -> tuple[str, ...]:
     """What the usage holds that `version` has no price for (billed at the standard prices, or
     at nothing), as flags for the ledger entry: an operator must add the price."""
+    if not usage.tool_calls and usage.service_tier is None and not usage.cache_storage_tokens:
+        return ()
     flags = [f"tool_unpriced:{name}" for name, count in usage.tool_calls if count and name not in version.tools]
     if not version.prices_service_tier(usage.service_tier):
         flags.append(f"service_tier_unpriced:{usage.service_tier}")

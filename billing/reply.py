@@ -36,10 +36,12 @@ def reply_usage(reply: Mapping[str, Any]) -> Usage | None:
     if usage is None:
         return None
     tier = reply.get("service_tier")
-    tokens, hours = cache_storage(reply, usage)
-    return replace(usage, tool_calls=usage.tool_calls or tool_calls_in_output(reply.get("output")),
-                   service_tier=tier[:32] if isinstance(tier, str) else None,
-                   cache_storage_tokens=tokens, cache_storage_hours=hours)
+    tier = tier[:32] if isinstance(tier, str) else None
+    tools = usage.tool_calls or tool_calls_in_output(reply.get("output"))
+    tokens, hours = cache_storage(reply, usage) if "caching" in reply else (0, 0)
+    if tier is None and not tools and not tokens:  # the common reply: nothing beyond its tokens
+        return usage
+    return replace(usage, tool_calls=tools, service_tier=tier, cache_storage_tokens=tokens, cache_storage_hours=hours)
 
 
 def tool_calls_in_output(output: Any) -> tuple[tuple[str, int], ...]:
@@ -48,9 +50,7 @@ def tool_calls_in_output(output: Any) -> tuple[tuple[str, int], ...]:
     counts: Counter[str] = Counter()
     containers = set()
     for item in output:
-        if not isinstance(item, Mapping):
-            continue
-        kind = item.get("type")
+        kind = item.get("type") if isinstance(item, dict) else None
         if kind in _TOOL_ITEMS:
             counts[_TOOL_ITEMS[kind]] += 1
         elif kind == "code_interpreter_call":
@@ -63,7 +63,7 @@ def tool_calls_in_output(output: Any) -> tuple[tuple[str, int], ...]:
 def cache_storage(reply: Mapping[str, Any], usage: Usage) -> tuple[int, int]:
     """(tokens stored, hours billed) for a reply the upstream keeps in its context cache."""
     caching = reply.get("caching")
-    if not isinstance(caching, Mapping) or caching.get("type") != "enabled":
+    if not isinstance(caching, dict) or caching.get("type") != "enabled":
         return 0, 0
     if reply.get("store") is False or reply.get("status") not in _STORED_STATUSES:
         return 0, 0

@@ -43,7 +43,8 @@ class Usage:
         return sum(count for _, count in self.tool_calls)
 
     def with_flags(self, *flags: str) -> "Usage":
-        return replace(self, flags=self.flags + tuple(f for f in flags if f not in self.flags))
+        added = tuple(f for f in flags if f not in self.flags)
+        return replace(self, flags=self.flags + added) if added else self
 
     @property
     def uncached_input_tokens(self) -> int:
@@ -88,12 +89,12 @@ def _count(value: Any, name: str, flags: list[str]) -> int:
 
 def _details(block: Mapping[str, Any], name: str) -> Mapping[str, Any]:
     details = block.get(name)
-    return details if isinstance(details, Mapping) else {}
+    return details if isinstance(details, dict) else {}
 
 
 def parse_usage(block: Any) -> Usage | None:
     """Parse either usage shape; None when there is no usage block at all."""
-    if not isinstance(block, Mapping):
+    if not isinstance(block, dict):
         return None
     flags: list[str] = []
     if "input_tokens" in block or "output_tokens" in block:
@@ -139,7 +140,7 @@ def parse_usage(block: Any) -> Usage | None:
 
 def _tool_usage(value: Any, flags: list[str]) -> tuple[tuple[str, int], ...]:
     """BytePlus `usage.tool_usage`: calls per built-in tool (null or absent: none)."""
-    if not isinstance(value, Mapping):
+    if not isinstance(value, dict):
         return ()
     counts = ((str(name)[:64], _count(count, "tool_usage", flags)) for name, count in value.items())
     return tuple(sorted((name, count) for name, count in counts if count))
