@@ -156,14 +156,17 @@ def _component(tokens: int, price_per_million: Decimal) -> Decimal:
     return _EXACT.divide(_EXACT.multiply(Decimal(tokens), price_per_million), PER_MILLION)
 
 
-def cost_of(usage: Usage, tier: Tier) -> Cost:
-    """The contract's formula (CONTRACT.md section 5) for the tokens, exactly."""
+def cost_of(usage: Usage, tier: Tier, tool_calls: Decimal = Decimal(0), cache_storage: Decimal = Decimal(0)) -> Cost:
+    """The contract's formula (CONTRACT.md section 5) for the tokens, exactly, beside the
+    tool-call and storage costs already worked out."""
     return Cost(
         uncached_input=_component(usage.uncached_input_tokens, tier.input),
         cached_input=_component(usage.cached_tokens, tier.cached_price),
         cache_write=_component(usage.cache_write_tokens, tier.cache_write_price),
         output=_component(usage.visible_output_tokens, tier.output),
         reasoning=_component(usage.reasoning_tokens, tier.reasoning_price),
+        tool_calls=tool_calls,
+        cache_storage=cache_storage,
     )
 
 
@@ -181,16 +184,9 @@ def cache_storage_cost(usage: Usage, version: PriceVersion) -> Decimal:
 
 
 def price_usage(usage: Usage, version: PriceVersion) -> Cost:
-    tier = version.tier_for(usage.input_tokens, usage.service_tier)
-    return Cost(
-        uncached_input=_component(usage.uncached_input_tokens, tier.input),
-        cached_input=_component(usage.cached_tokens, tier.cached_price),
-        cache_write=_component(usage.cache_write_tokens, tier.cache_write_price),
-        output=_component(usage.visible_output_tokens, tier.output),
-        reasoning=_component(usage.reasoning_tokens, tier.reasoning_price),
-        tool_calls=tool_calls_cost(usage, version) if usage.tool_calls else Decimal(0),
-        cache_storage=cache_storage_cost(usage, version),
-    )
+    return cost_of(usage, version.tier_for(usage.input_tokens, usage.service_tier),
+                   tool_calls_cost(usage, version) if usage.tool_calls else Decimal(0),
+                   cache_storage_cost(usage, version))
 
 
 def unpriced(usage: Usage, version: PriceVersion) -> tuple[str, ...]:

@@ -30,6 +30,7 @@ from proxy import admin_models as m
 from proxy.errors import ApiError, error_response
 from proxy.headers import bearer_token
 from proxy.prices_view import price_rows
+from proxy.request_body import json_object
 from proxy.state import STATE
 
 ACTOR = "admin-api"
@@ -236,12 +237,7 @@ async def _body(request: web.Request, model: type[BaseModel] | None) -> BaseMode
     raw = await request.read()
     if not raw.strip() and not any(f.is_required() for f in model.model_fields.values()):
         return model()
-    try:
-        data = orjson.loads(raw)
-    except orjson.JSONDecodeError:
-        raise ApiError(400, "The request body is not valid JSON.") from None
-    if not isinstance(data, dict):
-        raise ApiError(400, "The request body must be a JSON object.")
+    data = json_object(raw)
     try:
         # JSON Schema counts 1.0 as an integer; strict pydantic would not.
         return model.model_validate_json(orjson.dumps(_integral_floats_as_ints(data)))

@@ -11,7 +11,6 @@ instead of waiting for the poller.
 import logging
 
 import aiohttp
-import orjson
 from aiohttp import web
 from multidict import CIMultiDict
 
@@ -21,6 +20,7 @@ from proxy.capture import Capture
 from proxy.errors import ApiError
 from proxy.handlers import CLIENT_GONE, authenticate, check_model_allowed, owned_upstream, read_request_body
 from proxy.headers import client_response_headers, upstream_request_headers
+from proxy.request_body import json_object
 from proxy.routing import Upstream
 from proxy.sse import SseParser
 from proxy.state import STATE, ProxyState
@@ -112,12 +112,7 @@ async def count_input_tokens(request: web.Request) -> web.StreamResponse:
     state = request.app[STATE]
     grant = await authenticate(request, state)
     body = await read_request_body(request, state.settings.client_timeout)
-    try:
-        payload = orjson.loads(body)
-    except orjson.JSONDecodeError:
-        raise ApiError(400, "The request body is not valid JSON.") from None
-    if not isinstance(payload, dict):
-        raise ApiError(400, "The request body must be a JSON object.")
+    payload = json_object(body)
     model = payload.get("model")
     target = state.router.for_model(model) if isinstance(model, str) else state.router.default
     if isinstance(model, str):

@@ -62,6 +62,17 @@ def _repeated_top_level_field(raw: bytes) -> str | None:
     return next((name for name in names if name in read and names.count(name) > 1), None)
 
 
+def json_object(raw: bytes) -> dict[str, Any]:
+    """A body that must be a JSON object, or the 400 that says why not."""
+    try:
+        payload = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        raise _invalid("The request body is not valid JSON.") from None
+    if not isinstance(payload, dict):
+        raise _invalid("The request body must be a JSON object.")
+    return payload
+
+
 def check_prefix_caching(payload: dict[str, Any]) -> None:
     """For upstreams (BytePlus) that cannot combine a prefix cache with an output limit."""
     caching = payload.get("caching")
