@@ -106,3 +106,12 @@ def test_a_failed_write_is_reported_not_raised(spool):
     spool.begin("r1", row("r1"))
     assert spool.append_entry("r1", row("r1")) is None  # the caller keeps it in memory
     assert spool.depth == 0
+
+
+def test_collect_hands_queued_background_responses_over():
+    records = [{"k": "b", "row": row("r1")}, {"k": "q", "row": row("r1", response_id="resp_1")},
+               {"k": "b", "row": row("r2")}]
+    replay = collect(records, own=False)
+    # the queued call is polled and billed later, not billed now from an estimate
+    assert list(replay.background) == ["r1"] and replay.background["r1"]["response_id"] == "resp_1"
+    assert list(replay.interrupted) == ["r2"] and replay.entries == {}
