@@ -85,7 +85,7 @@ class Capture:
                 self.response_id = chunk["id"]
         if '"content"' in data:
             self._count_content(data)
-        if '"error"' in data and data.startswith('{"error"'):
+        if data.startswith('{"error"'):  # BytePlus: `data: {"error": {...}}`
             self.error_event = True
             return False
         if '"prompt_tokens"' not in data:

@@ -15,7 +15,8 @@ log = logging.getLogger(__name__)
 REQUEST_ID = web.RequestKey("request_id", object)  # a UUID: the ledger's key for a billed call
 MODEL = web.RequestKey("model", str)  # the priced model the call resolved to, once known
 # Paths that are counted in the request metrics under their own name.
-_ENDPOINTS = {"/v1/responses": "responses", "/v1/chat/completions": "chat.completions"}
+_ENDPOINTS = {"/v1/responses": "responses", "/v1/chat/completions": "chat.completions",
+              "/v1/embeddings": "embeddings", "/v1/responses/compact": "responses.compact"}
 
 
 class ApiError(Exception):

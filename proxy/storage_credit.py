@@ -16,6 +16,7 @@ from billing.ledger import CallContext, LedgerEntry, build_entry
 from billing.quota import period_start
 from billing.reply import DEFAULT_CACHE_LIFETIME_SECONDS, credited_hours, reply_usage
 from billing.usage import Usage
+from proxy.errors import ApiError
 from proxy.headers import upstream_request_headers
 from proxy.routing import Upstream
 from proxy.state import ProxyState
@@ -25,7 +26,17 @@ log = logging.getLogger(__name__)
 
 
 async def storage_credit(state: ProxyState, grant: KeyGrant, target: Upstream, response_id: str) -> LedgerEntry | None:
-    """The credit a deletion earns (the response is read first, with the operator's key), or None."""
+    """The credit a deletion earns (the response is read first, with the operator's key), or
+    None. A read that fails leaves the deletion uncredited (logged), never blocked."""
+    try:
+        return await _credit(state, grant, target, response_id)
+    except ApiError as error:
+        log.warning("could not read response %s before deleting it (%s): no storage credit", response_id,
+                    error.code)
+        return None
+
+
+async def _credit(state: ProxyState, grant: KeyGrant, target: Upstream, response_id: str) -> LedgerEntry | None:
     settings = state.settings
     upstream = await call_upstream(state.http, "GET", f"{target.base_url}/responses/{response_id}",
                                    upstream_request_headers((), target.api_key),
