@@ -42,8 +42,9 @@ def queued_row(call: CallContext, response_id: str, first_byte_ms: int | None) -
 
 
 def poll_delay(polls: int, cap: float) -> float:
-    """Seconds to the next poll: 1, 2, 4, ... up to `cap` (well inside the upstream's retention)."""
-    return min(float(2 ** min(polls, 16)), cap)
+    """Seconds to the next poll after the `polls`-th: 1, 2, 4, ... up to `cap` (well inside
+    the upstream's retention)."""
+    return min(float(2 ** min(max(polls - 1, 0), 16)), cap)
 
 
 def settle(state: ProxyState, row: dict[str, Any], reply: dict[str, Any] | None) -> str:
@@ -52,15 +53,12 @@ def settle(state: ProxyState, row: dict[str, Any], reply: dict[str, Any] | None)
     versions = {v.id: v for v in state.mirror.pricebook.all_versions()}
     record = row["call"] if isinstance(row["call"], dict) else orjson.loads(row["call"])
     call = call_from_record(record, versions)
-    usage: Usage | None = reply_usage(reply) if reply is not None else None
-    estimated = False
     if reply is None:
-        usage, status, estimated = estimate_usage(call.request_bytes, 0).with_flags("background_forgotten"), \
-            "usage_missing", True
-    else:
-        status = str(reply.get("status"))
-        if usage is None:  # ended without usage (cancelled before it started): nothing generated
-            usage = Usage(flags=("usage_not_reported",))
+        usage = estimate_usage(call.request_bytes, 0).with_flags("background_forgotten")
+        status, estimated = "usage_missing", True
+    else:  # no usage in the reply (cancelled before it started): nothing was generated
+        usage = reply_usage(reply) or Usage(flags=("usage_not_reported",))
+        status, estimated = str(reply.get("status")), False
     entry = build_entry(call, usage, status=status, upstream_response_id=row["response_id"],
                         finished_at=datetime.now(timezone.utc), first_byte_ms=row.get("first_byte_ms"),
                         estimated=estimated)
