@@ -44,7 +44,7 @@ def queued_row(call: CallContext, response_id: str, first_byte_ms: int | None) -
 def poll_delay(polls: int, cap: float) -> float:
     """Seconds to the next poll after the `polls`-th: 1, 2, 4, ... up to `cap` (well inside
     the upstream's retention)."""
-    return min(float(2 ** min(max(polls - 1, 0), 16)), cap)
+    return min(2.0 ** min(max(polls - 1, 0), 16), cap)
 
 
 def settle(state: ProxyState, row: dict[str, Any], reply: dict[str, Any] | None) -> str:
