@@ -102,3 +102,12 @@ async def client(proxy, tenant_key):
     async with openai.AsyncOpenAI(base_url=proxy.url + "/v1", api_key=tenant_key.secret, max_retries=0) as client:
         yield client
 
+
+
+@pytest.fixture
+async def stranger(proxy, engine):
+    """The official SDK with a key of another tenant (team-b): it must see nothing of team-a's."""
+    await create_tenant(engine, "team-b")
+    issued = await issue_key(engine, "team-b", label="stranger")
+    async with openai.AsyncOpenAI(base_url=proxy.url + "/v1", api_key=issued.secret, max_retries=0) as client:
+        yield client

@@ -11,7 +11,6 @@ from sqlalchemy import select
 
 from billing.db.keys import issue_key
 from billing.db.tables import ledger_entries
-from billing.db.tenants import create_tenant
 
 D = Decimal
 MILLION = D(1_000_000)
@@ -81,22 +80,19 @@ async def test_embeddings_compaction_and_token_counts(proxy, client, engine, sim
     assert sorted(endpoints) == sorted(r.endpoint for r in rows)
 
 
-async def test_conversations_belong_to_their_tenant(proxy, client, engine):
+async def test_conversations_belong_to_their_tenant(client, stranger):
     conversation = await client.conversations.create(items=[{"type": "message", "role": "user",
                                                                "content": "remember this"}])
     reply = await client.responses.create(model="gpt-5", input="and this", conversation=conversation.id)
     items = await client.conversations.items.list(conversation.id)
     assert reply.conversation.id == conversation.id and items.data
-    await create_tenant(engine, "team-b")
-    other = await issue_key(engine, "team-b")
-    async with openai.AsyncOpenAI(base_url=proxy.url + "/v1", api_key=other.secret, max_retries=0) as stranger:
-        with pytest.raises(openai.NotFoundError):
-            await stranger.conversations.retrieve(conversation.id)
-        with pytest.raises(openai.NotFoundError):
-            await stranger.responses.create(model="gpt-5", input="peek", conversation=conversation.id)
-        with pytest.raises(openai.NotFoundError):
-            await stranger.chat.completions.create(model="gpt-5", messages=[{"role": "user", "content": "x"}],
-                                                   extra_body={"previous_response_id": reply.id})
+    with pytest.raises(openai.NotFoundError):
+        await stranger.conversations.retrieve(conversation.id)
+    with pytest.raises(openai.NotFoundError):
+        await stranger.responses.create(model="gpt-5", input="peek", conversation=conversation.id)
+    with pytest.raises(openai.NotFoundError):
+        await stranger.chat.completions.create(model="gpt-5", messages=[{"role": "user", "content": "x"}],
+                                               extra_body={"previous_response_id": reply.id})
     assert (await client.conversations.delete(conversation.id)).deleted
 
 
