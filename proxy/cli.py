@@ -20,6 +20,7 @@ from billing.db.keys import get_key, issue_key, list_keys, revoke_key, rotate_ke
 from billing.db.migrate import upgrade_to_head
 from billing.db.prices import load_pricebook, set_price, sync_catalog
 from billing.db.reports import ledger_totals, monthly_report, quota_comparison, rollup_totals
+from billing.db.dead_letters import dead_letters
 from billing.reconcile import compare
 from billing.statement import statement_csv, statement_from
 from proxy.dashboard_html import statement_page
@@ -326,8 +327,14 @@ def cmd_reconcile(args, settings: Settings) -> None:
         entries = sum(v["requests"] for v in raw.values())
         for difference in differences:
             print(difference)
-        if differences:
-            raise CliError(f"{len(differences)} difference(s) in {args.month}")
+        dead = await dead_letters(engine)
+        for letter in dead:
+            print(f"dead letter {letter['id']}: {letter['kind']} of call {letter['request_id']} (tenant "
+                  f"{letter['tenant_id']}) refused by the database at {letter['failed_at']:%Y-%m-%d %H:%M:%S}: "
+                  f"{letter['error']}")
+        if differences or dead:
+            raise CliError(f"{len(differences)} difference(s) in {args.month}, {len(dead)} dead letter(s) in the "
+                           "ledger_dead_letters table")
         print(f"{args.month}: {entries} ledger entries agree with {len(raw)} rollup rows and "
               f"{len(counted)} quota counters")
 

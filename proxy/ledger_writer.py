@@ -7,7 +7,9 @@ never fails, so billing cannot slow or break a response. The writer inserts up t
 `batch_size` entries per statement (idempotent on the request id, so a batch retried after
 an ambiguous failure never bills twice).
 
-When a batch fails the database is taken to be down: the entries held in memory are
+A batch the database refuses for what it holds (a value it cannot store) is split until
+the refused row is found; that row goes to `ledger_dead_letters` with the error, and the
+rest are written. Any other failure means the database is down: the entries held in memory are
 dropped (they are on disk), new ones are only spooled, and the writer probes the database
 with backoff. Once it answers, the spooled segments are replayed from disk and the writer
 goes back to batches from memory. Memory stays bounded however long the outage lasts.
@@ -22,6 +24,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from billing.db.background import register
+from billing.db.dead_letters import describe, keep, refused_by_database
 from billing.db.ledger import entry_row, insert_rows, row_from_json
 from billing.db.prices import load_pricebook
 from billing.ledger import LedgerEntry, build_entry, call_from_record
@@ -32,6 +35,7 @@ from proxy.spool import Segment, Spool, collect, read_records
 log = logging.getLogger(__name__)
 
 ORPHAN_SCAN_SECONDS = 30.0  # how often segments of dead sibling processes are looked for
+ENTRY, BACKGROUND, INTERRUPTED = "entry", "background", "interrupted"  # kinds of rows (and of dead letters)
 SYNC_SECONDS = 0.1  # the spool is fsynced this often while it is written to (a machine crash loses at most this)
 
 
@@ -139,9 +143,7 @@ class LedgerWriter:
         for _ in range(-(-len(self._pending) // self.batch_size)):
             batch = [self._pending[i] for i in range(min(self.batch_size, len(self._pending)))]
             started = time.perf_counter()
-            async with self._engine.begin() as conn:
-                await insert_rows(conn, [row for row, _, background in batch if not background])
-                await register(conn, [row for row, _, background in batch if background])
+            await self._store([(BACKGROUND if background else ENTRY, row) for row, _, background in batch])
             metrics.LEDGER_FLUSH_SECONDS.observe(time.perf_counter() - started)
             for _ in batch:
                 self._pending.popleft()
@@ -153,6 +155,32 @@ class LedgerWriter:
                     per_segment[segment] = per_segment.get(segment, 0) + 1
             for segment, count in per_segment.items():
                 self.spool.written(segment, count)
+
+    async def _store(self, rows: list[tuple[str, dict]]) -> int:
+        """Insert entries and register background responses, in one transaction; returns how
+        many entries were new. A batch the database refuses for what it holds (not for being
+        down) is split in halves until the refused rows are found: they go to the dead
+        letters, and every other row is stored."""
+        try:
+            async with self._engine.begin() as conn:
+                new = await insert_rows(conn, [row for kind, row in rows if kind == ENTRY])
+                await register(conn, [row for kind, row in rows if kind == BACKGROUND])
+            return new
+        except Exception as error:
+            if not refused_by_database(error):
+                raise
+            if len(rows) == 1:
+                await self._dead_letter(*rows[0], error)
+                return 0
+        middle = len(rows) // 2
+        return await self._store(rows[:middle]) + await self._store(rows[middle:])
+
+    async def _dead_letter(self, kind: str, row: dict, error: BaseException) -> None:
+        async with self._engine.begin() as conn:
+            await keep(conn, kind, row, error)
+        metrics.DEAD_LETTERS.labels(kind).inc()
+        log.error("the database refused the ledger row of call %s (%s): kept in ledger_dead_letters; billing goes "
+                  "on for every other call", str(row.get("request_id"))[:64], describe(error)[:300])
 
     async def _sync_spool(self) -> None:
         while True:
@@ -196,17 +224,17 @@ class LedgerWriter:
 
     async def _insert_replay(self, paths, *, own: bool) -> int:
         replay = await asyncio.to_thread(lambda: collect(read_records(paths), own=own))
-        rows = [row_from_json(row) for row in replay.entries.values()]
+        rows = [(ENTRY, row_from_json(row)) for row in replay.entries.values()]
         if replay.interrupted:
             async with self._engine.connect() as conn:
                 versions = {v.id: v for v in (await load_pricebook(conn)).all_versions()}
-            rows += [entry_row(interrupted_entry(call_from_record(record, versions), record))
-                     for record in replay.interrupted.values()]
+            for record in replay.interrupted.values():
+                try:
+                    rows.append((ENTRY, entry_row(interrupted_entry(call_from_record(record, versions), record))))
+                except (KeyError, TypeError, ValueError) as error:  # a begin record that cannot be priced
+                    await self._dead_letter(INTERRUPTED, record, error)
+        rows += [(BACKGROUND, row) for row in replay.background.values()]
         new = 0
         for start in range(0, len(rows), self.batch_size):
-            async with self._engine.begin() as conn:
-                new += await insert_rows(conn, rows[start:start + self.batch_size])
-        if replay.background:
-            async with self._engine.begin() as conn:
-                await register(conn, list(replay.background.values()))
+            new += await self._store(rows[start:start + self.batch_size])
         return new

@@ -37,6 +37,8 @@ SPOOL_DEPTH = Gauge("billing_proxy_spool_entries",
                     registry=REGISTRY)
 DATABASE_UP = Gauge("billing_proxy_database_up", "1 when the ledger writer reaches the database.",
                     registry=REGISTRY)
+DEAD_LETTERS = Counter("billing_proxy_ledger_dead_letters", "Ledger rows the database refused for what they "
+                       "hold, kept in ledger_dead_letters (alert on any increase).", ["kind"], registry=REGISTRY)
 ADMISSIONS = Counter("billing_proxy_quota_admissions", "Calls of tenants with limits admitted, by how: "
                      "statement (one database statement), lease (in memory, under a lease), lease_taken "
                      "(statements that took a lease).", ["path"], registry=REGISTRY)

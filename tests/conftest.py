@@ -22,6 +22,8 @@ from proxy.settings import Settings
 from proxy.simulator import SIM_STATE, create_simulator
 
 UPSTREAM_KEY = "sk-upstream-" + "x" * 24
+METRICS_TOKEN = "metrics-" + "m" * 24
+METRICS_AUTH = {"Authorization": f"Bearer {METRICS_TOKEN}"}
 
 
 @pytest.fixture(scope="session")
@@ -38,7 +40,8 @@ async def engine(database_url):
     async with engine.begin() as conn:
         await conn.execute(text(
             "TRUNCATE ledger_entries, api_key_secrets, api_keys, tenants, price_tiers, price_versions, model_aliases, "
-            "audit_log, quota_usage, reservations, alerts, ledger_daily, response_owners, background_responses "
+            "audit_log, quota_usage, reservations, alerts, ledger_daily, response_owners, background_responses, "
+            "ledger_dead_letters "
             "RESTART IDENTITY CASCADE"
         ))
     yield engine
@@ -70,7 +73,7 @@ def proxy_settings(simulator, tmp_path) -> Settings:
     return Settings(
         database_url=None, home=tmp_path, upstream_base_url=str(simulator.make_url("/v1")),
         upstream_api_key=UPSTREAM_KEY, max_body_bytes=1024 * 1024, upstream_read_timeout=5.0,
-        sync_interval=0.5, background_poll_seconds=0.2,
+        sync_interval=0.5, background_poll_seconds=0.2, metrics_token=METRICS_TOKEN,
     )
 
 

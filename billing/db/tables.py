@@ -258,3 +258,16 @@ background_responses = Table(
     Column("last_status", Text, nullable=True),
     Column("settled_at", DateTime(timezone=True), nullable=True),
 )
+
+# Rows the database refused for what they hold (migration 0011); see billing/db/dead_letters.py.
+ledger_dead_letters = Table(
+    "ledger_dead_letters",
+    metadata,
+    Column("id", BigInteger, primary_key=True),
+    Column("kind", Text, nullable=False),  # entry | background | interrupted
+    Column("request_id", Text, nullable=False),
+    Column("tenant_id", BigInteger, nullable=True),
+    Column("row_json", Text, nullable=False),  # JSON text: it can hold what jsonb refuses (a NUL)
+    Column("error", Text, nullable=False),
+    Column("failed_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+)
