@@ -27,6 +27,7 @@ from billing.db.tables import ledger_entries
 from billing.db.tenants import create_tenant
 
 BENCH = Path(__file__).parent
+METRICS_TOKEN = "bench-metrics-" + "b" * 24  # /metrics needs a token
 
 
 def free_port() -> int:
@@ -114,7 +115,8 @@ def start_proxy(database_url: str, upstream: str, home: str, workers: int = 1, *
                                                    "--workers", str(workers)),
                        env={"DATABASE_URL": database_url, "UPSTREAM_BASE_URL": upstream + "/v1",
                             "UPSTREAM_API_KEY": "sk-bench", "BILLING_PROXY_HOME": home,
-                            "BILLING_PROXY_LOG_LEVEL": "WARNING", **env})
+                            "BILLING_PROXY_LOG_LEVEL": "WARNING",
+                            "BILLING_PROXY_METRICS_TOKEN": METRICS_TOKEN, **env})
     proxy.wait_ready(f"http://127.0.0.1:{port}/readyz")
     return proxy, f"http://127.0.0.1:{port}"
 
@@ -158,7 +160,8 @@ def upstream_count(upstream: str) -> int:
 
 def metric(proxy: str, name: str) -> float:
     """One unlabelled value from the proxy's /metrics."""
-    with urllib.request.urlopen(proxy + "/metrics") as reply:
+    scrape = urllib.request.Request(proxy + "/metrics", headers={"Authorization": f"Bearer {METRICS_TOKEN}"})
+    with urllib.request.urlopen(scrape) as reply:
         for line in reply.read().decode().splitlines():
             if line.startswith(name + " "):
                 return float(line.split()[1])

@@ -6,7 +6,6 @@ Authenticated by `Authorization: Bearer $BILLING_PROXY_ADMIN_TOKEN`, compared in
 time; with no token configured every /admin/ path answers 404.
 """
 
-import hmac
 import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
@@ -28,7 +27,7 @@ from billing.pricing import NoStandardPrice, Tier, revised
 from billing.report import parse_dimensions, report_csv_text, report_dict
 from proxy import admin_models as m
 from proxy.errors import ApiError, error_response
-from proxy.headers import bearer_token
+from proxy.headers import bearer_token, same_secret
 from proxy.prices_view import price_rows
 from proxy.request_body import json_object
 from proxy.state import STATE
@@ -207,11 +206,13 @@ OPERATIONS = (
 # --- plumbing -------------------------------------------------------------------------------
 
 def _check_token(request: web.Request) -> None:
-    expected = request.app[STATE].settings.admin_token
+    state = request.app[STATE]
+    expected = state.settings.admin_token
     if not expected:
         raise ApiError(404, "Unknown request URL.", code="unknown_url")
-    given = bearer_token(request.headers) or ""
-    if not hmac.compare_digest(given.encode(), expected.encode()):
+    state.admin_guard.check(request.remote)
+    if not same_secret(bearer_token(request.headers), expected):
+        state.admin_guard.failed(request.remote, request.path)
         raise ApiError(401, "The admin API needs `Authorization: Bearer <admin token>`.", code="invalid_admin_token")
 
 
@@ -224,7 +225,7 @@ def _validation_error(error: ValidationError, where: str) -> ApiError:
 def _ids(request: web.Request) -> dict[str, int]:
     ids = {}
     for name, text in request.match_info.items():
-        value = int(text) if text.isdigit() and len(text) < 20 else 0
+        value = int(text) if text.isascii() and text.isdigit() and len(text) < 20 else 0
         if not 1 <= value <= m.MAX_ID:
             raise ApiError(404, f"No such {name.removesuffix('_id')}.", code="not_found")
         ids[name] = value
@@ -286,8 +287,7 @@ def _endpoint(operation: Operation):
 async def openapi_document(request: web.Request) -> web.Response:
     from proxy.openapi import build_document
 
-    if not request.app[STATE].settings.admin_token:
-        raise ApiError(404, "Unknown request URL.", code="unknown_url")
+    _check_token(request)
     return web.json_response(build_document(OPERATIONS), dumps=lambda o: orjson.dumps(o).decode())
 
 

@@ -23,6 +23,7 @@ from proxy.routing import DEFAULT, Router, Upstream
 from proxy.sessions import ResponseOwners
 from proxy.errors import error_middleware
 from proxy.ledger_writer import LedgerWriter
+from proxy.logs import redact_aiohttp_logs
 from proxy.mirror import Mirror
 from proxy.settings import Settings
 from proxy.spool import Spool
@@ -69,6 +70,7 @@ async def finish_exchanges(inflight: set[asyncio.Task]) -> None:
 
 def create_app(settings: Settings, database_url: str) -> web.Application:
     """The proxy as an aiohttp app. The database must already be migrated."""
+    redact_aiohttp_logs()
     app = web.Application(client_max_size=settings.max_body_bytes, middlewares=[error_middleware])
 
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:

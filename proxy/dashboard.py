@@ -16,7 +16,7 @@ from billing.report import parse_month
 from billing.statement import statement_csv, statement_from
 from proxy.dashboard_html import dashboard_page, login_page, statement_page
 from proxy.errors import ApiError
-from proxy.headers import bearer_token
+from proxy.headers import bearer_token, same_secret
 from proxy.state import STATE
 
 COOKIE = "bp_admin_session"
@@ -35,12 +35,17 @@ def _token(request: web.Request) -> str:
 
 
 def _signed_in(request: web.Request) -> bool:
-    token = _token(request)
-    if hmac.compare_digest((bearer_token(request.headers) or "").encode(), token.encode()):
-        return True
+    token, guard = _token(request), request.app[STATE].admin_guard
+    guard.check(request.remote)
+    given = bearer_token(request.headers)
+    if given is not None:
+        if same_secret(given, token):
+            return True
+        guard.failed(request.remote, request.path)
     expires, _, signature = request.cookies.get(COOKIE, "").partition(".")
-    return (expires.isdigit() and int(expires) > time.time()
-            and hmac.compare_digest(signature.encode(), _signature(token, int(expires)).encode()))
+    # an expiry is a Unix time: ASCII digits, far fewer than int() refuses (4,300)
+    return (expires.isascii() and expires.isdigit() and len(expires) <= 12 and int(expires) > time.time()
+            and same_secret(signature, _signature(token, int(expires))))
 
 
 def _month(request: web.Request) -> str:
@@ -84,10 +89,11 @@ async def login_form(request: web.Request) -> web.Response:
 
 
 async def login(request: web.Request) -> web.Response:
-    token = _token(request)
+    token, guard = _token(request), request.app[STATE].admin_guard
+    guard.check(request.remote)
     form = await request.post()
-    given = str(form.get("token", ""))
-    if not hmac.compare_digest(given.encode(), token.encode()):
+    if not same_secret(str(form.get("token", "")), token):
+        guard.failed(request.remote, request.path)
         return _html(login_page("That is not the admin token."), status=401)
     expires = int(time.time()) + SESSION_SECONDS
     response = web.HTTPFound("/admin/dashboard")

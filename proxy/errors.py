@@ -23,9 +23,10 @@ class ApiError(Exception):
     """An error of the proxy's own, answered as {"error": {message, type, param, code}}."""
 
     def __init__(self, status: int, message: str, *, type: str = "invalid_request_error",
-                 code: str | None = None, param: str | None = None):
+                 code: str | None = None, param: str | None = None, headers: dict[str, str] | None = None):
         super().__init__(message)
         self.status, self.message, self.type, self.code, self.param = status, message, type, code, param
+        self.headers = headers or {}
 
 
 def error_body(message: str, type: str, code: str | None = None, param: str | None = None) -> bytes:
@@ -37,6 +38,7 @@ def error_response(error: ApiError) -> web.Response:
         status=error.status,
         body=error_body(error.message, error.type, error.code, error.param),
         content_type="application/json",
+        headers=error.headers,
     )
 
 

@@ -19,7 +19,7 @@ from proxy.admission import admit_call, release_later, remaining_headers, settle
 from proxy.background import queued_row
 from proxy.capture import Capture
 from proxy.errors import MODEL, REQUEST_ID, ApiError
-from proxy.headers import bearer_token, client_response_headers, upstream_request_headers
+from proxy.headers import bearer_token, client_response_headers, same_secret, upstream_request_headers
 from proxy.request_body import check_prefix_caching, parse_request
 from proxy.sse import SseParser
 from proxy.state import STATE, ProxyState
@@ -52,7 +52,18 @@ async def readyz(request: web.Request) -> web.Response:
 
 
 async def metrics_endpoint(request: web.Request) -> web.Response:
+    """Prometheus text, for a scraper holding the metrics token (or the admin token): the
+    series name every tenant and its spend."""
     state = request.app[STATE]
+    tokens = [t for t in (state.settings.metrics_token, state.settings.admin_token) if t]
+    if not tokens:
+        raise ApiError(404, "Metrics are off: set BILLING_PROXY_METRICS_TOKEN and scrape with "
+                            "`Authorization: Bearer <metrics token>`.", code="unknown_url")
+    state.admin_guard.check(request.remote)
+    given = bearer_token(request.headers)
+    if not any(same_secret(given, token) for token in tokens):
+        state.admin_guard.failed(request.remote, request.path)
+        raise ApiError(401, "/metrics needs `Authorization: Bearer <metrics token>`.", code="invalid_metrics_token")
 
     def refresh() -> None:
         metrics.LEDGER_BACKLOG.set(state.writer.backlog)

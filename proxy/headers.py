@@ -1,50 +1,33 @@
 """Header rules for both directions of the proxy. Pure functions.
 
-Hop-by-hop fields (RFC 9110 section 7.6.1) and everything naming the connection are
-dropped; the client's credential is replaced by the upstream key; nothing that describes
-the upstream account travels back to the client.
+Both directions use allow-lists: a header travels only if it is named here. Upstream, the
+tenant's credential is replaced by the operator's key, and nothing that could act on the
+shared account for one tenant travels (`Idempotency-Key` would let one tenant replay
+another's reply, `X-HTTP-Method-Override` would turn a call into another,
+`X-Forwarded-For` would speak for the proxy). Back to the client, nothing that describes
+the operator's account travels (its organization, project, and its own `x-ratelimit-*`
+standing); the upstream's request id is kept as `x-upstream-request-id`.
 """
 
+import hmac
 from typing import Iterable, Mapping
 
-HOP_BY_HOP = frozenset({
-    "connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "proxy-connection",
-    "te", "trailer", "transfer-encoding", "upgrade",
+# What a client's SDK sends that the upstream may use; `x-stainless-*` is the OpenAI SDKs'
+# description of themselves (language, version, retry count, timeout).
+_FORWARDED_UP = frozenset({"accept", "user-agent", "openai-beta"})
+_FORWARDED_UP_PREFIXES = ("x-stainless-",)
+# What an upstream reply says that is about the reply, not about the account.
+_RELAYED_DOWN = frozenset({
+    "content-type", "cache-control", "openai-processing-ms", "openai-version", "retry-after", "retry-after-ms",
+    "x-should-retry",
 })
-# Set again by the proxy or its HTTP client, or describing the client's own credentials.
-_NOT_FORWARDED_UP = frozenset({
-    "host", "content-length", "authorization", "cookie", "accept-encoding", "x-api-key",
-    "api-key", "openai-organization", "openai-project",
-})
-# Re-framed by the proxy (bodies are decompressed), or about the upstream account.
-_NOT_RELAYED_DOWN = frozenset({
-    "content-length", "content-encoding", "set-cookie", "openai-organization", "openai-project",
-    "x-request-id", "server", "date",
-})
-
-
-def _connection_tokens(headers: Iterable[tuple[str, str]]) -> set[str]:
-    tokens: set[str] = set()
-    for name, value in headers:
-        if name.lower() == "connection":
-            tokens.update(t.strip().lower() for t in value.split(",") if t.strip())
-    return tokens
-
-
-def _filtered(headers: Iterable[tuple[str, str]], dropped: frozenset[str]) -> list[tuple[str, str]]:
-    headers = list(headers)
-    named = _connection_tokens(headers)
-    return [
-        (name, value)
-        for name, value in headers
-        if (lower := name.lower()) not in HOP_BY_HOP and lower not in dropped and lower not in named
-    ]
 
 
 def upstream_request_headers(client_headers: Iterable[tuple[str, str]], upstream_key: str | None) -> dict[str, str]:
-    """Headers to send upstream: the client's, minus hop-by-hop and credentials, plus ours."""
-    headers = dict(_filtered(client_headers, _NOT_FORWARDED_UP))
-    headers = {k: v for k, v in headers.items() if k.lower() != "content-type"}
+    """Headers to send upstream: the allowed ones of the client's, plus ours. The body is
+    always sent as plain JSON (a compressed request body was decompressed on arrival)."""
+    headers = {name: value for name, value in client_headers
+               if (lower := name.lower()) in _FORWARDED_UP or lower.startswith(_FORWARDED_UP_PREFIXES)}
     headers["Content-Type"] = "application/json"
     if upstream_key:
         headers["Authorization"] = f"Bearer {upstream_key}"
@@ -54,15 +37,27 @@ def upstream_request_headers(client_headers: Iterable[tuple[str, str]], upstream
 def client_response_headers(upstream_headers: Iterable[tuple[str, str]]) -> list[tuple[str, str]]:
     """Headers to relay to the client; the upstream's request id is kept under its own name."""
     headers = list(upstream_headers)
-    relayed = _filtered(headers, _NOT_RELAYED_DOWN)
+    relayed = [(name, value) for name, value in headers if name.lower() in _RELAYED_DOWN]
     relayed += [("x-upstream-request-id", v) for k, v in headers if k.lower() == "x-request-id"]
     return relayed
 
 
+def _printable_ascii(value: str) -> bool:
+    return value.isascii() and value.isprintable()
+
+
 def bearer_token(headers: Mapping[str, str]) -> str | None:
+    """The token of `Authorization: Bearer <token>`; None when absent or not printable
+    ASCII (no key the proxy issues is anything else)."""
     value = headers.get("Authorization", "")
     scheme, _, token = value.partition(" ")
     if scheme.lower() != "bearer":
         return None
     token = token.strip()
-    return token or None
+    return token if token and _printable_ascii(token) else None
+
+
+def same_secret(given: str | None, expected: str) -> bool:
+    """Compare a secret in constant time; a value that is not printable ASCII never matches
+    (and cannot make the comparison raise)."""
+    return given is not None and _printable_ascii(given) and hmac.compare_digest(given.encode(), expected.encode())

@@ -1,13 +1,54 @@
 """Logging: one JSON object a line (or plain text), carrying the id of the request being
-served. Bodies are never logged, and neither are keys: handlers log ids and sizes only."""
+served. Bodies are never logged, and neither are keys: handlers log ids and sizes only, and
+every record, aiohttp's own included (its "Error handling request" quotes the header line
+it could not parse), has credentials redacted before any handler sees it."""
 
 import contextvars
 import logging
+import re
 from datetime import datetime, timezone
 
 import orjson
 
 current_request_id: contextvars.ContextVar[str | None] = contextvars.ContextVar("request_id", default=None)
+
+
+_CREDENTIALS = re.compile(
+    r"(?i)((?:authorization|proxy-authorization|cookie|set-cookie|x-api-key|api-key)\s*[:=]\s*)[^\r\n'\"]+"
+    r"|(bearer\s+|basic\s+)[^\s'\"]+"
+    r"|(bpk_)[\w\-]+")
+_REDACTED_LOGGERS = ("aiohttp.server", "aiohttp.access", "aiohttp.web", "aiohttp.internal", "aiohttp.client")
+
+
+def redact(text: str) -> str:
+    """`text` with the values of credential headers, bearer tokens and issued keys hidden."""
+    return _CREDENTIALS.sub(lambda m: (m.group(1) or m.group(2) or m.group(3)) + "[redacted]", text)
+
+
+class RedactCredentials(logging.Filter):
+    """Rewrites a record so that no credential it quotes survives, in its message or in its
+    traceback (formatted here, once, then dropped from the record)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        record.msg, record.args = redact(message), ()
+        if record.exc_info:
+            record.exc_text = redact(logging.Formatter().formatException(record.exc_info))
+            record.exc_info = None
+        elif record.exc_text:
+            record.exc_text = redact(record.exc_text)
+        return True
+
+
+_REDACT = RedactCredentials()
+
+
+def redact_aiohttp_logs() -> None:
+    """Put the filter on aiohttp's own loggers (whatever handlers the embedding app uses)."""
+    for name in _REDACTED_LOGGERS:
+        logger = logging.getLogger(name)
+        if _REDACT not in logger.filters:
+            logger.addFilter(_REDACT)
 
 
 class JsonFormatter(logging.Formatter):
@@ -23,6 +64,8 @@ class JsonFormatter(logging.Formatter):
             line["request_id"] = request_id
         if record.exc_info:
             line["exception"] = self.formatException(record.exc_info)
+        elif record.exc_text:
+            line["exception"] = record.exc_text
         return orjson.dumps(line).decode()
 
 
@@ -35,9 +78,11 @@ class _TextFormatter(logging.Formatter):
 
 def configure_logging(level: str, fmt: str) -> None:
     handler = logging.StreamHandler()
+    handler.addFilter(_REDACT)
     handler.setFormatter(JsonFormatter() if fmt == "json" else
                          _TextFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)  # one line per call is the metrics' job
+    redact_aiohttp_logs()

@@ -22,6 +22,7 @@ import orjson
 
 from proxy.errors import ApiError
 
+MAX_MODEL_CHARS = 256  # far above any real name; a model name is stored on every ledger row
 MAX_OUTPUT_LIMIT = 10_000_000  # far above any model's; it bounds the quota estimate
 UNSTREAMED = {"embeddings": "embeddings", "responses.compact": "responses/compact"}
 
@@ -44,13 +45,15 @@ def _invalid(message: str, param: str | None = None) -> ApiError:
 # count above one means a nested object uses the name too, or the top level repeats it.
 _READ_FIELDS = tuple(f'"{name}"'.encode() for name in (
     "model", "stream", "max_output_tokens", "max_tokens", "max_completion_tokens", "extra_body", "input",
-    "messages", "previous_response_id", "caching", "stream_options", "background", "conversation"))
+    "messages", "previous_response_id", "caching", "stream_options", "background", "conversation", "n", "tools",
+    "max_tool_calls", "service_tier"))
 
 
 def _repeated_top_level_field(raw: bytes) -> str | None:
     """A field the proxy reads that the top-level object holds twice (rare, so the exact
-    check runs only when a quick count suggests it)."""
-    if not any(raw.count(name) > 1 for name in _READ_FIELDS):
+    check runs only when a quick count suggests it, or when a `\\u` escape could spell a
+    name in a way the count does not see, as `"mod\\u0065l"`)."""
+    if b"\\u" not in raw and not any(raw.count(name) > 1 for name in _READ_FIELDS):
         return None
     objects: list[list[tuple[str, Any]]] = []
     try:
@@ -60,6 +63,19 @@ def _repeated_top_level_field(raw: bytes) -> str | None:
     names = [name for name, _ in objects[-1]]  # the top-level object is completed last
     read = {n.decode().strip('"') for n in _READ_FIELDS}
     return next((name for name in names if name in read and names.count(name) > 1), None)
+
+
+def _encoded(payload: dict[str, Any]) -> bytes:
+    """A rewritten body as JSON. orjson stops at 255 levels of nesting, which the parser
+    accepts, so deeper bodies take the standard library's encoder (about 1,000 levels)."""
+    try:
+        return orjson.dumps(payload)
+    except orjson.JSONEncodeError:
+        pass
+    try:
+        return json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode()
+    except (RecursionError, ValueError):
+        raise _invalid("The request body is nested too deeply.") from None
 
 
 def json_object(raw: bytes) -> dict[str, Any]:
@@ -110,6 +126,8 @@ def parse_request(raw: bytes, *, endpoint: str) -> ClientRequest:
     model = payload.get("model")
     if not isinstance(model, str) or not model.strip():
         raise _invalid("`model` is required and must be a non-empty string.", "model")
+    if len(model) > MAX_MODEL_CHARS or not model.isprintable():
+        raise _invalid(f"`model` must be a model name: at most {MAX_MODEL_CHARS} printable characters.", "model")
     for name in ("max_output_tokens", "max_completion_tokens", "max_tokens"):
         limit = payload.get(name)
         if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int)
@@ -137,6 +155,6 @@ def parse_request(raw: bytes, *, endpoint: str) -> ClientRequest:
         if not (options or {}).get("include_usage"):
             payload["stream_options"] = {**(options or {}), "include_usage": True}
             hide_usage_chunk = rewritten = True
-    body = orjson.dumps(payload) if rewritten else raw
+    body = _encoded(payload) if rewritten else raw
     return ClientRequest(model=model, stream=stream, body=body, payload=payload, hide_usage_chunk=hide_usage_chunk,
                          background=background)

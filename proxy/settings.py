@@ -18,6 +18,7 @@ ENVIRONMENT = {
     "UPSTREAM_BASE_URL": "upstream_base_url",
     "UPSTREAM_API_KEY": "upstream_api_key",
     "BILLING_PROXY_ADMIN_TOKEN": "admin_token",
+    "BILLING_PROXY_METRICS_TOKEN": "metrics_token",
     "PRICES_FILE": "prices_file",
     "BILLING_PROXY_MAX_BODY_BYTES": "max_body_bytes",
     "BILLING_PROXY_CONNECT_TIMEOUT": "upstream_connect_timeout",
@@ -87,6 +88,7 @@ class Settings:
     upstream_base_url: str = "https://api.openai.com/v1"
     upstream_api_key: str | None = None
     admin_token: str | None = None
+    metrics_token: str | None = None  # opens /metrics (as the admin token does); neither set: /metrics is off
     prices_file: Path | None = None
     max_body_bytes: int = 32 * 1024 * 1024
     max_upstream_body_bytes: int = 64 * 1024 * 1024
@@ -116,7 +118,7 @@ class Settings:
         return upstream.read_timeout or self.upstream_idle_timeout or self.upstream_read_timeout
 
     def __repr__(self) -> str:  # never print credentials
-        hidden = {"upstream_api_key", "admin_token", "database_url"}
+        hidden = {"upstream_api_key", "admin_token", "metrics_token", "database_url"}
         shown = ", ".join(f"{f.name}={'***' if f.name in hidden and getattr(self, f.name) else getattr(self, f.name)!r}"
                           for f in fields(self))
         return f"Settings({shown})"
@@ -161,6 +163,19 @@ def _choice(*allowed: str):
     return parse
 
 
+MIN_TOKEN_CHARS = 24
+
+
+def _token(name: str, value: Any) -> str:
+    """A bearer token the operator chose: long enough not to be guessed, and printable ASCII
+    (an HTTP header carries nothing else)."""
+    if not isinstance(value, str) or len(value) < MIN_TOKEN_CHARS or not (value.isascii() and value.isprintable()) \
+            or " " in value:
+        raise ConfigError(f"{name} must be at least {MIN_TOKEN_CHARS} printable ASCII characters without spaces; "
+                          "make one with `openssl rand -hex 24`")
+    return value
+
+
 def _text(name: str, value: Any) -> str:
     if not isinstance(value, str):
         raise ConfigError(f"{name} must be a string")
@@ -187,6 +202,8 @@ _PARSERS = {
     "outage_admission": _choice("serve", "refuse"),
     "log_format": _choice("json", "text"),
     "default_max_output_tokens": _positive_int,
+    "admin_token": _token,
+    "metrics_token": _token,
 }
 
 

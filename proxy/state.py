@@ -9,6 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from billing.offline_quota import LastKnownQuota
 from billing.quota_lease import LeaseBook
+from proxy.admin_guard import AdminGuard
 from proxy.ledger_writer import LedgerWriter
 from proxy.mirror import Mirror
 from proxy.routing import Router
@@ -29,6 +30,7 @@ class ProxyState:
     last_known: LastKnownQuota = field(default_factory=LastKnownQuota)  # quota state: outages and leases
     lease_locks: dict[tuple, asyncio.Lock] = field(default_factory=dict)  # one lease taken at a time per scope
     inflight: set[asyncio.Task] = field(default_factory=set)  # upstream exchanges and releases under way
+    admin_guard: AdminGuard = field(default_factory=AdminGuard)  # wrong admin tokens, per address
 
     def spawn(self, work) -> asyncio.Task:
         """Run `work` in the background; shutdown waits for it."""

@@ -21,6 +21,7 @@ from billing.db.tenants import create_tenant
 from billing.quota import period_start
 from proxy.app import create_app
 from proxy.state import STATE
+from tests.conftest import METRICS_AUTH
 from tests.stoppable_postgres import StoppablePostgres
 
 D = Decimal
@@ -104,7 +105,7 @@ async def test_database_stopped_and_restarted_under_load(outage_proxy, own_postg
                 body = await reply.json()
                 if reply.status == 503 and body["ledger_backlog"] > 0:
                     observed["readyz"] = (reply.status, body)
-            async with http.get(url + "/metrics") as reply:
+            async with http.get(url + "/metrics", headers=METRICS_AUTH) as reply:
                 text = await reply.text()
                 if "billing_proxy_database_up 0.0" in text and "billing_proxy_spool_entries 0.0" not in text:
                     observed["spooled"] = True

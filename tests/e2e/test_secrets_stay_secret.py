@@ -12,7 +12,7 @@ from sqlalchemy import text
 from billing.keys import hash_secret
 from proxy.cli import main
 from proxy.logs import JsonFormatter
-from tests.conftest import UPSTREAM_KEY
+from tests.conftest import METRICS_AUTH, UPSTREAM_KEY
 
 BODY_TEXT = "a-distinctive-prompt-that-must-not-be-logged"
 
@@ -41,7 +41,7 @@ async def test_secrets_are_nowhere_but_the_issuing_response(proxy, engine, tenan
         async with http.post(proxy.url + "/v1/responses", headers={"Authorization": f"Bearer {rotated.secret}"},
                              json={"model": "gpt-4o-mini", "input": "x"}) as reply:
             relayed = str(dict(reply.headers)) + await reply.text()
-        async with http.get(proxy.url + "/metrics") as reply:
+        async with http.get(proxy.url + "/metrics", headers=METRICS_AUTH) as reply:
             metrics = await reply.text()
     await proxy.state.writer.flush(timeout=5)
     spooled = "".join(path.read_text() for path in (proxy.settings.home / "spool").glob("*.spool"))
@@ -79,3 +79,30 @@ def test_cli_prints_a_secret_once_and_never_again(database_url, monkeypatch, cap
     audit = json.loads(capsys.readouterr().out)
     assert [r["action"] for r in audit] == ["key.rotate", "key.issue"]
     assert all(r["actor"].startswith("cli") for r in audit)
+
+
+async def test_malformed_credential_headers_leave_no_secret_in_any_log(aiohttp_server, proxy_settings, database_url,
+                                                                      engine, tenant_key, caplog):
+    """aiohttp's own "Error handling request" quotes a header line it cannot parse: a key or
+    admin token ending in a NUL or DEL byte must not reach a log line, nor must a cookie."""
+    from dataclasses import replace
+
+    from proxy.app import create_app
+    from tests.e2e.test_admin_api import ADMIN_TOKEN
+    from tests.e2e.test_hostile_input import raw_exchange
+
+    caplog.set_level(logging.DEBUG)
+    server = await aiohttp_server(create_app(replace(proxy_settings, admin_token=ADMIN_TOKEN), database_url))
+    cookie = "bp_admin_session=4102444800.cookie-signature-that-must-not-be-logged"
+    for path, secret in (("/v1/responses", tenant_key.secret), ("/admin/tenants", ADMIN_TOKEN),
+                         ("/admin/dashboard", ADMIN_TOKEN)):
+        for tail in (b"\x00", b"\x7f", b"\xff", b"\x01"):
+            request = (f"GET {path} HTTP/1.1\r\nHost: x\r\n".encode() + b"Authorization: Bearer " + secret.encode()
+                       + tail + b"\r\nCookie: " + cookie.encode() + tail + b"\r\n\r\n")
+            reply = await raw_exchange(server.host, server.port, request)
+            assert reply.startswith((b"HTTP/1.0 4", b"HTTP/1.1 4", b"HTTP/1.1 3")), reply[:80]
+    records = [r for r in caplog.records]
+    assert any(r.name == "aiohttp.server" for r in records)  # the parser did complain
+    logs = "\n".join(JsonFormatter().format(r) for r in records) + caplog.text
+    for secret in (tenant_key.secret, ADMIN_TOKEN, "cookie-signature-that-must-not-be-logged"):
+        assert secret not in logs

@@ -10,7 +10,7 @@ import orjson
 
 from billing.db.keys import issue_key
 from billing.db.tenants import create_tenant
-from tests.conftest import UPSTREAM_KEY
+from tests.conftest import METRICS_AUTH, METRICS_TOKEN, UPSTREAM_KEY
 from tests.e2e.test_fault_process import rows_when
 from tests.processes import Process, environment, free_port
 
@@ -19,7 +19,8 @@ async def test_two_workers_share_a_port_and_stop_cleanly(simulator, database_url
     await create_tenant(engine, "team")
     key = await issue_key(engine, "team")
     env = environment(DATABASE_URL=database_url, UPSTREAM_BASE_URL=str(simulator.make_url("/v1")),
-                      UPSTREAM_API_KEY=UPSTREAM_KEY, BILLING_PROXY_HOME=str(tmp_path))
+                      UPSTREAM_API_KEY=UPSTREAM_KEY, BILLING_PROXY_HOME=str(tmp_path),
+                      BILLING_PROXY_METRICS_TOKEN=METRICS_TOKEN)
     port = free_port()
     supervisor = Process(env, "serve", "--port", str(port), "--workers", "2")
     url = f"http://127.0.0.1:{port}"
@@ -34,7 +35,7 @@ async def test_two_workers_share_a_port_and_stop_cleanly(simulator, database_url
                 async with http.post(url + "/v1/responses", headers={"Authorization": f"Bearer {key.secret}"},
                                      data=orjson.dumps({"model": "gpt-4o-mini", "input": f"call {i}"})) as reply:
                     assert reply.status == 200
-                async with http.get(url + "/metrics") as reply:
+                async with http.get(url + "/metrics", headers=METRICS_AUTH) as reply:
                     counted += [float(line.rsplit(" ", 1)[1]) for line in (await reply.text()).splitlines()
                                 if line.startswith('billing_proxy_requests_total{endpoint="responses"')]
         assert max(counted) < 40  # no one worker served every call: both did
@@ -50,7 +51,8 @@ async def test_two_workers_share_a_port_and_stop_cleanly(simulator, database_url
 
 async def test_workers_stop_when_their_supervisor_is_killed(simulator, database_url, engine, tmp_path):
     env = environment(DATABASE_URL=database_url, UPSTREAM_BASE_URL=str(simulator.make_url("/v1")),
-                      UPSTREAM_API_KEY=UPSTREAM_KEY, BILLING_PROXY_HOME=str(tmp_path))
+                      UPSTREAM_API_KEY=UPSTREAM_KEY, BILLING_PROXY_HOME=str(tmp_path),
+                      BILLING_PROXY_METRICS_TOKEN=METRICS_TOKEN)
     port = free_port()
     supervisor = Process(env, "serve", "--port", str(port), "--workers", "2")
     await asyncio.to_thread(supervisor.wait_for, f"http://127.0.0.1:{port}/readyz")
