@@ -108,7 +108,7 @@ async def _poll(state: ProxyState, row: dict[str, Any]) -> None:
         log.warning("the upstream forgot background response %s: billed from an estimate", row["response_id"])
         await mark_settled(state.engine, row["request_id"], settle(state, row, None))
         return
-    reply = orjson.loads(body) if upstream.status == 200 else None
+    reply = orjson.loads(body) if 200 <= upstream.status < 300 else None
     status = reply.get("status") if isinstance(reply, dict) else None
     if status in ENDED:
         await mark_settled(state.engine, row["request_id"], settle(state, row, reply))

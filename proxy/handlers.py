@@ -154,7 +154,7 @@ async def _proxy_call(request: web.Request, *, endpoint: str, path: str) -> web.
     # From here the call may be billed: the spool knows of it before the upstream does, so
     # even a crash mid-call leaves an (estimated) entry behind (unless the disk fails: logged).
     state.writer.spool.begin(str(request_id), call_record(call))
-    headers = upstream_request_headers(request.headers.items(), upstream.api_key)
+    headers = upstream_request_headers(request.headers.items(), upstream.api_key, state.header_rule)
     request[MODEL] = price.model  # the priced model: a bounded set of metric labels, whatever clients send
     # Once the call goes upstream it must be seen through and recorded even if the client
     # hangs up and the server cancels this handler: the upstream bills it either way.
@@ -206,13 +206,14 @@ class _Relay:
                 # Timed out waiting: the upstream has the request and goes on with it, so it bills it.
                 self.answered = error.code == "upstream_timeout"
                 raise
-            self.answered = upstream.status == 200
+            # Any 2xx is a call the upstream took, so it bills it (not only a 200).
+            self.answered = 200 <= upstream.status < 300
             self._first_byte()
             if upstream.status >= 400:
                 metrics.UPSTREAM_ERRORS.labels(f"status_{upstream.status // 100}xx").inc()
             try:
                 idle = self.settings.idle_timeout(target)
-                if self.call.stream and upstream.status == 200 and upstream.content_type == "text/event-stream":
+                if self.call.stream and self.answered and upstream.content_type == "text/event-stream":
                     return await self.stream(request, upstream, idle, hide_usage_chunk)
                 return await self.whole(upstream, idle)
             finally:
@@ -234,7 +235,7 @@ class _Relay:
 
     async def whole(self, upstream: aiohttp.ClientResponse, idle_timeout: float) -> web.Response:
         body = await read_body(upstream, self.settings.max_upstream_body_bytes, idle_timeout)
-        if upstream.status == 200:
+        if 200 <= upstream.status < 300:
             self.capture.observe_body(body)
             if self.capture.status is None:
                 metrics.UPSTREAM_ERRORS.labels("malformed").inc()

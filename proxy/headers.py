@@ -23,11 +23,23 @@ _RELAYED_DOWN = frozenset({
 })
 
 
-def upstream_request_headers(client_headers: Iterable[tuple[str, str]], upstream_key: str | None) -> dict[str, str]:
+def forwarded_header_rule(names: Iterable[str]) -> tuple[frozenset[str], tuple[str, ...]]:
+    """The allow-list extended by the operator's `forward_headers` (`name`, or `prefix*`)."""
+    names = [n.strip().lower() for n in names if n.strip()]
+    return (_FORWARDED_UP | {n for n in names if not n.endswith("*")},
+            _FORWARDED_UP_PREFIXES + tuple(n[:-1] for n in names if n.endswith("*")))
+
+
+_DEFAULT_RULE = forwarded_header_rule(())
+
+
+def upstream_request_headers(client_headers: Iterable[tuple[str, str]], upstream_key: str | None,
+                             rule: tuple[frozenset[str], tuple[str, ...]] = _DEFAULT_RULE) -> dict[str, str]:
     """Headers to send upstream: the allowed ones of the client's, plus ours. The body is
     always sent as plain JSON (a compressed request body was decompressed on arrival)."""
+    names, prefixes = rule
     headers = {name: value for name, value in client_headers
-               if (lower := name.lower()) in _FORWARDED_UP or lower.startswith(_FORWARDED_UP_PREFIXES)}
+               if (lower := name.lower()) in names or lower.startswith(prefixes)}
     headers["Content-Type"] = "application/json"
     if upstream_key:
         headers["Authorization"] = f"Bearer {upstream_key}"

@@ -34,14 +34,14 @@ async def relay(request: web.Request, state: ProxyState, target: Upstream, path:
     """Forward the client's request to `target` and its reply back, watched by `capture`."""
     settings = state.settings
     url = target.base_url + path + (f"?{request.query_string}" if request.query_string else "")
-    headers = upstream_request_headers(request.headers.items(), target.api_key)
+    headers = upstream_request_headers(request.headers.items(), target.api_key, state.header_rule)
     upstream = await call_upstream(state.http, request.method, url, headers, body,
                                    first_byte_timeout=settings.first_byte_timeout(target))
     try:
         reply_headers = CIMultiDict(client_response_headers(upstream.headers.items()))
         if upstream.content_type != "text/event-stream":
             data = await read_body(upstream, settings.max_upstream_body_bytes, settings.idle_timeout(target))
-            if capture is not None and upstream.status == 200:
+            if capture is not None and 200 <= upstream.status < 300:
                 capture.observe_body(data)
             return web.Response(status=upstream.status, body=data, headers=reply_headers)
         response = web.StreamResponse(status=upstream.status, headers=reply_headers)
@@ -73,7 +73,7 @@ async def owned_response(request: web.Request) -> web.StreamResponse:
     capture = Capture()
     response = await relay(request, state, target, request.path.removeprefix("/v1"), capture=capture)
     settle_from_capture(state, capture)
-    if credit is not None and response.status == 200:
+    if credit is not None and 200 <= response.status < 300:
         state.writer.submit(credit)
     return response
 
@@ -93,7 +93,7 @@ async def create_conversation(request: web.Request) -> web.StreamResponse:
     target = state.router.default
     capture = Capture()
     response = await relay(request, state, target, "/conversations", body, capture)
-    if response.status == 200 and capture.response_id:
+    if 200 <= response.status < 300 and capture.response_id:
         await state.owners.record(capture.response_id, grant.tenant_id, target.name)
     return response
 

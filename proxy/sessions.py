@@ -8,6 +8,7 @@ ledger entry (so every replica finds them). An id not found yet is looked up onc
 after a short pause: its entry may still be in another replica's ledger batch."""
 
 import asyncio
+import time
 from collections import OrderedDict
 
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -17,6 +18,10 @@ from proxy.errors import ApiError
 
 RECENT_OWNERS = 20_000  # about 4 MiB; older ids are looked up in the database (one round trip)
 LEDGER_BATCH_GRACE_SECONDS = 0.15
+# Every "not found" is answered this long after the lookup began, whether the id is someone
+# else's (found at once) or unknown (looked up twice, with the grace between): the time
+# must not tell a tenant that an id exists.
+NOT_FOUND_SECONDS = 0.3
 
 
 class ResponseOwners:
@@ -49,8 +54,10 @@ class ResponseOwners:
 
     async def require(self, response_id: object, tenant_id: int, param: str | None) -> str:
         """The upstream that made `response_id`; ApiError 404 unless `tenant_id` created it."""
+        started = time.monotonic()
         owner = await self.owner(response_id) if isinstance(response_id, str) else None
         if owner is None or owner[0] != tenant_id:
+            await asyncio.sleep(max(0.0, started + NOT_FOUND_SECONDS - time.monotonic()))
             raise not_found(str(response_id), param)
         return owner[1]
 

@@ -19,6 +19,7 @@ ENVIRONMENT = {
     "UPSTREAM_API_KEY": "upstream_api_key",
     "BILLING_PROXY_ADMIN_TOKEN": "admin_token",
     "BILLING_PROXY_METRICS_TOKEN": "metrics_token",
+    "BILLING_PROXY_FORWARD_HEADERS": "forward_headers",
     "PRICES_FILE": "prices_file",
     "BILLING_PROXY_MAX_BODY_BYTES": "max_body_bytes",
     "BILLING_PROXY_CONNECT_TIMEOUT": "upstream_connect_timeout",
@@ -89,6 +90,7 @@ class Settings:
     upstream_api_key: str | None = None
     admin_token: str | None = None
     metrics_token: str | None = None  # opens /metrics (as the admin token does); neither set: /metrics is off
+    forward_headers: tuple[str, ...] = ()  # client headers sent upstream besides the built-in allow-list
     prices_file: Path | None = None
     max_body_bytes: int = 32 * 1024 * 1024
     max_upstream_body_bytes: int = 64 * 1024 * 1024
@@ -176,6 +178,18 @@ def _token(name: str, value: Any) -> str:
     return value
 
 
+def _header_names(name: str, value: Any) -> tuple[str, ...]:
+    """Header names, comma-separated or a TOML array; `prefix*` allows every name it starts."""
+    names = value.split(",") if isinstance(value, str) else value
+    if not isinstance(names, (list, tuple)) or not all(isinstance(n, str) for n in names):
+        raise ConfigError(f"{name} must be header names, comma-separated (a trailing * allows a prefix)")
+    cleaned = tuple(n.strip().lower() for n in names if n.strip())
+    if any(not n.rstrip("*") or "*" in n.rstrip("*") or n.rstrip("*") in ("authorization", "cookie", "host")
+           for n in cleaned):
+        raise ConfigError(f"{name}: {value!r} is not a list of header names the proxy may forward")
+    return cleaned
+
+
 def _text(name: str, value: Any) -> str:
     if not isinstance(value, str):
         raise ConfigError(f"{name} must be a string")
@@ -204,6 +218,7 @@ _PARSERS = {
     "default_max_output_tokens": _positive_int,
     "admin_token": _token,
     "metrics_token": _token,
+    "forward_headers": _header_names,
 }
 
 

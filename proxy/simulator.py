@@ -24,7 +24,8 @@ Plausible, deterministic behaviour:
 
 Test knobs, as request headers (the proxy forwards them): `x-sim-output-tokens` (reply
 length), `x-sim-delay-ms` (pause before each SSE event, or before a JSON reply),
-`x-sim-status` (answer with that error status instead), `x-sim-cut-after: N` (drop the
+`x-sim-status` (answer with that error status instead), `x-sim-reply-status` (a JSON
+reply's success status, 200 by default), `x-sim-cut-after: N` (drop the
 connection after N stream events), `x-sim-error-after: N` (send an error event after N
 stream events and end there; a BytePlus model sends `data: {"error": ...}`),
 `x-sim-stall-after: N` (go quiet after N stream events, never ending), `x-sim-malformed: 1`
@@ -44,7 +45,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from proxy import simulator_chat, simulator_resources
+from proxy import simulator_chat, simulator_resources, simulator_wire
 from proxy.simulator_wire import (
     BYTEPLUS_CACHE_SECONDS, DEFAULT_OUTPUT_TOKENS, SIM_STATE, SimulatorState, StoredResponse, accept, authorized,
     count_tokens, error, header_int, is_byteplus, list_billed, list_requests, list_usage_records, reply_words,
@@ -206,6 +207,7 @@ async def create_response(request: web.Request) -> web.StreamResponse:
         return web.Response(body=b'{"id": "' + response_id.encode() + b'", "usage": {"input_tok',
                             content_type="application/json")
     return web.Response(body=orjson.dumps(response), content_type="application/json",
+                        status=header_int(request, "x-sim-reply-status", 200),
                         headers={"x-request-id": "req_" + secrets.token_hex(8)})
 
 
@@ -383,6 +385,7 @@ async def forget(request: web.Request) -> web.Response:
 def create_simulator(api_key: str | None = None) -> web.Application:
     app = web.Application(client_max_size=64 * 1024 * 1024)
     app[SIM_STATE] = SimulatorState(api_key=api_key)
+    app.on_response_prepare.append(simulator_wire.account_headers)
     app.router.add_post("/v1/responses", create_response)
     app.router.add_post("/v1/responses/compact", simulator_resources.compact)
     app.router.add_post("/v1/responses/input_tokens", simulator_resources.input_tokens)

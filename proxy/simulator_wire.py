@@ -96,6 +96,20 @@ def authorized(request: web.Request) -> web.Response | None:
     return None
 
 
+async def account_headers(request: web.Request, response: web.StreamResponse) -> None:
+    """What the real API says about the account on every reply: its organization and
+    project, and the account's own rate-limit standing (which a gateway must not pass on)."""
+    if request.path.startswith("/v1/"):
+        response.headers.update({
+            "openai-organization": "org-simulated-operator", "openai-project": "proj_simulated",
+            "openai-version": "2020-10-01", "openai-processing-ms": "7",
+            "x-ratelimit-limit-requests": "10000", "x-ratelimit-remaining-requests": "9999",
+            "x-ratelimit-reset-requests": "6ms", "x-ratelimit-limit-tokens": "30000000",
+            "x-ratelimit-remaining-tokens": "29999990", "x-ratelimit-reset-tokens": "0s",
+        })
+        response.headers.setdefault("set-cookie", "__cf_bm=simulated; path=/; HttpOnly; Secure")
+
+
 async def accept(request: web.Request, *, model_required: bool = True) -> dict[str, Any] | web.Response:
     """The JSON body of a request, logged; or the error the real API would give."""
     state = request.app[SIM_STATE]

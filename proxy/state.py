@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from billing.offline_quota import LastKnownQuota
 from billing.quota_lease import LeaseBook
 from proxy.admin_guard import AdminGuard
+from proxy.headers import forwarded_header_rule
 from proxy.ledger_writer import LedgerWriter
 from proxy.mirror import Mirror
 from proxy.routing import Router
@@ -31,6 +32,10 @@ class ProxyState:
     lease_locks: dict[tuple, asyncio.Lock] = field(default_factory=dict)  # one lease taken at a time per scope
     inflight: set[asyncio.Task] = field(default_factory=set)  # upstream exchanges and releases under way
     admin_guard: AdminGuard = field(default_factory=AdminGuard)  # wrong admin tokens, per address
+    header_rule: tuple = field(init=False)  # the client headers that go upstream
+
+    def __post_init__(self) -> None:
+        self.header_rule = forwarded_header_rule(self.settings.forward_headers)
 
     def spawn(self, work) -> asyncio.Task:
         """Run `work` in the background; shutdown waits for it."""

@@ -45,7 +45,7 @@ async def _credit(state: ProxyState, grant: KeyGrant, target: Upstream, response
         body = await read_body(upstream, settings.max_upstream_body_bytes, settings.idle_timeout(target))
     finally:
         upstream.release()
-    reply = orjson.loads(body) if upstream.status == 200 else None
+    reply = orjson.loads(body) if 200 <= upstream.status < 300 else None
     usage = reply_usage(reply) if isinstance(reply, dict) else None
     if usage is None or not usage.cache_storage_token_hours:
         return None

@@ -23,6 +23,7 @@ from proxy.simulator import SIM_STATE, create_simulator
 
 UPSTREAM_KEY = "sk-upstream-" + "x" * 24
 METRICS_TOKEN = "metrics-" + "m" * 24
+SIMULATOR_KNOBS = ("x-sim-*",)  # the simulator's test knobs are request headers the proxy must forward
 METRICS_AUTH = {"Authorization": f"Bearer {METRICS_TOKEN}"}
 
 
@@ -74,6 +75,7 @@ def proxy_settings(simulator, tmp_path) -> Settings:
         database_url=None, home=tmp_path, upstream_base_url=str(simulator.make_url("/v1")),
         upstream_api_key=UPSTREAM_KEY, max_body_bytes=1024 * 1024, upstream_read_timeout=5.0,
         sync_interval=0.5, background_poll_seconds=0.2, metrics_token=METRICS_TOKEN,
+        forward_headers=SIMULATOR_KNOBS,
     )
 
 

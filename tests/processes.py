@@ -66,4 +66,5 @@ def cli(env: dict[str, str], *args: str) -> str:
 
 
 def environment(**overrides: str) -> dict[str, str]:
-    return {**os.environ, **overrides}
+    """This process's environment, with the simulator's knobs forwarded by the proxy."""
+    return {**os.environ, "BILLING_PROXY_FORWARD_HEADERS": "x-sim-*", **overrides}

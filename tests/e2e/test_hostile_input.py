@@ -3,10 +3,12 @@ slowloris. Each gets a clear 4xx or a closed connection, never a 5xx; nothing re
 upstream or the ledger; and the proxy keeps serving."""
 
 import asyncio
+import gzip
 import time
 from dataclasses import replace
 
 import aiohttp
+import orjson
 import pytest
 from sqlalchemy import select
 
@@ -105,3 +107,48 @@ async def test_slow_body_is_a_408(impatient_proxy, tenant_key):
                              json={"model": "gpt-4o-mini", "input": "x"},
                              headers={"Authorization": f"Bearer {tenant_key.secret}"}) as reply:
             assert reply.status == 200
+
+
+async def test_headers_travel_by_allow_list_in_both_directions(proxy, tenant_key, simulator, engine):
+    """What would act on the shared account for one tenant never goes upstream; what
+    describes the operator's account (its rate-limit standing, organization) never comes back."""
+    sent = {"Authorization": f"Bearer {tenant_key.secret}", "Idempotency-Key": "tenant-chosen-key",
+            "X-HTTP-Method-Override": "DELETE", "X-Forwarded-For": "203.0.113.9", "Forwarded": "for=203.0.113.9",
+            "OpenAI-Organization": "org-tenant", "User-Agent": "hostile/1.0"}
+    async with aiohttp.ClientSession() as http:
+        async with http.post(proxy.url + "/v1/responses", headers=sent,
+                             json={"model": "gpt-4o-mini", "input": "x"}) as reply:
+            assert reply.status == 200
+            returned = {k.lower() for k in reply.headers}
+    upstream_saw = {k.lower(): v for k, v in simulator.state.requests[-1]["headers"].items()}
+    for name in ("idempotency-key", "x-http-method-override", "x-forwarded-for", "forwarded", "openai-organization"):
+        assert name not in upstream_saw
+    assert upstream_saw["user-agent"] == "hostile/1.0"
+    assert not {n for n in returned if n.startswith("x-ratelimit-")}
+    assert not returned & {"openai-organization", "openai-project", "set-cookie"}
+    assert {"openai-processing-ms", "x-upstream-request-id", "x-request-id"} <= returned
+
+
+async def test_a_compressed_body_goes_upstream_decompressed_and_is_billed(proxy, tenant_key, simulator, engine):
+    body = gzip.compress(orjson.dumps({"model": "gpt-4o-mini", "input": "compressed"}))
+    async with aiohttp.ClientSession() as http:
+        async with http.post(proxy.url + "/v1/responses", data=body, headers={
+                "Authorization": f"Bearer {tenant_key.secret}", "Content-Type": "application/json",
+                "Content-Encoding": "gzip"}) as reply:
+            assert reply.status == 200
+    forwarded = simulator.state.requests[-1]
+    assert forwarded["body"]["input"] == "compressed"
+    assert "content-encoding" not in {k.lower() for k in forwarded["headers"]}
+    await proxy.state.writer.flush(timeout=5)
+    async with engine.connect() as conn:
+        assert len((await conn.execute(select(ledger_entries))).all()) == 1
+
+
+async def test_a_success_other_than_200_is_billed(client, proxy, simulator, engine):
+    reply = await client.responses.with_raw_response.create(model="gpt-4o-mini", input="x",
+                                                             extra_headers={"x-sim-reply-status": "201"})
+    assert reply.status_code == 201
+    await proxy.state.writer.flush(timeout=5)
+    async with engine.connect() as conn:
+        [row] = (await conn.execute(select(ledger_entries))).all()
+    assert row.upstream_response_id == reply.parse().id and row.status == "completed" and not row.estimated

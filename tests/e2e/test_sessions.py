@@ -2,6 +2,7 @@
 guesses: the answer is the 404 of an unknown id, nothing is forwarded, nothing billed."""
 
 import re
+import time
 
 import openai
 import pytest
@@ -11,6 +12,7 @@ from billing.db.keys import issue_key
 from billing.db.tables import ledger_entries
 from billing.db.tenants import create_tenant
 from proxy.app import create_app
+from proxy.sessions import NOT_FOUND_SECONDS
 
 
 def same_shape(error_a, error_b, id_a, id_b) -> bool:
@@ -75,3 +77,45 @@ async def test_ownership_is_known_to_another_replica(aiohttp_server, proxy, engi
                                   max_retries=0) as b:
         follow = await b.responses.create(model="gpt-4o-mini", input="again", previous_response_id=made.id)
     assert follow.previous_response_id == made.id
+
+
+async def test_someone_elses_id_and_an_unknown_one_take_the_same_time(proxy, client, stranger):
+    """Before, a foreign id was refused from memory in 0.5 ms and an unknown one after a
+    database lookup and a pause (155 ms): the time told that the id existed."""
+    made = await client.responses.create(model="gpt-4o-mini", input="mine")
+    unknown = "resp_" + "1" * 48
+
+    async def seconds_to_refuse(response_id: str) -> float:
+        started = time.perf_counter()
+        with pytest.raises(openai.NotFoundError):
+            await stranger.responses.retrieve(response_id)
+        return time.perf_counter() - started
+
+    foreign = sorted([await seconds_to_refuse(made.id) for _ in range(5)])
+    unknowns = sorted([await seconds_to_refuse(unknown) for _ in range(5)])
+    assert abs(foreign[2] - unknowns[2]) < 0.05, (foreign, unknowns)  # medians
+    assert min(foreign + unknowns) >= NOT_FOUND_SECONDS
+
+
+async def test_every_endpoint_that_reads_previous_response_id_checks_its_owner(proxy, client, stranger, simulator):
+    made = await client.responses.create(model="gpt-4o-mini", input="mine")
+    forwarded = len(simulator.state.requests)
+    attempts = {
+        "chat": lambda: stranger.chat.completions.create(
+            model="gpt-4o-mini", messages=[{"role": "user", "content": "x"}],
+            extra_body={"previous_response_id": made.id}),
+        "chat, literal extra_body": lambda: stranger.chat.completions.create(
+            model="gpt-4o-mini", messages=[{"role": "user", "content": "x"}],
+            extra_body={"extra_body": {"previous_response_id": made.id}}),
+        "compact": lambda: stranger.post("/responses/compact", cast_to=object, body={
+            "model": "gpt-4o-mini", "previous_response_id": made.id}),
+        "input_tokens": lambda: stranger.post("/responses/input_tokens", cast_to=object, body={
+            "model": "gpt-4o-mini", "input": "x", "previous_response_id": made.id}),
+        "embeddings": lambda: stranger.embeddings.create(model="text-embedding-3-small", input="x",
+                                                         extra_body={"previous_response_id": made.id}),
+    }
+    for name, attempt in attempts.items():
+        with pytest.raises(openai.NotFoundError) as error:
+            await attempt()
+        assert error.value.body["param"] == "previous_response_id", name
+    assert len(simulator.state.requests) == forwarded  # nothing of it reached the upstream
