@@ -20,6 +20,7 @@ ENVIRONMENT = {
     "BILLING_PROXY_ADMIN_TOKEN": "admin_token",
     "BILLING_PROXY_METRICS_TOKEN": "metrics_token",
     "BILLING_PROXY_FORWARD_HEADERS": "forward_headers",
+    "BILLING_PROXY_ADMIN_FAILURES_PER_MINUTE": "admin_failures_per_minute",
     "PRICES_FILE": "prices_file",
     "BILLING_PROXY_MAX_BODY_BYTES": "max_body_bytes",
     "BILLING_PROXY_CONNECT_TIMEOUT": "upstream_connect_timeout",
@@ -91,6 +92,7 @@ class Settings:
     admin_token: str | None = None
     metrics_token: str | None = None  # opens /metrics (as the admin token does); neither set: /metrics is off
     forward_headers: tuple[str, ...] = ()  # client headers sent upstream besides the built-in allow-list
+    admin_failures_per_minute: int = 10  # wrong admin/metrics tokens an address may send before a 429
     prices_file: Path | None = None
     max_body_bytes: int = 32 * 1024 * 1024
     max_upstream_body_bytes: int = 64 * 1024 * 1024
@@ -219,6 +221,7 @@ _PARSERS = {
     "admin_token": _token,
     "metrics_token": _token,
     "forward_headers": _header_names,
+    "admin_failures_per_minute": _positive_int,
 }
 
 

@@ -31,10 +31,11 @@ class ProxyState:
     last_known: LastKnownQuota = field(default_factory=LastKnownQuota)  # quota state: outages and leases
     lease_locks: dict[tuple, asyncio.Lock] = field(default_factory=dict)  # one lease taken at a time per scope
     inflight: set[asyncio.Task] = field(default_factory=set)  # upstream exchanges and releases under way
-    admin_guard: AdminGuard = field(default_factory=AdminGuard)  # wrong admin tokens, per address
+    admin_guard: AdminGuard = field(init=False)  # wrong admin tokens, per address
     header_rule: tuple = field(init=False)  # the client headers that go upstream
 
     def __post_init__(self) -> None:
+        self.admin_guard = AdminGuard(self.settings.admin_failures_per_minute)
         self.header_rule = forwarded_header_rule(self.settings.forward_headers)
 
     def spawn(self, work) -> asyncio.Task:
