@@ -27,6 +27,9 @@ class CallContext:
     reserved: bool = False  # a quota reservation was made for it
     request_bytes: int = 0  # size of the body sent upstream, for estimates
     upstream: str = "default"  # the configured upstream that serves it
+    carried_tokens: int = 0  # context carried over from `previous_response_id`, for estimates
+    output_cap: int = 0  # the most output the call may generate (all choices)
+    reasoning: bool = False  # the request asked for reasoning: an estimate allows for it
 
 
 @dataclass(frozen=True)
@@ -67,7 +70,8 @@ def call_record(call: CallContext) -> dict[str, Any]:
             "tenant_price_version_id": tenant_version.id if tenant_version else None,
             "price_multiplier": str(call.price_multiplier),
             "quota_period": call.quota_period.isoformat() if call.quota_period else None,
-            "request_bytes": call.request_bytes, "upstream": call.upstream}
+            "request_bytes": call.request_bytes, "upstream": call.upstream, "carried_tokens": call.carried_tokens,
+            "output_cap": call.output_cap, "reasoning": call.reasoning}
 
 
 def call_from_record(record: Mapping[str, Any], versions: Mapping[int, PriceVersion]) -> CallContext:
@@ -81,15 +85,16 @@ def call_from_record(record: Mapping[str, Any], versions: Mapping[int, PriceVers
         endpoint=record["endpoint"], stream=record["stream"], started_at=datetime.fromisoformat(record["started_at"]),
         price=price, price_multiplier=Decimal(record["price_multiplier"]),
         quota_period=datetime.fromisoformat(period) if period else None, request_bytes=record["request_bytes"],
-        upstream=record["upstream"])
+        upstream=record["upstream"], carried_tokens=record.get("carried_tokens", 0),
+        output_cap=record.get("output_cap", 0), reasoning=record.get("reasoning", False))
 
 
-def tenant_charge(usage: Usage, cost: Cost, call: CallContext) -> Decimal:
+def tenant_charge(usage: Usage, cost: Cost, price: ResolvedPrice, multiplier: Decimal) -> Decimal:
     """What the tenant pays: its own price where it has one (tools and storage it does not
     price pass through at the upstream's cost), else the upstream cost times its multiplier."""
-    own = call.price.tenant_version
+    own = price.tenant_version
     if own is None:
-        return charge_of(cost.total, call.price_multiplier)
+        return charge_of(cost.total, multiplier)
     own_cost = price_usage(usage, own)
     return exact_sum((own_cost.total, cost.tool_calls if not own.tools else Decimal(0),
                       cost.cache_storage if own.cache_storage is None else Decimal(0)))
@@ -107,7 +112,7 @@ def build_entry(
 ) -> LedgerEntry:
     usage = usage.with_flags(*unpriced(usage, call.price.version))
     cost = price_usage(usage, call.price.version)
-    charge = tenant_charge(usage, cost, call)
+    charge = tenant_charge(usage, cost, call.price, call.price_multiplier)
     return LedgerEntry(
         request_id=call.request_id,
         tenant_id=call.tenant_id,

@@ -4,26 +4,27 @@ A request is admitted only if what the tenant (and key) already spent, plus what
 requests in flight have reserved, plus this request's worst case, stays within every
 limit. The worst case must never be below what the upstream can bill:
 - input tokens: at most one per byte of the request body (byte-level BPE tokenizers never
-  produce more tokens than bytes), priced at the dearest input rate (uncached or cache
-  write) of the tier that many tokens would fall in;
-- output tokens: `max_output_tokens` / `max_completion_tokens` / `max_tokens` when the
-  request sets one, else the operator's per-model default cap, priced at the dearer of
-  the output and reasoning rates.
-Context carried over by `previous_response_id` is not in the request body and so not in
-the estimate (see the README).
+  produce more tokens than bytes), plus the context a `previous_response_id` carries (the
+  ledger knows its tokens), plus an allowance per image; up to the context window when the
+  input holds what has no known size (files, a conversation), and once more per built-in
+  tool call;
+- output tokens: the cap the endpoint honours (`billing.request_bounds`), else the
+  model's own, times `n`;
+- each token at its dearest rate (cache write, reasoning) in the dearest service tier,
+  plus built-in tool fees and BytePlus cache storage.
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from decimal import Decimal
-from typing import Any, Mapping
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from billing.ledger import tenant_charge
 from billing.pricebook import ResolvedPrice
-from billing.pricing import charge_of, cost_of
+from billing.pricing import PriceVersion, price_usage
+from billing.request_bounds import RequestBounds
 from billing.usage import Usage
 
-OUTPUT_LIMIT_FIELDS = ("max_output_tokens", "max_completion_tokens", "max_tokens")
 LIMIT_NAMES = {
     "tenant_budget": "the team's monthly budget",
     "tenant_tokens": "the team's monthly token quota",
@@ -69,30 +70,61 @@ def next_period_start(start: datetime, time_zone: str = "UTC") -> datetime:
     return datetime(year, month, 1, tzinfo=ZoneInfo(time_zone)).astimezone(timezone.utc)
 
 
-def requested_output_cap(payload: Mapping[str, Any], default_cap: int) -> int:
-    for name in OUTPUT_LIMIT_FIELDS:
-        value = payload.get(name)
-        if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
-            return value
-    return default_cap
+@dataclass(frozen=True)
+class ModelLimits:
+    """What bounds a call where its body does not (settings; the model's own output cap
+    comes from its price)."""
+
+    default_output_cap: int  # a model whose price names no output cap
+    context_window: int  # the most input one model turn can read
+    image_tokens: int  # the most one image can cost
+    tool_calls: int  # built-in tool calls assumed when the request sets no `max_tool_calls`
+    default_service_tier: str | None = None  # the tier the upstream account serves `auto` in (None: standard)
 
 
-def estimate(body_bytes: int, payload: Mapping[str, Any], price: ResolvedPrice, multiplier: Decimal,
-             default_output_cap: int) -> Estimate:
-    input_tokens = body_bytes
-    output_tokens = requested_output_cap(payload, price.version.max_output_tokens or default_output_cap)
-    version = price.tenant_version or price.version
-    tier = version.tier_for(input_tokens)
-    # The same usage the formula prices, with every token at its dearest possible rate.
-    worst_usage = Usage(
-        input_tokens=input_tokens,
-        cache_write_tokens=input_tokens if tier.cache_write_price > tier.input else 0,
-        output_tokens=output_tokens,
-        reasoning_tokens=output_tokens if tier.reasoning_price > tier.output else 0,
-    )
-    worst = cost_of(worst_usage, tier).total
-    charge = worst if price.tenant_version is not None else charge_of(worst, multiplier)
-    return Estimate(input_tokens, output_tokens, charge)
+def worst_output_tokens(bounds: RequestBounds, price: ResolvedPrice, limits: ModelLimits) -> int:
+    """The cap the endpoint honours, else the model's own, times the choices asked for."""
+    model_cap = price.version.max_output_tokens
+    cap = bounds.output_cap if bounds.output_cap is not None else (model_cap or limits.default_output_cap)
+    return (min(cap, model_cap) if model_cap else cap) * bounds.choices
+
+
+def worst_usage(body_bytes: int, bounds: RequestBounds, price: ResolvedPrice, limits: ModelLimits,
+                carried_tokens: int | None) -> Usage:
+    """The most tokens, tool calls and storage the upstream can bill for the request."""
+    output_tokens = worst_output_tokens(bounds, price, limits)
+    if bounds.unsized_input or carried_tokens is None:
+        first_turn = limits.context_window
+    else:
+        first_turn = min(limits.context_window, body_bytes + carried_tokens + bounds.images * limits.image_tokens)
+    calls = (limits.tool_calls if bounds.max_tool_calls is None else bounds.max_tool_calls) if bounds.tools else 0
+    input_tokens = first_turn + calls * limits.context_window  # each tool call lets the model read again
+    tools = price.tenant_version.tools if price.tenant_version and price.tenant_version.tools else price.version.tools
+    dearest = max(bounds.tools, key=lambda name: tools.get(name, Decimal(0))) if calls else None
+    return Usage(input_tokens=input_tokens, output_tokens=output_tokens,
+                 tool_calls=((dearest, calls),) if dearest else (),
+                 cache_storage_tokens=input_tokens + output_tokens if bounds.cache_hours else 0,
+                 cache_storage_hours=bounds.cache_hours)
+
+
+def _dearest_rates(usage: Usage, version: PriceVersion, service_tier: str | None) -> Usage:
+    """The usage with every token at its dearest possible rate in that service tier."""
+    tier = version.tier_for(usage.input_tokens, service_tier)
+    return replace(usage, service_tier=service_tier,
+                   cache_write_tokens=usage.input_tokens if tier.cache_write_price > tier.input else 0,
+                   reasoning_tokens=usage.output_tokens if tier.reasoning_price > tier.output else 0)
+
+
+def estimate(body_bytes: int, bounds: RequestBounds, price: ResolvedPrice, multiplier: Decimal,
+             limits: ModelLimits, carried_tokens: int | None = 0) -> Estimate:
+    """The most the call can cost the tenant: the worst usage, priced at the dearer of the
+    standard prices and those of the tier the request asks for (or, asking for none, the
+    tier the upstream account serves by default)."""
+    usage = worst_usage(body_bytes, bounds, price, limits, carried_tokens)
+    names = {None, bounds.service_tier or limits.default_service_tier}
+    charge = max(tenant_charge(worst, price_usage(worst, price.version), price, multiplier)
+                 for worst in (_dearest_rates(usage, price.tenant_version or price.version, name) for name in names))
+    return Estimate(usage.input_tokens, usage.output_tokens, charge)
 
 
 @dataclass(frozen=True)

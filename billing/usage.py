@@ -59,19 +59,29 @@ class Usage:
         return self.input_tokens + self.output_tokens
 
 
-def estimate_usage(input_bytes: int, output_text_bytes: int, floor: Usage | None = None) -> Usage:
+def estimate_usage(input_bytes: int, output_text_bytes: int, floor: Usage | None = None, *,
+                   carried_tokens: int = 0, reasoning_cap: int = 0) -> Usage:
     """Usage for a call whose upstream never reported any: about 4 bytes of text a token,
-    counted from the request and from the output that passed through, and never less than
-    a running total the upstream reported before it stopped (`floor`). Flagged."""
-    raw: dict[str, Any] = {"estimated_from_bytes": {"input": input_bytes, "output_text": output_text_bytes}}
-    estimate = Usage(input_tokens=-(-input_bytes // 4), output_tokens=-(-output_text_bytes // 4),
-                     flags=("estimated",), raw=raw)
+    counted from the request and from the output that passed through, plus the context the
+    call carried over (`previous_response_id`); for a call that reasoned, reasoning up to the
+    rest of its output cap (`reasoning_cap`: what the upstream may have generated unseen);
+    and never less than a running total the upstream reported before it stopped (`floor`).
+    Flagged."""
+    visible = -(-output_text_bytes // 4)
+    reasoning = max(0, reasoning_cap - visible)
+    raw: dict[str, Any] = {"estimated_from_bytes": {"input": input_bytes, "output_text": output_text_bytes},
+                           "carried_tokens": carried_tokens, "reasoning_allowance": reasoning}
+    flags = ("estimated", "reasoning_allowance") if reasoning else ("estimated",)
+    estimate = Usage(input_tokens=-(-input_bytes // 4) + carried_tokens, output_tokens=visible + reasoning,
+                     reasoning_tokens=reasoning, flags=flags, raw=raw)
     if floor is None:
         return estimate
     raw["running_usage"] = dict(floor.raw)
     return replace(floor, input_tokens=max(floor.input_tokens, estimate.input_tokens),
                    output_tokens=max(floor.output_tokens, estimate.output_tokens),
-                   flags=("estimated", *floor.flags), raw=raw)
+                   reasoning_tokens=max(floor.reasoning_tokens, min(reasoning, max(floor.output_tokens,
+                                                                                    estimate.output_tokens))),
+                   flags=(*flags, *floor.flags), raw=raw)
 
 
 def _count(value: Any, name: str, flags: list[str]) -> int:

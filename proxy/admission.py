@@ -16,6 +16,7 @@ from billing.quota_lease import Lease, lease_size, worth_leasing
 from proxy import metrics
 from billing.pricebook import ResolvedPrice
 from billing.quota import Estimate, estimate, next_period_start, period_start, refusal_message
+from billing.request_bounds import RequestBounds
 from billing.report import money
 from proxy.errors import ApiError
 from proxy.request_body import ClientRequest
@@ -27,13 +28,14 @@ LEASE_IDLE_SECONDS = 10.0  # a lease no call used for this long is given back
 
 
 async def admit_call(state: ProxyState, grant: KeyGrant, request_id: UUID, started_at: datetime,
-                     request: ClientRequest, price: ResolvedPrice) -> tuple[datetime, Admission | None]:
-    """The period the call counts in, and its admission (None: no limit applies, nothing reserved)."""
+                     request: ClientRequest, price: ResolvedPrice, bounds: RequestBounds,
+                     carried_tokens: int | None) -> tuple[datetime, Admission | None]:
+    """The period the call counts in, and its admission (None: no limit applies, nothing reserved).
+    `carried_tokens`: the context the call continues (None: of unknown size)."""
     period = period_start(started_at, grant.time_zone)
     if not grant.has_limits:
         return period, None
-    worst = estimate(len(request.body), request.payload, price, grant.price_multiplier,
-                     state.settings.default_max_output_tokens)
+    worst = estimate(len(request.body), bounds, price, grant.price_multiplier, state.limits, carried_tokens)
     # A background call keeps a reservation of its own until it ends, minutes later: no lease.
     lease = None if request.background else await _leased(state, grant, period, worst, started_at)
     if lease is not None:

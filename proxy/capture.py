@@ -40,6 +40,7 @@ class Capture:
     usage: Usage | None = None
     output_text_bytes: int = 0  # text deltas passed through, for an estimate
     error_event: bool = False  # the stream carried an `error` event
+    reasoning_seen: bool = False  # the stream showed reasoning (an estimate allows for it)
     running_usage: Usage | None = None  # chat: the last running total, not yet known final
     background: bool = False  # the reply is a background response...
     reply: dict[str, Any] | None = None  # ...and this is its latest state, to settle it from
@@ -56,6 +57,8 @@ class Capture:
                 name = "error"  # BytePlus: `data: {"error": {...}}`
             if not isinstance(name, str):
                 return
+        if "reasoning" in name or (name == "response.output_item.added" and '"reasoning"' in event.data):
+            self.reasoning_seen = True
         if name.endswith(_DELTA_SUFFIX):
             self._count_delta(payload if payload is not None else _decode(event.data))
             return
@@ -85,6 +88,8 @@ class Capture:
                 self.response_id = chunk["id"]
         if '"content"' in data:
             self._count_content(data)
+        if '"reasoning_content"' in data:
+            self.reasoning_seen = True
         if data.startswith('{"error"'):  # BytePlus: `data: {"error": {...}}`
             self.error_event = True
             return False

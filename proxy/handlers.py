@@ -20,6 +20,8 @@ from proxy.background import queued_row
 from proxy.capture import Capture
 from proxy.errors import MODEL, REQUEST_ID, ApiError
 from proxy.headers import bearer_token, client_response_headers, same_secret, upstream_request_headers
+from billing.quota import worst_output_tokens
+from billing.request_bounds import request_bounds
 from proxy.request_body import check_prefix_caching, parse_request
 from proxy.sse import SseParser
 from proxy.state import STATE, ProxyState
@@ -111,19 +113,23 @@ def check_model_allowed(state: ProxyState, grant: KeyGrant, model: str) -> None:
                        param="model")
 
 
-async def owned_upstream(state: ProxyState, grant: KeyGrant, payload: dict) -> Upstream | None:
+async def owned_upstream(state: ProxyState, grant: KeyGrant, payload: dict) -> tuple[Upstream | None, int | None]:
     """The upstream holding the response or conversation a call continues, once the tenant is
-    known to own it (else the 404 of an unknown id); None when it continues nothing."""
-    upstream = None
+    known to own it (else the 404 of an unknown id), None when it continues nothing; and the
+    tokens of context it carries over (None: of unknown size, as a conversation's)."""
+    owner, carried = None, 0
     conversation = payload.get("conversation")
     if isinstance(conversation, dict):
         conversation = conversation.get("id")
     if conversation is not None:
-        upstream = await state.owners.require(conversation, grant.tenant_id, "conversation")
-    if payload.get("previous_response_id") is not None:
-        upstream = await state.owners.require(payload["previous_response_id"], grant.tenant_id,
-                                              "previous_response_id")
-    return state.router.named(upstream) if upstream is not None else None
+        owner = await state.owners.require(conversation, grant.tenant_id, "conversation")
+        carried = None
+    previous = payload.get("previous_response_id")
+    if previous is not None:
+        owner = await state.owners.require(previous, grant.tenant_id, "previous_response_id")
+        context = await state.owners.context_tokens(previous, owner)
+        carried = None if carried is None or context is None else context
+    return (state.router.named(owner.upstream) if owner is not None else None), carried
 
 
 async def _proxy_call(request: web.Request, *, endpoint: str, path: str) -> web.StreamResponse:
@@ -137,20 +143,23 @@ async def _proxy_call(request: web.Request, *, endpoint: str, path: str) -> web.
     pricebook = state.mirror.pricebook
     check_model_allowed(state, grant, client_request.model)
     # a continuation goes to the upstream that made the response or conversation it continues
-    upstream = await owned_upstream(state, grant, client_request.payload) or state.router.for_model(
-        client_request.model)
+    continued, carried = await owned_upstream(state, grant, client_request.payload)
+    upstream = continued or state.router.for_model(client_request.model)
     if endpoint == "responses" and upstream.refuse_prefix_with_max_output_tokens:
         check_prefix_caching(client_request.payload)
     price = pricebook.resolve(client_request.model, started_at, grant.tenant_id)
     if price is None:
         raise ApiError(400, f"The model {client_request.model!r} has no price configured, so it cannot be "
                             "billed; ask an operator to add one.", code="model_not_priced", param="model")
-    period, admission = await admit_call(state, grant, request_id, started_at, client_request, price)
+    bounds = request_bounds(client_request.payload, endpoint, int(started_at.timestamp()))
+    period, admission = await admit_call(state, grant, request_id, started_at, client_request, price, bounds,
+                                         carried)
     call = CallContext(request_id=request_id, tenant_id=grant.tenant_id, key_id=grant.key_id, endpoint=endpoint,
                        stream=client_request.stream, started_at=started_at, price=price,
                        price_multiplier=grant.price_multiplier, quota_period=period,
                        reserved=admission is not None and not admission.offline and admission.lease is None,
-                       request_bytes=len(client_request.body), upstream=upstream.name)
+                       request_bytes=len(client_request.body), upstream=upstream.name, carried_tokens=carried or 0,
+                       output_cap=worst_output_tokens(bounds, price, state.limits), reasoning=bounds.reasoning)
     # From here the call may be billed: the spool knows of it before the upstream does, so
     # even a crash mid-call leaves an (estimated) entry behind (unless the disk fails: logged).
     state.writer.spool.begin(str(request_id), call_record(call))
@@ -307,7 +316,9 @@ class _Relay:
     def record(self) -> None:
         call, capture, state = self.call, self.capture, self.state
         if call.endpoint == "responses" and capture.response_id:
-            state.owners.remember(capture.response_id, call.tenant_id, call.upstream)
+            known = capture.usage
+            state.owners.remember(capture.response_id, call.tenant_id, call.upstream,
+                                  known.input_tokens + known.output_tokens if known else None)
         if self.background and capture.usage is None and capture.response_id and self.answered:
             # Queued (or its stream left early): the upstream works on; bill it when it ends.
             state.writer.submit_background(queued_row(call, capture.response_id, self.first_byte_ms))
@@ -318,7 +329,9 @@ class _Relay:
             # The upstream took the call (200) but its usage never came: an `error` event, a
             # stream cut or abandoned, a broken body. It may still bill it, so it is recorded
             # from an estimate, flagged, never as zero.
-            usage = estimate_usage(call.request_bytes, capture.output_text_bytes, capture.running_usage)
+            usage = estimate_usage(call.request_bytes, capture.output_text_bytes, capture.running_usage,
+                                   carried_tokens=call.carried_tokens,
+                                   reasoning_cap=call.output_cap if call.reasoning or capture.reasoning_seen else 0)
             status, estimated = "usage_missing", True
             log.warning("call %s ended without usage (%s); recorded from an estimate", call.request_id,
                         "error event" if capture.error_event else "no reply in time" if self.first_byte_ms is None

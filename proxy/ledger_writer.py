@@ -40,9 +40,11 @@ SYNC_SECONDS = 0.1  # the spool is fsynced this often while it is written to (a 
 
 
 def interrupted_entry(call, record: dict) -> LedgerEntry:
-    """A call its process died in: billed from an estimate of its input and of the output
-    its last progress record saw (a stream's text so far; nothing for a JSON reply)."""
-    usage = estimate_usage(call.request_bytes, record.get("output_text_bytes", 0))
+    """A call its process died in: billed from an estimate of its input (with the context it
+    carried over) and of the output its last progress record saw (a stream's text so far;
+    nothing for a JSON reply), with a reasoning allowance when it asked for reasoning."""
+    usage = estimate_usage(call.request_bytes, record.get("output_text_bytes", 0), carried_tokens=call.carried_tokens,
+                           reasoning_cap=call.output_cap if call.reasoning else 0)
     return build_entry(call, usage, status="interrupted", upstream_response_id=record.get("upstream_response_id"),
                        finished_at=call.started_at, first_byte_ms=None, estimated=True)
 

@@ -10,7 +10,8 @@ from proxy import admin_models as m
 
 REF = "#/components/schemas/{model}"
 _ERROR_TEXT = {400: "Invalid request (the field is named in error.param)", 401: "Missing or wrong admin token",
-               404: "No such object", 409: "Conflicts with the current state"}
+               404: "No such object", 409: "Conflicts with the current state",
+               429: "Too many wrong admin tokens from this address lately (see Retry-After)"}
 
 
 def build_document(operations) -> dict[str, Any]:
@@ -41,7 +42,7 @@ def build_document(operations) -> dict[str, Any]:
                                     else refs[(op.response, "serialization")]}}},
                 **{str(code): {"description": _ERROR_TEXT[code], "content": {
                     "application/json": {"schema": refs[(m.ErrorOut, "serialization")]}}}
-                   for code in sorted(set(op.errors) | {400, 401})},
+                   for code in sorted(set(op.errors) | {400, 401, 429})},
             },
         }
         if op.body is not None:

@@ -68,7 +68,7 @@ async def owned_response(request: web.Request) -> web.StreamResponse:
     state = request.app[STATE]
     grant = await authenticate(request, state)
     response_id = request.match_info["response_id"]
-    target = state.router.named(await state.owners.require(response_id, grant.tenant_id, None))
+    target = state.router.named((await state.owners.require(response_id, grant.tenant_id, None)).upstream)
     credit = await storage_credit(state, grant, target, response_id) if request.method == "DELETE" else None
     capture = Capture()
     response = await relay(request, state, target, request.path.removeprefix("/v1"), capture=capture)
@@ -102,7 +102,7 @@ async def owned_conversation(request: web.Request) -> web.StreamResponse:
     """A conversation and its items, for the tenant that created it."""
     state = request.app[STATE]
     grant = await authenticate(request, state)
-    upstream = await state.owners.require(request.match_info["conversation_id"], grant.tenant_id, None)
+    upstream = (await state.owners.require(request.match_info["conversation_id"], grant.tenant_id, None)).upstream
     body = await read_request_body(request, state.settings.client_timeout) if request.method == "POST" else None
     return await relay(request, state, state.router.named(upstream), request.path.removeprefix("/v1"), body)
 
@@ -117,5 +117,5 @@ async def count_input_tokens(request: web.Request) -> web.StreamResponse:
     target = state.router.for_model(model) if isinstance(model, str) else state.router.default
     if isinstance(model, str):
         check_model_allowed(state, grant, model)
-    target = await owned_upstream(state, grant, payload) or target
+    target = (await owned_upstream(state, grant, payload))[0] or target
     return await relay(request, state, target, "/responses/input_tokens", body)

@@ -10,6 +10,7 @@ after a short pause: its entry may still be in another replica's ledger batch.""
 import asyncio
 import time
 from collections import OrderedDict
+from typing import NamedTuple
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -24,14 +25,20 @@ LEDGER_BATCH_GRACE_SECONDS = 0.15
 NOT_FOUND_SECONDS = 0.3
 
 
+class Owner(NamedTuple):
+    tenant_id: int
+    upstream: str
+    context_tokens: int | None = None  # input + output of the response, once its usage is known
+
+
 class ResponseOwners:
     def __init__(self, engine: AsyncEngine, capacity: int = RECENT_OWNERS):
         self._engine = engine
         self._capacity = capacity
-        self._recent: OrderedDict[str, tuple[int, str]] = OrderedDict()
+        self._recent: OrderedDict[str, Owner] = OrderedDict()
 
-    def remember(self, response_id: str, tenant_id: int, upstream: str) -> None:
-        self._recent[response_id] = (tenant_id, upstream)
+    def remember(self, response_id: str, tenant_id: int, upstream: str, context_tokens: int | None = None) -> None:
+        self._recent[response_id] = Owner(tenant_id, upstream, context_tokens)
         self._recent.move_to_end(response_id)
         while len(self._recent) > self._capacity:
             self._recent.popitem(last=False)
@@ -41,25 +48,37 @@ class ResponseOwners:
         self.remember(resource_id, tenant_id, upstream)
         await record_owner(self._engine, resource_id, tenant_id, upstream)
 
-    async def owner(self, response_id: str) -> tuple[int, str] | None:
+    async def owner(self, response_id: str) -> Owner | None:
         if response_id in self._recent:
             return self._recent[response_id]
-        owner = await response_owner(self._engine, response_id)
-        if owner is None:
+        found = await response_owner(self._engine, response_id)
+        if found is None:
             await asyncio.sleep(LEDGER_BATCH_GRACE_SECONDS)
-            owner = await response_owner(self._engine, response_id)
-        if owner is not None:
-            self.remember(response_id, *owner)
-        return owner
+            found = await response_owner(self._engine, response_id)
+        if found is None:
+            return None
+        self.remember(response_id, *found)
+        return Owner(*found)
 
-    async def require(self, response_id: object, tenant_id: int, param: str | None) -> str:
-        """The upstream that made `response_id`; ApiError 404 unless `tenant_id` created it."""
+    async def require(self, response_id: object, tenant_id: int, param: str | None) -> Owner:
+        """Who made `response_id` (and where); ApiError 404 unless `tenant_id` did."""
         started = time.monotonic()
         owner = await self.owner(response_id) if isinstance(response_id, str) else None
-        if owner is None or owner[0] != tenant_id:
+        if owner is None or owner.tenant_id != tenant_id:
             await asyncio.sleep(max(0.0, started + NOT_FOUND_SECONDS - time.monotonic()))
             raise not_found(str(response_id), param)
-        return owner[1]
+        return owner
+
+    async def context_tokens(self, response_id: str, owner: Owner) -> int | None:
+        """The context a continuation of the response reads: known once its entry is written
+        (asked again of the database while this replica has not seen it)."""
+        if owner.context_tokens is not None:
+            return owner.context_tokens
+        found = await response_owner(self._engine, response_id)
+        if found is not None and found[2] is not None:
+            self.remember(response_id, *found)
+            return found[2]
+        return None
 
 
 def not_found(response_id: str, param: str | None) -> ApiError:

@@ -37,6 +37,10 @@ ENVIRONMENT = {
     "BILLING_PROXY_CLIENT_TIMEOUT": "client_timeout",
     "BILLING_PROXY_LOG_FORMAT": "log_format",
     "BILLING_PROXY_BACKGROUND_POLL_SECONDS": "background_poll_seconds",
+    "BILLING_PROXY_MAX_CONTEXT_TOKENS": "max_context_tokens",
+    "BILLING_PROXY_MAX_IMAGE_TOKENS": "max_image_tokens",
+    "BILLING_PROXY_DEFAULT_MAX_TOOL_CALLS": "default_max_tool_calls",
+    "BILLING_PROXY_DEFAULT_SERVICE_TIER": "default_service_tier",
 }
 
 
@@ -113,6 +117,10 @@ class Settings:
     reservation_ttl: float = 900.0  # a quota reservation of a call that never settles expires after this
     background_poll_seconds: float = 30.0  # the longest pause between two polls of a background response
     default_max_output_tokens: int = 16384  # worst-case output of a model with no cap in its price
+    max_context_tokens: int = 1_050_000  # worst-case input of one model turn (the largest context window served)
+    max_image_tokens: int = 50_000  # worst case of one input image (gpt-4o-mini bills up to 48,169)
+    default_max_tool_calls: int = 10  # built-in tool calls estimated when a request sets no max_tool_calls
+    default_service_tier: str | None = None  # the tier the upstream account serves requests naming none in
     upstreams: tuple[Upstream, ...] = field(default=())  # besides the default one, from [upstreams.NAME]
 
     def first_byte_timeout(self, upstream: Upstream) -> float:
@@ -218,6 +226,9 @@ _PARSERS = {
     "outage_admission": _choice("serve", "refuse"),
     "log_format": _choice("json", "text"),
     "default_max_output_tokens": _positive_int,
+    "max_context_tokens": _positive_int,
+    "max_image_tokens": _positive_int,
+    "default_max_tool_calls": _positive_int,
     "admin_token": _token,
     "metrics_token": _token,
     "forward_headers": _header_names,

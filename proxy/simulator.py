@@ -64,8 +64,10 @@ _TOOL_EVENTS = {"web_search_call": ("in_progress", "searching", "completed"),
 
 
 def _tool_calls(body: dict[str, Any], request: web.Request, response_id: str) -> tuple[list[dict], dict[str, int]]:
-    """Output items for the built-in tools the request offers, and the calls per tool."""
+    """Output items for the built-in tools the request offers, and the calls per tool; at
+    most `max_tool_calls` in all, as the real API honours it."""
     per_tool = header_int(request, "x-sim-tool-calls", 1)
+    limit = body.get("max_tool_calls") if isinstance(body.get("max_tool_calls"), int) else None
     items, counts = [], {}
     container = "cntr_" + response_id[5:21]
     for tool in body.get("tools") or ():
@@ -73,7 +75,7 @@ def _tool_calls(body: dict[str, Any], request: web.Request, response_id: str) ->
         if kind is None:
             continue
         name = "web_search" if kind == "web_search_call" else tool["type"]
-        for n in range(per_tool):
+        for n in range(per_tool if limit is None else max(0, min(per_tool, limit - len(items)))):
             item = {"id": f"{kind[:2]}_{response_id[5:17]}{len(items)}", "type": kind, "status": "completed"}
             if kind == "web_search_call":
                 item["action"] = {"type": "search", "query": f"query {n}", "sources": []}
@@ -82,7 +84,9 @@ def _tool_calls(body: dict[str, Any], request: web.Request, response_id: str) ->
             else:
                 item.update(container_id=container, code="print(1)", outputs=None)
             items.append(item)
-        counts[name] = counts.get(name, 0) + per_tool if name != "code_interpreter" else 1
+        made = sum(1 for item in items if item["type"] == kind)
+        if made:
+            counts[name] = made if name != "code_interpreter" else 1
     return items, counts
 
 

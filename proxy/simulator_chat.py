@@ -4,7 +4,8 @@ Chat streams end in `data: [DONE]`. With `stream_options.include_usage` a usage-
 comes last (and `"usage": null` on the others); with BytePlus'
 `stream_options.chunk_include_usage` every chunk carries the running total. The knobs
 `x-sim-cut-after`, `x-sim-error-after` (a `data: {"error": ...}` frame) and
-`x-sim-output-tokens` work as on the Responses endpoint.
+`x-sim-output-tokens` work as on the Responses endpoint. `n` choices are billed, each up to
+the chat output cap (a stream carries the first choice only).
 """
 
 import base64
@@ -36,22 +37,31 @@ async def create_chat_completion(request: web.Request) -> web.StreamResponse:
     prompt = sum(count_tokens(t) for t in texts(body.get("messages")))
     visible = header_int(request, "x-sim-output-tokens", DEFAULT_OUTPUT_TOKENS)
     reasoning = 2 * visible if isinstance(body.get("reasoning_effort"), str) else 0
+    # Each of the `n` choices generates up to the cap Chat Completions honours (the larger of
+    # max_completion_tokens and max_tokens; max_output_tokens is not a chat field).
+    caps = [c for c in (body.get("max_completion_tokens"), body.get("max_tokens")) if isinstance(c, int)]
+    finish = "stop"
+    if caps and reasoning + visible > max(caps):
+        reasoning = min(reasoning, max(caps))
+        visible, finish = max(caps) - reasoning, "length"
+    choices_count = body["n"] if isinstance(body.get("n"), int) and body["n"] >= 1 else 1
     completion_id = "chatcmpl-" + secrets.token_hex(12)
     tier = served_tier(request, body)
     words = reply_words(visible, completion_id)
 
     def usage(generated: int) -> dict[str, Any]:
+        generated *= choices_count
         return {"prompt_tokens": prompt, "completion_tokens": generated, "total_tokens": prompt + generated,
                 "prompt_tokens_details": {"cached_tokens": 0},
-                "completion_tokens_details": {"reasoning_tokens": min(generated, reasoning)}}
+                "completion_tokens_details": {"reasoning_tokens": min(generated, reasoning * choices_count)}}
 
     final = usage(visible + reasoning)
     state.bill(completion_id, "chat.completions", body["model"], final, service_tier=tier)
     common = {"id": completion_id, "created": int(time.time()), "model": body["model"], "service_tier": tier}
     if body.get("stream") is not True:
         return web.json_response({**common, "object": "chat.completion", "choices": [{
-            "index": 0, "message": {"role": "assistant", "content": " ".join(words)}, "logprobs": None,
-            "finish_reason": "stop"}], "usage": final}, dumps=_dumps)
+            "index": index, "message": {"role": "assistant", "content": " ".join(words)}, "logprobs": None,
+            "finish_reason": finish} for index in range(choices_count)], "usage": final}, dumps=_dumps)
     options = body.get("stream_options") or {}
     include_usage, running = bool(options.get("include_usage")), bool(options.get("chunk_include_usage"))
     chunks: list[tuple[list, dict | None]] = [([{"index": 0, "delta": {"role": "assistant", "content": ""},
@@ -59,7 +69,7 @@ async def create_chat_completion(request: web.Request) -> web.StreamResponse:
     for position, word in enumerate(words):
         chunks.append(([{"index": 0, "delta": {"content": word if position == 0 else " " + word},
                          "finish_reason": None}], usage(reasoning + position + 1)))
-    chunks.append(([{"index": 0, "delta": {}, "finish_reason": "stop"}], final))
+    chunks.append(([{"index": 0, "delta": {}, "finish_reason": finish}], final))
     if include_usage:
         chunks.append(([], final))
     cut_after, error_after = header_int(request, "x-sim-cut-after"), header_int(request, "x-sim-error-after")

@@ -8,6 +8,7 @@ from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from billing.offline_quota import LastKnownQuota
+from billing.quota import ModelLimits
 from billing.quota_lease import LeaseBook
 from proxy.admin_guard import AdminGuard
 from proxy.headers import forwarded_header_rule
@@ -33,10 +34,16 @@ class ProxyState:
     inflight: set[asyncio.Task] = field(default_factory=set)  # upstream exchanges and releases under way
     admin_guard: AdminGuard = field(init=False)  # wrong admin tokens, per address
     header_rule: tuple = field(init=False)  # the client headers that go upstream
+    limits: ModelLimits = field(init=False)  # what bounds a call's worst case besides its body
 
     def __post_init__(self) -> None:
         self.admin_guard = AdminGuard(self.settings.admin_failures_per_minute)
         self.header_rule = forwarded_header_rule(self.settings.forward_headers)
+        self.limits = ModelLimits(default_output_cap=self.settings.default_max_output_tokens,
+                                  context_window=self.settings.max_context_tokens,
+                                  image_tokens=self.settings.max_image_tokens,
+                                  tool_calls=self.settings.default_max_tool_calls,
+                                  default_service_tier=self.settings.default_service_tier)
 
     def spawn(self, work) -> asyncio.Task:
         """Run `work` in the background; shutdown waits for it."""

@@ -7,12 +7,13 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from billing.db.tables import response_owners
 
 
-async def response_owner(engine: AsyncEngine, response_id: str) -> tuple[int, str] | None:
-    """(tenant id, upstream name) of the response, or None."""
+async def response_owner(engine: AsyncEngine, response_id: str) -> tuple[int, str, int | None] | None:
+    """(tenant id, upstream name, context tokens when known) of the response, or None."""
     async with engine.connect() as conn:
-        row = (await conn.execute(select(response_owners.c.tenant_id, response_owners.c.upstream)
+        row = (await conn.execute(select(response_owners.c.tenant_id, response_owners.c.upstream,
+                                         response_owners.c.context_tokens)
                                   .where(response_owners.c.response_id == response_id))).one_or_none()
-    return (row.tenant_id, row.upstream) if row else None
+    return (row.tenant_id, row.upstream, row.context_tokens) if row else None
 
 
 async def record_owner(engine: AsyncEngine, resource_id: str, tenant_id: int, upstream: str) -> None:

@@ -239,6 +239,7 @@ response_owners = Table(
     Column("tenant_id", BigInteger, ForeignKey("tenants.id"), nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("upstream", Text, nullable=False),
+    Column("context_tokens", BigInteger, nullable=True),  # input + output of the response (migration 0012)
 )
 
 # Background responses waiting for their true usage (migration 0010).

@@ -1,6 +1,7 @@
 """Quota arithmetic: billing periods in any time zone, and worst-case estimates that are
 never below what the upstream can bill."""
 
+from dataclasses import replace
 from datetime import datetime, timezone
 from decimal import Decimal
 
@@ -9,8 +10,9 @@ from hypothesis import given, strategies as st
 
 from billing.pricebook import ResolvedPrice
 from billing.pricing import PriceVersion, Tier, price_usage
-from billing.quota import (check_thresholds, check_time_zone, estimate, next_period_start, period_start,
-                           refusal_message, requested_output_cap, standing)
+from billing.quota import (ModelLimits, check_thresholds, check_time_zone, estimate, next_period_start,
+                           period_start, refusal_message, standing)
+from billing.request_bounds import request_bounds
 from billing.usage import Usage
 
 UTC = timezone.utc
@@ -46,11 +48,27 @@ def test_time_zones_and_thresholds_are_validated():
         check_thresholds([0])
 
 
-def test_output_cap_from_the_request_or_the_default():
-    assert requested_output_cap({"max_output_tokens": 50}, 4096) == 50
-    assert requested_output_cap({"max_tokens": 7}, 4096) == 7
-    assert requested_output_cap({"max_output_tokens": "50"}, 4096) == 4096
-    assert requested_output_cap({}, 4096) == 4096
+LIMITS = ModelLimits(default_output_cap=4096, context_window=256_000, image_tokens=50_000, tool_calls=10)
+NOW = 1_790_000_000
+
+
+def bounds(endpoint: str = "responses", **payload):
+    return request_bounds(payload, endpoint, NOW)
+
+
+@pytest.mark.parametrize(("endpoint", "payload", "cap"), [
+    ("responses", {"max_output_tokens": 50}, 50),
+    ("responses", {"max_tokens": 7}, None),  # not a Responses field: the upstream ignores it
+    ("responses", {"max_completion_tokens": 7}, None),
+    ("responses", {"max_output_tokens": "50"}, None),
+    ("chat.completions", {"max_output_tokens": 1}, None),  # not a chat field
+    ("chat.completions", {"max_tokens": 7}, 7),
+    ("chat.completions", {"max_tokens": 7, "max_completion_tokens": 90}, 90),  # the larger, whichever wins
+    ("embeddings", {"max_output_tokens": 9}, 0),
+    ("responses", {}, None),
+])
+def test_output_cap_is_the_one_the_endpoint_honours(endpoint, payload, cap):
+    assert bounds(endpoint, **payload).output_cap == cap
 
 
 SEED = PriceVersion("seed-1-6", datetime(2026, 1, 1, tzinfo=UTC), (
@@ -59,14 +77,68 @@ SEED = PriceVersion("seed-1-6", datetime(2026, 1, 1, tzinfo=UTC), (
 PRICE = ResolvedPrice("seed-1-6-250915", "seed-1-6", SEED)
 
 
+GPT = PriceVersion("gpt-5", datetime(2026, 1, 1, tzinfo=UTC), (Tier(D("1.25"), D("10")),), id=2,
+                   max_output_tokens=128_000, service_tiers={"priority": (Tier(D("2.50"), D("20")),)},
+                   tools={"web_search": D("10")}, cache_storage=D("0.017"))
+GPT_PRICE = ResolvedPrice("gpt-5", "gpt-5", GPT)
+
+
 def test_estimate_hand_worked():
     # 1000 body bytes -> at most 1000 input tokens at 0.25; 200 output at 2.00:
     # (1000 x 0.25 + 200 x 2.00) / 1M = 0.00065, and x 1.2 for a marked-up tenant
-    worst = estimate(1000, {"max_output_tokens": 200}, PRICE, D("1.2"), 4096)
+    worst = estimate(1000, bounds(max_output_tokens=200), PRICE, D("1.2"), LIMITS)
     assert (worst.input_tokens, worst.output_tokens, worst.tokens) == (1000, 200, 1200)
     assert worst.charge == D("0.00065") * D("1.2")
     # no cap in the request: the model's own (32,768 output tokens)
-    assert estimate(1000, {}, PRICE, D(1), 4096).output_tokens == 32_768
+    assert estimate(1000, bounds(), PRICE, D(1), LIMITS).output_tokens == 32_768
+
+
+@pytest.mark.parametrize(("why", "body_bytes", "request_bounds_", "carried", "input_tokens", "output_tokens", "charge"), [
+    # chat n=128 with max_tokens 10: 1,280 output tokens; (100 x 0.25 + 1280 x 2) / 1M
+    ("n choices", 100, bounds("chat.completions", n=128, max_tokens=10), 0, 100, 1280, D("0.002585")),
+    # max_output_tokens is ignored on chat: the model's cap; (100 x 0.25 + 32768 x 2) / 1M
+    ("ignored cap", 100, bounds("chat.completions", max_output_tokens=1), 0, 100, 32_768, D("0.065561")),
+    # a continuation of a 120,000-token response: (120,100 x 0.25 + 10 x 2) / 1M
+    ("carried context", 100, bounds(max_output_tokens=10), 120_000, 120_100, 10, D("0.030045")),
+    # 2 images at 50,000 tokens each: 100,100 input tokens; (100,100 x 0.25 + 10 x 2) / 1M
+    ("images", 100, bounds(max_output_tokens=10, input=[{"role": "user", "content": [
+        {"type": "input_image", "image_url": "https://example.com/a.png"},
+        {"type": "input_image", "file_id": "file_1"}]}]), 0, 100_100, 10, D("0.025045")),
+    # a file by id: the context window (256,000: the second tier, 0.50); (256,000 x 0.5 + 10 x 4) / 1M
+    ("file", 100, bounds(max_output_tokens=10, input=[{"role": "user", "content": [
+        {"type": "input_file", "file_id": "file_1"}]}]), 0, 256_000, 10, D("0.12804")),
+    # a conversation's context is of unknown size, as is a continuation whose usage is not known yet
+    ("conversation", 100, bounds(max_output_tokens=10, conversation="conv_1"), 0, 256_000, 10, D("0.12804")),
+    ("unknown carried", 100, bounds(max_output_tokens=10), None, 256_000, 10, D("0.12804")),
+])
+def test_estimate_bounds_what_the_body_does_not_carry(why, body_bytes, request_bounds_, carried, input_tokens,
+                                                     output_tokens, charge):
+    worst = estimate(body_bytes, request_bounds_, PRICE, D(1), LIMITS, carried)
+    assert (worst.input_tokens, worst.output_tokens, worst.charge) == (input_tokens, output_tokens, charge), why
+
+
+def test_estimate_with_tools_tiers_and_cache_storage_hand_worked():
+    # web_search with max_tool_calls 2: 3 turns of input (100, then the context window twice:
+    # 512,100 tokens), 100 output, 2 calls at $10 / 1,000, at the standard prices:
+    # (512,100 x 1.25 + 100 x 10) / 1M + 2 x 10 / 1000 = 0.640125 + 0.001 + 0.02 = 0.661125
+    tools = {"max_output_tokens": 100, "max_tool_calls": 2, "tools": [{"type": "web_search"}]}
+    worst = estimate(100, bounds(**tools), GPT_PRICE, D(1), LIMITS)
+    assert (worst.input_tokens, worst.output_tokens, worst.charge) == (512_100, 100, D("0.661125"))
+    # asking for the priority tier (or an account that serves `auto` there) prices it at priority:
+    # (512,100 x 2.50 + 100 x 20) / 1M + 0.02 = 1.28025 + 0.002 + 0.02
+    assert estimate(100, bounds(**tools, service_tier="priority"), GPT_PRICE, D(1), LIMITS).charge == D("1.30225")
+    priority_account = replace(LIMITS, default_service_tier="priority")
+    assert estimate(100, bounds(**tools), GPT_PRICE, D(1), priority_account).charge == D("1.30225")
+    # flex is cheaper than standard: the standard prices stay the bound
+    assert estimate(100, bounds(**tools, service_tier="flex"), GPT_PRICE, D(1), LIMITS).charge == D("0.661125")
+    # BytePlus-style cache storage booked for 72 hours: (1,000 + 10) x 72 x 0.017 / 1M on top of
+    # (1,000 x 1.25 + 10 x 10) / 1M = 0.00135 + 0.00123624
+    cached = estimate(1000, bounds(max_output_tokens=10, caching={"type": "enabled"}), GPT_PRICE, D(1), LIMITS)
+    assert cached.charge == D("0.00135") + D("0.00123624")
+    # an expire_at 10 days out books 240 hours
+    later = estimate(1000, bounds(max_output_tokens=10, caching={"type": "enabled"}, expire_at=NOW + 240 * 3600),
+                     GPT_PRICE, D(1), LIMITS)
+    assert later.charge == D("0.00135") + D("0.00412080")
 
 
 @given(st.integers(1, 300_000), st.integers(0, 300_000), st.integers(0, 32_768), st.data())
@@ -77,7 +149,7 @@ def test_estimate_is_never_below_the_actual_charge(body_bytes, cached, output, d
     reasoning = data.draw(st.integers(0, output))
     actual = Usage(input_tokens=input_tokens, cached_tokens=min(cached, input_tokens), output_tokens=output,
                    reasoning_tokens=reasoning)
-    worst = estimate(body_bytes, {"max_output_tokens": 32_768}, PRICE, D(1), 4096)
+    worst = estimate(body_bytes, bounds(max_output_tokens=32_768), PRICE, D(1), LIMITS)
     assert price_usage(actual, SEED).total <= worst.charge
     assert actual.total_tokens <= worst.tokens
 

@@ -1,0 +1,123 @@
+"""What a request body says about the most the upstream can bill for it. Pure.
+
+The worst-case estimate (`billing.quota.estimate`) starts from the body's size (one token
+per byte at most) and adds what the body does not carry itself:
+- the output cap the endpoint really honours: `max_output_tokens` on the Responses API;
+  `max_completion_tokens` or `max_tokens` (the larger) on Chat Completions; nothing on
+  embeddings. A cap another endpoint would read is ignored;
+- `n` choices on Chat Completions, each up to the cap;
+- images: each costs tokens whatever its size in the body (a URL or a file id is a few
+  bytes; even a 1x1 inline image is billed thousands of tokens);
+- files, videos and a `conversation`: of unknown size, up to the model's context window;
+- built-in tools (web search, file search, code interpreter, MCP ...): a fee per call, and
+  each call lets the model read its context once more;
+- BytePlus cache storage, booked for the hours until `expire_at` (3 days by default).
+"""
+
+import math
+from dataclasses import dataclass
+from typing import Any, Iterator, Mapping
+
+IMAGE_PARTS = frozenset({"input_image", "image_url", "image"})
+UNSIZED_PARTS = frozenset({"input_file", "file", "input_video", "video_url", "input_audio", "audio"})
+# Request tool types the upstream runs itself, by the name their calls are billed under.
+BUILT_IN_TOOLS = {
+    "web_search": "web_search", "web_search_preview": "web_search", "web_search_2025_08_26": "web_search",
+    "web_search_preview_2025_03_11": "web_search", "file_search": "file_search",
+    "code_interpreter": "code_interpreter", "mcp": "mcp", "knowledge_search": "knowledge_search",
+    "image_generation": "image_generation", "computer_use_preview": "computer_use", "shell": "shell",
+    "local_shell": "shell", "apply_patch": "apply_patch",
+}
+DEFAULT_CACHE_HOURS = 72  # BytePlus keeps a cached response 3 days unless `expire_at` says otherwise
+MAX_CHOICES = 128  # the most `n` Chat Completions accepts
+
+
+@dataclass(frozen=True)
+class RequestBounds:
+    output_cap: int | None  # the cap the endpoint honours; None: the model's own
+    choices: int  # `n`
+    images: int
+    unsized_input: bool  # files, videos, audio or a conversation: up to the context window
+    tools: tuple[str, ...]  # built-in tools the upstream may call (billed names)
+    max_tool_calls: int | None
+    reasoning: bool  # the request turns reasoning on
+    cache_hours: int  # hours BytePlus would store the reply's context (0: not cached)
+    service_tier: str | None = None  # the tier asked for by name; None: the account's default
+
+
+def _parts(value: Any, depth: int = 0) -> Iterator[Mapping[str, Any]]:
+    """Every object in an input, however nested (bounded, as the body's own nesting is)."""
+    if depth > 64:
+        return
+    if isinstance(value, dict):
+        yield value
+        for inner in value.values():
+            if isinstance(inner, (dict, list)):
+                yield from _parts(inner, depth + 1)
+    elif isinstance(value, list):
+        for inner in value:
+            yield from _parts(inner, depth + 1)
+
+
+def _whole(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else None
+
+
+def output_cap(payload: Mapping[str, Any], endpoint: str) -> int | None:
+    if endpoint in ("responses", "responses.compact"):
+        return _whole(payload.get("max_output_tokens"))
+    if endpoint == "chat.completions":
+        caps = [c for c in (_whole(payload.get("max_completion_tokens")), _whole(payload.get("max_tokens")))
+                if c is not None]
+        return max(caps) if caps else None
+    return 0  # embeddings: no output
+
+
+def asks_for_reasoning(payload: Mapping[str, Any]) -> bool:
+    """The request turns reasoning on explicitly (`reasoning.effort`, `reasoning_effort`, or
+    BytePlus `thinking.type`): an estimate after the fact then allows for unseen reasoning."""
+    reasoning, thinking = payload.get("reasoning"), payload.get("thinking")
+    if isinstance(thinking, dict) and thinking.get("type") in ("enabled", "auto"):
+        return True
+    if isinstance(reasoning, dict) and reasoning.get("effort") not in (None, "none"):
+        return True
+    return payload.get("reasoning_effort") not in (None, "none")
+
+
+def cache_hours(payload: Mapping[str, Any], now_seconds: int) -> int:
+    caching = payload.get("caching")
+    if not isinstance(caching, dict) or caching.get("type") != "enabled" or payload.get("store") is False:
+        return 0
+    expire_at = _whole(payload.get("expire_at"))
+    if expire_at is None:
+        return DEFAULT_CACHE_HOURS
+    return max(DEFAULT_CACHE_HOURS, math.ceil((expire_at - now_seconds) / 3600))
+
+
+def requested_service_tier(payload: Mapping[str, Any]) -> str | None:
+    """The tier a request names; None for the account's default (`auto`, `default` or none)."""
+    tier = payload.get("service_tier")
+    if not isinstance(tier, str) or tier in ("auto", "default", ""):
+        return None
+    return "priority" if tier == "fast" else tier
+
+
+def request_bounds(payload: Mapping[str, Any], endpoint: str, now_seconds: int) -> RequestBounds:
+    counted = [payload.get("input"), payload.get("messages")]
+    parts = [part for value in counted for part in _parts(value)]
+    choices = _whole(payload.get("n")) if endpoint == "chat.completions" else None
+    tools = payload.get("tools") if isinstance(payload.get("tools"), list) else []
+    built_in = sorted({BUILT_IN_TOOLS[t["type"]] for t in tools
+                       if isinstance(t, dict) and isinstance(t.get("type"), str) and t["type"] in BUILT_IN_TOOLS})
+    return RequestBounds(
+        output_cap=output_cap(payload, endpoint),
+        choices=min(max(choices or 1, 1), MAX_CHOICES),
+        images=sum(1 for part in parts if part.get("type") in IMAGE_PARTS),
+        unsized_input=payload.get("conversation") is not None
+        or any(part.get("type") in UNSIZED_PARTS for part in parts),
+        tools=tuple(built_in),
+        max_tool_calls=_whole(payload.get("max_tool_calls")),
+        reasoning=asks_for_reasoning(payload),
+        cache_hours=cache_hours(payload, now_seconds) if endpoint == "responses" else 0,
+        service_tier=requested_service_tier(payload),
+    )
