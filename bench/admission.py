@@ -24,7 +24,7 @@ from billing.db.migrate import upgrade_to_head
 from billing.db.scratch import scratch_database, server_url
 from billing.db.quota import admit
 from billing.db.tenants import create_tenant
-from billing.quota import Estimate, period_start
+from billing.quota import Estimate
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -52,7 +52,6 @@ async def run(url: str, requests: int, levels: list[int]) -> None:
     engine = make_engine(url, pool_size=max(levels))
     tenant = await create_tenant(engine, "bench", monthly_budget_usd=Decimal("1000000"), monthly_token_quota=10**15)
     key = await issue_key(engine, "bench", monthly_budget_usd=Decimal("1000000"))
-    period = period_start(datetime.now(timezone.utc))
     expires = datetime.now(timezone.utc) + timedelta(hours=1)
 
     async def select_one():
@@ -60,7 +59,7 @@ async def run(url: str, requests: int, levels: list[int]) -> None:
             await conn.execute(text("SELECT 1"))
 
     async def admission():
-        await admit(engine, request_id=uuid.uuid4(), tenant_id=tenant.id, key_id=key.id, period=period,
+        await admit(engine, request_id=uuid.uuid4(), tenant_id=tenant.id, key_id=key.id, at=datetime.now(timezone.utc),
                     estimate=Estimate(1000, 1000, Decimal("0.0001")), expires_at=expires)
 
     print(f"{'statement':<14}{'conc':>6}{'req/s':>10}{'p50 ms':>9}{'p99 ms':>9}{'p50 vs SELECT 1':>18}")

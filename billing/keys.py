@@ -48,12 +48,41 @@ class KeyGrant:
     monthly_budget_usd: Decimal | None = None  # the key's own
     tenant_budget_usd: Decimal | None = None
     tenant_token_quota: int | None = None
-    time_zone: str = "UTC"  # the tenant's; its months begin there
+    time_zone: str = "UTC"  # the tenant's; its days, weeks and months begin there
+    daily_budget_usd: Decimal | None = None  # the key's own
+    weekly_budget_usd: Decimal | None = None
+    requests_per_minute: int | None = None
+    tokens_per_minute: int | None = None
+    max_concurrent: int | None = None  # calls in flight at once, streams included
+    tenant_daily_budget_usd: Decimal | None = None
+    tenant_weekly_budget_usd: Decimal | None = None
+    tenant_daily_token_quota: int | None = None
+    tenant_weekly_token_quota: int | None = None
+    tenant_requests_per_minute: int | None = None
+    tenant_tokens_per_minute: int | None = None
+    prepaid: bool = False  # the tenant spends a credit balance that never resets
+    credit_usd: Decimal = Decimal(0)  # every top-up so far
+
+    @property
+    def budget_limits(self) -> tuple:
+        """Every budget and token limit on the key and its tenant (what admission reserves under)."""
+        return (self.monthly_budget_usd, self.daily_budget_usd, self.weekly_budget_usd, self.tenant_budget_usd,
+                self.tenant_token_quota, self.tenant_daily_budget_usd, self.tenant_weekly_budget_usd,
+                self.tenant_daily_token_quota, self.tenant_weekly_token_quota,
+                self.credit_usd if self.prepaid else None)
 
     @property
     def has_limits(self) -> bool:
-        return (self.monthly_budget_usd is not None or self.tenant_budget_usd is not None
-                or self.tenant_token_quota is not None)
+        return any(limit is not None for limit in self.budget_limits)
+
+    @property
+    def rate_limits(self) -> tuple[tuple[str, int, str, int], ...]:
+        """(scope, scope id, measure, limit per minute) of each rate limit that applies."""
+        return tuple((scope, scope_id, measure, limit) for scope, scope_id, measure, limit in (
+            ("key", self.key_id, "requests", self.requests_per_minute),
+            ("key", self.key_id, "tokens", self.tokens_per_minute),
+            ("tenant", self.tenant_id, "requests", self.tenant_requests_per_minute),
+            ("tenant", self.tenant_id, "tokens", self.tenant_tokens_per_minute)) if limit is not None)
 
 
 class KeyRefused(Exception):

@@ -15,7 +15,7 @@ limit. The worst case must never be below what the upstream can bill:
 """
 
 from dataclasses import dataclass, replace
-from datetime import datetime, timezone
+from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -29,7 +29,15 @@ LIMIT_NAMES = {
     "tenant_budget": "the team's monthly budget",
     "tenant_tokens": "the team's monthly token quota",
     "key_budget": "this API key's monthly budget",
+    "tenant_weekly_budget": "the team's weekly budget",
+    "tenant_weekly_tokens": "the team's weekly token quota",
+    "key_weekly_budget": "this API key's weekly budget",
+    "tenant_daily_budget": "the team's daily budget",
+    "tenant_daily_tokens": "the team's daily token quota",
+    "key_daily_budget": "this API key's daily budget",
+    "tenant_credit": "the team's prepaid credit balance",
 }
+WINDOWS = ("day", "week", "month")  # each begins at midnight in the tenant's zone; a week on Monday
 
 
 @dataclass(frozen=True)
@@ -58,16 +66,26 @@ def check_thresholds(values: list[int]) -> list[int]:
     return sorted(set(values))
 
 
-def period_start(at: datetime, time_zone: str = "UTC") -> datetime:
-    """The first instant of the calendar month containing `at`, in the tenant's zone."""
-    local = at.astimezone(ZoneInfo(time_zone))
-    return local.replace(day=1, hour=0, minute=0, second=0, microsecond=0).astimezone(timezone.utc)
+def period_start(at: datetime, time_zone: str = "UTC", window: str = "month") -> datetime:
+    """The first instant of the day, week (from Monday) or calendar month containing `at`,
+    in the tenant's zone."""
+    zone = ZoneInfo(time_zone)
+    day = at.astimezone(zone).date()
+    if window == "week":
+        day -= timedelta(days=day.weekday())
+    elif window == "month":
+        day = day.replace(day=1)
+    return datetime(day.year, day.month, day.day, tzinfo=zone).astimezone(timezone.utc)
 
 
-def next_period_start(start: datetime, time_zone: str = "UTC") -> datetime:
-    local = start.astimezone(ZoneInfo(time_zone))
-    year, month = (local.year + 1, 1) if local.month == 12 else (local.year, local.month + 1)
-    return datetime(year, month, 1, tzinfo=ZoneInfo(time_zone)).astimezone(timezone.utc)
+def next_period_start(start: datetime, time_zone: str = "UTC", window: str = "month") -> datetime:
+    zone = ZoneInfo(time_zone)
+    day = start.astimezone(zone).date()
+    if window == "month":
+        day = date(day.year + 1, 1, 1) if day.month == 12 else date(day.year, day.month + 1, 1)
+    else:
+        day += timedelta(days=7 if window == "week" else 1)
+    return datetime(day.year, day.month, day.day, tzinfo=zone).astimezone(timezone.utc)
 
 
 @dataclass(frozen=True)
@@ -151,6 +169,16 @@ def standing(period: datetime, time_zone: str, budget: Decimal | None, quota: in
     )
 
 
-def refusal_message(limit: str, resets_at: datetime) -> str:
+def refusal_message(limit: str, resets_at: datetime | None) -> str:
+    """Why a call was refused for good (`insufficient_quota`); `resets_at` None: never (credit)."""
+    if resets_at is None:
+        return (f"Request refused: it could exceed {LIMIT_NAMES.get(limit, limit)}. "
+                "Ask an operator to add credit.")
     return (f"Request refused: it could exceed {LIMIT_NAMES.get(limit, limit)}. "
             f"The limit resets at {resets_at.isoformat()}.")
+
+
+def held_message(limit: str) -> str:
+    """A call refused only because calls in flight hold the rest of a limit: worth a retry."""
+    return (f"Calls in flight hold what is left of {LIMIT_NAMES.get(limit, limit)}; "
+            "retry once they finish.")

@@ -8,14 +8,14 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from uuid import UUID, uuid4
 
-from billing.db.quota import Admission, admit, release
+from billing.db.quota import Admission, admit, release, settle
 from billing.keys import KeyGrant
 from billing.ledger import LedgerEntry
 from billing.offline_quota import UNKNOWN
 from billing.quota_lease import Lease, lease_size, worth_leasing
 from proxy import metrics
 from billing.pricebook import ResolvedPrice
-from billing.quota import Estimate, estimate, next_period_start, period_start, refusal_message
+from billing.quota import Estimate, estimate, held_message, next_period_start, period_start, refusal_message
 from billing.request_bounds import RequestBounds
 from billing.report import money
 from proxy.errors import ApiError
@@ -43,7 +43,7 @@ async def admit_call(state: ProxyState, grant: KeyGrant, request_id: UUID, start
         return period, Admission(True, None, *lease.room(), estimate=worst, lease=lease)
     try:
         admission = await admit(state.engine, request_id=request_id, tenant_id=grant.tenant_id, key_id=grant.key_id,
-                                period=period, estimate=worst,
+                                at=started_at, estimate=worst,
                                 expires_at=started_at + timedelta(seconds=state.settings.reservation_ttl))
         metrics.ADMISSIONS.labels("statement").inc()
     except Exception:
@@ -53,10 +53,23 @@ async def admit_call(state: ProxyState, grant: KeyGrant, request_id: UUID, start
         state.last_known.remember(grant.tenant_id, grant.key_id, period, admission.budget_remaining,
                                   admission.tokens_remaining, admission.key_budget_remaining)
     if not admission.admitted:
-        resets = next_period_start(period, grant.time_zone)
-        raise ApiError(429, refusal_message(admission.refused, resets), type="insufficient_quota",
-                       code="insufficient_quota")
+        _refuse(admission, period, grant.time_zone)
     return period, admission
+
+
+def _refuse(admission: Admission, period: datetime, time_zone: str) -> None:
+    """429: `insufficient_quota` when the limit is spent (retrying cannot help: the SDKs are
+    told not to), `rate_limit_exceeded` when calls in flight hold the rest of it (they will
+    end soon: retry)."""
+    if admission.held_by_calls_in_flight:
+        metrics.QUOTA_REFUSED.labels("held_in_flight").inc()
+        raise ApiError(429, held_message(admission.refused), type="budget_in_flight", code="rate_limit_exceeded",
+                       headers={"retry-after": "1", "retry-after-ms": "1000", "x-should-retry": "true"})
+    metrics.QUOTA_REFUSED.labels("spent").inc()
+    resets = admission.resets_at if admission.resets_at or admission.refused == "tenant_credit" \
+        else next_period_start(period, time_zone)
+    raise ApiError(429, refusal_message(admission.refused, resets), type="insufficient_quota",
+                   code="insufficient_quota", headers={"x-should-retry": "false"})
 
 
 async def _leased(state: ProxyState, grant: KeyGrant, period: datetime, worst: Estimate,
@@ -65,8 +78,8 @@ async def _leased(state: ProxyState, grant: KeyGrant, period: datetime, worst: E
     statement) when none does and the last known remainders are far from every limit."""
     # The limits are part of the scope: once a changed limit reaches this replica, the old
     # lease admits nothing more and the next one is taken under the new limit.
-    scope = (grant.tenant_id, grant.key_id, period, grant.tenant_budget_usd, grant.tenant_token_quota,
-             grant.monthly_budget_usd)
+    scope = (grant.tenant_id, grant.key_id, period, period_start(started_at, grant.time_zone, "day"),
+             grant.budget_limits)
     book = state.leases
     lease = book.admit(scope, worst, time.monotonic())
     _release_all(state, book.take_releasable())
@@ -81,7 +94,7 @@ async def _leased(state: ProxyState, grant: KeyGrant, period: datetime, worst: E
         size, lease_id = lease_size(worst), uuid4()
         try:
             taken = await admit(state.engine, request_id=lease_id, tenant_id=grant.tenant_id, key_id=grant.key_id,
-                                period=period, estimate=size,
+                                at=started_at, estimate=size,
                                 expires_at=started_at + timedelta(seconds=state.settings.reservation_ttl))
         except Exception:
             return None  # the per-call path decides (and handles an outage)
@@ -157,6 +170,20 @@ def remaining_headers(admission: Admission | None) -> dict[str, str]:
     if admission.key_budget_remaining is not None:
         headers["x-billing-key-budget-remaining"] = money(admission.key_budget_remaining)
     return headers
+
+
+def settle_later(state: ProxyState, request_id: UUID, charge: Decimal, tokens: int) -> None:
+    """A call with a reservation of its own ended: shrink the reservation to what it cost at
+    once, so that its worst case is not held while its entry waits for the ledger writer
+    (the entry's insert then settles the rest). If this fails, the entry still settles it."""
+    async def shrink() -> None:
+        try:
+            await settle(state.engine, request_id, charge, tokens)
+        except Exception:
+            log.warning("could not settle reservation %s early; its ledger entry will", request_id,
+                        exc_info=log.isEnabledFor(logging.DEBUG))
+
+    state.spawn(shrink())
 
 
 def release_later(state: ProxyState, request_id: UUID) -> None:

@@ -15,12 +15,13 @@ from billing.keys import KeyGrant, KeyRefused, admit_key, hash_secret, model_all
 from billing.ledger import CallContext, build_entry, call_record
 from billing.usage import estimate_usage
 from proxy import metrics
-from proxy.admission import admit_call, release_later, remaining_headers, settle_in_memory
+from proxy.admission import admit_call, release_later, remaining_headers, settle_in_memory, settle_later
 from proxy.background import queued_row
 from proxy.capture import Capture
 from proxy.errors import MODEL, REQUEST_ID, ApiError
+from proxy.limits import Taken, end_limits, take_limits
 from proxy.headers import bearer_token, client_response_headers, same_secret, upstream_request_headers
-from billing.quota import worst_output_tokens
+from billing.quota import worst_output_tokens, worst_usage
 from billing.request_bounds import request_bounds
 from proxy.request_body import check_prefix_caching, parse_request
 from proxy.sse import SseParser
@@ -134,7 +135,6 @@ async def owned_upstream(state: ProxyState, grant: KeyGrant, payload: dict) -> t
 
 async def _proxy_call(request: web.Request, *, endpoint: str, path: str) -> web.StreamResponse:
     state = request.app[STATE]
-    request_id = request[REQUEST_ID]
     started_at = datetime.now(timezone.utc)
     started = time.perf_counter()
     grant = await authenticate(request, state)
@@ -152,6 +152,29 @@ async def _proxy_call(request: web.Request, *, endpoint: str, path: str) -> web.
         raise ApiError(400, f"The model {client_request.model!r} has no price configured, so it cannot be "
                             "billed; ask an operator to add one.", code="model_not_priced", param="model")
     bounds = request_bounds(client_request.payload, endpoint, int(started_at.timestamp()))
+    taken = NOTHING_TAKEN
+    if grant.rate_limits or grant.max_concurrent is not None:
+        worst = worst_usage(len(client_request.body), bounds, price, state.limits, carried)
+        taken = await take_limits(state, grant, worst.input_tokens + worst.output_tokens)
+    try:
+        exchange = await _admitted_call(request, state, grant, client_request, endpoint, path, started_at, started,
+                                        upstream, price, bounds, carried, taken)
+    except BaseException as error:
+        end_limits(state, taken, 0, ran=False)  # it never went upstream
+        if isinstance(error, ApiError):
+            error.headers = {**taken.headers, **error.headers}
+        raise
+    return await asyncio.shield(exchange)
+
+
+NOTHING_TAKEN = Taken()
+
+
+async def _admitted_call(request: web.Request, state: ProxyState, grant: KeyGrant, client_request, endpoint: str,
+                         path: str, started_at: datetime, started: float, upstream: Upstream, price, bounds,
+                         carried: int | None, taken: Taken) -> asyncio.Task:
+    """Reserve the call's budget and start its exchange with the upstream."""
+    request_id = request[REQUEST_ID]
     period, admission = await admit_call(state, grant, request_id, started_at, client_request, price, bounds,
                                          carried)
     call = CallContext(request_id=request_id, tenant_id=grant.tenant_id, key_id=grant.key_id, endpoint=endpoint,
@@ -167,11 +190,12 @@ async def _proxy_call(request: web.Request, *, endpoint: str, path: str) -> web.
     request[MODEL] = price.model  # the priced model: a bounded set of metric labels, whatever clients send
     # Once the call goes upstream it must be seen through and recorded even if the client
     # hangs up and the server cancels this handler: the upstream bills it either way.
-    relay = _Relay(state, call, started, remaining_headers(admission), grant, admission, client_request.background)
+    relay = _Relay(state, call, started, {**remaining_headers(admission), **taken.headers}, grant, admission,
+                   taken, client_request.background)
     exchange = state.spawn(relay.exchange(request, client_request.body, headers, upstream, path,
                                           client_request.hide_usage_chunk))
     exchange.add_done_callback(_log_failure)
-    return await asyncio.shield(exchange)
+    return exchange
 
 
 async def read_request_body(request: web.Request, timeout: float) -> bytes:
@@ -195,12 +219,12 @@ class _Relay:
     """Relays one upstream reply to the client and records its usage exactly once."""
 
     def __init__(self, state: ProxyState, call: CallContext, started: float, billing_headers: dict[str, str],
-                 grant: KeyGrant, admission: Admission | None, background: bool = False):
+                 grant: KeyGrant, admission: Admission | None, taken: Taken, background: bool = False):
         self.state, self.call, self.started = state, call, started
         self.background = background  # `background: true`: may end after the reply, billed then
         self.settings = state.settings
         self.billing_headers = billing_headers
-        self.grant, self.admission = grant, admission
+        self.grant, self.admission, self.taken = grant, admission, taken
         self.capture = Capture()
         self.first_byte_ms: int | None = None
         self.answered = False  # the upstream took the call (200, or it timed out working on it): it bills it
@@ -323,6 +347,7 @@ class _Relay:
             # Queued (or its stream left early): the upstream works on; bill it when it ends.
             state.writer.submit_background(queued_row(call, capture.response_id, self.first_byte_ms))
             settle_in_memory(state, self.grant, self.admission, call.quota_period, None)
+            end_limits(state, self.taken, None)  # its tokens are not known yet: it keeps what it took
             return
         usage, status, estimated = capture.usage, capture.status or "completed", False
         if usage is None and self.answered:
@@ -341,6 +366,7 @@ class _Relay:
             if call.reserved:
                 release_later(state, call.request_id)
             settle_in_memory(state, self.grant, self.admission, call.quota_period, None)
+            end_limits(state, self.taken, 0)
             return
         entry = build_entry(
             call, usage, status=status, upstream_response_id=capture.response_id,
@@ -348,4 +374,8 @@ class _Relay:
         )
         state.writer.submit(entry)
         metrics.add_spend(self.grant.tenant_name, entry.charge)
+        tokens = usage.input_tokens + usage.output_tokens
+        if call.reserved:
+            settle_later(state, call.request_id, entry.charge, tokens)
         settle_in_memory(state, self.grant, self.admission, call.quota_period, entry)
+        end_limits(state, self.taken, tokens)

@@ -45,6 +45,11 @@ ADMISSIONS = Counter("billing_proxy_quota_admissions", "Calls of tenants with li
 OFFLINE_ADMISSIONS = Counter("billing_proxy_offline_admissions",
                              "Calls admitted against the last known quota state while the database was down.",
                              registry=REGISTRY)
+RATE_LIMITED = Counter("billing_proxy_rate_limited", "Calls refused by a rate limit or the concurrency cap, by "
+                       "what refused them (requests, tokens, concurrency).", ["limit"], registry=REGISTRY)
+QUOTA_REFUSED = Counter("billing_proxy_quota_refused", "Calls refused by a budget, token quota or credit: spent "
+                        "(insufficient_quota) or held by calls in flight (worth a retry).", ["why"],
+                        registry=REGISTRY)
 
 _spend: dict[str, Decimal] = defaultdict(Decimal)  # tenant name -> charge billed by this process
 

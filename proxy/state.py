@@ -2,14 +2,17 @@
 
 import asyncio
 from dataclasses import dataclass, field
+from uuid import UUID, uuid4
 
 import aiohttp
 from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from billing.concurrency import SlotBook
 from billing.offline_quota import LastKnownQuota
 from billing.quota import ModelLimits
 from billing.quota_lease import LeaseBook
+from billing.rate_limit import RateBook
 from proxy.admin_guard import AdminGuard
 from proxy.headers import forwarded_header_rule
 from proxy.ledger_writer import LedgerWriter
@@ -31,6 +34,10 @@ class ProxyState:
     leases: LeaseBook  # budget leases of this replica
     last_known: LastKnownQuota = field(default_factory=LastKnownQuota)  # quota state: outages and leases
     lease_locks: dict[tuple, asyncio.Lock] = field(default_factory=dict)  # one lease taken at a time per scope
+    rates: RateBook = field(default_factory=RateBook)  # shares of rate-limit buckets
+    rate_locks: dict[tuple, asyncio.Lock] = field(default_factory=dict)  # one withdrawal at a time per bucket set
+    slots: SlotBook = field(default_factory=SlotBook)  # concurrency slots this replica holds
+    holder: UUID = field(default_factory=uuid4)  # this replica, in concurrency claims
     inflight: set[asyncio.Task] = field(default_factory=set)  # upstream exchanges and releases under way
     admin_guard: AdminGuard = field(init=False)  # wrong admin tokens, per address
     header_rule: tuple = field(init=False)  # the client headers that go upstream

@@ -42,7 +42,7 @@ async def engine(database_url):
         await conn.execute(text(
             "TRUNCATE ledger_entries, api_key_secrets, api_keys, tenants, price_tiers, price_versions, model_aliases, "
             "audit_log, quota_usage, reservations, alerts, ledger_daily, response_owners, background_responses, "
-            "ledger_dead_letters "
+            "ledger_dead_letters, credit_topups, rate_buckets, concurrency_claims "
             "RESTART IDENTITY CASCADE"
         ))
     yield engine

@@ -39,6 +39,22 @@ class KeyListing:
     allowed_models: list[str] | None
     monthly_budget_usd: Decimal | None
     last_used_at: datetime | None  # the start of its latest billed call
+    daily_budget_usd: Decimal | None = None
+    weekly_budget_usd: Decimal | None = None
+    requests_per_minute: int | None = None
+    tokens_per_minute: int | None = None
+    max_concurrent: int | None = None
+
+
+# Limits of a key beside its monthly budget, set and changed like it (None clears one).
+LIMITS = ("daily_budget_usd", "weekly_budget_usd", "requests_per_minute", "tokens_per_minute", "max_concurrent")
+
+
+def _limits(limits: dict) -> dict:
+    unknown = set(limits) - set(LIMITS)
+    if unknown:
+        raise TypeError(f"unknown key limits: {sorted(unknown)}")
+    return {name: value for name, value in limits.items() if value is not UNSET}
 
 
 async def _add_secret(conn: AsyncConnection, key_id: int):
@@ -50,20 +66,22 @@ async def _add_secret(conn: AsyncConnection, key_id: int):
 
 async def issue_key(engine: AsyncEngine, tenant_name: str | int, *, label: str | None = None,
                     expires_at: datetime | None = None, allowed_models: list[str] | None = None,
-                    monthly_budget_usd: Decimal | None = None, actor: str = "system") -> IssuedKey:
+                    monthly_budget_usd: Decimal | None = None, actor: str = "system", **limits) -> IssuedKey:
+    """A new key of the tenant; `limits` are any of `LIMITS`."""
+    limits = _limits(limits)
     tenant = await get_tenant(engine, tenant_name)
     async with engine.begin() as conn:
         row = (await conn.execute(
             insert(api_keys)
             .values(tenant_id=tenant.id, display_prefix="", label=label, expires_at=expires_at,
-                    allowed_models=allowed_models, monthly_budget_usd=monthly_budget_usd)
+                    allowed_models=allowed_models, monthly_budget_usd=monthly_budget_usd, **limits)
             .returning(api_keys.c.id, api_keys.c.created_at)
         )).one()
         minted = await _add_secret(conn, row.id)
         await conn.execute(update(api_keys).where(api_keys.c.id == row.id).values(display_prefix=minted.display_prefix))
         await record(conn, actor, "key.issue", f"key:{row.id}", tenant=tenant.name, label=label,
                      prefix=minted.display_prefix, expires_at=expires_at, allowed_models=allowed_models,
-                     monthly_budget_usd=monthly_budget_usd)
+                     monthly_budget_usd=monthly_budget_usd, **limits)
     return IssuedKey(row.id, minted.secret, minted.display_prefix, tenant.name, label, expires_at, row.created_at)
 
 
@@ -73,7 +91,8 @@ def _listing_query():
     return (
         select(api_keys.c.id, api_keys.c.display_prefix, tenants.c.name.label("tenant"), api_keys.c.label,
                api_keys.c.status, api_keys.c.created_at, api_keys.c.expires_at, api_keys.c.revoked_at,
-               api_keys.c.allowed_models, api_keys.c.monthly_budget_usd, last_used.label("last_used_at"))
+               api_keys.c.allowed_models, api_keys.c.monthly_budget_usd, last_used.label("last_used_at"),
+               *(api_keys.c[name] for name in LIMITS))
         .join(tenants, tenants.c.id == api_keys.c.tenant_id)
         .order_by(api_keys.c.id)
     )
@@ -97,9 +116,9 @@ async def get_key(engine: AsyncEngine, key_id: int) -> KeyListing:
 
 
 async def update_key(engine: AsyncEngine, key_id: int, *, label=UNSET, expires_at=UNSET, allowed_models=UNSET,
-                     monthly_budget_usd=UNSET, actor: str = "system") -> KeyListing:
+                     monthly_budget_usd=UNSET, actor: str = "system", **limits) -> KeyListing:
     values = {c: v for c, v in (("label", label), ("expires_at", expires_at), ("allowed_models", allowed_models),
-                                ("monthly_budget_usd", monthly_budget_usd)) if v is not UNSET}
+                                ("monthly_budget_usd", monthly_budget_usd)) if v is not UNSET} | _limits(limits)
     if values:
         async with engine.begin() as conn:
             found = (await conn.execute(update(api_keys).where(api_keys.c.id == key_id).values(**values)
@@ -164,7 +183,12 @@ async def grants_changed_since(conn: AsyncConnection, revision: int) -> tuple[li
                tenants.c.id.label("tenant_id"), tenants.c.name, tenants.c.status.label("tenant_status"),
                tenants.c.price_multiplier, tenants.c.revision.label("tenant_revision"),
                tenants.c.monthly_budget_usd.label("tenant_budget"), tenants.c.monthly_token_quota,
-               tenants.c.time_zone)
+               tenants.c.time_zone, api_keys.c.daily_budget_usd, api_keys.c.weekly_budget_usd,
+               api_keys.c.requests_per_minute, api_keys.c.tokens_per_minute, api_keys.c.max_concurrent,
+               tenants.c.daily_budget_usd.label("tenant_daily_budget"),
+               tenants.c.weekly_budget_usd.label("tenant_weekly_budget"), tenants.c.daily_token_quota,
+               tenants.c.weekly_token_quota, tenants.c.requests_per_minute.label("tenant_rpm"),
+               tenants.c.tokens_per_minute.label("tenant_tpm"), tenants.c.prepaid, tenants.c.credit_usd)
         .join(api_keys, api_keys.c.id == api_key_secrets.c.key_id)
         .join(tenants, tenants.c.id == api_keys.c.tenant_id)
         .where(or_(api_key_secrets.c.revision > revision, api_keys.c.revision > revision,
@@ -181,5 +205,11 @@ async def grants_changed_since(conn: AsyncConnection, revision: int) -> tuple[li
             allowed_models=tuple(row.allowed_models) if row.allowed_models is not None else None,
             monthly_budget_usd=row.monthly_budget_usd, tenant_budget_usd=row.tenant_budget,
             tenant_token_quota=row.monthly_token_quota, time_zone=row.time_zone,
+            daily_budget_usd=row.daily_budget_usd, weekly_budget_usd=row.weekly_budget_usd,
+            requests_per_minute=row.requests_per_minute, tokens_per_minute=row.tokens_per_minute,
+            max_concurrent=row.max_concurrent, tenant_daily_budget_usd=row.tenant_daily_budget,
+            tenant_weekly_budget_usd=row.tenant_weekly_budget, tenant_daily_token_quota=row.daily_token_quota,
+            tenant_weekly_token_quota=row.weekly_token_quota, tenant_requests_per_minute=row.tenant_rpm,
+            tenant_tokens_per_minute=row.tenant_tpm, prepaid=row.prepaid, credit_usd=row.credit_usd,
         )))
     return grants, newest

@@ -20,13 +20,15 @@ from billing.quota import Estimate, MonthStanding, period_start, standing
 @dataclass(frozen=True)
 class Admission:
     admitted: bool
-    refused: str | None  # which limit: tenant_budget | tenant_tokens | key_budget
+    refused: str | None  # which limit (a name of billing.quota.LIMIT_NAMES)
     budget_remaining: Decimal | None  # after this request's reservation; None: no such limit
     tokens_remaining: int | None
     key_budget_remaining: Decimal | None
     offline: bool = False  # admitted against the last known state while the database was down
     estimate: Estimate | None = None  # the worst case reserved
     lease: object | None = None  # the in-memory lease that admitted it (billing.quota_lease.Lease), if any
+    held_by_calls_in_flight: bool = False  # refused only for what calls in flight hold: worth a retry
+    resets_at: datetime | None = None  # when the refusing limit's period ends (None: credit, never)
 
 
 @dataclass(frozen=True)
@@ -37,12 +39,14 @@ class Counters:
     reserved_tokens: int = 0
 
 
-_ADMIT = text("SELECT * FROM quota_admit(:request_id, :tenant_id, :key_id, :period, :usd, :tokens, :expires_at)")
+_ADMIT = text("SELECT * FROM quota_admit(:request_id, :tenant_id, :key_id, :at, :usd, :tokens, :expires_at)")
 
 
-async def admit(engine: AsyncEngine, *, request_id: UUID, tenant_id: int, key_id: int, period: datetime,
+async def admit(engine: AsyncEngine, *, request_id: UUID, tenant_id: int, key_id: int, at: datetime,
                 estimate: Estimate, expires_at: datetime) -> Admission:
-    parameters = {"request_id": request_id, "tenant_id": tenant_id, "key_id": key_id, "period": period,
+    """Reserve `estimate` under every limit of the tenant and key in the periods containing
+    `at` (the call's start), or say which limit refuses it."""
+    parameters = {"request_id": request_id, "tenant_id": tenant_id, "key_id": key_id, "at": at,
                   "usd": estimate.charge, "tokens": estimate.tokens, "expires_at": expires_at}
     for attempt in (1, 2):
         try:
@@ -54,13 +58,22 @@ async def admit(engine: AsyncEngine, *, request_id: UUID, tenant_id: int, key_id
             if attempt == 2 or not error.connection_invalidated:
                 raise
     return Admission(row.admitted, row.refused, row.budget_remaining, row.tokens_remaining, row.key_budget_remaining,
-                     estimate=estimate)
+                     estimate=estimate, held_by_calls_in_flight=bool(row.held_by_calls_in_flight),
+                     resets_at=row.resets_at)
 
 
 async def release(engine: AsyncEngine, request_id: UUID) -> bool:
     """Give a reservation back (the call never produced usage); False if there was none."""
     async with engine.begin() as conn:
         return (await conn.execute(text("SELECT quota_release(:id)"), {"id": request_id})).scalar_one()
+
+
+async def settle(engine: AsyncEngine, request_id: UUID, charge: Decimal, tokens: int) -> bool:
+    """A call ended: hold what it cost instead of its worst case until its ledger entry
+    settles it; False if the entry already did (or it was released)."""
+    async with engine.begin() as conn:
+        return (await conn.execute(text("SELECT quota_settle(:id, :usd, :tokens)"),
+                                   {"id": request_id, "usd": charge, "tokens": tokens})).scalar_one()
 
 
 async def expire(engine: AsyncEngine) -> int:
@@ -76,12 +89,13 @@ async def month_standing(engine: AsyncEngine, tenant: Tenant, at: datetime) -> M
                     now.spent_usd, now.reserved_usd, now.spent_tokens, now.reserved_tokens)
 
 
-async def counters(engine: AsyncEngine, scope: str, scope_id: int, period: datetime) -> Counters:
+async def counters(engine: AsyncEngine, scope: str, scope_id: int, period: datetime,
+                   window: str = "month") -> Counters:
     async with engine.connect() as conn:
         row = (await conn.execute(
             select(quota_usage.c.spent_usd, quota_usage.c.spent_tokens, quota_usage.c.reserved_usd,
                    quota_usage.c.reserved_tokens)
             .where(quota_usage.c.scope == scope, quota_usage.c.scope_id == scope_id,
-                   quota_usage.c.period_start == period)
+                   quota_usage.c.window == window, quota_usage.c.period_start == period)
         )).one_or_none()
     return Counters(*row) if row else Counters()

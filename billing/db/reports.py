@@ -114,7 +114,7 @@ async def quota_comparison(engine: AsyncEngine, month: str) -> tuple[dict, dict]
                     summed[(scope, r.scope_id)] = {"spent_usd": r.usd, "spent_tokens": r.tokens}
             key_ids = select(api_keys.c.id).where(api_keys.c.tenant_id == tenant_id)
             rows = await conn.execute(
-                select(quota_usage).where(quota_usage.c.period_start == period).where(
+                select(quota_usage).where(quota_usage.c.window == "month", quota_usage.c.period_start == period).where(
                     ((quota_usage.c.scope == "tenant") & (quota_usage.c.scope_id == tenant_id))
                     | ((quota_usage.c.scope == "key") & quota_usage.c.scope_id.in_(key_ids))))
             for r in rows:

@@ -38,6 +38,14 @@ tenants = Table(
     Column("price_multiplier", Numeric, nullable=False, server_default="1"),  # markup or discount
     Column("time_zone", Text, nullable=False, server_default="UTC"),  # where its month begins
     Column("alert_thresholds", ARRAY(Integer), nullable=False, server_default="{50,80,100}"),  # percent
+    Column("daily_budget_usd", Numeric, nullable=True),
+    Column("weekly_budget_usd", Numeric, nullable=True),
+    Column("daily_token_quota", BigInteger, nullable=True),
+    Column("weekly_token_quota", BigInteger, nullable=True),
+    Column("requests_per_minute", Integer, nullable=True),
+    Column("tokens_per_minute", BigInteger, nullable=True),
+    Column("prepaid", Boolean, nullable=False, server_default="false"),  # spends a credit balance
+    Column("credit_usd", Numeric, nullable=False, server_default="0"),  # every top-up so far
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     _revision(),
 )
@@ -51,6 +59,11 @@ api_keys = Table(
     Column("label", Text, nullable=True),
     Column("allowed_models", ARRAY(Text), nullable=True),  # names or patterns; None: any model
     Column("monthly_budget_usd", Numeric, nullable=True),
+    Column("daily_budget_usd", Numeric, nullable=True),
+    Column("weekly_budget_usd", Numeric, nullable=True),
+    Column("requests_per_minute", Integer, nullable=True),
+    Column("tokens_per_minute", BigInteger, nullable=True),
+    Column("max_concurrent", Integer, nullable=True),
     Column("status", Text, nullable=False, server_default="active"),
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     Column("expires_at", DateTime(timezone=True), nullable=True),
@@ -171,6 +184,7 @@ quota_usage = Table(
     metadata,
     Column("scope", Text, primary_key=True),  # 'tenant' | 'key'
     Column("scope_id", BigInteger, primary_key=True),
+    Column("window", Text, primary_key=True),  # day | week | month | credit (never resets)
     Column("period_start", DateTime(timezone=True), primary_key=True),
     Column("spent_usd", Numeric, nullable=False),
     Column("spent_tokens", BigInteger, nullable=False),
@@ -184,11 +198,25 @@ reservations = Table(
     Column("request_id", UUID(as_uuid=True), primary_key=True),
     Column("tenant_id", BigInteger, nullable=False),
     Column("key_id", BigInteger, nullable=False),
-    Column("period_start", DateTime(timezone=True), nullable=False),
+    Column("period_start", DateTime(timezone=True), nullable=False),  # of its month
+    Column("day_start", DateTime(timezone=True), nullable=True),
+    Column("week_start", DateTime(timezone=True), nullable=True),
+    Column("prepaid", Boolean, nullable=False),  # reserved against the credit balance too
     Column("amount_usd", Numeric, nullable=False),
     Column("tokens", BigInteger, nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("expires_at", DateTime(timezone=True), nullable=False),
+)
+
+credit_topups = Table(
+    "credit_topups",
+    metadata,
+    Column("id", BigInteger, primary_key=True),
+    Column("tenant_id", BigInteger, ForeignKey("tenants.id"), nullable=False),
+    Column("amount_usd", Numeric, nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("actor", Text, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
 )
 
 alerts = Table(

@@ -36,12 +36,31 @@ class Tenant:
     time_zone: str
     alert_thresholds: list[int]
     created_at: datetime
+    daily_budget_usd: Decimal | None = None
+    weekly_budget_usd: Decimal | None = None
+    daily_token_quota: int | None = None
+    weekly_token_quota: int | None = None
+    requests_per_minute: int | None = None
+    tokens_per_minute: int | None = None
+    prepaid: bool = False
+    credit_usd: Decimal = Decimal(0)  # every top-up so far (the balance is this less what was spent)
 
 
+# Limits beside the monthly ones, set and changed like them (None clears one).
+LIMITS = ("daily_budget_usd", "weekly_budget_usd", "daily_token_quota", "weekly_token_quota",
+          "requests_per_minute", "tokens_per_minute", "prepaid")
 _COLUMNS = (tenants.c.id, tenants.c.name, tenants.c.status, tenants.c.monthly_budget_usd,
             tenants.c.monthly_token_quota, tenants.c.price_multiplier, tenants.c.time_zone,
-            tenants.c.alert_thresholds, tenants.c.created_at)
+            tenants.c.alert_thresholds, tenants.c.created_at, *(tenants.c[name] for name in LIMITS),
+            tenants.c.credit_usd)
 UNSET = object()  # "leave unchanged", as opposed to None ("clear")
+
+
+def _limits(limits: dict) -> dict:
+    unknown = set(limits) - set(LIMITS)
+    if unknown:
+        raise TypeError(f"unknown tenant limits: {sorted(unknown)}")
+    return {name: value for name, value in limits.items() if value is not UNSET}
 
 
 def _tenant(row) -> Tenant:
@@ -59,7 +78,9 @@ def _missing(tenant: str | int) -> NotFound:
 async def create_tenant(engine: AsyncEngine, name: str, *, monthly_budget_usd: Decimal | None = None,
                         monthly_token_quota: int | None = None, price_multiplier: Decimal = Decimal(1),
                         time_zone: str = "UTC", alert_thresholds: list[int] | None = None,
-                        actor: str = "system") -> Tenant:
+                        actor: str = "system", **limits) -> Tenant:
+    """A new tenant; `limits` are any of `LIMITS`."""
+    limits = _limits(limits)
     check_time_zone(time_zone)
     thresholds = check_thresholds(alert_thresholds) if alert_thresholds is not None else [50, 80, 100]
     try:
@@ -67,12 +88,13 @@ async def create_tenant(engine: AsyncEngine, name: str, *, monthly_budget_usd: D
             row = (await conn.execute(
                 insert(tenants)
                 .values(name=name, monthly_budget_usd=monthly_budget_usd, monthly_token_quota=monthly_token_quota,
-                        price_multiplier=price_multiplier, time_zone=time_zone, alert_thresholds=thresholds)
+                        price_multiplier=price_multiplier, time_zone=time_zone, alert_thresholds=thresholds,
+                        **{name: value for name, value in limits.items() if value is not None})
                 .returning(*_COLUMNS)
             )).one()
             await record(conn, actor, "tenant.create", f"tenant:{row.id}", name=name,
                          monthly_budget_usd=monthly_budget_usd, monthly_token_quota=monthly_token_quota,
-                         price_multiplier=price_multiplier)
+                         price_multiplier=price_multiplier, **limits)
     except IntegrityError:
         raise AlreadyExists(f"tenant {name!r} already exists") from None
     return _tenant(row)
@@ -95,7 +117,8 @@ async def get_tenant(engine: AsyncEngine, tenant: str | int) -> Tenant:
 
 async def update_tenant(engine: AsyncEngine, tenant: str | int, *, name=UNSET, monthly_budget_usd=UNSET,
                         monthly_token_quota=UNSET, status=UNSET, price_multiplier=UNSET, time_zone=UNSET,
-                        alert_thresholds=UNSET, actor: str = "system") -> Tenant:
+                        alert_thresholds=UNSET, actor: str = "system", **limits) -> Tenant:
+    limits = _limits(limits)
     if time_zone is not UNSET:
         check_time_zone(time_zone)
     if alert_thresholds is not UNSET:
@@ -107,7 +130,9 @@ async def update_tenant(engine: AsyncEngine, tenant: str | int, *, name=UNSET, m
                               ("price_multiplier", price_multiplier), ("time_zone", time_zone),
                               ("alert_thresholds", alert_thresholds))
         if value is not UNSET
-    }
+    } | limits
+    if values.get("prepaid", False) is None:
+        raise ValueError("prepaid is true or false")
     if not values:
         return await get_tenant(engine, tenant)
     action = {"suspended": "tenant.suspend", "active": "tenant.resume"}.get(values.get("status"), "tenant.update")

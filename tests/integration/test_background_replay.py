@@ -33,7 +33,7 @@ async def queued_row(engine, tenant_key, response_id: str) -> dict:
 async def test_an_orphaned_spool_registers_its_queued_background_responses(engine, tenant_key, tmp_path):
     row = await queued_row(engine, tenant_key, "resp_orphaned")
     await admit(engine, request_id=uuid.UUID(row["request_id"]), tenant_id=tenant_key.tenant_id,
-                key_id=tenant_key.key_id, period=NOW.replace(day=1), estimate=Estimate(10, 10, Decimal("0.01")),
+                key_id=tenant_key.key_id, at=NOW, estimate=Estimate(10, 10, Decimal("0.01")),
                 expires_at=NOW + timedelta(minutes=15))
     directory = tmp_path / "spool"
     directory.mkdir()

@@ -53,7 +53,7 @@ async def test_a_refused_row_is_dead_lettered_and_everyone_else_is_billed(engine
     version, _ = await priced_version(engine)
     entries, bad = await calls_of_two_tenants(engine, tenant_key, version)
     await admit(engine, request_id=bad.request_id, tenant_id=tenant_key.tenant_id, key_id=tenant_key.key_id,
-                period=NOW.replace(day=1), estimate=Estimate(10, 10, Decimal("0.01")),
+                at=NOW, estimate=Estimate(10, 10, Decimal("0.01")),
                 expires_at=NOW + timedelta(minutes=15))
     dead_before = metrics.DEAD_LETTERS.labels("entry")._value.get()
     spool = Spool(tmp_path / "spool")

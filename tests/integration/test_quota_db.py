@@ -45,7 +45,7 @@ async def test_concurrent_admissions_never_exceed_the_budget(engine):
     estimate = Estimate(0, 0, D("0.03"))  # 33 fit into 1.00, not 34
 
     async def one():
-        return await admit(engine, request_id=uuid.uuid4(), tenant_id=tenant.id, key_id=key.id, period=PERIOD,
+        return await admit(engine, request_id=uuid.uuid4(), tenant_id=tenant.id, key_id=key.id, at=NOW,
                            estimate=estimate, expires_at=NOW + timedelta(minutes=5))
 
     results = await asyncio.gather(*[one() for _ in range(100)])
@@ -60,7 +60,7 @@ async def test_concurrent_admissions_never_exceed_the_budget(engine):
 async def test_settlement_by_the_ledger_is_exact_and_happens_once(engine):
     tenant, key, price = await setup(engine, budget=D("1.00"), quota=1_000_000)
     request_id = uuid.uuid4()
-    admission = await admit(engine, request_id=request_id, tenant_id=tenant.id, key_id=key.id, period=PERIOD,
+    admission = await admit(engine, request_id=request_id, tenant_id=tenant.id, key_id=key.id, at=NOW,
                             estimate=Estimate(5000, 5000, D("0.01")), expires_at=NOW + timedelta(minutes=5))
     assert admission.admitted and admission.tokens_remaining == 1_000_000 - 10_000
     settled = entry(tenant, key, price, request_id, 1200, 300)  # 1500 tokens at 1 USD/1M = 0.0015
@@ -79,14 +79,14 @@ async def test_release_and_expiry_give_reservations_back(engine):
     tenant, key, _ = await setup(engine, budget=D("0.10"), key_budget=D("0.04"))
     first, second = uuid.uuid4(), uuid.uuid4()
     estimate = Estimate(0, 0, D("0.03"))
-    assert (await admit(engine, request_id=first, tenant_id=tenant.id, key_id=key.id, period=PERIOD,
+    assert (await admit(engine, request_id=first, tenant_id=tenant.id, key_id=key.id, at=NOW,
                         estimate=estimate, expires_at=NOW + timedelta(minutes=5))).admitted
-    refused = await admit(engine, request_id=second, tenant_id=tenant.id, key_id=key.id, period=PERIOD,
+    refused = await admit(engine, request_id=second, tenant_id=tenant.id, key_id=key.id, at=NOW,
                           estimate=estimate, expires_at=NOW + timedelta(minutes=5))
     assert not refused.admitted and refused.refused == "key_budget"  # 0.06 fits the tenant, not the key
     assert await release(engine, first) is True and await release(engine, first) is False
     stale = uuid.uuid4()
-    assert (await admit(engine, request_id=stale, tenant_id=tenant.id, key_id=key.id, period=PERIOD,
+    assert (await admit(engine, request_id=stale, tenant_id=tenant.id, key_id=key.id, at=NOW,
                         estimate=estimate, expires_at=NOW - timedelta(seconds=1))).admitted  # already past expiry
     assert await expire(engine) == 1
     now = await counters(engine, "key", key.id, PERIOD)
@@ -98,7 +98,7 @@ async def test_a_call_counts_in_the_month_it_started(engine):
     october = datetime(2026, 10, 1, tzinfo=timezone.utc)
     late = datetime(2026, 10, 31, 23, 59, 59, tzinfo=timezone.utc)
     request_id = uuid.uuid4()
-    await admit(engine, request_id=request_id, tenant_id=tenant.id, key_id=key.id, period=october,
+    await admit(engine, request_id=request_id, tenant_id=tenant.id, key_id=key.id, at=late,
                 estimate=Estimate(1, 1, D("0.001")), expires_at=NOW + timedelta(minutes=5))
     in_flight = entry(tenant, key, price, request_id, 100, 100, started=late, period=october)
     in_flight = in_flight.__class__(**{**in_flight.__dict__, "finished_at": late + timedelta(seconds=5)})

@@ -143,9 +143,9 @@ def test_estimate_with_tools_tiers_and_cache_storage_hand_worked():
 
 @given(st.integers(1, 300_000), st.integers(0, 300_000), st.integers(0, 32_768), st.data())
 def test_estimate_is_never_below_the_actual_charge(body_bytes, cached, output, data):
-    """Whatever usage the upstream reports within the bounds (input <= body bytes, output <=
-    the cap), its charge is at most the estimate."""
-    input_tokens = data.draw(st.integers(0, body_bytes))
+    """Whatever usage the upstream reports within the bounds (input <= body bytes and the
+    context window, output <= the cap), its charge is at most the estimate."""
+    input_tokens = data.draw(st.integers(0, min(body_bytes, LIMITS.context_window)))
     reasoning = data.draw(st.integers(0, output))
     actual = Usage(input_tokens=input_tokens, cached_tokens=min(cached, input_tokens), output_tokens=output,
                    reasoning_tokens=reasoning)
