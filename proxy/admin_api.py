@@ -16,6 +16,7 @@ from aiohttp import web
 from pydantic import BaseModel, ValidationError
 
 from billing.db.alerts import list_alerts
+from billing.db.credits import add_credit, credit_history, credit_standing
 from billing.db.audit import list_audit
 from billing.db.quota import month_standing
 from billing.db.keys import get_key, issue_key, list_keys, revoke_key, rotate_key, update_key
@@ -57,10 +58,7 @@ async def tenants_list(engine, ids, body, query):
 
 
 async def tenants_create(engine, ids, body: m.TenantCreate, query):
-    tenant = await create_tenant(engine, body.name, monthly_budget_usd=body.monthly_budget_usd,
-                                 monthly_token_quota=body.monthly_token_quota,
-                                 price_multiplier=body.price_multiplier, time_zone=body.time_zone,
-                                 alert_thresholds=body.alert_thresholds, actor=ACTOR)
+    tenant = await create_tenant(engine, **body.model_dump(), actor=ACTOR)
     return m.TenantOut(**tenant.__dict__)
 
 
@@ -86,6 +84,26 @@ async def tenants_resume(engine, ids, body, query):
     return await _with_month(engine, await update_tenant(engine, ids["tenant_id"], status="active", actor=ACTOR))
 
 
+async def _credit(engine, tenant_id: int) -> m.CreditOut:
+    standing = await credit_standing(engine, tenant_id)
+    return m.CreditOut(tenant=standing.tenant, prepaid=standing.prepaid, credited_usd=standing.credited_usd,
+                       spent_usd=standing.spent_usd, reserved_usd=standing.reserved_usd,
+                       balance_usd=standing.balance_usd,
+                       topups=[m.TopUpOut(**t.__dict__) for t in await credit_history(engine, tenant_id)])
+
+
+async def credits_show(engine, ids, body, query):
+    return await _credit(engine, ids["tenant_id"])
+
+
+async def credits_add(engine, ids, body: m.CreditAdd, query):
+    try:
+        await add_credit(engine, ids["tenant_id"], body.amount_usd, body.reason, actor=ACTOR)
+    except ValueError as error:
+        raise ApiError(400, str(error), param="amount_usd") from None
+    return await _credit(engine, ids["tenant_id"])
+
+
 def _issued(issued) -> m.IssuedKeyOut:
     return m.IssuedKeyOut(id=issued.id, key=issued.secret, prefix=issued.display_prefix, tenant=issued.tenant,
                           label=issued.label, expires_at=issued.expires_at, created_at=issued.created_at,
@@ -97,9 +115,8 @@ async def keys_list(engine, ids, body, query: m.KeysQuery):
 
 
 async def keys_issue(engine, ids, body: m.KeyCreate, query):
-    return _issued(await issue_key(engine, body.tenant_id, label=body.label, expires_at=body.expires_at,
-                                   allowed_models=body.allowed_models, monthly_budget_usd=body.monthly_budget_usd,
-                                   actor=ACTOR))
+    fields = body.model_dump()
+    return _issued(await issue_key(engine, fields.pop("tenant_id"), **fields, actor=ACTOR))
 
 
 async def keys_show(engine, ids, body, query):
@@ -178,6 +195,10 @@ OPERATIONS = (
               m.TenantOut, body=m.TenantUpdate, errors=(400, 401, 404, 409)),
     Operation("POST", "/admin/tenants/{tenant_id}/suspend", tenants_suspend, "Suspend a tenant", m.TenantOut),
     Operation("POST", "/admin/tenants/{tenant_id}/resume", tenants_resume, "Resume a tenant", m.TenantOut),
+    Operation("GET", "/admin/tenants/{tenant_id}/credits", credits_show, "A tenant's credit balance and top-ups",
+              m.CreditOut),
+    Operation("POST", "/admin/tenants/{tenant_id}/credits", credits_add, "Top up a tenant's credit (audited)",
+              m.CreditOut, 201, body=m.CreditAdd),
     Operation("GET", "/admin/keys", keys_list, "List keys (never their secrets)", m.KeyList, query=m.KeysQuery),
     Operation("POST", "/admin/keys", keys_issue, "Issue a key; the secret is in this response only",
               m.IssuedKeyOut, 201, body=m.KeyCreate),

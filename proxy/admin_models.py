@@ -33,6 +33,21 @@ Money = Annotated[
     PlainSerializer(money, return_type=str),
     WithJsonSchema({"type": "string", "pattern": MONEY_PATTERN, "examples": ["12.50"]}),
 ]
+POSITIVE_MONEY_PATTERN = r"^([1-9][0-9]{0,14}(\.[0-9]{1,12})?|0\.[0-9]{0,11}[1-9][0-9]{0,11})$"
+
+
+def _positive_money_in(value: object) -> Decimal:
+    if not isinstance(value, str) or not re.fullmatch(POSITIVE_MONEY_PATTERN, value):
+        raise ValueError('must be a positive decimal string such as "25.00"')
+    return Decimal(value)
+
+
+PositiveMoney = Annotated[
+    Decimal,
+    BeforeValidator(_positive_money_in),
+    PlainSerializer(money, return_type=str),
+    WithJsonSchema({"type": "string", "pattern": POSITIVE_MONEY_PATTERN, "examples": ["25.00"]}),
+]
 # On the way out a price may carry more decimals (10% of a price with 12 decimals has 13).
 MoneyOut = Annotated[
     Decimal,
@@ -61,6 +76,7 @@ Timestamp = Annotated[datetime, BeforeValidator(_timestamp_in),
 Id = Annotated[int, Field(ge=1, le=MAX_ID)]
 TokenCount = Annotated[int, Field(ge=0, le=MAX_ID)]
 Seconds = Annotated[int, Field(ge=0, le=10 * 365 * 86400)]
+PerMinute = Annotated[int, Field(ge=1, le=1_000_000_000)]
 
 
 def _time_zone_in(value: object) -> str:
@@ -105,6 +121,13 @@ class TenantCreate(Strict):
     price_multiplier: Money = Decimal(1)
     time_zone: TimeZone = "UTC"
     alert_thresholds: Thresholds = [50, 80, 100]
+    daily_budget_usd: Money | None = None
+    weekly_budget_usd: Money | None = None
+    daily_token_quota: TokenCount | None = None
+    weekly_token_quota: TokenCount | None = None
+    requests_per_minute: PerMinute | None = None
+    tokens_per_minute: PerMinute | None = None
+    prepaid: bool = Field(False, description="Spend a credit balance (POST .../credits) that never resets")
 
 
 class TenantUpdate(Strict):
@@ -117,6 +140,13 @@ class TenantUpdate(Strict):
     status: Literal["active", "suspended"] = None  # type: ignore[assignment]
     time_zone: TimeZone = None  # type: ignore[assignment]
     alert_thresholds: Thresholds = None  # type: ignore[assignment]
+    daily_budget_usd: Money | None = None
+    weekly_budget_usd: Money | None = None
+    daily_token_quota: TokenCount | None = None
+    weekly_token_quota: TokenCount | None = None
+    requests_per_minute: PerMinute | None = None
+    tokens_per_minute: PerMinute | None = None
+    prepaid: bool = None  # type: ignore[assignment]
 
 
 class MonthStandingOut(BaseModel):
@@ -140,11 +170,44 @@ class TenantOut(BaseModel):
     time_zone: str
     alert_thresholds: list[int]
     created_at: datetime
+    daily_budget_usd: MoneyOut | None
+    weekly_budget_usd: MoneyOut | None
+    daily_token_quota: int | None
+    weekly_token_quota: int | None
+    requests_per_minute: int | None
+    tokens_per_minute: int | None
+    prepaid: bool
+    credit_usd: MoneyOut = Field(description="Every top-up so far")
     month: MonthStandingOut | None = Field(None, description="This month so far (on single-tenant answers)")
 
 
 class TenantList(BaseModel):
     data: list[TenantOut]
+
+
+# --- credit -----------------------------------------------------------------------------
+
+class CreditAdd(Strict):
+    amount_usd: PositiveMoney
+    reason: Annotated[str, Field(min_length=1, max_length=200, pattern=r"^[^\x00]*\S[^\x00]*$")]
+
+
+class TopUpOut(BaseModel):
+    id: int
+    amount_usd: MoneyOut
+    reason: str
+    actor: str
+    created_at: datetime
+
+
+class CreditOut(BaseModel):
+    tenant: str
+    prepaid: bool = Field(description="Only a prepaid tenant's calls spend the balance")
+    credited_usd: MoneyOut = Field(description="Every top-up so far")
+    spent_usd: MoneyOut
+    reserved_usd: MoneyOut = Field(description="Held by calls in flight")
+    balance_usd: MoneyOut
+    topups: list[TopUpOut] = Field(description="Newest first")
 
 
 # --- keys -------------------------------------------------------------------------------
@@ -155,6 +218,11 @@ class KeyCreate(Strict):
     expires_at: AwareDatetime | None = None
     allowed_models: Annotated[list[ModelPattern], Field(min_length=1, max_length=100)] | None = None
     monthly_budget_usd: Money | None = None
+    daily_budget_usd: Money | None = None
+    weekly_budget_usd: Money | None = None
+    requests_per_minute: PerMinute | None = None
+    tokens_per_minute: PerMinute | None = None
+    max_concurrent: PerMinute | None = Field(None, description="Calls in flight at once, streams included")
 
 
 class KeyUpdate(Strict):
@@ -164,6 +232,11 @@ class KeyUpdate(Strict):
     expires_at: AwareDatetime | None = None
     allowed_models: Annotated[list[ModelPattern], Field(min_length=1, max_length=100)] | None = None
     monthly_budget_usd: Money | None = None
+    daily_budget_usd: Money | None = None
+    weekly_budget_usd: Money | None = None
+    requests_per_minute: PerMinute | None = None
+    tokens_per_minute: PerMinute | None = None
+    max_concurrent: PerMinute | None = Field(None, description="Calls in flight at once, streams included")
 
 
 class KeyRotate(Strict):
@@ -178,6 +251,11 @@ class KeyOut(BaseModel):
     status: Literal["active", "revoked"]
     allowed_models: list[str] | None
     monthly_budget_usd: MoneyOut | None
+    daily_budget_usd: MoneyOut | None
+    weekly_budget_usd: MoneyOut | None
+    requests_per_minute: int | None
+    tokens_per_minute: int | None
+    max_concurrent: int | None
     created_at: datetime
     last_used_at: datetime | None
     expires_at: datetime | None

@@ -15,6 +15,7 @@ from billing.catalog import NAME_PATTERN, CatalogError
 from billing.db.engine import embedded_database_url, make_engine
 from billing.db.alerts import list_alerts
 from billing.db.audit import list_audit
+from billing.db.credits import add_credit, credit_history, credit_standing
 from billing.db.quota import month_standing
 from billing.db.keys import get_key, issue_key, list_keys, revoke_key, rotate_key, update_key
 from billing.db.migrate import upgrade_to_head
@@ -91,6 +92,13 @@ def _positive(text: str) -> int:
     return int(text)
 
 
+def _per_minute(text: str) -> int:
+    value = _positive(text)
+    if value > 1_000_000_000:
+        raise argparse.ArgumentTypeError("at most 1000000000")
+    return value
+
+
 def _count(text: str) -> int:
     if not text.isdigit():
         raise argparse.ArgumentTypeError(f"{text!r} is not a whole number")
@@ -127,8 +135,36 @@ def cmd_migrate(args, settings: Settings) -> None:
     print("database schema is up to date")
 
 
-TENANT_COLUMNS = ["id", "name", "status", "monthly_budget_usd", "monthly_token_quota", "price_multiplier",
-                  "time_zone", "alert_thresholds", "created_at"]
+TENANT_COLUMNS = ["id", "name", "status", "monthly_budget_usd", "monthly_token_quota", "daily_budget_usd",
+                  "weekly_budget_usd", "daily_token_quota", "weekly_token_quota", "requests_per_minute",
+                  "tokens_per_minute", "prepaid", "price_multiplier", "time_zone", "alert_thresholds", "created_at"]
+# (flag, column, parser, metavar) of the limits beside the monthly ones; `--no-FLAG` clears one.
+TENANT_LIMIT_FLAGS = (("daily-budget", "daily_budget_usd", "_decimal", "USD"),
+                      ("weekly-budget", "weekly_budget_usd", "_decimal", "USD"),
+                      ("daily-token-quota", "daily_token_quota", "_count", "N"),
+                      ("weekly-token-quota", "weekly_token_quota", "_count", "N"),
+                      ("rpm", "requests_per_minute", "_per_minute", "N"),
+                      ("tpm", "tokens_per_minute", "_positive", "N"))
+KEY_LIMIT_FLAGS = (("daily-budget", "daily_budget_usd", "_decimal", "USD"),
+                   ("weekly-budget", "weekly_budget_usd", "_decimal", "USD"),
+                   ("rpm", "requests_per_minute", "_per_minute", "N"),
+                   ("tpm", "tokens_per_minute", "_positive", "N"),
+                   ("max-concurrent", "max_concurrent", "_per_minute", "N"))
+CREDIT_COLUMNS = ["id", "amount_usd", "reason", "actor", "created_at"]
+
+
+def _add_limit_flags(command, flags, clearable: bool) -> None:
+    for flag, column, kind, metavar in flags:
+        command.add_argument(f"--{flag}", dest=column, type=globals()[kind], metavar=metavar)
+        if clearable:
+            command.add_argument(f"--no-{flag}", dest=f"no_{column}", action="store_true", help=f"remove the {flag} limit")
+
+
+def _limit_values(args, flags) -> dict:
+    """The limits named on the command line (None where `--no-FLAG` clears one)."""
+    values = {column: getattr(args, column) for _, column, _, _ in flags if getattr(args, column) is not None}
+    values.update({column: None for _, column, _, _ in flags if getattr(args, f"no_{column}", False)})
+    return values
 STANDING_COLUMNS = ["period_start", "resets_at", "spent_usd", "reserved_usd", "budget_remaining_usd",
                     "spent_tokens", "reserved_tokens", "tokens_remaining"]
 
@@ -152,7 +188,7 @@ def cmd_tenants(args, settings: Settings) -> None:
                                          monthly_token_quota=args.monthly_token_quota,
                                          price_multiplier=args.price_multiplier or Decimal(1),
                                          time_zone=args.time_zone or "UTC", alert_thresholds=args.alert_thresholds,
-                                         actor=actor())
+                                         prepaid=args.prepaid, **_limit_values(args, TENANT_LIMIT_FLAGS), actor=actor())
         elif command == "update":
             changes = {k: v for k, v in (("name", args.rename), ("monthly_budget_usd", args.monthly_budget),
                                          ("monthly_token_quota", args.monthly_token_quota),
@@ -161,6 +197,9 @@ def cmd_tenants(args, settings: Settings) -> None:
                        if v is not None}
             changes.update({k: None for k, flag in (("monthly_budget_usd", args.no_monthly_budget),
                                                     ("monthly_token_quota", args.no_monthly_token_quota)) if flag})
+            changes.update(_limit_values(args, TENANT_LIMIT_FLAGS))
+            if args.prepaid or args.postpaid:
+                changes["prepaid"] = bool(args.prepaid)
             tenant = await update_tenant(engine, args.name, **changes, actor=actor())
         elif command in ("suspend", "resume"):
             tenant = await update_tenant(engine, args.name, status="suspended" if command == "suspend" else "active",
@@ -169,17 +208,22 @@ def cmd_tenants(args, settings: Settings) -> None:
             tenant = await get_tenant(engine, args.name)
         row = tenant.__dict__
         month = (await month_standing(engine, tenant, datetime.now(timezone.utc))).__dict__
+        credit = _credit_row(await credit_standing(engine, tenant.id)) if tenant.prepaid else None
         if args.format == "json":
-            print(to_json({**row, "month": month}))
+            print(to_json({**row, "month": month, **({"credit": credit} if credit else {})}))
         else:
             print(render([row], TENANT_COLUMNS, args.format))
             print()
             print(render([month], STANDING_COLUMNS, args.format))
+            if credit:
+                print()
+                print(render([credit], list(credit), args.format))
 
     _run_db(settings, action)
 
 
 KEY_COLUMNS = ["id", "display_prefix", "tenant", "label", "status", "allowed_models", "monthly_budget_usd",
+               "daily_budget_usd", "weekly_budget_usd", "requests_per_minute", "tokens_per_minute", "max_concurrent",
                "created_at", "last_used_at", "expires_at", "revoked_at"]
 
 
@@ -202,7 +246,7 @@ def cmd_keys(args, settings: Settings) -> None:
             expires_at = datetime.now(timezone.utc) + args.expires_in if args.expires_in else None
             issued = await issue_key(engine, args.tenant, label=args.label, expires_at=expires_at,
                                      allowed_models=args.models, monthly_budget_usd=args.monthly_budget,
-                                     actor=actor())
+                                     **_limit_values(args, KEY_LIMIT_FLAGS), actor=actor())
             _print_secret(issued, args.format, "Issued")
             return
         if command == "rotate":
@@ -220,11 +264,39 @@ def cmd_keys(args, settings: Settings) -> None:
                 changes["expires_at"] = datetime.now(timezone.utc) + args.expires_in
             changes.update({k: None for k, flag in (("allowed_models", args.any_model),
                                                     ("monthly_budget_usd", args.no_monthly_budget)) if flag})
+            changes.update(_limit_values(args, KEY_LIMIT_FLAGS))
             key = await update_key(engine, args.id, **changes, actor=actor())
         else:
             key = await get_key(engine, args.id)
         row = key.__dict__
         print(to_json(row) if args.format == "json" else render([row], KEY_COLUMNS, args.format))
+
+    _run_db(settings, action)
+
+
+def _credit_row(standing) -> dict:
+    return {"tenant": standing.tenant, "prepaid": standing.prepaid, "credited_usd": standing.credited_usd,
+            "spent_usd": standing.spent_usd, "reserved_usd": standing.reserved_usd,
+            "balance_usd": standing.balance_usd}
+
+
+def cmd_credits(args, settings: Settings) -> None:
+    async def action(engine):
+        if args.credits_command == "add":
+            topup = await add_credit(engine, args.tenant, args.amount, args.reason, actor=actor())
+            if args.format != "json":
+                print(f"Added {money(topup.amount_usd)} USD of credit to {args.tenant} (top-up {topup.id}).")
+        standing = _credit_row(await credit_standing(engine, args.tenant))
+        history = [t.__dict__ for t in await credit_history(engine, args.tenant)]
+        if args.format == "json":
+            print(to_json({**standing, "topups": history}))
+            return
+        if not standing["prepaid"]:
+            print(f"{args.tenant} is not prepaid: its credit is not spent until `tenants update --prepaid`.")
+        print(render([standing], list(standing), args.format))
+        if args.credits_command == "show":
+            print()
+            print(render(history, CREDIT_COLUMNS, args.format))
 
     _run_db(settings, action)
 
@@ -386,6 +458,12 @@ def build_parser() -> argparse.ArgumentParser:
             command.add_argument("--rename", metavar="NEW_NAME")
             command.add_argument("--no-monthly-budget", action="store_true", help="remove the budget")
             command.add_argument("--no-monthly-token-quota", action="store_true", help="remove the token quota")
+            billing = command.add_mutually_exclusive_group()
+            billing.add_argument("--prepaid", action="store_true", help="spend a credit balance (credits add)")
+            billing.add_argument("--postpaid", action="store_true", help="stop spending the credit balance")
+        else:
+            command.add_argument("--prepaid", action="store_true", help="spend a credit balance (credits add)")
+        _add_limit_flags(command, TENANT_LIMIT_FLAGS, clearable=name == "update")
     for name in ("show", "suspend", "resume"):
         command = tenants_sub.add_parser(name)
         command.add_argument("name")
@@ -401,6 +479,7 @@ def build_parser() -> argparse.ArgumentParser:
     issue.add_argument("--expires-in", type=_duration, metavar="30d")
     issue.add_argument("--models", type=_models, metavar="a,b*", help="allow only these models (names or patterns)")
     issue.add_argument("--monthly-budget", type=_decimal, metavar="USD")
+    _add_limit_flags(issue, KEY_LIMIT_FLAGS, clearable=False)
     issue.add_argument("--format", choices=("table", "json"), default="table")
     listing = keys_sub.add_parser("list")
     listing.add_argument("--tenant")
@@ -422,8 +501,21 @@ def build_parser() -> argparse.ArgumentParser:
     change.add_argument("--monthly-budget", type=_decimal, metavar="USD")
     change.add_argument("--no-monthly-budget", action="store_true", help="remove the key's budget")
     change.add_argument("--expires-in", type=_duration, metavar="30d")
+    _add_limit_flags(change, KEY_LIMIT_FLAGS, clearable=True)
     change.add_argument("--format", choices=("table", "json", "csv"), default="table")
     keys.set_defaults(handler=cmd_keys)
+
+    credits = sub.add_parser("credits", help="prepaid credit: top-ups and balance")
+    credits_sub = credits.add_subparsers(dest="credits_command", required=True)
+    add = credits_sub.add_parser("add", help="top up a tenant's credit (audited)")
+    add.add_argument("--tenant", required=True)
+    add.add_argument("--amount", type=_decimal, required=True, metavar="USD")
+    add.add_argument("--reason", required=True, metavar="TEXT")
+    add.add_argument("--format", choices=("table", "json", "csv"), default="table")
+    show = credits_sub.add_parser("show", help="balance and top-ups")
+    show.add_argument("--tenant", required=True)
+    show.add_argument("--format", choices=("table", "json", "csv"), default="table")
+    credits.set_defaults(handler=cmd_credits)
 
     audit = data_command("audit", help="list the audit log of key, tenant and price changes")
     audit.add_argument("--target", help="only this target, e.g. key:12 or tenant:3")

@@ -11,10 +11,12 @@ from datetime import datetime, timezone
 
 from aiohttp import web
 
+from billing.db.credits import credit_history, credit_standing
 from billing.db.reports import monthly_report
+from billing.db.tenants import list_tenants
 from billing.report import parse_month
 from billing.statement import statement_csv, statement_from
-from proxy.dashboard_html import dashboard_page, login_page, statement_page
+from proxy.dashboard_html import credit_section, dashboard_page, login_page, statement_page
 from proxy.errors import ApiError
 from proxy.headers import bearer_token, same_secret
 from proxy.state import STATE
@@ -68,7 +70,9 @@ async def dashboard(request: web.Request) -> web.Response:
     month, engine = _month(request), request.app[STATE].engine
     reports = [await monthly_report(engine, month, by=by) for by in ((), ("tenant",), ("day",), ("key", "tenant"),
                                                                      ("model",))]
-    return _html(dashboard_page(month, *reports))
+    prepaid = [t for t in await list_tenants(engine) if t.prepaid]
+    credits = [(await credit_standing(engine, t.id), await credit_history(engine, t.id, limit=5)) for t in prepaid]
+    return _html(dashboard_page(month, *reports, credits=credit_section(credits)))
 
 
 async def statement(request: web.Request) -> web.Response:

@@ -40,7 +40,25 @@ def _top(report: Report, key: str, limit: int = 10) -> list[dict]:
              "cost": money(r.cost), "savings": money(r.cache_savings)} for r in rows]
 
 
-def dashboard_page(month: str, total: Report, tenants: Report, days: Report, keys: Report, models: Report) -> str:
+def credit_section(credits: list[tuple[object, list]]) -> str:
+    """Prepaid tenants: (billing.db.credits.CreditStanding, its latest top-ups) each."""
+    if not credits:
+        return ""
+    balances = [{"tenant": c.tenant, "credited": money(c.credited_usd), "spent": money(c.spent_usd),
+                 "reserved": money(c.reserved_usd), "balance": money(c.balance_usd)} for c, _ in credits]
+    topups = [{"tenant": c.tenant, "at": t.created_at.strftime("%Y-%m-%d %H:%M"), "amount": money(t.amount_usd),
+               "reason": t.reason, "actor": t.actor} for c, history in credits for t in history]
+    return ("<h2>Prepaid credit</h2>"
+            + _table(balances, [("tenant", "Tenant", False), ("credited", "Topped up USD", True),
+                                ("spent", "Spent USD", True), ("reserved", "In flight USD", True),
+                                ("balance", "Balance USD", True)])
+            + "<h2>Latest top-ups</h2>"
+            + _table(topups, [("tenant", "Tenant", False), ("at", "When (UTC)", False), ("amount", "USD", True),
+                              ("reason", "Reason", False), ("actor", "By", False)]))
+
+
+def dashboard_page(month: str, total: Report, tenants: Report, days: Report, keys: Report, models: Report,
+                   credits: str = "") -> str:
     cards = "".join(f'<div class="card">{escape(name)}<b data-figure="{escape(slug)}">{escape(value)}</b></div>'
                     for name, slug, value in (
                         ("Charged (USD)", "charge", money(total.total_charge)),
@@ -67,7 +85,7 @@ def dashboard_page(month: str, total: Report, tenants: Report, days: Report, key
 <h2>Top keys</h2>{_table(_top(keys, "key"), [("name", "Key", False), ("tenant", "Tenant", False), *money_columns])}
 <h2>Top models</h2>{_table(_top(models, "model"), [("name", "Model", False), *money_columns])}
 <h2>Statements</h2><ul>{statement_links or "<li>No tenant spent anything this month.</li>"}</ul>
-"""
+{credits}"""
     return _page(f"billing-proxy: spend {month}", body)
 
 
