@@ -18,7 +18,7 @@ from proxy.alerts import deliver_due_alerts
 from proxy.dashboard import add_dashboard_routes
 from billing.quota_lease import LeaseBook
 from proxy.admission import release_idle_leases, release_leases_now
-from proxy.limits import IDLE_SECONDS, SLOT_TTL_SECONDS, give_back_all, give_back_idle, keep_slots
+from proxy.limits import SLOT_TTL_SECONDS, SWEEP_SECONDS, give_back_all, give_back_idle, keep_slots
 from proxy.periodic import every
 from proxy.routing import DEFAULT, Router, Upstream
 from proxy.sessions import ResponseOwners
@@ -93,7 +93,7 @@ def create_app(settings: Settings, database_url: str) -> web.Application:
                 asyncio.create_task(every(30, lambda: expire(engine), "reservation expiry")),
                 asyncio.create_task(every(LEASE_SWEEP_SECONDS, lambda: release_idle_leases(state),
                                           "lease release")),
-                asyncio.create_task(every(IDLE_SECONDS, lambda: give_back_idle(state), "rate-limit give-back")),
+                asyncio.create_task(every(SWEEP_SECONDS, lambda: give_back_idle(state), "rate-limit give-back")),
                 asyncio.create_task(every(SLOT_TTL_SECONDS / 3, lambda: keep_slots(state), "concurrency renewal")),
                 asyncio.create_task(every(ALERT_POLL_SECONDS, lambda: deliver_due_alerts(
                     engine, http, settings.alert_webhook_url), "alert delivery")),

@@ -18,7 +18,9 @@ from proxy.state import ProxyState
 
 log = logging.getLogger(__name__)
 
-IDLE_SECONDS = 1.0  # a share or slot unused this long goes back to the other replicas
+SHARE_IDLE_SECONDS = 1.0  # a rate-limit share unused this long goes back to the other replicas
+SLOT_IDLE_SECONDS = 0.25  # and a concurrency slot (a cap is small: an idle slot matters more)
+SWEEP_SECONDS = 0.25  # how often idle shares and slots are looked for
 SLOT_TTL_SECONDS = 30.0  # a dead replica's slots are free again after this
 
 
@@ -117,13 +119,14 @@ def _retry_headers(seconds: float) -> dict[str, str]:
             "x-should-retry": "true"}
 
 
-async def give_back_idle(state: ProxyState, idle_seconds: float = IDLE_SECONDS) -> None:
-    """Return shares and slots this replica has not used for a while (run every second)."""
+async def give_back_idle(state: ProxyState, share_idle: float = SHARE_IDLE_SECONDS,
+                         slot_idle: float = SLOT_IDLE_SECONDS) -> None:
+    """Return shares and slots this replica has not used for a while (run every SWEEP_SECONDS)."""
     now = time.monotonic()
-    shares = state.rates.idle(now, idle_seconds)
+    shares = state.rates.idle(now, share_idle)
     if shares:
         await give_back(state.engine, shares)
-    for key_id, slots in state.slots.surplus(now, idle_seconds):
+    for key_id, slots in state.slots.surplus(now, slot_idle):
         await return_slots(state.engine, key_id, state.holder, slots)
 
 
@@ -136,6 +139,6 @@ async def keep_slots(state: ProxyState) -> None:
 async def give_back_all(state: ProxyState) -> None:
     """Shutdown: every share and idle slot goes back."""
     try:
-        await give_back_idle(state, idle_seconds=0.0)
+        await give_back_idle(state, 0.0, 0.0)
     except Exception:
         log.warning("could not give back rate-limit shares; they refill on their own")

@@ -79,11 +79,16 @@ def upgrade() -> None:
 
     op.execute("""
         CREATE FUNCTION quota_periods(p_at timestamptz, p_zone text)
-        RETURNS TABLE (day_start timestamptz, week_start timestamptz, month_start timestamptz)
+        RETURNS TABLE (day_start timestamptz, week_start timestamptz, month_start timestamptz,
+                       day_end timestamptz, week_end timestamptz, month_end timestamptz)
         LANGUAGE sql STABLE AS $$
-            SELECT date_trunc('day', p_at AT TIME ZONE p_zone) AT TIME ZONE p_zone,
-                   date_trunc('week', p_at AT TIME ZONE p_zone) AT TIME ZONE p_zone,
-                   date_trunc('month', p_at AT TIME ZONE p_zone) AT TIME ZONE p_zone
+            -- in local time, so that a day across a DST change lasts 23 or 25 hours
+            SELECT d AT TIME ZONE p_zone, w AT TIME ZONE p_zone, m AT TIME ZONE p_zone,
+                   (d + interval '1 day') AT TIME ZONE p_zone, (w + interval '1 week') AT TIME ZONE p_zone,
+                   (m + interval '1 month') AT TIME ZONE p_zone
+            FROM (SELECT date_trunc('day', p_at AT TIME ZONE p_zone) AS d,
+                         date_trunc('week', p_at AT TIME ZONE p_zone) AS w,
+                         date_trunc('month', p_at AT TIME ZONE p_zone) AS m) local
         $$
     """)
     # The counters of one call, in the lock order (a NULL period or key: not this one).
@@ -163,8 +168,17 @@ def upgrade() -> None:
         LANGUAGE plpgsql AS $$
         DECLARE r reservations%ROWTYPE; freed_usd numeric; freed_tokens bigint;
         BEGIN
-            SELECT * INTO r FROM reservations WHERE request_id = p_request_id FOR UPDATE;
+            SELECT * INTO r FROM reservations WHERE request_id = p_request_id;
             IF NOT FOUND THEN RETURN false; END IF;  -- already settled by its ledger entry, or released
+            -- The counters before the reservation: a ledger batch holds the counters of its
+            -- first entries while it reaches this entry's reservation, so locking the other
+            -- way round would deadlock with it.
+            PERFORM 1 FROM quota_usage q
+                JOIN quota_rows(r.tenant_id, r.key_id, r.day_start, r.week_start, r.period_start, r.prepaid) c
+                  ON q.scope = c.scope AND q.scope_id = c.scope_id AND q."window" = c.win AND q.period_start = c.period
+                ORDER BY c.rank FOR UPDATE OF q;
+            SELECT * INTO r FROM reservations WHERE request_id = p_request_id FOR UPDATE;
+            IF NOT FOUND THEN RETURN false; END IF;
             freed_usd := greatest(r.amount_usd - p_usd, 0);
             freed_tokens := greatest(r.tokens - p_tokens, 0);
             UPDATE reservations SET amount_usd = amount_usd - freed_usd, tokens = tokens - freed_tokens
@@ -201,19 +215,19 @@ def upgrade() -> None:
                        q.reserved_tokens, l.scope
                 FROM (VALUES
                     (1, 'tenant', p_tenant_id, 'day', p.day_start, 'tenant_daily', ten.daily_budget_usd,
-                     ten.daily_token_quota, p.day_start + interval '1 day'),
+                     ten.daily_token_quota, p.day_end),
                     (2, 'tenant', p_tenant_id, 'week', p.week_start, 'tenant_weekly', ten.weekly_budget_usd,
-                     ten.weekly_token_quota, p.week_start + interval '1 week'),
+                     ten.weekly_token_quota, p.week_end),
                     (3, 'tenant', p_tenant_id, 'month', p.month_start, 'tenant', ten.monthly_budget_usd,
-                     ten.monthly_token_quota, p.month_start + interval '1 month'),
+                     ten.monthly_token_quota, p.month_end),
                     (4, 'tenant', p_tenant_id, 'credit', {EPOCH}, 'tenant_credit',
                      CASE WHEN ten.prepaid THEN ten.credit_usd END, NULL::bigint, NULL::timestamptz),
                     (5, 'key', p_key_id, 'day', p.day_start, 'key_daily', ky.daily_budget_usd, NULL::bigint,
-                     p.day_start + interval '1 day'),
+                     p.day_end),
                     (6, 'key', p_key_id, 'week', p.week_start, 'key_weekly', ky.weekly_budget_usd, NULL::bigint,
-                     p.week_start + interval '1 week'),
+                     p.week_end),
                     (7, 'key', p_key_id, 'month', p.month_start, 'key', ky.monthly_budget_usd, NULL::bigint,
-                     p.month_start + interval '1 month')
+                     p.month_end)
                 ) l(rank, scope, scope_id, win, period, name, usd_limit, token_limit, next_start)
                 JOIN quota_usage q ON q.scope = l.scope AND q.scope_id = l.scope_id AND q."window" = l.win
                                   AND q.period_start = l.period

@@ -11,7 +11,7 @@ from hypothesis import given, strategies as st
 from billing.pricebook import ResolvedPrice
 from billing.pricing import PriceVersion, Tier, price_usage
 from billing.quota import (ModelLimits, check_thresholds, check_time_zone, estimate, next_period_start,
-                           period_start, refusal_message, standing)
+                           held_message, period_start, refusal_message, standing)
 from billing.request_bounds import request_bounds
 from billing.usage import Usage
 
@@ -160,3 +160,25 @@ def test_standing_and_refusal_message():
     assert month.resets_at == datetime(2026, 12, 1, tzinfo=UTC)
     message = refusal_message("tenant_budget", month.resets_at)
     assert "monthly budget" in message and "2026-12-01T00:00:00+00:00" in message
+
+
+@pytest.mark.parametrize(("at", "zone", "window", "start", "end"), [
+    # Wednesday 2026-11-25 23:30 UTC is Thursday morning in Tokyo; its week began Monday the 23rd
+    (datetime(2026, 11, 25, 23, 30, tzinfo=UTC), "Asia/Tokyo", "day", datetime(2026, 11, 25, 15, tzinfo=UTC),
+     datetime(2026, 11, 26, 15, tzinfo=UTC)),
+    (datetime(2026, 11, 25, 23, 30, tzinfo=UTC), "Asia/Tokyo", "week", datetime(2026, 11, 22, 15, tzinfo=UTC),
+     datetime(2026, 11, 29, 15, tzinfo=UTC)),
+    # New York's 2026-11-01 lasts 25 hours (the clocks go back at 02:00)
+    (datetime(2026, 11, 1, 12, tzinfo=UTC), "America/New_York", "day", datetime(2026, 11, 1, 4, tzinfo=UTC),
+     datetime(2026, 11, 2, 5, tzinfo=UTC)),
+])
+def test_days_and_weeks_in_the_tenants_zone(at, zone, window, start, end):
+    assert period_start(at, zone, window) == start
+    assert next_period_start(start, zone, window) == end
+
+
+def test_refusal_messages_for_credit_and_for_calls_in_flight():
+    assert refusal_message("tenant_credit", None).endswith("Ask an operator to add credit.")
+    assert "prepaid credit balance" in refusal_message("tenant_credit", None)
+    assert "daily budget" in refusal_message("tenant_daily_budget", datetime(2026, 11, 26, tzinfo=UTC))
+    assert held_message("key_weekly_budget").startswith("Calls in flight hold what is left of this API key's weekly")
