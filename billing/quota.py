@@ -3,8 +3,9 @@
 A request is admitted only if what the tenant (and key) already spent, plus what other
 requests in flight have reserved, plus this request's worst case, stays within every
 limit. The worst case must never be below what the upstream can bill:
-- input tokens: at most one per byte of the request body (byte-level BPE tokenizers never
-  produce more tokens than bytes), plus the context a `previous_response_id` carries (the
+- input tokens: at most one per UTF-8 byte of the content the model reads, with an
+  allowance for the template around it (`billing.request_bounds`; never more than the
+  body's bytes), plus the context a `previous_response_id` carries (the
   ledger knows its tokens), plus an allowance per image; up to the context window when the
   input holds what has no known size (files, a conversation), and once more per built-in
   tool call;
@@ -114,7 +115,8 @@ def worst_usage(body_bytes: int, bounds: RequestBounds, price: ResolvedPrice, li
     if bounds.unsized_input or carried_tokens is None:
         first_turn = limits.context_window
     else:
-        first_turn = min(limits.context_window, body_bytes + carried_tokens + bounds.images * limits.image_tokens)
+        read = body_bytes if bounds.content_tokens is None else min(body_bytes, bounds.content_tokens)
+        first_turn = min(limits.context_window, read + carried_tokens + bounds.images * limits.image_tokens)
     calls = (limits.tool_calls if bounds.max_tool_calls is None else bounds.max_tool_calls) if bounds.tools else 0
     input_tokens = first_turn + calls * limits.context_window  # each tool call lets the model read again
     tools = price.tenant_version.tools if price.tenant_version and price.tenant_version.tools else price.version.tools

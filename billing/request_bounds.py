@@ -1,7 +1,9 @@
 """What a request body says about the most the upstream can bill for it. Pure.
 
-The worst-case estimate (`billing.quota.estimate`) starts from the body's size (one token
-per byte at most) and adds what the body does not carry itself:
+The worst-case estimate (`billing.quota.estimate`) starts from the content the model reads
+(`content_tokens`: one token per UTF-8 byte of its text at most, since byte-level BPE
+tokenizers never produce more tokens than bytes, plus an allowance per object and list
+item for the chat template around it) and adds what the body does not carry itself:
 - the output cap the endpoint really honours: `max_output_tokens` on the Responses API;
   `max_completion_tokens` or `max_tokens` (the larger) on Chat Completions; nothing on
   embeddings. A cap another endpoint would read is ignored;
@@ -28,6 +30,16 @@ BUILT_IN_TOOLS = {
     "image_generation": "image_generation", "computer_use_preview": "computer_use", "shell": "shell",
     "local_shell": "shell", "apply_patch": "apply_patch",
 }
+# Top-level fields the model never reads: settings, routing and bookkeeping. Everything
+# else counts (an unknown field is counted, so the bound stays one).
+NOT_READ = frozenset({
+    "model", "stream", "stream_options", "metadata", "user", "safety_identifier", "prompt_cache_key",
+    "prompt_cache_retention", "previous_response_id", "conversation", "store", "background", "service_tier",
+    "max_output_tokens", "max_completion_tokens", "max_tokens", "max_tool_calls", "n", "temperature", "top_p",
+    "top_logprobs", "logprobs", "seed", "parallel_tool_calls", "truncation", "include", "presence_penalty",
+    "frequency_penalty", "logit_bias", "caching", "thinking", "expire_at", "reasoning_effort", "verbosity",
+    "encoding_format", "dimensions"})
+TEMPLATE_TOKENS = 4  # per object key and list item: role markers, separators, a tool's rendering
 DEFAULT_CACHE_HOURS = 72  # BytePlus keeps a cached response 3 days unless `expire_at` says otherwise
 MAX_CHOICES = 128  # the most `n` Chat Completions accepts
 
@@ -43,6 +55,7 @@ class RequestBounds:
     reasoning: bool  # the request turns reasoning on
     cache_hours: int  # hours BytePlus would store the reply's context (0: not cached)
     service_tier: str | None = None  # the tier asked for by name; None: the account's default
+    content_tokens: int | None = None  # the most the body's own content can tokenize to; None: unknown
 
 
 def _parts(value: Any, depth: int = 0) -> Iterator[Mapping[str, Any]]:
@@ -57,6 +70,28 @@ def _parts(value: Any, depth: int = 0) -> Iterator[Mapping[str, Any]]:
     elif isinstance(value, list):
         for inner in value:
             yield from _parts(inner, depth + 1)
+
+
+def _content(value: Any, in_image: bool = False, depth: int = 0) -> int:
+    """Tokens a piece of the body can become at most: its text's UTF-8 bytes, plus the
+    template allowance per key and item. An image's inline data is left out: every image
+    is counted at the image allowance."""
+    if isinstance(value, str):
+        if in_image and value.startswith("data:"):
+            return 0
+        return len(value) if value.isascii() else len(value.encode("utf-8", "surrogatepass"))
+    if isinstance(value, dict):
+        if depth > 64:  # deeper than the body's own bound allows: count what is there coarsely
+            return len(repr(value))
+        image = in_image or value.get("type") in IMAGE_PARTS
+        return sum(len(key) + TEMPLATE_TOKENS + _content(inner, image, depth + 1) for key, inner in value.items())
+    if isinstance(value, list):
+        return sum(TEMPLATE_TOKENS + _content(inner, in_image, depth + 1) for inner in value)
+    return len(str(value))  # a number, true, false, null as written
+
+
+def content_tokens(payload: Mapping[str, Any]) -> int:
+    return sum(len(key) + TEMPLATE_TOKENS + _content(value) for key, value in payload.items() if key not in NOT_READ)
 
 
 def _whole(value: Any) -> int | None:
@@ -113,11 +148,13 @@ def request_bounds(payload: Mapping[str, Any], endpoint: str, now_seconds: int) 
         output_cap=output_cap(payload, endpoint),
         choices=min(max(choices or 1, 1), MAX_CHOICES),
         images=sum(1 for part in parts if part.get("type") in IMAGE_PARTS),
-        unsized_input=payload.get("conversation") is not None
+        # a conversation, or a stored prompt template, holds input of a size the body does not show
+        unsized_input=payload.get("conversation") is not None or payload.get("prompt") is not None
         or any(part.get("type") in UNSIZED_PARTS for part in parts),
         tools=tuple(built_in),
         max_tool_calls=_whole(payload.get("max_tool_calls")),
         reasoning=asks_for_reasoning(payload),
         cache_hours=cache_hours(payload, now_seconds) if endpoint == "responses" else 0,
         service_tier=requested_service_tier(payload),
+        content_tokens=content_tokens(payload),
     )

@@ -169,7 +169,7 @@ async def test_prepaid_credit_is_spent_exactly_and_topped_up_with_an_audit(two_p
     assert body["error"]["type"] == "insufficient_quota" and "prepaid credit" in body["error"]["message"]
     await settle(engine)
     standing = await credit_standing(engine, "prepaid")
-    worst = (len(orjson.dumps(BODY)) * D("0.15") + BODY["max_output_tokens"] * D("0.60")) / 10**6
+    worst = (26 * D("0.15") + 30 * D("0.60")) / 10**6  # the content read, 26 tokens, and the cap
     async with engine.connect() as conn:
         charged = (await conn.execute(select(func.sum(ledger_entries.c.charge_total))
                                       .where(ledger_entries.c.tenant_id == tenant.id))).scalar_one()

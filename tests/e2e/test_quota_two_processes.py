@@ -24,9 +24,9 @@ from tests.conftest import UPSTREAM_KEY
 from tests.processes import environment, free_port, serve
 
 D = Decimal
-# gpt-4o-mini: 0.15 / 0.60 USD per 1M. A request of this body (~100 bytes) with
-# max_output_tokens 30 reserves ~100 x 0.15 + 30 x 0.60 = 33 micro-USD; the simulator bills
-# ~7 input and 30 output tokens (~19 micro-USD).
+# gpt-4o-mini: 0.15 / 0.60 USD per 1M. A request of this body with max_output_tokens 30
+# reserves at most its bytes (~70) x 0.15 + 30 x 0.60 (~29 micro-USD; counting only the
+# content read, 22); the simulator bills ~7 input and 30 output tokens (~19 micro-USD).
 BODY = {"model": "gpt-4o-mini", "input": "Count the tokens.", "max_output_tokens": 30}
 SIM_HEADERS = {"x-sim-output-tokens": "30"}
 
@@ -121,7 +121,9 @@ async def test_200_concurrent_requests_over_two_processes(two_proxies, engine, l
 
 async def test_a_killed_process_reservation_expires(two_proxies, engine, simulator):
     urls, processes, _ = two_proxies
-    await create_tenant(engine, "fragile", monthly_budget_usd=D("0.00005"))  # one worst case (~34 micro-USD) fits, two do not
+    # One worst case fits, two do not: the content read ("input" and its text, 26 tokens) and
+    # the 30-token cap: 26 x 0.15 + 30 x 0.60 = 21.9 micro-USD.
+    await create_tenant(engine, "fragile", monthly_budget_usd=D("0.00003"))
     key = await issue_key(engine, "fragile")
     headers = {"Authorization": f"Bearer {key.secret}", "x-sim-delay-ms": "200", "x-sim-output-tokens": "30"}
     async with aiohttp.ClientSession() as http:

@@ -53,7 +53,9 @@ NOW = 1_790_000_000
 
 
 def bounds(endpoint: str = "responses", **payload):
-    return request_bounds(payload, endpoint, NOW)
+    """The bounds of a payload whose input is only known by the body's size (the hand-worked
+    cases below give it in bytes); `content_tokens` is tested on its own."""
+    return replace(request_bounds(payload, endpoint, NOW), content_tokens=None)
 
 
 @pytest.mark.parametrize(("endpoint", "payload", "cap"), [
@@ -182,3 +184,20 @@ def test_refusal_messages_for_credit_and_for_calls_in_flight():
     assert "prepaid credit balance" in refusal_message("tenant_credit", None)
     assert "daily budget" in refusal_message("tenant_daily_budget", datetime(2026, 11, 26, tzinfo=UTC))
     assert held_message("key_weekly_budget").startswith("Calls in flight hold what is left of this API key's weekly")
+
+
+@pytest.mark.parametrize(("payload", "tokens"), [
+    # "input" 5 + 4 (template) + "hello" 5 = 14; model, metadata and the cap are not read
+    ({"model": "gpt-4o", "input": "hello", "metadata": {"a": "b" * 500}, "max_output_tokens": 5}, 14),
+    # a message: "input" 5 + 4, the list item 4, "role" 4 + 4 + "user" 4, "content" 7 + 4 + 2 ("hé" is 3 bytes)
+    ({"input": [{"role": "user", "content": "hé"}]}, 5 + 4 + 4 + 4 + 4 + 4 + 7 + 4 + 3),
+    # an inline image's data is not counted (the image allowance covers it), its other fields are
+    ({"input": [{"type": "input_image", "image_url": "data:image/png;base64," + "A" * 10_000}]},
+     5 + 4 + 4 + (4 + 4 + 11) + (9 + 4 + 0)),
+    # a tool's schema is read: every key and value counts
+    ({"tools": [{"type": "function", "name": "f", "parameters": {"type": "object"}}]},
+     5 + 4 + 4 + (4 + 4 + 8) + (4 + 4 + 1) + (10 + 4 + 4 + 4 + 6)),
+])
+def test_content_tokens_hand_worked(payload, tokens):
+    assert request_bounds(payload, "responses", NOW).content_tokens == tokens
+
