@@ -124,8 +124,9 @@ def start_proxy(database_url: str, upstream: str, home: str, workers: int = 1, *
 
 @contextmanager
 def bench_database() -> Iterator[tuple[str, dict[str, str]]]:
-    """A scratch database with two tenants: `open` (no limits) and `limited` (a budget far
-    above what a run spends, so every call is admitted by the quota statement)."""
+    """A scratch database with three tenants: `open` (no limits), `limited` (a budget far
+    above what a run spends, so every call is admitted under budget leases) and `rated`
+    (a key with rpm, tpm and a concurrency cap far above what a run asks for)."""
     with scratch_database(server_url(), "bench") as url:
         upgrade_to_head(url)
 
@@ -134,8 +135,12 @@ def bench_database() -> Iterator[tuple[str, dict[str, str]]]:
             try:
                 await create_tenant(engine, "open")
                 await create_tenant(engine, "limited", monthly_budget_usd=Decimal(1_000_000))
+                await create_tenant(engine, "rated")
+                # limits far above what a run asks for: their cost in steady state, never a refusal
+                rated = await issue_key(engine, "rated", requests_per_minute=10**9, tokens_per_minute=10**9,
+                                        max_concurrent=10_000)
                 return {"open": (await issue_key(engine, "open")).secret,
-                        "limited": (await issue_key(engine, "limited")).secret}
+                        "limited": (await issue_key(engine, "limited")).secret, "rated": rated.secret}
             finally:
                 await engine.dispose()
 

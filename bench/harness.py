@@ -12,7 +12,9 @@ is in the ledger exactly once.
 
 Proxy rows: `proxy` bills a tenant without limits (keys, pricing, spool and ledger, no
 quota statement); `proxy+quota` bills a tenant with a budget far from its limit (admitted
-from budget leases: one quota statement per lease of about 100 calls).
+from budget leases: one quota statement per lease of about 100 calls); `proxy+rate` bills
+a key with requests and tokens per minute and a concurrency cap, far above what the run
+asks for (admitted from shares and slots in memory: one statement per bucket per second).
 """
 
 import argparse
@@ -204,7 +206,7 @@ def main() -> int:
                 floor.stop()
             billing = BillingCheck(database_url, upstream_url)
             for target, workers, key in [("proxy", 1, "open"), ("proxy+quota", 1, "limited"),
-                                         ("proxy-2w", 2, "open")]:
+                                         ("proxy+rate", 1, "rated"), ("proxy-2w", 2, "open")]:
                 if target in skip:
                     continue
                 proxy, proxy_url = start_proxy(database_url, upstream_url, home, workers)
