@@ -5,6 +5,7 @@ its own on that server and drops it at the end; without it, it starts the embedd
 PostgreSQL in a temporary directory. Never SQLite, never a mock.
 """
 
+import asyncio
 import os
 from dataclasses import dataclass
 
@@ -20,6 +21,7 @@ from billing.db.tenants import create_tenant
 from proxy.app import create_app
 from proxy.settings import Settings
 from proxy.simulator import SIM_STATE, create_simulator
+from tests.processes import environment, free_port, serve
 
 UPSTREAM_KEY = "sk-upstream-" + "x" * 24
 METRICS_TOKEN = "metrics-" + "m" * 24
@@ -116,3 +118,18 @@ async def stranger(proxy, engine):
     issued = await issue_key(engine, "team-b", label="stranger")
     async with openai.AsyncOpenAI(base_url=proxy.url + "/v1", api_key=issued.secret, max_retries=0) as client:
         yield client
+
+
+@pytest.fixture
+async def two_proxies(simulator, database_url, engine, tmp_path):
+    """Two `serve` processes on one database and the simulator: their URLs, processes and
+    environment (reservations expire after 3 s)."""
+    env = environment(DATABASE_URL=database_url, UPSTREAM_BASE_URL=str(simulator.make_url("/v1")),
+                      UPSTREAM_API_KEY=UPSTREAM_KEY, BILLING_PROXY_HOME=str(tmp_path),
+                      BILLING_PROXY_RESERVATION_TTL="3")
+    ports = [free_port(), free_port()]
+    loop = asyncio.get_running_loop()
+    processes = await asyncio.gather(*[loop.run_in_executor(None, serve, env, port) for port in ports])
+    yield [f"http://127.0.0.1:{port}" for port in ports], processes, env
+    for process in processes:
+        await loop.run_in_executor(None, process.stop)

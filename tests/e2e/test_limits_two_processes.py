@@ -19,7 +19,6 @@ from billing.db.quota import counters
 from billing.db.tables import ledger_entries, reservations
 from billing.db.tenants import create_tenant
 from billing.quota import period_start
-from tests.e2e.test_quota_two_processes import two_proxies  # noqa: F401, F811 (a fixture)
 
 D = Decimal
 BODY = {"model": "gpt-4o-mini", "input": "Count the tokens.", "max_output_tokens": 30}
@@ -43,7 +42,7 @@ async def hammer(urls, secret, seconds, body=BODY):
     return results
 
 
-async def test_requests_per_minute_hold_across_two_processes(two_proxies, engine):  # noqa: F811
+async def test_requests_per_minute_hold_across_two_processes(two_proxies, engine):
     urls, _, _ = two_proxies
     rpm = 120  # a bucket of 120, refilled at 2 per second; each process withdraws 2 at a time
     await create_tenant(engine, "rpm")
@@ -68,7 +67,7 @@ async def test_requests_per_minute_hold_across_two_processes(two_proxies, engine
         assert headers["x-ratelimit-reset-requests"].endswith("s")
 
 
-async def test_tokens_per_minute_settle_with_actual_usage(two_proxies, engine):  # noqa: F811
+async def test_tokens_per_minute_settle_with_actual_usage(two_proxies, engine):
     urls, _, _ = two_proxies
     tpm = 6000
     await create_tenant(engine, "tpm")
@@ -90,7 +89,7 @@ async def test_tokens_per_minute_settle_with_actual_usage(two_proxies, engine): 
     assert (refused[1]["error"]["type"], refused[2]["x-ratelimit-limit-tokens"]) == ("tokens", str(tpm))
 
 
-async def test_the_sdk_backs_off_on_retry_after_and_gets_through(two_proxies, engine):  # noqa: F811
+async def test_the_sdk_backs_off_on_retry_after_and_gets_through(two_proxies, engine):
     urls, _, _ = two_proxies
     await create_tenant(engine, "sdk")
     key = await issue_key(engine, "sdk", requests_per_minute=60)  # refills one per second
@@ -106,7 +105,7 @@ async def test_the_sdk_backs_off_on_retry_after_and_gets_through(two_proxies, en
     assert waited >= 0.5  # it honoured retry-after-ms rather than its own short backoff
 
 
-async def test_the_concurrency_cap_holds_across_two_processes(two_proxies, engine):  # noqa: F811
+async def test_the_concurrency_cap_holds_across_two_processes(two_proxies, engine):
     urls, _, _ = two_proxies
     await create_tenant(engine, "conc")
     key = await issue_key(engine, "conc", max_concurrent=3)
@@ -129,7 +128,7 @@ async def test_the_concurrency_cap_holds_across_two_processes(two_proxies, engin
     assert [status for status, _ in again] == [200, 200, 200]
 
 
-async def test_a_daily_budget_beside_a_monthly_one(two_proxies, engine):  # noqa: F811
+async def test_a_daily_budget_beside_a_monthly_one(two_proxies, engine):
     urls, _, _ = two_proxies
     # ~34 micro-USD worst case, ~19 billed: the day allows a handful, the month far more.
     tenant = await create_tenant(engine, "daily", daily_budget_usd=D("0.0002"), monthly_budget_usd=D("1"),
@@ -152,7 +151,7 @@ async def test_a_daily_budget_beside_a_monthly_one(two_proxies, engine):  # noqa
     assert 0 < day.spent_usd <= D("0.0002") and month.spent_usd == day.spent_usd  # both counted every call
 
 
-async def test_prepaid_credit_is_spent_exactly_and_topped_up_with_an_audit(two_proxies, engine):  # noqa: F811
+async def test_prepaid_credit_is_spent_exactly_and_topped_up_with_an_audit(two_proxies, engine):
     urls, _, _ = two_proxies
     tenant = await create_tenant(engine, "prepaid", prepaid=True)
     key = await issue_key(engine, "prepaid")
@@ -179,7 +178,7 @@ async def test_prepaid_credit_is_spent_exactly_and_topped_up_with_an_audit(two_p
     assert any(r.action == "credit.add" and r.details["reason"] == "PO 7" for r in audit)
 
 
-async def test_a_burst_does_not_strand_the_budget(two_proxies, engine):  # noqa: F811
+async def test_a_burst_does_not_strand_the_budget(two_proxies, engine):
     urls, _, _ = two_proxies
     # gpt-4o: 2.50 / 10.00 per 1M. Each call bills ~10 input + 400 output tokens (~0.004 USD)
     # and reserves ~130 + 1,000 tokens' worth (~0.0103 USD): the budget pays for about 55.

@@ -20,8 +20,6 @@ from billing.db.reports import monthly_report
 from billing.db.tables import ledger_entries, reservations
 from billing.db.tenants import create_tenant
 from billing.quota import period_start
-from tests.conftest import UPSTREAM_KEY
-from tests.processes import environment, free_port, serve
 
 D = Decimal
 # gpt-4o-mini: 0.15 / 0.60 USD per 1M. A request of this body with max_output_tokens 30
@@ -29,19 +27,6 @@ D = Decimal
 # content read, 22); the simulator bills ~7 input and 30 output tokens (~19 micro-USD).
 BODY = {"model": "gpt-4o-mini", "input": "Count the tokens.", "max_output_tokens": 30}
 SIM_HEADERS = {"x-sim-output-tokens": "30"}
-
-
-@pytest.fixture
-async def two_proxies(simulator, database_url, engine, tmp_path):
-    env = environment(DATABASE_URL=database_url, UPSTREAM_BASE_URL=str(simulator.make_url("/v1")),
-                      UPSTREAM_API_KEY=UPSTREAM_KEY, BILLING_PROXY_HOME=str(tmp_path),
-                      BILLING_PROXY_RESERVATION_TTL="3")
-    ports = [free_port(), free_port()]
-    loop = asyncio.get_running_loop()
-    processes = await asyncio.gather(*[loop.run_in_executor(None, serve, env, port) for port in ports])
-    yield [f"http://127.0.0.1:{port}" for port in ports], processes, env
-    for process in processes:
-        await loop.run_in_executor(None, process.stop)
 
 
 async def burst(urls, secret, count=200):
