@@ -19,35 +19,24 @@ MONEY_PATTERN = r"^[0-9]{1,15}(\.[0-9]{1,12})?$"
 MAX_ID = 2**63 - 1
 
 
-def _money_in(value: object) -> Decimal:
-    if isinstance(value, Decimal):  # from our own objects, on the way out
-        return value
-    if not isinstance(value, str) or not re.fullmatch(MONEY_PATTERN, value):
-        raise ValueError('must be a decimal string such as "12.50"')
-    return Decimal(value)
-
-
-Money = Annotated[
-    Decimal,
-    BeforeValidator(_money_in),
-    PlainSerializer(money, return_type=str),
-    WithJsonSchema({"type": "string", "pattern": MONEY_PATTERN, "examples": ["12.50"]}),
-]
 POSITIVE_MONEY_PATTERN = r"^([1-9][0-9]{0,14}(\.[0-9]{1,12})?|0\.[0-9]{0,11}[1-9][0-9]{0,11})$"
 
 
-def _positive_money_in(value: object) -> Decimal:
-    if not isinstance(value, str) or not re.fullmatch(POSITIVE_MONEY_PATTERN, value):
-        raise ValueError('must be a positive decimal string such as "25.00"')
-    return Decimal(value)
+def _decimal_string(pattern: str, example: str, what: str = "a decimal string"):
+    """A money field: a JSON string matching `pattern`, exact as a Decimal, written back the same way."""
+    def parse(value: object) -> Decimal:
+        if isinstance(value, Decimal):  # from our own objects, on the way out
+            return value
+        if not isinstance(value, str) or not re.fullmatch(pattern, value):
+            raise ValueError(f'must be {what} such as "{example}"')
+        return Decimal(value)
+
+    return Annotated[Decimal, BeforeValidator(parse), PlainSerializer(money, return_type=str),
+                     WithJsonSchema({"type": "string", "pattern": pattern, "examples": [example]})]
 
 
-PositiveMoney = Annotated[
-    Decimal,
-    BeforeValidator(_positive_money_in),
-    PlainSerializer(money, return_type=str),
-    WithJsonSchema({"type": "string", "pattern": POSITIVE_MONEY_PATTERN, "examples": ["25.00"]}),
-]
+Money = _decimal_string(MONEY_PATTERN, "12.50")
+PositiveMoney = _decimal_string(POSITIVE_MONEY_PATTERN, "25.00", "a positive decimal string")
 # On the way out a price may carry more decimals (10% of a price with 12 decimals has 13).
 MoneyOut = Annotated[
     Decimal,

@@ -226,3 +226,27 @@ async def test_revocation_reaches_a_second_replica_under_load(simulator, databas
         assert error.status_code == 401 and took < 2.0
     finally:
         await loop.run_in_executor(None, replica_b.stop)
+
+
+async def test_limits_and_credit_over_the_admin_api(admin):
+    status, tenant = await admin.call("POST", "/admin/tenants", {
+        "name": "api-limits", "daily_budget_usd": "5", "requests_per_minute": 60, "prepaid": True})
+    assert status == 201 and (tenant["daily_budget_usd"], tenant["requests_per_minute"], tenant["prepaid"]) == \
+        ("5.00", 60, True)
+    status, credit = await admin.call("POST", f"/admin/tenants/{tenant['id']}/credits",
+                                      {"amount_usd": "20.00", "reason": "contract 2026"})
+    assert status == 201 and (credit["balance_usd"], credit["topups"][0]["actor"]) == ("20.00", "admin-api")
+    assert (await admin.call("POST", f"/admin/tenants/{tenant['id']}/credits",
+                             {"amount_usd": "0", "reason": "x"}))[0] == 400
+    assert (await admin.call("POST", f"/admin/tenants/{tenant['id']}/credits", {"amount_usd": "1"}))[0] == 400
+    status, shown = await admin.call("GET", f"/admin/tenants/{tenant['id']}/credits")
+    assert status == 200 and shown["credited_usd"] == "20.00" and len(shown["topups"]) == 1
+    status, updated = await admin.call("PATCH", f"/admin/tenants/{tenant['id']}",
+                                       {"daily_budget_usd": None, "tokens_per_minute": 5000})
+    assert status == 200 and (updated["daily_budget_usd"], updated["tokens_per_minute"]) == (None, 5000)
+    assert (await admin.call("PATCH", f"/admin/tenants/{tenant['id']}", {"requests_per_minute": 0}))[0] == 400
+    status, key = await admin.call("POST", "/admin/keys", {"tenant_id": tenant["id"], "max_concurrent": 2,
+                                                           "weekly_budget_usd": "1.50"})
+    assert status == 201
+    status, shown_key = await admin.call("GET", f"/admin/keys/{key['id']}")
+    assert (shown_key["max_concurrent"], shown_key["weekly_budget_usd"]) == (2, "1.50")

@@ -2,6 +2,8 @@
 
 import json
 
+import pytest
+
 from proxy.cli import main
 
 
@@ -56,3 +58,36 @@ def test_key_commands(database_url, monkeypatch, capsys):
     assert code == 1 and "no key with id 987654" in err
     code, out, _ = run(capsys, "keys", "list", "--tenant", "cli-keys", "--format", "csv")
     assert out.splitlines()[0].startswith("id,display_prefix,tenant,label,status")
+
+
+def test_limits_and_credit_commands(database_url, monkeypatch, capsys):
+    monkeypatch.setenv("DATABASE_URL", database_url)
+    code, out, _ = run(capsys, "tenants", "create", "cli-limits", "--daily-budget", "5", "--weekly-token-quota",
+                       "1000", "--rpm", "60", "--prepaid", "--format", "json")
+    created = json.loads(out)
+    assert code == 0 and (created["daily_budget_usd"], created["weekly_token_quota"], created["requests_per_minute"],
+                          created["prepaid"], created["credit"]["balance_usd"]) == ("5.00", 1000, 60, True, "0.00")
+    code, out, _ = run(capsys, "credits", "add", "--tenant", "cli-limits", "--amount", "12.5", "--reason", "PO 9",
+                       "--format", "json")
+    credit = json.loads(out)
+    assert code == 0 and (credit["credited_usd"], credit["balance_usd"]) == ("12.50", "12.50")
+    assert [(t["amount_usd"], t["reason"]) for t in credit["topups"]] == [("12.50", "PO 9")]
+    code, _, err = run(capsys, "credits", "add", "--tenant", "cli-limits", "--amount", "0", "--reason", "x")
+    assert code == 1 and "positive" in err
+    code, out, _ = run(capsys, "tenants", "update", "cli-limits", "--no-daily-budget", "--no-rpm", "--tpm", "9000",
+                       "--postpaid", "--format", "json")
+    updated = json.loads(out)
+    assert (updated["daily_budget_usd"], updated["requests_per_minute"], updated["tokens_per_minute"],
+            updated["prepaid"]) == (None, None, 9000, False)
+    code, out, _ = run(capsys, "keys", "issue", "--tenant", "cli-limits", "--max-concurrent", "4", "--rpm", "10",
+                       "--format", "json")
+    key_id = json.loads(out)["id"]
+    code, out, _ = run(capsys, "keys", "update", str(key_id), "--no-max-concurrent", "--weekly-budget", "3",
+                       "--format", "json")
+    key = json.loads(out)
+    assert (key["max_concurrent"], key["requests_per_minute"], key["weekly_budget_usd"]) == (None, 10, "3.00")
+    with pytest.raises(SystemExit) as exited:
+        run(capsys, "keys", "update", str(key_id), "--rpm", "0")
+    assert exited.value.code == 2 and "not a positive whole number" in capsys.readouterr().err
+    code, out, _ = run(capsys, "audit", "--target", f"tenant:{created['id']}", "--format", "json")
+    assert [r["action"] for r in json.loads(out)][::-1] == ["tenant.create", "credit.add", "tenant.update"]

@@ -99,3 +99,19 @@ async def test_dashboard_renders_in_a_browser(dashboard_proxy, engine, tmp_path)
     assert shot.exists(), done.stderr.decode()[-2000:]
     png = shot.read_bytes()
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 20_000  # an empty white page compresses to a few KB
+
+
+async def test_dashboard_shows_prepaid_balances_and_top_ups(dashboard_proxy, engine):
+    from billing.db.credits import add_credit
+    from billing.db.tenants import create_tenant
+
+    await create_tenant(engine, "prepaid-team", prepaid=True)
+    await create_tenant(engine, "postpaid-team")
+    await add_credit(engine, "prepaid-team", Decimal("40"), "PO 12 & more", actor="finance")
+    await add_credit(engine, "prepaid-team", Decimal("2.5"), "bonus", actor="finance")
+    async with aiohttp.ClientSession(headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}) as http:
+        async with http.get(dashboard_proxy.url + "/admin/dashboard") as reply:
+            html = await reply.text()
+    assert ('<td class="">prepaid-team</td><td class="n">42.50</td><td class="n">0.00</td>'
+            '<td class="n">0.00</td><td class="n">42.50</td>') in html
+    assert "PO 12 &amp; more" in html and "bonus" in html and "postpaid-team" not in html
