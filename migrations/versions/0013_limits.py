@@ -111,21 +111,17 @@ def upgrade() -> None:
         CREATE FUNCTION quota_add(p_tenant_id bigint, p_key_id bigint, p_day timestamptz, p_week timestamptz,
                                   p_month timestamptz, p_credit boolean, p_spent_usd numeric, p_spent_tokens bigint,
                                   p_reserved_usd numeric, p_reserved_tokens bigint)
-        RETURNS void LANGUAGE plpgsql AS $$
-        DECLARE c record;
-        BEGIN
-            FOR c IN SELECT * FROM quota_rows(p_tenant_id, p_key_id, p_day, p_week, p_month, p_credit)
-                     ORDER BY rank LOOP
-                INSERT INTO quota_usage AS q (scope, scope_id, "window", period_start, spent_usd, spent_tokens,
-                                              reserved_usd, reserved_tokens)
-                VALUES (c.scope, c.scope_id, c.win, c.period, p_spent_usd, p_spent_tokens, p_reserved_usd,
-                        p_reserved_tokens)
-                ON CONFLICT (scope, scope_id, "window", period_start) DO UPDATE SET
-                    spent_usd = q.spent_usd + EXCLUDED.spent_usd, spent_tokens = q.spent_tokens + EXCLUDED.spent_tokens,
-                    reserved_usd = q.reserved_usd + EXCLUDED.reserved_usd,
-                    reserved_tokens = q.reserved_tokens + EXCLUDED.reserved_tokens;
-            END LOOP;
-        END $$
+        RETURNS void LANGUAGE sql AS $$
+            -- one statement for every counter, taken in the lock order
+            INSERT INTO quota_usage AS q (scope, scope_id, "window", period_start, spent_usd, spent_tokens,
+                                          reserved_usd, reserved_tokens)
+            SELECT scope, scope_id, win, period, p_spent_usd, p_spent_tokens, p_reserved_usd, p_reserved_tokens
+            FROM quota_rows(p_tenant_id, p_key_id, p_day, p_week, p_month, p_credit) ORDER BY rank
+            ON CONFLICT (scope, scope_id, "window", period_start) DO UPDATE SET
+                spent_usd = q.spent_usd + EXCLUDED.spent_usd, spent_tokens = q.spent_tokens + EXCLUDED.spent_tokens,
+                reserved_usd = q.reserved_usd + EXCLUDED.reserved_usd,
+                reserved_tokens = q.reserved_tokens + EXCLUDED.reserved_tokens
+        $$
     """)
 
     # Take (part of) a reservation back from the counters it was made in.
