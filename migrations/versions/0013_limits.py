@@ -111,8 +111,10 @@ def upgrade() -> None:
         CREATE FUNCTION quota_add(p_tenant_id bigint, p_key_id bigint, p_day timestamptz, p_week timestamptz,
                                   p_month timestamptz, p_credit boolean, p_spent_usd numeric, p_spent_tokens bigint,
                                   p_reserved_usd numeric, p_reserved_tokens bigint)
-        RETURNS void LANGUAGE sql AS $$
-            -- one statement for every counter, taken in the lock order
+        RETURNS SETOF quota_usage LANGUAGE sql AS $$
+            -- one statement for every counter, taken in the lock order; the counters after it
+            -- are returned (reading a counter again is slow while one transaction updates it
+            -- many times: every version it wrote is still on the page)
             INSERT INTO quota_usage AS q (scope, scope_id, "window", period_start, spent_usd, spent_tokens,
                                           reserved_usd, reserved_tokens)
             SELECT scope, scope_id, win, period, p_spent_usd, p_spent_tokens, p_reserved_usd, p_reserved_tokens
@@ -121,6 +123,7 @@ def upgrade() -> None:
                 spent_usd = q.spent_usd + EXCLUDED.spent_usd, spent_tokens = q.spent_tokens + EXCLUDED.spent_tokens,
                 reserved_usd = q.reserved_usd + EXCLUDED.reserved_usd,
                 reserved_tokens = q.reserved_tokens + EXCLUDED.reserved_tokens
+            RETURNING q.*
         $$
     """)
 
@@ -128,8 +131,8 @@ def upgrade() -> None:
     op.execute("""
         CREATE FUNCTION quota_unreserve(r reservations, p_usd numeric, p_tokens bigint)
         RETURNS void LANGUAGE sql AS $$
-            SELECT quota_add(r.tenant_id, r.key_id, r.day_start, r.week_start, r.period_start, r.prepaid,
-                             0, 0, -p_usd, -p_tokens)
+            SELECT count(*) FROM quota_add(r.tenant_id, r.key_id, r.day_start, r.week_start, r.period_start, r.prepaid,
+                             0, 0, -p_usd, -p_tokens) AS counters
         $$
     """)
 
@@ -272,33 +275,42 @@ def upgrade() -> None:
     op.execute("""
         CREATE OR REPLACE FUNCTION ledger_settles_quota() RETURNS trigger LANGUAGE plpgsql AS $$
         DECLARE
-            r reservations%ROWTYPE; p record; used bigint;
+            r reservations%ROWTYPE; c quota_usage%ROWTYPE; used bigint;
+            day timestamptz; week timestamptz; month timestamptz;
             tenant tenants%ROWTYPE; key_budget numeric; t quota_usage%ROWTYPE; k quota_usage%ROWTYPE;
         BEGIN
             DELETE FROM reservations WHERE request_id = NEW.request_id RETURNING * INTO r;
             SELECT * INTO tenant FROM tenants WHERE id = NEW.tenant_id;
-            SELECT * INTO p FROM quota_periods(NEW.started_at, coalesce(tenant.time_zone, 'UTC'));
             used := NEW.input_tokens + NEW.output_tokens;
-            IF r.request_id IS NOT NULL THEN
-                PERFORM quota_add(NEW.tenant_id, NEW.key_id, coalesce(r.day_start, p.day_start),
-                                  coalesce(r.week_start, p.week_start), r.period_start, r.prepaid,
-                                  NEW.charge_total, used, -r.amount_usd, -r.tokens);
+            -- the periods it was reserved in, else those of its start in the tenant's zone
+            IF r.request_id IS NOT NULL AND r.day_start IS NOT NULL THEN
+                day := r.day_start; week := r.week_start; month := r.period_start;
             ELSE
-                PERFORM quota_add(NEW.tenant_id, NEW.key_id, p.day_start, p.week_start,
-                                  coalesce(NEW.quota_period, p.month_start), coalesce(tenant.prepaid, false),
-                                  NEW.charge_total, used, 0, 0);
+                SELECT q.day_start, q.week_start, coalesce(r.period_start, NEW.quota_period, q.month_start)
+                    INTO day, week, month
+                    FROM quota_periods(NEW.started_at, coalesce(tenant.time_zone, 'UTC')) q;
             END IF;
-            SELECT * INTO t FROM quota_usage WHERE scope = 'tenant' AND scope_id = NEW.tenant_id AND "window" = 'month'
-                AND period_start = coalesce(r.period_start, NEW.quota_period, p.month_start);
-            SELECT * INTO k FROM quota_usage WHERE scope = 'key' AND scope_id = NEW.key_id AND "window" = 'month'
-                AND period_start = coalesce(r.period_start, NEW.quota_period, p.month_start);
+            FOR c IN SELECT * FROM quota_add(NEW.tenant_id, NEW.key_id, day, week, month,
+                                             coalesce(r.prepaid, tenant.prepaid, false), NEW.charge_total, used,
+                                             -coalesce(r.amount_usd, 0), -coalesce(r.tokens, 0)) LOOP
+                IF c."window" = 'month' AND c.scope = 'tenant' THEN t := c; END IF;
+                IF c."window" = 'month' AND c.scope = 'key' THEN k := c; END IF;
+            END LOOP;
+            -- Alerts only once the lowest threshold is reached (thresholds are kept sorted), so
+            -- that most entries do not call the alert function at all.
+            IF t.spent_usd * 100 >= tenant.monthly_budget_usd * tenant.alert_thresholds[1] THEN
+                PERFORM quota_record_alerts(NEW.tenant_id, 'tenant', NEW.tenant_id, t.period_start, 'budget',
+                                            tenant.monthly_budget_usd, t.spent_usd, tenant.alert_thresholds);
+            END IF;
+            IF t.spent_tokens * 100 >= tenant.monthly_token_quota * tenant.alert_thresholds[1] THEN
+                PERFORM quota_record_alerts(NEW.tenant_id, 'tenant', NEW.tenant_id, t.period_start, 'tokens',
+                                            tenant.monthly_token_quota, t.spent_tokens, tenant.alert_thresholds);
+            END IF;
             SELECT monthly_budget_usd INTO key_budget FROM api_keys WHERE id = NEW.key_id;
-            PERFORM quota_record_alerts(NEW.tenant_id, 'tenant', NEW.tenant_id, t.period_start, 'budget',
-                                        tenant.monthly_budget_usd, t.spent_usd, tenant.alert_thresholds);
-            PERFORM quota_record_alerts(NEW.tenant_id, 'tenant', NEW.tenant_id, t.period_start, 'tokens',
-                                        tenant.monthly_token_quota, t.spent_tokens, tenant.alert_thresholds);
-            PERFORM quota_record_alerts(NEW.tenant_id, 'key', NEW.key_id, k.period_start, 'budget',
-                                        key_budget, k.spent_usd, tenant.alert_thresholds);
+            IF k.spent_usd * 100 >= key_budget * tenant.alert_thresholds[1] THEN
+                PERFORM quota_record_alerts(NEW.tenant_id, 'key', NEW.key_id, k.period_start, 'budget',
+                                            key_budget, k.spent_usd, tenant.alert_thresholds);
+            END IF;
             RETURN NULL;
         END $$
     """)
