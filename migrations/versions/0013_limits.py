@@ -378,14 +378,18 @@ def upgrade() -> None:
     op.execute("""
         CREATE FUNCTION rate_return(p_scopes text[], p_ids bigint[], p_measures text[], p_limits numeric[],
                                     p_amounts numeric[])
-        RETURNS void LANGUAGE sql AS $$
+        RETURNS void LANGUAGE plpgsql AS $$
+        BEGIN
+            -- in the same lock order as rate_take
+            PERFORM 1 FROM rate_buckets b JOIN unnest(p_scopes, p_ids, p_measures) u(s, i, m)
+                ON b.scope = u.s AND b.scope_id = u.i AND b.measure = u.m
+                ORDER BY b.scope, b.scope_id, b.measure FOR UPDATE OF b;
             UPDATE rate_buckets b
             SET level = least(u.l, b.level + u.l / 60 * extract(epoch FROM now() - b.updated_at)::numeric + u.a),
                 updated_at = now()
-            FROM (SELECT * FROM unnest(p_scopes, p_ids, p_measures, p_limits, p_amounts) ORDER BY 1, 2, 3)
-                 u(s, i, m, l, a)
-            WHERE b.scope = u.s AND b.scope_id = u.i AND b.measure = u.m
-        $$
+            FROM unnest(p_scopes, p_ids, p_measures, p_limits, p_amounts) u(s, i, m, l, a)
+            WHERE b.scope = u.s AND b.scope_id = u.i AND b.measure = u.m;
+        END $$
     """)
     op.execute("""
         CREATE FUNCTION concurrency_claim(p_key_id bigint, p_holder uuid, p_cap integer, p_ttl_seconds double precision)
