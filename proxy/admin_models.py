@@ -103,23 +103,28 @@ class Query(BaseModel):
 
 # --- tenants ----------------------------------------------------------------------------
 
-class TenantCreate(Strict):
-    name: Name
-    monthly_budget_usd: Money | None = None
-    monthly_token_quota: TokenCount | None = None
-    price_multiplier: Money = Decimal(1)
-    time_zone: TimeZone = "UTC"
-    alert_thresholds: Thresholds = [50, 80, 100]
+class TenantLimits(Strict):
+    """The limits beside the monthly ones (`null` or absent: none)."""
+
     daily_budget_usd: Money | None = None
     weekly_budget_usd: Money | None = None
     daily_token_quota: TokenCount | None = None
     weekly_token_quota: TokenCount | None = None
     requests_per_minute: PerMinute | None = None
     tokens_per_minute: PerMinute | None = None
+
+
+class TenantCreate(TenantLimits):
+    name: Name
+    monthly_budget_usd: Money | None = None
+    monthly_token_quota: TokenCount | None = None
+    price_multiplier: Money = Decimal(1)
+    time_zone: TimeZone = "UTC"
+    alert_thresholds: Thresholds = [50, 80, 100]
     prepaid: bool = Field(False, description="Spend a credit balance (POST .../credits) that never resets")
 
 
-class TenantUpdate(Strict):
+class TenantUpdate(TenantLimits):
     """Only the fields sent change; `null` clears a budget or quota."""
 
     name: Name = None  # type: ignore[assignment]  # absent: unchanged; null is refused
@@ -129,12 +134,6 @@ class TenantUpdate(Strict):
     status: Literal["active", "suspended"] = None  # type: ignore[assignment]
     time_zone: TimeZone = None  # type: ignore[assignment]
     alert_thresholds: Thresholds = None  # type: ignore[assignment]
-    daily_budget_usd: Money | None = None
-    weekly_budget_usd: Money | None = None
-    daily_token_quota: TokenCount | None = None
-    weekly_token_quota: TokenCount | None = None
-    requests_per_minute: PerMinute | None = None
-    tokens_per_minute: PerMinute | None = None
     prepaid: bool = None  # type: ignore[assignment]
 
 
@@ -201,12 +200,9 @@ class CreditOut(BaseModel):
 
 # --- keys -------------------------------------------------------------------------------
 
-class KeyCreate(Strict):
-    tenant_id: Id
-    label: Text | None = None
-    expires_at: AwareDatetime | None = None
-    allowed_models: Annotated[list[ModelPattern], Field(min_length=1, max_length=100)] | None = None
-    monthly_budget_usd: Money | None = None
+class KeyLimits(Strict):
+    """A key's limits beside its monthly budget (`null` or absent: none)."""
+
     daily_budget_usd: Money | None = None
     weekly_budget_usd: Money | None = None
     requests_per_minute: PerMinute | None = None
@@ -214,18 +210,21 @@ class KeyCreate(Strict):
     max_concurrent: PerMinute | None = Field(None, description="Calls in flight at once, streams included")
 
 
-class KeyUpdate(Strict):
+class KeyCreate(KeyLimits):
+    tenant_id: Id
+    label: Text | None = None
+    expires_at: AwareDatetime | None = None
+    allowed_models: Annotated[list[ModelPattern], Field(min_length=1, max_length=100)] | None = None
+    monthly_budget_usd: Money | None = None
+
+
+class KeyUpdate(KeyLimits):
     """Only the fields sent change; `null` clears (no allow-list: any model)."""
 
     label: Text | None = None
     expires_at: AwareDatetime | None = None
     allowed_models: Annotated[list[ModelPattern], Field(min_length=1, max_length=100)] | None = None
     monthly_budget_usd: Money | None = None
-    daily_budget_usd: Money | None = None
-    weekly_budget_usd: Money | None = None
-    requests_per_minute: PerMinute | None = None
-    tokens_per_minute: PerMinute | None = None
-    max_concurrent: PerMinute | None = Field(None, description="Calls in flight at once, streams included")
 
 
 class KeyRotate(Strict):

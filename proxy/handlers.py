@@ -22,8 +22,9 @@ from proxy.errors import MODEL, REQUEST_ID, ApiError
 from proxy.limits import Taken, end_limits, take_limits
 from proxy.headers import bearer_token, client_response_headers, same_secret, upstream_request_headers
 from billing.quota import worst_output_tokens, worst_usage
-from billing.request_bounds import request_bounds
-from proxy.request_body import check_prefix_caching, parse_request
+from billing.pricebook import ResolvedPrice
+from billing.request_bounds import RequestBounds, request_bounds
+from proxy.request_body import ClientRequest, check_prefix_caching, parse_request
 from proxy.sse import SseParser
 from proxy.state import STATE, ProxyState
 from proxy.routing import Upstream
@@ -170,9 +171,10 @@ async def _proxy_call(request: web.Request, *, endpoint: str, path: str) -> web.
 NOTHING_TAKEN = Taken()
 
 
-async def _admitted_call(request: web.Request, state: ProxyState, grant: KeyGrant, client_request, endpoint: str,
-                         path: str, started_at: datetime, started: float, upstream: Upstream, price, bounds,
-                         carried: int | None, taken: Taken) -> asyncio.Task:
+async def _admitted_call(request: web.Request, state: ProxyState, grant: KeyGrant, client_request: ClientRequest,
+                         endpoint: str, path: str, started_at: datetime, started: float, upstream: Upstream,
+                         price: ResolvedPrice, bounds: RequestBounds, carried: int | None,
+                         taken: Taken) -> asyncio.Task:
     """Reserve the call's budget and start its exchange with the upstream."""
     request_id = request[REQUEST_ID]
     period, admission = await admit_call(state, grant, request_id, started_at, client_request, price, bounds,
