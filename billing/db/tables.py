@@ -190,6 +190,10 @@ quota_usage = Table(
     Column("spent_tokens", BigInteger, nullable=False),
     Column("reserved_usd", Numeric, nullable=False),
     Column("reserved_tokens", BigInteger, nullable=False),
+    # the part of what is reserved that calls already finished hold (their actual charge,
+    # until their ledger entries settle it)
+    Column("finished_usd", Numeric, nullable=False),
+    Column("finished_tokens", BigInteger, nullable=False),
 )
 
 reservations = Table(
@@ -202,6 +206,7 @@ reservations = Table(
     Column("day_start", DateTime(timezone=True), nullable=True),
     Column("week_start", DateTime(timezone=True), nullable=True),
     Column("prepaid", Boolean, nullable=False),  # reserved against the credit balance too
+    Column("finished", Boolean, nullable=False),  # the call ended: it holds its actual charge
     Column("amount_usd", Numeric, nullable=False),
     Column("tokens", BigInteger, nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),

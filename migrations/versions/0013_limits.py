@@ -9,7 +9,8 @@ prepaid credit, requests and tokens per minute, concurrent calls per key.
   so releasing, expiring or settling it takes it back from exactly those counters.
 - `quota_settle(request_id, usd, tokens)` shrinks a finished call's reservation to what it
   actually cost, at once, so its worst case is not held while its ledger entry waits in
-  the writer's queue.
+  the writer's queue; the counters keep how much of what they hold is such finished calls
+  (`finished_*`), so a refusal can tell "spent" from "held by calls still running".
 - Counters are always locked in one order: the tenant's (day, week, month, credit), then
   the key's (day, week, month), by admission, settlement, release and expiry alike.
 - `rate_take` / `rate_return`: token buckets (capacity: the per-minute limit, refilled
@@ -46,11 +47,12 @@ def upgrade() -> None:
             ADD COLUMN requests_per_minute integer, ADD COLUMN tokens_per_minute bigint,
             ADD COLUMN max_concurrent integer
     """)
-    op.execute("ALTER TABLE quota_usage ADD COLUMN \"window\" text NOT NULL DEFAULT 'month'")
+    op.execute("ALTER TABLE quota_usage ADD COLUMN \"window\" text NOT NULL DEFAULT 'month', "
+               "ADD COLUMN finished_usd numeric NOT NULL DEFAULT 0, ADD COLUMN finished_tokens bigint NOT NULL DEFAULT 0")
     op.execute("ALTER TABLE quota_usage DROP CONSTRAINT quota_usage_pkey, "
                "ADD PRIMARY KEY (scope, scope_id, \"window\", period_start)")
     op.execute("ALTER TABLE reservations ADD COLUMN day_start timestamptz, ADD COLUMN week_start timestamptz, "
-               "ADD COLUMN prepaid boolean NOT NULL DEFAULT false")
+               "ADD COLUMN prepaid boolean NOT NULL DEFAULT false, ADD COLUMN finished boolean NOT NULL DEFAULT false")
     op.execute("""
         CREATE TABLE credit_topups (
             id bigserial PRIMARY KEY,
@@ -110,29 +112,34 @@ def upgrade() -> None:
     op.execute("""
         CREATE FUNCTION quota_add(p_tenant_id bigint, p_key_id bigint, p_day timestamptz, p_week timestamptz,
                                   p_month timestamptz, p_credit boolean, p_spent_usd numeric, p_spent_tokens bigint,
-                                  p_reserved_usd numeric, p_reserved_tokens bigint)
+                                  p_reserved_usd numeric, p_reserved_tokens bigint,
+                                  p_finished_usd numeric DEFAULT 0, p_finished_tokens bigint DEFAULT 0)
         RETURNS SETOF quota_usage LANGUAGE sql AS $$
             -- one statement for every counter, taken in the lock order; the counters after it
             -- are returned (reading a counter again is slow while one transaction updates it
             -- many times: every version it wrote is still on the page)
             INSERT INTO quota_usage AS q (scope, scope_id, "window", period_start, spent_usd, spent_tokens,
-                                          reserved_usd, reserved_tokens)
-            SELECT scope, scope_id, win, period, p_spent_usd, p_spent_tokens, p_reserved_usd, p_reserved_tokens
+                                          reserved_usd, reserved_tokens, finished_usd, finished_tokens)
+            SELECT scope, scope_id, win, period, p_spent_usd, p_spent_tokens, p_reserved_usd, p_reserved_tokens,
+                   p_finished_usd, p_finished_tokens
             FROM quota_rows(p_tenant_id, p_key_id, p_day, p_week, p_month, p_credit) ORDER BY rank
             ON CONFLICT (scope, scope_id, "window", period_start) DO UPDATE SET
                 spent_usd = q.spent_usd + EXCLUDED.spent_usd, spent_tokens = q.spent_tokens + EXCLUDED.spent_tokens,
                 reserved_usd = q.reserved_usd + EXCLUDED.reserved_usd,
-                reserved_tokens = q.reserved_tokens + EXCLUDED.reserved_tokens
+                reserved_tokens = q.reserved_tokens + EXCLUDED.reserved_tokens,
+                finished_usd = q.finished_usd + EXCLUDED.finished_usd,
+                finished_tokens = q.finished_tokens + EXCLUDED.finished_tokens
             RETURNING q.*
         $$
     """)
 
-    # Take (part of) a reservation back from the counters it was made in.
+    # Take a whole reservation back from the counters it was made in.
     op.execute("""
-        CREATE FUNCTION quota_unreserve(r reservations, p_usd numeric, p_tokens bigint)
+        CREATE FUNCTION quota_unreserve(r reservations)
         RETURNS void LANGUAGE sql AS $$
             SELECT count(*) FROM quota_add(r.tenant_id, r.key_id, r.day_start, r.week_start, r.period_start, r.prepaid,
-                             0, 0, -p_usd, -p_tokens) AS counters
+                             0, 0, -r.amount_usd, -r.tokens, CASE WHEN r.finished THEN -r.amount_usd ELSE 0 END,
+                             CASE WHEN r.finished THEN -r.tokens ELSE 0 END) AS counters
         $$
     """)
 
@@ -143,7 +150,7 @@ def upgrade() -> None:
         BEGIN
             FOR r IN DELETE FROM reservations WHERE expires_at < now()
                      AND (p_tenant_id IS NULL OR tenant_id = p_tenant_id) RETURNING * LOOP
-                PERFORM quota_unreserve(r, r.amount_usd, r.tokens);
+                PERFORM quota_unreserve(r);
                 expired := expired + 1;
             END LOOP;
             RETURN expired;
@@ -157,7 +164,7 @@ def upgrade() -> None:
         BEGIN
             DELETE FROM reservations WHERE request_id = p_request_id RETURNING * INTO r;
             IF NOT FOUND THEN RETURN false; END IF;
-            PERFORM quota_unreserve(r, r.amount_usd, r.tokens);
+            PERFORM quota_unreserve(r);
             RETURN true;
         END $$
     """)
@@ -177,12 +184,14 @@ def upgrade() -> None:
                   ON q.scope = c.scope AND q.scope_id = c.scope_id AND q."window" = c.win AND q.period_start = c.period
                 ORDER BY c.rank FOR UPDATE OF q;
             SELECT * INTO r FROM reservations WHERE request_id = p_request_id FOR UPDATE;
-            IF NOT FOUND THEN RETURN false; END IF;
+            IF NOT FOUND OR r.finished THEN RETURN false; END IF;
+            -- it holds what it cost from now on, counted as finished: spent, in all but name
             freed_usd := greatest(r.amount_usd - p_usd, 0);
             freed_tokens := greatest(r.tokens - p_tokens, 0);
-            UPDATE reservations SET amount_usd = amount_usd - freed_usd, tokens = tokens - freed_tokens
+            UPDATE reservations SET amount_usd = amount_usd - freed_usd, tokens = tokens - freed_tokens, finished = true
                 WHERE request_id = p_request_id;
-            PERFORM quota_unreserve(r, freed_usd, freed_tokens);
+            PERFORM quota_add(r.tenant_id, r.key_id, r.day_start, r.week_start, r.period_start, r.prepaid, 0, 0,
+                              -freed_usd, -freed_tokens, r.amount_usd - freed_usd, r.tokens - freed_tokens);
             RETURN true;
         END $$
     """)
@@ -211,7 +220,7 @@ def upgrade() -> None:
             admitted := true;
             FOR c IN
                 SELECT l.name, l.usd_limit, l.token_limit, l.next_start, q.spent_usd, q.reserved_usd, q.spent_tokens,
-                       q.reserved_tokens, l.scope
+                       q.reserved_tokens, q.finished_usd, q.finished_tokens, l.scope
                 FROM (VALUES
                     (1, 'tenant', p_tenant_id, 'day', p.day_start, 'tenant_daily', ten.daily_budget_usd,
                      ten.daily_token_quota, p.day_end),
@@ -241,7 +250,7 @@ def upgrade() -> None:
                     IF admitted AND c.spent_usd + c.reserved_usd + p_usd > c.usd_limit THEN
                         admitted := false;
                         refused := CASE WHEN c.name = 'tenant_credit' THEN c.name ELSE c.name || '_budget' END;
-                        held_by_calls_in_flight := c.spent_usd + p_usd <= c.usd_limit;
+                        held_by_calls_in_flight := c.spent_usd + c.finished_usd + p_usd <= c.usd_limit;
                         resets_at := c.next_start;
                     END IF;
                 END IF;
@@ -250,7 +259,7 @@ def upgrade() -> None:
                     IF admitted AND c.spent_tokens + c.reserved_tokens + p_tokens > c.token_limit THEN
                         admitted := false;
                         refused := c.name || '_tokens';
-                        held_by_calls_in_flight := c.spent_tokens + p_tokens <= c.token_limit;
+                        held_by_calls_in_flight := c.spent_tokens + c.finished_tokens + p_tokens <= c.token_limit;
                         resets_at := c.next_start;
                     END IF;
                 END IF;
@@ -292,7 +301,9 @@ def upgrade() -> None:
             END IF;
             FOR c IN SELECT * FROM quota_add(NEW.tenant_id, NEW.key_id, day, week, month,
                                              coalesce(r.prepaid, tenant.prepaid, false), NEW.charge_total, used,
-                                             -coalesce(r.amount_usd, 0), -coalesce(r.tokens, 0)) LOOP
+                                             -coalesce(r.amount_usd, 0), -coalesce(r.tokens, 0),
+                                             CASE WHEN r.finished THEN -r.amount_usd ELSE 0 END,
+                                             CASE WHEN r.finished THEN -r.tokens ELSE 0 END) LOOP
                 IF c."window" = 'month' AND c.scope = 'tenant' THEN t := c; END IF;
                 IF c."window" = 'month' AND c.scope = 'key' THEN k := c; END IF;
             END LOOP;

@@ -68,6 +68,8 @@ async def test_a_finished_call_holds_its_actual_charge_until_its_entry_settles_i
     async with engine.begin() as conn:
         await insert_entries(conn, [entry(tenant, key, price, request_id, 1200, 300)])
     assert not await settle(engine, request_id, D("0.0015"), 1500)  # the entry already settled it
+    for window in ("day", "week", "month"):
+        assert (await counters(engine, "tenant", tenant.id, period_start(NOW, "UTC", window), window)).reserved_usd == 0
     for scope, scope_id in (("tenant", tenant.id), ("key", key.id)):
         for window in ("day", "week", "month"):
             now = await counters(engine, scope, scope_id, period_start(NOW, "UTC", window), window)
@@ -113,3 +115,17 @@ async def test_concurrency_slots_are_capped_across_holders_and_expire(engine):
     assert await claim_slot(engine, key.id, one, 3, 30)  # one holds 2 now
     assert await claim_slot(engine, key.id, other, 3, 30)  # the third
     assert not await claim_slot(engine, key.id, other, 3, 30)
+
+
+async def test_a_refusal_tells_spent_from_held_by_calls_still_running(engine):
+    tenant, key, _ = await setup(engine, budget=D("1"))
+    running, finished = uuid.uuid4(), uuid.uuid4()
+    for request_id in (running, finished):
+        await admit(engine, request_id=request_id, tenant_id=tenant.id, key_id=key.id, at=NOW,
+                    estimate=Estimate(0, 0, D("0.45")), expires_at=NOW + timedelta(minutes=5))
+    held = await admit_now(engine, tenant, key, "0.2")
+    assert (held.refused, held.held_by_calls_in_flight) == ("tenant_budget", True)  # both may cost less
+    await settle(engine, finished, D("0.40"), 0)  # it ended: 0.40 is as good as spent
+    assert (await admit_now(engine, tenant, key, "0.2")).held_by_calls_in_flight  # 0.40 + 0.2 fits once running ends
+    spent = await admit_now(engine, tenant, key, "0.61")
+    assert (spent.refused, spent.held_by_calls_in_flight) == ("tenant_budget", False)  # 0.40 + 0.61 > 1: final
