@@ -182,7 +182,7 @@ def main() -> int:
     parser.add_argument("--duration", type=int, default=10, help="seconds per measurement (default 10)")
     parser.add_argument("--connections", default="1,16", help="connection counts (default 1,16)")
     parser.add_argument("--modes", default="json,stream")
-    parser.add_argument("--skip", default="", help="targets to leave out: floor,proxy,proxy+quota,proxy-2w,litellm")
+    parser.add_argument("--skip", default="", help="targets to leave out: floor,proxy,proxy+quota,proxy+rate,proxy-2w,litellm")
     args = parser.parse_args()
     if not shutil.which("wrk"):
         print("wrk is not installed: apt-get install wrk", file=sys.stderr)

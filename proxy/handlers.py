@@ -155,8 +155,11 @@ async def _proxy_call(request: web.Request, *, endpoint: str, path: str) -> web.
     bounds = request_bounds(client_request.payload, endpoint, int(started_at.timestamp()))
     taken = NOTHING_TAKEN
     if grant.rate_limits or grant.max_concurrent is not None:
-        worst = worst_usage(len(client_request.body), bounds, price, state.limits, carried)
-        taken = await take_limits(state, grant, worst.input_tokens + worst.output_tokens)
+        tokens = 0
+        if grant.tokens_per_minute is not None or grant.tenant_tokens_per_minute is not None:
+            worst = worst_usage(len(client_request.body), bounds, price, state.limits, carried)
+            tokens = worst.input_tokens + worst.output_tokens
+        taken = await take_limits(state, grant, tokens)
     try:
         exchange = await _admitted_call(request, state, grant, client_request, endpoint, path, started_at, started,
                                         upstream, price, bounds, carried, taken)

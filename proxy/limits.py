@@ -38,7 +38,8 @@ async def take_limits(state: ProxyState, grant: KeyGrant, worst_tokens: int) -> 
     a 429 `rate_limit_exceeded` worth retrying after `Retry-After`."""
     taken = Taken()
     if grant.max_concurrent is not None:
-        await _take_slot(state, grant)
+        if not state.slots.take(grant.key_id):  # all the slots it holds are busy: claim one more
+            await _claim_slot(state, grant)
         taken.slot_key = grant.key_id
     if grant.rate_limits:
         try:
@@ -63,9 +64,7 @@ def end_limits(state: ProxyState, taken: Taken, tokens_used: int | None, ran: bo
         state.slots.end(taken.slot_key, time.monotonic())
 
 
-async def _take_slot(state: ProxyState, grant: KeyGrant) -> None:
-    if state.slots.take(grant.key_id):
-        return
+async def _claim_slot(state: ProxyState, grant: KeyGrant) -> None:
     try:
         claimed = await claim_slot(state.engine, grant.key_id, state.holder, grant.max_concurrent, SLOT_TTL_SECONDS)
     except Exception:
