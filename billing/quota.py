@@ -38,7 +38,6 @@ LIMIT_NAMES = {
     "key_daily_budget": "this API key's daily budget",
     "tenant_credit": "the team's prepaid credit balance",
 }
-WINDOWS = ("day", "week", "month")  # each begins at midnight in the tenant's zone; a week on Monday
 
 
 @dataclass(frozen=True)
@@ -68,8 +67,8 @@ def check_thresholds(values: list[int]) -> list[int]:
 
 
 def period_start(at: datetime, time_zone: str = "UTC", window: str = "month") -> datetime:
-    """The first instant of the day, week (from Monday) or calendar month containing `at`,
-    in the tenant's zone."""
+    """The first instant of the day, week (from Monday) or calendar month (`window`)
+    containing `at`, each beginning at midnight in the tenant's zone."""
     zone = ZoneInfo(time_zone)
     day = at.astimezone(zone).date()
     if window == "week":

@@ -24,7 +24,7 @@ BucketKey = tuple[str, int, str]  # (scope: key | tenant, its id, measure: reque
 class Share:
     limit: int  # per minute
     units: int = 0  # withdrawn and not yet spent (negative: a call used more than it took)
-    level: float = 0.0  # the bucket in the database after this process's last statement...
+    level: int = 0  # the bucket in the database (whole requests or tokens) after this process's last statement...
     level_at: float = 0.0  # ...at this monotonic time
     last_used: float = 0.0
 
@@ -94,7 +94,7 @@ class RateBook:
                                        max(need - share.units, one_second(share.limit))))
         return asks
 
-    def granted(self, key: BucketKey, amount: int, level: float, now: float) -> None:
+    def granted(self, key: BucketKey, amount: int, level: int, now: float) -> None:
         share = self.shares[key]
         share.units += amount
         share.level, share.level_at = level, now

@@ -66,8 +66,9 @@ def _refuse(admission: Admission, period: datetime, time_zone: str) -> None:
         raise ApiError(429, held_message(admission.refused), type="budget_in_flight", code="rate_limit_exceeded",
                        headers={"retry-after": "1", "retry-after-ms": "1000", "x-should-retry": "true"})
     metrics.QUOTA_REFUSED.labels("spent").inc()
-    resets = admission.resets_at if admission.resets_at or admission.refused == "tenant_credit" \
-        else next_period_start(period, time_zone)
+    resets = admission.resets_at  # None for the credit: it never resets
+    if resets is None and admission.refused != "tenant_credit":  # refused offline: by the month
+        resets = next_period_start(period, time_zone)
     raise ApiError(429, refusal_message(admission.refused, resets), type="insufficient_quota",
                    code="insufficient_quota", headers={"x-should-retry": "false"})
 

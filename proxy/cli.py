@@ -92,7 +92,8 @@ def _positive(text: str) -> int:
     return int(text)
 
 
-def _per_minute(text: str) -> int:
+def _bounded_count(text: str) -> int:
+    """A positive whole number a limit column holds (rpm, tpm, concurrent calls)."""
     value = _positive(text)
     if value > 1_000_000_000:
         raise argparse.ArgumentTypeError("at most 1000000000")
@@ -139,25 +140,26 @@ TENANT_COLUMNS = ["id", "name", "status", "monthly_budget_usd", "monthly_token_q
                   "weekly_budget_usd", "daily_token_quota", "weekly_token_quota", "requests_per_minute",
                   "tokens_per_minute", "prepaid", "price_multiplier", "time_zone", "alert_thresholds", "created_at"]
 # (flag, column, parser, metavar) of the limits beside the monthly ones; `--no-FLAG` clears one.
-TENANT_LIMIT_FLAGS = (("daily-budget", "daily_budget_usd", "_decimal", "USD"),
-                      ("weekly-budget", "weekly_budget_usd", "_decimal", "USD"),
-                      ("daily-token-quota", "daily_token_quota", "_count", "N"),
-                      ("weekly-token-quota", "weekly_token_quota", "_count", "N"),
-                      ("rpm", "requests_per_minute", "_per_minute", "N"),
-                      ("tpm", "tokens_per_minute", "_positive", "N"))
-KEY_LIMIT_FLAGS = (("daily-budget", "daily_budget_usd", "_decimal", "USD"),
-                   ("weekly-budget", "weekly_budget_usd", "_decimal", "USD"),
-                   ("rpm", "requests_per_minute", "_per_minute", "N"),
-                   ("tpm", "tokens_per_minute", "_positive", "N"),
-                   ("max-concurrent", "max_concurrent", "_per_minute", "N"))
+TENANT_LIMIT_FLAGS = (("daily-budget", "daily_budget_usd", _decimal, "USD"),
+                      ("weekly-budget", "weekly_budget_usd", _decimal, "USD"),
+                      ("daily-token-quota", "daily_token_quota", _count, "N"),
+                      ("weekly-token-quota", "weekly_token_quota", _count, "N"),
+                      ("rpm", "requests_per_minute", _bounded_count, "N"),
+                      ("tpm", "tokens_per_minute", _bounded_count, "N"))
+KEY_LIMIT_FLAGS = (("daily-budget", "daily_budget_usd", _decimal, "USD"),
+                   ("weekly-budget", "weekly_budget_usd", _decimal, "USD"),
+                   ("rpm", "requests_per_minute", _bounded_count, "N"),
+                   ("tpm", "tokens_per_minute", _bounded_count, "N"),
+                   ("max-concurrent", "max_concurrent", _bounded_count, "N"))
 CREDIT_COLUMNS = ["id", "amount_usd", "reason", "actor", "created_at"]
 
 
 def _add_limit_flags(command, flags, clearable: bool) -> None:
     for flag, column, kind, metavar in flags:
-        command.add_argument(f"--{flag}", dest=column, type=globals()[kind], metavar=metavar)
+        command.add_argument(f"--{flag}", dest=column, type=kind, metavar=metavar)
         if clearable:
-            command.add_argument(f"--no-{flag}", dest=f"no_{column}", action="store_true", help=f"remove the {flag} limit")
+            command.add_argument(f"--no-{flag}", dest=f"no_{column}", action="store_true",
+                                 help=f"remove the {flag} limit")
 
 
 def _limit_values(args, flags) -> dict:
@@ -275,9 +277,7 @@ def cmd_keys(args, settings: Settings) -> None:
 
 
 def _credit_row(standing) -> dict:
-    return {"tenant": standing.tenant, "prepaid": standing.prepaid, "credited_usd": standing.credited_usd,
-            "spent_usd": standing.spent_usd, "reserved_usd": standing.reserved_usd,
-            "balance_usd": standing.balance_usd}
+    return {**standing.__dict__, "balance_usd": standing.balance_usd}
 
 
 def cmd_credits(args, settings: Settings) -> None:

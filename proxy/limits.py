@@ -68,7 +68,8 @@ async def _claim_slot(state: ProxyState, grant: KeyGrant) -> None:
     try:
         claimed = await claim_slot(state.engine, grant.key_id, state.holder, grant.max_concurrent, SLOT_TTL_SECONDS)
     except Exception:
-        log.warning("concurrency claim failed: database unreachable; admitted", exc_info=True)
+        log.warning("concurrency claim failed: database unreachable; admitted",
+                    exc_info=log.isEnabledFor(logging.DEBUG))
         claimed = True  # the cap is a courtesy to the upstream, not money: an outage does not refuse
     if not claimed:
         metrics.RATE_LIMITED.labels("concurrency").inc()
@@ -90,9 +91,10 @@ async def _take_rates(state: ProxyState, needs: dict[BucketKey, int]) -> None:
         try:
             answers = await withdraw(state.engine, asks)
         except Exception:
-            log.warning("rate-limit withdrawal failed: database unreachable; admitted", exc_info=True)
+            log.warning("rate-limit withdrawal failed: database unreachable; admitted",
+                        exc_info=log.isEnabledFor(logging.DEBUG))
             for ask in asks:  # serve on what the limit allows, unshared, until the database is back
-                rates.granted(ask.key, ask.need, float(ask.limit), time.monotonic())
+                rates.granted(ask.key, ask.need, ask.limit, time.monotonic())
             rates.take(needs, time.monotonic())
             return
         now = time.monotonic()
@@ -104,9 +106,8 @@ async def _take_rates(state: ProxyState, needs: dict[BucketKey, int]) -> None:
     scope, _, measure = short.key
     limit = rates.shares[short.key].limit
     metrics.RATE_LIMITED.labels(measure).inc()
-    per = "requests" if measure == "requests" else "tokens"
     owner = "this API key" if scope == "key" else "this team"
-    raise ApiError(429, f"Rate limit reached for {per} per minute on {owner}: limit {limit}. "
+    raise ApiError(429, f"Rate limit reached for {measure} per minute on {owner}: limit {limit}. "
                         f"Please try again in {short.wait_seconds:.1f}s.",
                    type=measure, code="rate_limit_exceeded",
                    headers={**rates.headers(needs, now), **_retry_headers(short.wait_seconds)})

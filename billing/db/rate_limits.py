@@ -11,14 +11,14 @@ from billing.rate_limit import BucketKey, Withdrawal
 
 
 @dataclass(frozen=True)
-class Taken:
+class Withdrawn:
     key: BucketKey
     granted: int  # 0 for every bucket when any could not give what the call needs
-    level: float  # the bucket after this statement
+    level: int  # requests or tokens left in the bucket after this statement (whole ones)
     wait_seconds: float  # until it holds what the call needs (0: it did)
 
 
-async def withdraw(engine: AsyncEngine, asks: list[Withdrawal]) -> list[Taken]:
+async def withdraw(engine: AsyncEngine, asks: list[Withdrawal]) -> list[Withdrawn]:
     """Take `want` (at least `need`) from each bucket, or nothing from any."""
     async with engine.begin() as conn:
         rows = (await conn.execute(
@@ -26,7 +26,7 @@ async def withdraw(engine: AsyncEngine, asks: list[Withdrawal]) -> list[Taken]:
             {"scopes": [a.key[0] for a in asks], "ids": [a.key[1] for a in asks], "measures": [a.key[2] for a in asks],
              "limits": [a.limit for a in asks], "needs": [a.need for a in asks], "wants": [a.want for a in asks]},
         )).all()
-    return [Taken((r.scope, r.scope_id, r.measure), int(r.granted), float(r.level), float(r.wait_seconds))
+    return [Withdrawn((r.scope, r.scope_id, r.measure), int(r.granted), int(r.level), r.wait_seconds)
             for r in rows]
 
 
