@@ -93,16 +93,31 @@ async def test_the_sdk_backs_off_on_retry_after_and_gets_through(two_proxies, en
     urls, _, _ = two_proxies
     await create_tenant(engine, "sdk")
     key = await issue_key(engine, "sdk", requests_per_minute=60)  # refills one per second
-    async with aiohttp.ClientSession() as http:
-        statuses = [(await post(http, urls[0], key.secret))[0] for _ in range(62)]
-    assert statuses.count(429) >= 1  # the bucket of 60 is empty
-    async with openai.AsyncOpenAI(base_url=urls[1] + "/v1", api_key=key.secret, max_retries=3) as client:
-        started = time.monotonic()
-        response = await client.responses.with_raw_response.create(model="gpt-4o-mini", input="hi",
-                                                                   max_output_tokens=30)
-        waited = time.monotonic() - started
+    exchanges = []  # (event, monotonic time, status or None, retry-after-ms or None)
+
+    async def on_request(request):
+        exchanges.append(("request", time.monotonic(), None, None))
+
+    async def on_response(response):
+        exchanges.append(("response", time.monotonic(), response.status_code, response.headers.get("retry-after-ms")))
+
+    http_client = openai.DefaultAsyncHttpxClient(event_hooks={"request": [on_request], "response": [on_response]})
+    async with aiohttp.ClientSession() as http, openai.AsyncOpenAI(
+            base_url=urls[1] + "/v1", api_key=key.secret, max_retries=3, http_client=http_client) as client:
+        for _ in range(3):  # a refill can land between the drain and the SDK's first attempt; then drain again
+            while (await post(http, urls[1], key.secret))[0] != 429:
+                pass
+            exchanges.clear()
+            response = await client.responses.with_raw_response.create(model="gpt-4o-mini", input="hi",
+                                                                       max_output_tokens=30)
+            if response.retries_taken:
+                break
     assert response.http_response.status_code == 200 and response.retries_taken >= 1
-    assert waited >= 0.5  # it honoured retry-after-ms rather than its own short backoff
+    responses = [e for e in exchanges if e[0] == "response"]
+    assert [status for _, _, status, _ in responses] == [429] * response.retries_taken + [200]
+    for (_, refused_at, _, retry_after_ms), (_, retried_at, _, _) in zip(exchanges[1::2], exchanges[2::2]):
+        # it waited as long as retry-after-ms said, not its own backoff
+        assert retried_at - refused_at >= int(retry_after_ms) / 1000 - 0.005
 
 
 async def test_the_concurrency_cap_holds_across_two_processes(two_proxies, engine):
