@@ -50,6 +50,18 @@ class ReportRow:
     cache_savings: Decimal = Decimal(0)  # cached tokens at the input price, minus what they cost
     estimated_requests: int = 0  # calls that ended without usage, priced from an estimate...
     estimated_charge: Decimal = Decimal(0)  # ...and their part of `charge`
+    late_requests: int = 0  # calls of a closed month, booked in this one when they arrived...
+    late_charge: Decimal = Decimal(0)  # ...and their part of `charge`
+
+
+@dataclass(frozen=True)
+class AdjustmentLine:
+    """A credit (< 0) or a charge (> 0) to a tenant's month, apart from its usage."""
+    id: int
+    tenant: str
+    amount: Decimal
+    reason: str
+    at: datetime
 
 
 @dataclass(frozen=True)
@@ -59,14 +71,24 @@ class Report:
     by: tuple[str, ...]
     rows: list[ReportRow] = field(default_factory=list)
     currency: str = "USD"
+    adjustments: tuple[AdjustmentLine, ...] = ()
 
     @property
     def total_cost(self) -> Decimal:
         return exact_sum(r.cost for r in self.rows)
 
     @property
-    def total_charge(self) -> Decimal:
+    def total_usage_charge(self) -> Decimal:
         return exact_sum(r.charge for r in self.rows)
+
+    @property
+    def total_adjustments(self) -> Decimal:
+        return exact_sum(a.amount for a in self.adjustments)
+
+    @property
+    def total_charge(self) -> Decimal:
+        """What the tenants owe: their usage, and the adjustments to it."""
+        return self.total_usage_charge + self.total_adjustments
 
     @property
     def total_cache_savings(self) -> Decimal:
@@ -88,12 +110,13 @@ def row_dict(row: ReportRow) -> dict:
     """A report row in the contract's JSON shape (costs still Decimal)."""
     return {**row.group, "requests": row.requests, **row.tokens, "cost": row.cost, "charge": row.charge,
             "cache_savings": row.cache_savings, "estimated_requests": row.estimated_requests,
-            "estimated_charge": row.estimated_charge, **row.costs}
+            "estimated_charge": row.estimated_charge, "late_requests": row.late_requests,
+            "late_charge": row.late_charge, **row.costs}
 
 
 def report_columns(report: Report) -> list[str]:
     return [*report.by, *(["key_id"] if "key" in report.by else []), "requests", *COUNT_FIELDS, "cost", "charge",
-            "cache_savings", "estimated_requests", "estimated_charge", *COST_FIELDS]
+            "cache_savings", "estimated_requests", "estimated_charge", "late_requests", "late_charge", *COST_FIELDS]
 
 
 def report_csv_text(report: Report) -> str:
@@ -116,8 +139,16 @@ def report_dict(report: Report) -> dict:
         "by": list(report.by),
         "total_cost": money(report.total_cost),
         "total_charge": money(report.total_charge),
+        "total_usage_charge": money(report.total_usage_charge),
+        "total_adjustments": money(report.total_adjustments),
         "total_cache_savings": money(report.total_cache_savings),
         "total_requests": report.total_requests,
         "rows": [{k: money(v) if isinstance(v, Decimal) else v for k, v in row_dict(r).items()}
                  for r in report.rows],
+        "adjustments": [adjustment_dict(a) for a in report.adjustments],
     }
+
+
+def adjustment_dict(adjustment: AdjustmentLine) -> dict:
+    return {"id": adjustment.id, "tenant": adjustment.tenant, "amount": money(adjustment.amount),
+            "reason": adjustment.reason, "at": adjustment.at.isoformat()}

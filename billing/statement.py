@@ -1,5 +1,5 @@
-"""A tenant's monthly statement: one line per model and the total, to attach to an
-internal invoice. Built from a report grouped by model. Pure."""
+"""A tenant's monthly statement: one line per model, one per adjustment, and the total, to
+attach to an internal invoice. Built from a report grouped by model. Pure."""
 
 import csv
 import io
@@ -16,7 +16,10 @@ class Statement:
     tenant: str
     month: str
     lines: list[dict]
-    total: Decimal
+    total: Decimal  # usage and adjustments
+    adjustments: tuple = ()  # billing.report.AdjustmentLine, each shown apart
+    late_requests: int = 0  # calls of a closed month that arrived in this one (in `lines` too)
+    late_charge: Decimal = Decimal(0)
 
 
 def statement_from(report: Report) -> Statement:
@@ -24,7 +27,8 @@ def statement_from(report: Report) -> Statement:
         raise ValueError("a statement is a report of one tenant grouped by model")
     lines = [{"model": r.group["model"], "requests": r.requests, **{k: r.tokens[k] for k in COLUMNS[2:6]},
               "charge_usd": r.charge} for r in report.rows]
-    return Statement(report.tenant, report.month, lines, report.total_charge)
+    return Statement(report.tenant, report.month, lines, report.total_charge, report.adjustments,
+                     sum(r.late_requests for r in report.rows), sum((r.late_charge for r in report.rows), Decimal(0)))
 
 
 def statement_csv(statement: Statement) -> str:
@@ -33,6 +37,12 @@ def statement_csv(statement: Statement) -> str:
     writer.writerow(COLUMNS)
     for line in statement.lines:
         writer.writerow([money(line[c]) if c == "charge_usd" else line[c] for c in COLUMNS])
+    for adjustment in statement.adjustments:
+        writer.writerow([f"ADJUSTMENT {adjustment.at:%Y-%m-%d}: {adjustment.reason}", "", "", "", "", "",
+                         money(adjustment.amount)])
+    if statement.late_requests:
+        writer.writerow([f"of which LATE from closed months: {statement.late_requests} calls", "", "", "", "", "",
+                         money(statement.late_charge)])
     writer.writerow(["TOTAL", sum(line["requests"] for line in statement.lines), "", "", "", "",
                      money(statement.total)])
     return out.getvalue()

@@ -364,16 +364,27 @@ class ReportRowOut(BaseModel):
     estimated_charge: str
 
 
+class AdjustmentOut(BaseModel):
+    id: int
+    tenant: str
+    amount: str  # USD: < 0 a credit, > 0 a charge
+    reason: str
+    at: str
+
+
 class ReportOut(BaseModel):
     month: str
     currency: str
     tenant: str | None
     by: list[str]
     total_cost: str
-    total_charge: str
+    total_charge: str  # usage and adjustments
+    total_usage_charge: str
+    total_adjustments: str
     total_cache_savings: str
     total_requests: int
     rows: list[ReportRowOut]
+    adjustments: list[AdjustmentOut]
 
 
 class AuditQuery(Query):

@@ -62,9 +62,12 @@ def dashboard_page(month: str, total: Report, tenants: Report, days: Report, key
     cards = "".join(f'<div class="card">{escape(name)}<b data-figure="{escape(slug)}">{escape(value)}</b></div>'
                     for name, slug, value in (
                         ("Charged (USD)", "charge", money(total.total_charge)),
+                        ("Adjustments (USD)", "adjustments", money(total.total_adjustments)),
                         ("Upstream cost (USD)", "cost", money(total.total_cost)),
                         ("Cache savings (USD)", "cache_savings", money(total.total_cache_savings)),
                         ("Requests", "requests", str(total.total_requests))))
+    adjustments = [{"tenant": a.tenant, "at": a.at.strftime("%Y-%m-%d %H:%M"), "amount": money(a.amount),
+                    "reason": a.reason} for a in total.adjustments]
     ranked = sorted(tenants.rows, key=lambda r: r.charge, reverse=True)
     tenant_rows = [{"tenant": r.group["tenant"], "requests": r.requests, "charge": money(r.charge),
                     "cost": money(r.cost), "savings": money(r.cache_savings)} for r in ranked]
@@ -84,6 +87,9 @@ def dashboard_page(month: str, total: Report, tenants: Report, days: Report, key
 <h2>Charged per day</h2>{line_chart([(r.group["day"], r.charge) for r in days.rows], "Charged per day")}
 <h2>Top keys</h2>{_table(_top(keys, "key"), [("name", "Key", False), ("tenant", "Tenant", False), *money_columns])}
 <h2>Top models</h2>{_table(_top(models, "model"), [("name", "Model", False), *money_columns])}
+<h2>Adjustments</h2>{_table(adjustments, [("tenant", "Tenant", False), ("at", "When (UTC)", False),
+                                         ("amount", "USD", True), ("reason", "Reason", False)])
+                     if adjustments else "<p>None this month.</p>"}
 <h2>Statements</h2><ul>{statement_links or "<li>No tenant spent anything this month.</li>"}</ul>
 {credits}"""
     return _page(f"billing-proxy: spend {month}", body)
@@ -93,11 +99,15 @@ def statement_page(statement: Statement) -> str:
     titles = {"model": "Model", "requests": "Requests", "input_tokens": "Input tokens", "cached_tokens": "Cached",
               "output_tokens": "Output tokens", "reasoning_tokens": "Reasoning", "charge_usd": "Charge USD"}
     rows = [{**line, "charge_usd": money(line["charge_usd"])} for line in statement.lines]
+    rows += [{"model": f"Adjustment {a.at:%Y-%m-%d}: {a.reason}", "charge_usd": money(a.amount)}
+             for a in statement.adjustments]
     rows.append({"model": "Total", "requests": sum(line["requests"] for line in statement.lines),
                  "charge_usd": money(statement.total)})
+    late = (f"<p>Includes {statement.late_requests} late calls from closed months, "
+            f"{escape(money(statement.late_charge))} USD.</p>" if statement.late_requests else "")
     body = (f"<h1>Statement: {escape(statement.tenant)}, {escape(statement.month)}</h1>"
-            f"<p>Usage of the LLM gateway, priced per model. All amounts in USD.</p>"
-            + _table(rows, [(c, titles[c], c != "model") for c in COLUMNS])
+            f"<p>Usage of the LLM gateway, priced per model, and adjustments. All amounts in USD.</p>"
+            + _table(rows, [(c, titles[c], c != "model") for c in COLUMNS]) + late
             + f'<p><b data-figure="total">Total due: {escape(money(statement.total))} USD</b></p>')
     return _page(f"Statement {statement.tenant} {statement.month}", body)
 

@@ -44,7 +44,8 @@ async def engine(database_url):
         await conn.execute(text(
             "TRUNCATE ledger_entries, api_key_secrets, api_keys, tenants, price_tiers, price_versions, model_aliases, "
             "audit_log, quota_usage, reservations, alerts, ledger_daily, response_owners, background_responses, "
-            "ledger_dead_letters, credit_topups, rate_buckets, concurrency_claims "
+            "ledger_dead_letters, credit_topups, rate_buckets, concurrency_claims, ledger_adjustments, month_closes, "
+            "export_outbox, export_holds, export_sinks "
             "RESTART IDENTITY CASCADE"
         ))
     yield engine

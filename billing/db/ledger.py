@@ -82,7 +82,7 @@ def row_from_json(data: dict[str, Any]) -> dict[str, Any]:
             for name, value in data.items()}
 
 
-_COLUMNS = [c for c in ledger_entries.columns if c.name != "recorded_at"]
+_COLUMNS = [c for c in ledger_entries.columns if c.name not in ("recorded_at", "booked_on")]  # set by the database
 _JSON_COLUMNS = {"usage_flags", "raw_usage", "tool_calls"}  # sent as JSON text
 
 

@@ -7,11 +7,13 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import String, cast, func, literal_column, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from billing.db.months import list_adjustments
 from billing.db.tables import api_keys, ledger_daily, ledger_entries, quota_usage, tenants
-from billing.report import COST_FIELDS, COUNT_FIELDS, Report, ReportRow, parse_month
+from billing.report import COST_FIELDS, COUNT_FIELDS, AdjustmentLine, Report, ReportRow, parse_month
 
 SUMMED = (*COUNT_FIELDS, *COST_FIELDS, "cost_total", "charge_total", "cache_savings")
-ESTIMATED = ("estimated_requests", "estimated_charge")  # calls that ended without usage, priced from an estimate
+ESTIMATED = ("estimated_requests", "estimated_charge",  # calls that ended without usage, priced from an estimate
+             "late_requests", "late_charge")  # calls of a closed month, booked on the day they arrived
 
 
 def _grouped(source, day_column, by: tuple[str, ...]):
@@ -46,7 +48,10 @@ async def monthly_report(engine: AsyncEngine, month: str, *, tenant: str | None 
         query = query.group_by(*groups).order_by(*groups)
     async with engine.connect() as conn:
         rows = (await conn.execute(query)).all()
-    return Report(month=month, tenant=tenant, by=by, rows=[_row(r, by) for r in rows if groups or r.requests])
+        adjustments = await list_adjustments(conn, month, tenant)
+    return Report(month=month, tenant=tenant, by=by, rows=[_row(r, by) for r in rows if groups or r.requests],
+                  adjustments=tuple(AdjustmentLine(a.id, a.tenant, a.amount_usd, a.reason, a.created_at)
+                                    for a in adjustments))
 
 
 def _row(row, by: tuple[str, ...]) -> ReportRow:
@@ -57,7 +62,8 @@ def _row(row, by: tuple[str, ...]) -> ReportRow:
     return ReportRow(group=group, requests=int(values["requests"]),
                      tokens={f: int(values[f]) for f in COUNT_FIELDS}, costs={f: values[f] for f in COST_FIELDS},
                      cost=values["cost_total"], charge=values["charge_total"], cache_savings=values["cache_savings"],
-                     estimated_requests=int(values["estimated_requests"]), estimated_charge=values["estimated_charge"])
+                     estimated_requests=int(values["estimated_requests"]), estimated_charge=values["estimated_charge"],
+                     late_requests=int(values["late_requests"]), late_charge=values["late_charge"])
 
 
 # An entry keeps its calls per tool as JSON; its rollup keeps their sum.
@@ -68,14 +74,18 @@ _ENTRY_TOOL_CALLS = literal_column(
 async def ledger_totals(engine: AsyncEngine, start: datetime, end: datetime) -> dict[tuple, dict]:
     """Per (tenant, key, model, day, service tier): sums straight from the ledger entries."""
     led = ledger_entries
-    day = func.date(func.timezone("UTC", led.c.started_at))
+    day = func.coalesce(led.c.booked_on, func.date(func.timezone("UTC", led.c.started_at)))  # as the rollups book it
+    late = led.c.booked_on.isnot(None)
     tier = func.coalesce(led.c.service_tier, "default")
     summed = [func.sum(_ENTRY_TOOL_CALLS if f == "tool_calls" else led.c[f]).label(f) for f in SUMMED]
     query = (select(led.c.tenant_id, led.c.key_id, led.c.model, cast(day, String).label("day"), tier.label("tier"),
                     func.count().label("requests"), *summed,
                     func.count().filter(led.c.estimated).label("estimated_requests"),
-                    func.coalesce(func.sum(led.c.charge_total).filter(led.c.estimated), 0).label("estimated_charge"))
-             .where(led.c.started_at >= start, led.c.started_at < end)
+                    func.coalesce(func.sum(led.c.charge_total).filter(led.c.estimated), 0).label("estimated_charge"),
+                    func.count().filter(late).label("late_requests"),
+                    func.coalesce(func.sum(led.c.charge_total).filter(late), 0).label("late_charge"))
+             .where(((led.c.started_at >= start) & (led.c.started_at < end) & led.c.booked_on.is_(None))
+                    | ((led.c.booked_on >= start.date()) & (led.c.booked_on < end.date())))
              .group_by(led.c.tenant_id, led.c.key_id, led.c.model, day, tier))
     async with engine.connect() as conn:
         return {(r.tenant_id, r.key_id, r.model, r.day, r.tier): {"requests": r.requests,

@@ -174,6 +174,7 @@ ledger_entries = Table(
     Column("upstream", Text, nullable=False, server_default="default"),  # which configured upstream served it
     Column("quota_period", DateTime(timezone=True), nullable=True),  # start of the tenant's month it counts in
     Column("usage_flags", ARRAY(Text), nullable=False, server_default="{}"),
+    Column("booked_on", Date, nullable=True),  # set by a trigger when its month was closed (migration 0014)
     Column("raw_usage", JSONB, nullable=False),
     Column("recorded_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
 )
@@ -262,6 +263,8 @@ ledger_daily = Table(
     *[Column(name, Numeric, nullable=False) for name in _DAILY_MONEY],
     Column("estimated_requests", BigInteger, nullable=False),  # of which usage_missing (migration 0007)
     Column("estimated_charge", Numeric, nullable=False),
+    Column("late_requests", BigInteger, nullable=False),  # of which booked late, their month closed (0014)
+    Column("late_charge", Numeric, nullable=False),
 )
 
 # Which tenant created a response id (filled by a ledger trigger, migration 0006).
@@ -304,4 +307,61 @@ ledger_dead_letters = Table(
     Column("row_json", Text, nullable=False),  # JSON text: it can hold what jsonb refuses (a NUL)
     Column("error", Text, nullable=False),
     Column("failed_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+)
+
+# Finance (migration 0014): adjustments, closed months, and the outbox of exports.
+ledger_adjustments = Table(
+    "ledger_adjustments",
+    metadata,
+    Column("id", BigInteger, primary_key=True),
+    Column("event_id", UUID(as_uuid=True), nullable=False, unique=True),  # its id in exports
+    Column("tenant_id", BigInteger, ForeignKey("tenants.id"), nullable=False),
+    Column("month", Date, nullable=False),  # first day of the month it adjusts
+    Column("amount_usd", Numeric, nullable=False),  # > 0 a charge, < 0 a credit
+    Column("reason", Text, nullable=False),
+    Column("actor", Text, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+)
+
+month_closes = Table(
+    "month_closes",
+    metadata,
+    Column("month", Date, primary_key=True),
+    Column("closed_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("actor", Text, nullable=False),
+    Column("totals", JSONB, nullable=False),  # per tenant: requests, charge, adjustments, total
+)
+
+export_sinks = Table(
+    "export_sinks",
+    metadata,
+    Column("name", Text, primary_key=True),
+    Column("kind", Text, nullable=False),
+    Column("enabled", Boolean, nullable=False, server_default="true"),
+    Column("registered_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+)
+
+export_outbox = Table(
+    "export_outbox",
+    metadata,
+    Column("id", BigInteger, primary_key=True),
+    Column("sink", Text, ForeignKey("export_sinks.name"), nullable=False),
+    Column("kind", Text, nullable=False),  # usage | adjustment
+    Column("event_id", UUID(as_uuid=True), nullable=False),
+    Column("started_at", DateTime(timezone=True), nullable=True),
+    Column("tenant_id", BigInteger, nullable=False),
+    Column("queued_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("attempts", Integer, nullable=False, server_default="0"),
+    Column("delivered_at", DateTime(timezone=True), nullable=True),
+    Column("last_error", Text, nullable=True),
+)
+
+export_holds = Table(
+    "export_holds",
+    metadata,
+    Column("sink", Text, primary_key=True),
+    Column("tenant_id", BigInteger, primary_key=True),
+    Column("until", DateTime(timezone=True), nullable=False),
+    Column("failures", Integer, nullable=False),
+    Column("last_error", Text, nullable=False),
 )
