@@ -15,6 +15,8 @@ from proxy.models_list import list_models, retrieve_model
 from billing.db.quota import expire
 from proxy.admin_api import add_admin_routes
 from proxy.alerts import deliver_due_alerts
+from billing.db.exports import prune_delivered, register_sinks
+from proxy.exports import deliver_exports
 from proxy.dashboard import add_dashboard_routes
 from billing.quota_lease import LeaseBook
 from proxy.admission import release_idle_leases, release_leases_now
@@ -34,6 +36,7 @@ from proxy.upstream import make_client_session
 log = logging.getLogger(__name__)
 
 ALERT_POLL_SECONDS = 1.0
+EXPORT_POLL_SECONDS = 1.0
 LEASE_SWEEP_SECONDS = 5.0
 LAST_EXCHANGES_SECONDS = 2.0  # after the server's grace: exchanges still running get this, then are cut
 
@@ -52,7 +55,8 @@ def merged_catalog(settings: Settings) -> Catalog:
 
 
 def router_for(settings: Settings) -> Router:
-    default = Upstream(DEFAULT, settings.upstream_base_url, settings.upstream_api_key)
+    default = Upstream(DEFAULT, settings.upstream_base_url, settings.upstream_api_key,
+                       admin_api_key=settings.upstream_admin_key)
     return Router(default, settings.upstreams)
 
 
@@ -80,6 +84,8 @@ def create_app(settings: Settings, database_url: str) -> web.Application:
         http = make_client_session(settings)
         try:
             await sync_catalog(engine, catalog)
+            sinks = settings.export_sinks()
+            await register_sinks(engine, {s.name: s.kind for s in sinks})
             mirror = Mirror(engine, database_url, interval=settings.sync_interval)
             await mirror.start()
             spool = Spool(settings.home / "spool")
@@ -99,6 +105,9 @@ def create_app(settings: Settings, database_url: str) -> web.Application:
                     engine, http, settings.alert_webhook_url), "alert delivery")),
                 asyncio.create_task(every(min(1.0, settings.background_poll_seconds), lambda: poll_due(state),
                                           "background response polling")),
+                asyncio.create_task(every(EXPORT_POLL_SECONDS, lambda: deliver_exports(engine, http, sinks),
+                                          "export delivery")),
+                asyncio.create_task(every(3600, lambda: prune_delivered(engine), "export pruning")),
             ]
             try:
                 yield

@@ -50,6 +50,14 @@ RATE_LIMITED = Counter("billing_proxy_rate_limited", "Calls refused by a rate li
 QUOTA_REFUSED = Counter("billing_proxy_quota_refused", "Calls refused by a budget, token quota or credit: spent "
                         "(insufficient_quota) or held by calls in flight (worth a retry).", ["why"],
                         registry=REGISTRY)
+EXPORT_DELIVERED = Counter("billing_proxy_export_delivered", "Ledger entries and adjustments delivered to a "
+                           "billing system, by sink.", ["sink"], registry=REGISTRY)
+EXPORT_FAILURES = Counter("billing_proxy_export_failures", "Failed deliveries to a billing system (each is "
+                          "retried with backoff), by sink.", ["sink"], registry=REGISTRY)
+EXPORT_PENDING = Gauge("billing_proxy_export_pending", "Events in the outbox not yet delivered, by sink.",
+                       ["sink"], registry=REGISTRY)
+EXPORT_LAG = Gauge("billing_proxy_export_lag_seconds", "Age of the oldest undelivered event, by sink (0: none).",
+                   ["sink"], registry=REGISTRY)
 
 _spend: dict[str, Decimal] = defaultdict(Decimal)  # tenant name -> charge billed by this process
 

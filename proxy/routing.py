@@ -16,6 +16,7 @@ class Upstream:
     read_timeout: float | None = None  # None: the global BILLING_PROXY_READ_TIMEOUT
     # BytePlus does not support `caching.prefix` with `max_output_tokens`: refuse before forwarding.
     refuse_prefix_with_max_output_tokens: bool = True
+    admin_api_key: str | None = field(default=None, repr=False)  # its Usage and Costs API (reconcile-upstream)
 
 
 class Router:

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, Mapping
 
+from billing.exports import DEFAULT_URLS, KINDS, STRIPE_VALUES, SinkConfig
 from proxy.routing import DEFAULT, Upstream
 
 ENVIRONMENT = {
@@ -27,6 +28,9 @@ ENVIRONMENT = {
     "BILLING_PROXY_READ_TIMEOUT": "upstream_read_timeout",
     "BILLING_PROXY_LOG_LEVEL": "log_level",
     "BILLING_PROXY_ALERT_WEBHOOK_URL": "alert_webhook_url",
+    "BILLING_PROXY_EXPORT_WEBHOOK_URL": "export_webhook_url",
+    "BILLING_PROXY_EXPORT_WEBHOOK_SECRET": "export_webhook_secret",
+    "UPSTREAM_ADMIN_KEY": "upstream_admin_key",
     "BILLING_PROXY_RESERVATION_TTL": "reservation_ttl",
     "BILLING_PROXY_FIRST_BYTE_TIMEOUT": "upstream_first_byte_timeout",
     "BILLING_PROXY_IDLE_TIMEOUT": "upstream_idle_timeout",
@@ -48,8 +52,60 @@ class ConfigError(ValueError):
     pass
 
 
-UPSTREAM_FIELDS = {"base_url", "api_key", "api_key_env", "models", "read_timeout",
-                   "refuse_prefix_with_max_output_tokens"}
+UPSTREAM_FIELDS = {"base_url", "api_key", "api_key_env", "admin_api_key", "admin_api_key_env", "models",
+                   "read_timeout", "refuse_prefix_with_max_output_tokens"}
+EXPORT_FIELDS = {"type", "url", "secret", "secret_env", "api_key", "api_key_env", "source", "event_name", "value",
+                 "customers", "batch_size"}
+
+
+def _secret(spec: dict, names: tuple[str, str], environ: Mapping[str, str], where: str) -> str | None:
+    """A credential given inline (`api_key`) or, better, named by an environment variable (`api_key_env`)."""
+    inline, variable = names
+    if variable in spec:
+        value = environ.get(str(spec[variable]))
+        if not value:
+            raise ConfigError(f"{where}.{variable}: {spec[variable]} is not set")
+        return value
+    value = spec.get(inline)
+    if value is not None and not isinstance(value, str):
+        raise ConfigError(f"{where}.{inline}: must be a string")
+    return value
+
+
+def parse_exports(tables: Any, environ: Mapping[str, str], origin: str) -> tuple[SinkConfig, ...]:
+    """`[exports.NAME]` tables: type (webhook | stripe | openmeter), url, secret(_env) or
+    api_key(_env), and for Stripe event_name, value and a `customers` table."""
+    if not isinstance(tables, dict):
+        raise ConfigError(f"{origin}: `exports` must be a table of sinks")
+    sinks = []
+    for name, spec in tables.items():
+        where = f"{origin}: exports.{name}"
+        if not isinstance(spec, dict):
+            raise ConfigError(f"{where}: must be a table")
+        unknown = set(spec) - EXPORT_FIELDS
+        if unknown:
+            raise ConfigError(f"{where}.{sorted(unknown)[0]}: unknown field")
+        kind = spec.get("type")
+        if kind not in KINDS:
+            raise ConfigError(f"{where}.type: must be one of {', '.join(KINDS)}")
+        url = spec.get("url", DEFAULT_URLS.get(kind))
+        if not isinstance(url, str) or not url.startswith(("http://", "https://")):
+            raise ConfigError(f"{where}.url: must start with http:// or https://")
+        secret = _secret(spec, ("secret", "secret_env"), environ, where) or \
+            _secret(spec, ("api_key", "api_key_env"), environ, where)
+        if kind == "stripe" and not secret:
+            raise ConfigError(f"{where}: a Stripe sink needs api_key_env (a secret key, sk_...)")
+        value = spec.get("value", "total_tokens")
+        if value not in STRIPE_VALUES:
+            raise ConfigError(f"{where}.value: must be one of {', '.join(STRIPE_VALUES)}")
+        customers = spec.get("customers", {})
+        if not isinstance(customers, dict) or not all(isinstance(v, str) for v in customers.values()):
+            raise ConfigError(f"{where}.customers: must map tenant names to customer ids")
+        sinks.append(SinkConfig(
+            name=name, kind=kind, url=url, secret=secret, source=_text(f"{where}.source", spec.get("source", "billing-proxy")),
+            event_name=_text(f"{where}.event_name", spec.get("event_name", "llm_usage")), value=value,
+            customers=customers, batch_size=_positive_int(f"{where}.batch_size", spec.get("batch_size", 100))))
+    return tuple(sinks)
 
 
 def parse_upstreams(tables: Any, environ: Mapping[str, str], origin: str) -> tuple[Upstream, ...]:
@@ -80,10 +136,11 @@ def parse_upstreams(tables: Any, environ: Mapping[str, str], origin: str) -> tup
         if not isinstance(refuse, bool):
             raise ConfigError(f"{where}.refuse_prefix_with_max_output_tokens: must be true or false")
         timeout = spec.get("read_timeout")
+        admin_api_key = _secret(spec, ("admin_api_key", "admin_api_key_env"), environ, where)
         upstreams.append(Upstream(
             name=name, base_url=base_url.rstrip("/"), api_key=api_key, models=tuple(models),
             read_timeout=None if timeout is None else _positive_seconds(f"{where}.read_timeout", timeout),
-            refuse_prefix_with_max_output_tokens=refuse))
+            refuse_prefix_with_max_output_tokens=refuse, admin_api_key=admin_api_key))
     return tuple(upstreams)
 
 
@@ -114,6 +171,9 @@ class Settings:
     ledger_batch_size: int = 500
     log_level: str = "INFO"
     alert_webhook_url: str | None = None  # threshold alerts are POSTed here
+    export_webhook_url: str | None = None  # every ledger entry, as CloudEvents (the sink named "webhook")
+    export_webhook_secret: str | None = None  # its HMAC key (Standard Webhooks signature)
+    upstream_admin_key: str | None = None  # the default upstream's admin key: its Usage and Costs API
     reservation_ttl: float = 900.0  # a quota reservation of a call that never settles expires after this
     background_poll_seconds: float = 30.0  # the longest pause between two polls of a background response
     default_max_output_tokens: int = 16384  # worst-case output of a model with no cap in its price
@@ -122,6 +182,15 @@ class Settings:
     default_max_tool_calls: int = 10  # built-in tool calls estimated when a request sets no max_tool_calls
     default_service_tier: str | None = None  # the tier the upstream account serves requests naming none in
     upstreams: tuple[Upstream, ...] = field(default=())  # besides the default one, from [upstreams.NAME]
+    exports: tuple[SinkConfig, ...] = field(default=())  # from [exports.NAME]
+
+    def export_sinks(self) -> tuple[SinkConfig, ...]:
+        """The configured sinks, with the environment's webhook as the sink named "webhook"."""
+        if not self.export_webhook_url:
+            return self.exports
+        webhook = SinkConfig(name="webhook", kind="webhook", url=self.export_webhook_url,
+                             secret=self.export_webhook_secret)
+        return (webhook, *(s for s in self.exports if s.name != "webhook"))
 
     def first_byte_timeout(self, upstream: Upstream) -> float:
         return upstream.read_timeout or self.upstream_first_byte_timeout or self.upstream_read_timeout
@@ -130,7 +199,8 @@ class Settings:
         return upstream.read_timeout or self.upstream_idle_timeout or self.upstream_read_timeout
 
     def __repr__(self) -> str:  # never print credentials
-        hidden = {"upstream_api_key", "admin_token", "metrics_token", "database_url"}
+        hidden = {"upstream_api_key", "admin_token", "metrics_token", "database_url", "export_webhook_secret",
+                  "upstream_admin_key"}
         shown = ", ".join(f"{f.name}={'***' if f.name in hidden and getattr(self, f.name) else getattr(self, f.name)!r}"
                           for f in fields(self))
         return f"Settings({shown})"
@@ -200,6 +270,12 @@ def _header_names(name: str, value: Any) -> tuple[str, ...]:
     return cleaned
 
 
+def _url(name: str, value: Any) -> str:
+    if not isinstance(value, str) or not value.startswith(("http://", "https://")):
+        raise ConfigError(f"{name} must start with http:// or https://")
+    return value
+
+
 def _text(name: str, value: Any) -> str:
     if not isinstance(value, str):
         raise ConfigError(f"{name} must be a string")
@@ -230,6 +306,7 @@ _PARSERS = {
     "max_image_tokens": _positive_int,
     "default_max_tool_calls": _positive_int,
     "admin_token": _token,
+    "export_webhook_url": _url,
     "metrics_token": _token,
     "forward_headers": _header_names,
     "admin_failures_per_minute": _positive_int,
@@ -245,20 +322,22 @@ def load_settings(config_file: Path | None = None, environ: Mapping[str, str] | 
             data = tomllib.loads(Path(config_file).read_text(encoding="utf-8"))
         except (OSError, tomllib.TOMLDecodeError) as exc:
             raise ConfigError(f"{config_file}: {exc}") from None
-        known = {f.name for f in fields(Settings)} - {"upstreams"}
+        known = {f.name for f in fields(Settings)} - {"upstreams", "exports"}
         upstream_tables = data.pop("upstreams", {})
+        export_tables = data.pop("exports", {})
         for key, value in data.items():
             if key not in known:
                 raise ConfigError(f"{config_file}: unknown setting {key!r}")
             values[key] = value
         upstreams = parse_upstreams(upstream_tables, environ, str(config_file))
+        exports = parse_exports(export_tables, environ, str(config_file))
     for variable, key in ENVIRONMENT.items():
         if environ.get(variable):
             values[key] = environ[variable]
     values.update({k: v for k, v in overrides.items() if v is not None})
     settings = replace(Settings(), **{k: _PARSERS.get(k, _text)(k, v) for k, v in values.items()})
     if config_file is not None:
-        settings = replace(settings, upstreams=upstreams)
+        settings = replace(settings, upstreams=upstreams, exports=exports)
     if not settings.upstream_base_url.startswith(("http://", "https://")):
         raise ConfigError("UPSTREAM_BASE_URL must start with http:// or https://")
     return replace(settings, upstream_base_url=settings.upstream_base_url.rstrip("/"))

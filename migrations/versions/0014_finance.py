@@ -156,7 +156,8 @@ def upgrade() -> None:
         BEGIN
             INSERT INTO export_outbox (sink, kind, event_id, tenant_id)
             SELECT s.name, 'adjustment', n.event_id, n.tenant_id
-            FROM export_sinks s CROSS JOIN new_rows n WHERE s.enabled;
+            FROM export_sinks s CROSS JOIN new_rows n
+            WHERE s.enabled AND s.kind <> 'stripe';  -- a Stripe meter counts usage; credits go on the invoice
             RETURN NULL;
         END $$
     """)
