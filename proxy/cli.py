@@ -1,8 +1,6 @@
 """The `billing-proxy` command line."""
 
 import argparse
-import asyncio
-import getpass
 import logging
 import sys
 from datetime import datetime, timedelta, timezone
@@ -12,61 +10,32 @@ from pathlib import Path
 from aiohttp import web
 
 from billing.catalog import NAME_PATTERN, CatalogError
-from billing.db.engine import embedded_database_url, make_engine
 from billing.db.alerts import list_alerts
 from billing.db.audit import list_audit
 from billing.db.credits import add_credit, credit_history, credit_standing
 from billing.db.quota import month_standing
 from billing.db.keys import get_key, issue_key, list_keys, revoke_key, rotate_key, update_key
-from billing.db.migrate import upgrade_to_head
-from billing.db.prices import load_pricebook, set_price, sync_catalog
+from billing.db.prices import load_pricebook, set_price
 from billing.db.reports import ledger_totals, monthly_report, quota_comparison, rollup_totals
 from billing.db.dead_letters import dead_letters
+from billing.db.months import closed_month, list_adjustments, month_totals
 from billing.reconcile import compare
 from billing.statement import statement_csv, statement_from
 from proxy.dashboard_html import statement_page
 from billing.db.tenants import (AlreadyExists, Conflict, NotFound, create_tenant, get_tenant, list_tenants,
                                 update_tenant)
 from billing.pricing import Tier, exact_sum, revised
-from billing.report import (COST_FIELDS, COUNT_FIELDS, money, parse_dimensions, parse_month, report_columns,
+from billing.report import (COST_FIELDS, COUNT_FIELDS, adjustment_dict, money, parse_dimensions, parse_month, report_columns,
                             report_csv_text, report_dict, row_dict)
-from proxy.app import merged_catalog
 from proxy.logs import configure_logging
 from proxy.serve import run_server, run_workers
 from proxy.cli_format import parse_duration, render, to_json
 from proxy.prices_view import price_rows
+from proxy.cli_finance import add_finance_commands
+from proxy.cli_support import CliError, _ready_database, _run_db, actor
 from proxy.settings import ConfigError, Settings, load_settings
 
 log = logging.getLogger("billing_proxy")
-
-
-class CliError(Exception):
-    pass
-
-
-def database_url(settings: Settings) -> str:
-    return settings.database_url or embedded_database_url(settings.home)
-
-
-def _ready_database(settings: Settings) -> str:
-    url = database_url(settings)
-    upgrade_to_head(url)
-    return url
-
-
-def _run_db(settings: Settings, action) -> None:
-    """Migrate, then run `action(engine)` on a fresh engine in a fresh event loop."""
-    url = _ready_database(settings)
-
-    async def runner():
-        engine = make_engine(url, pool_size=2)
-        try:
-            await sync_catalog(engine, merged_catalog(settings))
-            return await action(engine)
-        finally:
-            await engine.dispose()
-
-    asyncio.run(runner())
 
 
 def _tool_price(text: str) -> tuple[str, Decimal]:
@@ -169,14 +138,6 @@ def _limit_values(args, flags) -> dict:
     return values
 STANDING_COLUMNS = ["period_start", "resets_at", "spent_usd", "reserved_usd", "budget_remaining_usd",
                     "spent_tokens", "reserved_tokens", "tokens_remaining"]
-
-
-def actor() -> str:
-    """Who the audit log names for a CLI change."""
-    try:
-        return f"cli:{getpass.getuser()}"
-    except (KeyError, OSError):
-        return "cli"
 
 
 def cmd_tenants(args, settings: Settings) -> None:
@@ -366,14 +327,21 @@ def cmd_report(args, settings: Settings) -> None:
         rows = [row_dict(r) for r in report.rows]
         if report.by and rows:
             rows.append({columns[0]: "TOTAL", "requests": report.total_requests, "cost": report.total_cost,
-                         "charge": report.total_charge, "cache_savings": report.total_cache_savings,
+                         "charge": report.total_usage_charge, "cache_savings": report.total_cache_savings,
                          **{f: sum(r.tokens[f] for r in report.rows) for f in COUNT_FIELDS},
                          **{f: exact_sum(r.costs[f] for r in report.rows) for f in COST_FIELDS}})
         scope = f", tenant {report.tenant}" if report.tenant else ""
         print(f"Cost report for {report.month}{scope} (USD)")
         print(render(rows, columns, "table"))
+        if report.adjustments:
+            print("\nAdjustments (not usage; in the total charged)")
+            print(render([adjustment_dict(a) for a in report.adjustments], ["id", "tenant", "amount", "reason", "at"],
+                         "table"))
+        adjusted = f" (usage {money(report.total_usage_charge)}, adjustments {money(report.total_adjustments)})" \
+            if report.adjustments else ""
         print(f"Total: {report.total_requests} requests, cost {money(report.total_cost)} USD, "
-              f"charged {money(report.total_charge)} USD, cache savings {money(report.total_cache_savings)} USD")
+              f"charged {money(report.total_charge)} USD{adjusted}, "
+              f"cache savings {money(report.total_cache_savings)} USD")
 
     _run_db(settings, action)
 
@@ -404,11 +372,23 @@ def cmd_reconcile(args, settings: Settings) -> None:
             print(f"dead letter {letter['id']}: {letter['kind']} of call {letter['request_id']} (tenant "
                   f"{letter['tenant_id']}) refused by the database at {letter['failed_at']:%Y-%m-%d %H:%M:%S}: "
                   f"{letter['error']}")
+        closed = await closed_month(engine, args.month)
+        if closed is not None:  # a closed month's statements must be exactly as they were closed
+            async with engine.connect() as conn:
+                now = await month_totals(conn, args.month)
+            differences += compare(closed.totals, now, lambda k: f"closed {args.month} statement of tenant {k}")
         if differences or dead:
             raise CliError(f"{len(differences)} difference(s) in {args.month}, {len(dead)} dead letter(s) in the "
                            "ledger_dead_letters table")
+        usage_charge = exact_sum(v["charge_total"] for v in raw.values())
+        async with engine.connect() as conn:
+            adjustments = await list_adjustments(conn, args.month)
+        adjusted = exact_sum(a.amount_usd for a in adjustments)
         print(f"{args.month}: {entries} ledger entries agree with {len(raw)} rollup rows and "
               f"{len(counted)} quota counters")
+        print(f"{args.month}: charged {money(usage_charge + adjusted)} USD = usage {money(usage_charge)} + "
+              f"{len(adjustments)} adjustment(s) {money(adjusted)}"
+              + (f"; closed {closed.closed_at:%Y-%m-%d %H:%M} UTC, statements unchanged since" if closed else ""))
 
     _run_db(settings, action)
 
@@ -416,7 +396,7 @@ def cmd_reconcile(args, settings: Settings) -> None:
 def cmd_simulate_upstream(args, settings: Settings) -> None:
     from proxy.simulator import create_simulator
     log.info("simulated upstream on http://%s:%d/v1", args.host, args.port)
-    web.run_app(create_simulator(api_key=args.api_key), host=args.host, port=args.port, print=None)
+    web.run_app(create_simulator(api_key=args.api_key, admin_key=args.admin_key), host=args.host, port=args.port, print=None)
 
 
 # --- parser -----------------------------------------------------------------------------
@@ -567,10 +547,13 @@ def build_parser() -> argparse.ArgumentParser:
     reconcile.add_argument("--month", required=True, type=_month, metavar="YYYY-MM")
     reconcile.set_defaults(handler=cmd_reconcile)
 
+    add_finance_commands(sub, data_command, _month)
+
     sim = sub.add_parser("simulate-upstream", help="run a local stand-in for the upstream API")
     sim.add_argument("--host", default="127.0.0.1")
     sim.add_argument("--port", type=int, default=9000)
     sim.add_argument("--api-key", help="require this upstream key (default: accept any)")
+    sim.add_argument("--admin-key", help="require this admin key on its Usage and Costs API (default: any)")
     sim.set_defaults(handler=cmd_simulate_upstream)
     return parser
 

@@ -45,7 +45,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from proxy import simulator_chat, simulator_resources, simulator_wire
+from proxy import simulator_chat, simulator_resources, simulator_usage, simulator_wire
 from proxy.simulator_wire import (
     BYTEPLUS_CACHE_SECONDS, DEFAULT_OUTPUT_TOKENS, SIM_STATE, SimulatorState, StoredResponse, accept, authorized,
     count_tokens, error, header_int, is_byteplus, list_billed, list_requests, list_usage_records, reply_words,
@@ -386,9 +386,11 @@ async def forget(request: web.Request) -> web.Response:
     return web.json_response({"forgotten": stored is not None})
 
 
-def create_simulator(api_key: str | None = None) -> web.Application:
+def create_simulator(api_key: str | None = None, admin_key: str | None = None) -> web.Application:
     app = web.Application(client_max_size=64 * 1024 * 1024)
     app[SIM_STATE] = SimulatorState(api_key=api_key)
+    if admin_key:
+        app[simulator_usage.ADMIN_KEY] = admin_key
     app.on_response_prepare.append(simulator_wire.account_headers)
     app.router.add_post("/v1/responses", create_response)
     app.router.add_post("/v1/responses/compact", simulator_resources.compact)
@@ -404,4 +406,5 @@ def create_simulator(api_key: str | None = None) -> web.Application:
     app.router.add_get("/_sim/billed", list_billed)
     app.router.add_get("/_sim/billed/usage", list_usage_records)
     app.router.add_post("/_sim/forget/{response_id}", forget)
+    simulator_usage.add_usage_routes(app)
     return app

@@ -130,3 +130,23 @@ async def quota_comparison(engine: AsyncEngine, month: str) -> tuple[dict, dict]
             for r in rows:
                 counted[(r.scope, r.scope_id)] = {"spent_usd": r.spent_usd, "spent_tokens": r.spent_tokens}
     return summed, counted
+
+
+async def upstream_day_model_totals(engine: AsyncEngine, start: datetime, end: datetime, upstream: str
+                                    ) -> dict[tuple[str, str], dict]:
+    """Per (UTC day of use, model) of one upstream's calls, straight from the ledger entries
+    (not the rollups: an entry deleted by hand must show): requests, tokens, and the upstream
+    cost split into tokens, built-in tool calls and cache storage."""
+    led = ledger_entries
+    day = cast(func.date(func.timezone("UTC", led.c.started_at)), String)
+    token_cost = (led.c.cost_uncached_input + led.c.cost_cached_input + led.c.cost_cache_write + led.c.cost_output
+                  + led.c.cost_reasoning)
+    query = (select(day.label("day"), led.c.model, func.count().label("requests"),
+                    *[func.sum(led.c[f]).label(f) for f in ("input_tokens", "cached_tokens", "output_tokens",
+                                                            "reasoning_tokens", "cost_tool_calls",
+                                                            "cost_cache_storage")],
+                    func.sum(token_cost).label("token_cost"))
+             .where(led.c.started_at >= start, led.c.started_at < end, led.c.upstream == upstream)
+             .group_by(day, led.c.model))
+    async with engine.connect() as conn:
+        return {(r.day, r.model): r._asdict() for r in await conn.execute(query)}
