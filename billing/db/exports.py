@@ -19,7 +19,7 @@ from billing.db.tables import api_keys, export_holds, export_outbox, export_sink
     tenants
 from billing.exports import ExportEvent
 
-MAX_BACKOFF_SECONDS = 3600
+MAX_BACKOFF_SECONDS = 60  # a receiver back after an outage gets everything within a minute
 RETENTION_DAYS = 7  # delivered rows are kept this long, for `exports status` and audits
 
 # Send events in order; returns, per outbox id it tried, None (accepted) or the error.
