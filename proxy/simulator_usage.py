@@ -55,6 +55,9 @@ def _refused(request: web.Request) -> web.Response | None:
 
 
 def _window(request: web.Request) -> tuple[int, int, int, int] | web.Response:
+    """An admin's query window: (first day, end, limit, page), or the error answering it."""
+    if refused := _refused(request):
+        return refused
     try:
         start = int(request.query["start_time"])
         end = int(request.query.get("end_time") or start + 7 * DAY)
@@ -83,8 +86,6 @@ def _records(request: web.Request, start: int, end: int, endpoints: tuple[str, .
 
 def _usage_handler(endpoints: tuple[str, ...], result_object: str, with_output: bool):
     async def handler(request: web.Request) -> web.Response:
-        if refused := _refused(request):
-            return refused
         window = _window(request)
         if isinstance(window, web.Response):
             return window
@@ -135,8 +136,6 @@ def _json_number(value: Decimal) -> str:
 
 async def costs(request: web.Request) -> web.Response:
     """The Costs API. Its amounts are JSON numbers; written here from exact decimals."""
-    if refused := _refused(request):
-        return refused
     window = _window(request)
     if isinstance(window, web.Response):
         return window
