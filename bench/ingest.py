@@ -2,7 +2,10 @@
 triggers: settlement of seven quota counters, roll-up, response owners): N entries of one
 tenant in batches, one writer.
 
-    python bench/ingest.py [--entries 20000] [--batch 500]
+    python bench/ingest.py [--entries 20000] [--batch 500] [--sinks 0]
+
+`--sinks N` registers N export sinks first, so every entry is also queued N times in the
+outbox (by the ledger's statement trigger, in the same transaction).
 
 Uses DATABASE_URL, or the embedded PostgreSQL; creates its own database and drops it.
 """
@@ -15,6 +18,7 @@ from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 
 from billing.db.engine import make_engine
+from billing.db.exports import register_sinks
 from billing.db.keys import issue_key
 from billing.db.ledger import entry_row, insert_rows
 from billing.db.migrate import upgrade_to_head
@@ -27,9 +31,10 @@ from billing.quota import period_start
 from billing.usage import parse_usage
 
 
-async def run(url: str, entries: int, batch: int) -> None:
+async def run(url: str, entries: int, batch: int, sinks: int) -> None:
     engine = make_engine(url, pool_size=2)
     try:
+        await register_sinks(engine, {f"sink-{n}": "webhook" for n in range(sinks)})
         now = datetime.now(timezone.utc)
         tenant = await create_tenant(engine, "ingest", monthly_budget_usd=Decimal(10**6))
         key = await issue_key(engine, "ingest")
@@ -48,7 +53,7 @@ async def run(url: str, entries: int, batch: int) -> None:
             async with engine.begin() as conn:
                 await insert_rows(conn, rows[i:i + batch])
         took = time.perf_counter() - started
-        print(f"{entries} entries in batches of {batch}: {entries / took:.0f} rows/s ({took * 1e6 / entries:.0f} us/row)")
+        print(f"{entries} entries in batches of {batch}, {sinks} export sink(s): {entries / took:.0f} rows/s ({took * 1e6 / entries:.0f} us/row)")
     finally:
         await engine.dispose()
 
@@ -57,10 +62,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--entries", type=int, default=20_000)
     parser.add_argument("--batch", type=int, default=500)
+    parser.add_argument("--sinks", type=int, default=0)
     args = parser.parse_args()
     with scratch_database(server_url(), "bench_ingest") as url:
         upgrade_to_head(url)
-        asyncio.run(run(url, args.entries, args.batch))
+        asyncio.run(run(url, args.entries, args.batch, args.sinks))
 
 
 if __name__ == "__main__":

@@ -48,6 +48,7 @@ async def engine(database_url):
             "export_outbox, export_holds, export_sinks "
             "RESTART IDENTITY CASCADE"
         ))
+        await conn.execute(text("SELECT ledger_guard_closed_months()"))  # no month closed: no late booking
     yield engine
     await engine.dispose()
 

@@ -10,7 +10,7 @@ from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal
 from uuid import UUID
 
-from sqlalchemy import func, insert, select
+from sqlalchemy import func, insert, select, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from billing.db.audit import record
@@ -19,7 +19,7 @@ from billing.db.tenants import Conflict, get_tenant
 from billing.pricing import exact_sum
 from billing.report import money, parse_month
 
-MONTHS_LOCK = "billing_proxy.months"  # the advisory lock of migration 0014's ledger_books_late()
+MONTHS_LOCK = "billing_proxy.months"  # adjustments take it shared, close-month exclusively
 DEFAULT_CLOSE_GRACE = timedelta(hours=72)  # spools, background responses and retries land by then
 
 
@@ -57,7 +57,7 @@ async def add_adjustment(engine: AsyncEngine, tenant_name: str, amount_usd: Deci
     month = month or current_month()
     tenant = await get_tenant(engine, tenant_name)
     async with engine.begin() as conn:
-        # Shared, as the ledger's writers take it: close-month waits for this to commit first.
+        # Shared: close-month (exclusive) waits for this to commit, and this for a close.
         await conn.execute(select(func.pg_advisory_xact_lock_shared(func.hashtext(MONTHS_LOCK))))
         if await _is_closed(conn, month):
             raise Conflict(f"{month} is closed; book the adjustment in an open month (e.g. {current_month()})")
@@ -116,15 +116,16 @@ async def close_month(engine: AsyncEngine, month: str, *, actor: str = "system",
         raise Conflict(f"{month} can be closed from {end + grace:%Y-%m-%d %H:%M} UTC (its end plus a grace of "
                        f"{grace.total_seconds() / 3600:g} hours, for late spools and background responses)")
     async with engine.begin() as conn:
-        # Every ledger insert takes this lock shared before it looks for a closed month: taking
-        # it exclusively waits for batches in flight to commit (their totals count here) and
-        # holds new ones until the close is visible to them (they are booked late).
-        await conn.execute(select(func.pg_advisory_xact_lock(func.hashtext(MONTHS_LOCK))))
+        await conn.execute(select(func.pg_advisory_xact_lock(func.hashtext(MONTHS_LOCK))))  # adjustments wait
         if await _is_closed(conn, month):
             raise Conflict(f"{month} is already closed")
+        # Inserts in flight commit first (their totals count here); later ones wait, then meet
+        # the closed month and the trigger that books them late (ledger_guard_closed_months).
+        await conn.execute(text("LOCK TABLE ledger_entries IN SHARE ROW EXCLUSIVE MODE"))
         totals = await month_totals(conn, month)
         row = (await conn.execute(insert(month_closes).values(month=month_start(month), actor=actor, totals=totals)
                                   .returning(month_closes.c.closed_at))).one()
+        await conn.execute(text("SELECT ledger_guard_closed_months()"))
         await record(conn, actor, "month.close", f"month:{month}", totals=totals)
     return MonthClose(month, row.closed_at, actor, totals)
 

@@ -6,6 +6,7 @@
   An entry that arrives later for a closed month (a spool replayed days later, a background
   response that ended late) is booked on the day it arrived (`booked_on`, flag `late`):
   the rollups count it in the open month, so a closed statement never changes.
+  `ledger_guard_closed_months()` (called by close-month) keeps the trigger that does it.
 - ledger_daily: late_requests and late_charge, the part of a day that came late.
 - export_sinks and export_outbox: every ledger entry and adjustment is queued for each
   enabled sink in the transaction that writes it (statement-level triggers: one insert
@@ -88,12 +89,13 @@ def upgrade() -> None:
     op.execute("ALTER TABLE ledger_entries ADD COLUMN booked_on date")
     op.execute("ALTER TABLE ledger_daily ADD COLUMN late_requests bigint NOT NULL DEFAULT 0, "
                "ADD COLUMN late_charge numeric NOT NULL DEFAULT 0")
-    # An entry whose month is closed is booked today (UTC), in the open month. The shared lock
-    # makes close-month wait for inserts in flight, and inserts after it see the close.
+    # An entry whose month is closed is booked today (UTC), in the open month. The trigger
+    # exists only once a month is closed, and fires only for rows that start before the end
+    # of the latest closed month (its WHEN clause, rewritten by close-month): entries of the
+    # open month, nearly all of them, never call it.
     op.execute("""
         CREATE FUNCTION ledger_books_late() RETURNS trigger LANGUAGE plpgsql AS $$
         BEGIN
-            PERFORM pg_advisory_xact_lock_shared(hashtext('billing_proxy.months'));
             IF EXISTS (SELECT 1 FROM month_closes
                        WHERE month = date_trunc('month', NEW.started_at AT TIME ZONE 'UTC')::date) THEN
                 NEW.booked_on := (now() AT TIME ZONE 'UTC')::date;
@@ -102,8 +104,19 @@ def upgrade() -> None:
             RETURN NEW;
         END $$
     """)
-    op.execute("CREATE TRIGGER ledger_entries_book_late BEFORE INSERT ON ledger_entries "
-               "FOR EACH ROW EXECUTE FUNCTION ledger_books_late()")
+    op.execute("""
+        CREATE FUNCTION ledger_guard_closed_months() RETURNS void LANGUAGE plpgsql AS $$
+        DECLARE boundary timestamptz;
+        BEGIN
+            SELECT (max(month) + interval '1 month') AT TIME ZONE 'UTC' INTO boundary FROM month_closes;
+            DROP TRIGGER IF EXISTS ledger_entries_book_late ON ledger_entries;
+            IF boundary IS NOT NULL THEN
+                EXECUTE format('CREATE TRIGGER ledger_entries_book_late BEFORE INSERT ON ledger_entries '
+                               'FOR EACH ROW WHEN (NEW.started_at < %L::timestamptz) '
+                               'EXECUTE FUNCTION ledger_books_late()', boundary);
+            END IF;
+        END $$
+    """)
     op.execute(_rollup_function("coalesce(NEW.booked_on, (NEW.started_at AT TIME ZONE 'UTC')::date)", late=True))
 
     op.execute("""
@@ -172,7 +185,8 @@ def downgrade() -> None:
     op.execute("DROP FUNCTION ledger_queues_exports()")
     op.execute("DROP TABLE export_holds, export_outbox, export_sinks")
     op.execute(_rollup_function("(NEW.started_at AT TIME ZONE 'UTC')::date", late=False))
-    op.execute("DROP TRIGGER ledger_entries_book_late ON ledger_entries")
+    op.execute("DROP TRIGGER IF EXISTS ledger_entries_book_late ON ledger_entries")
+    op.execute("DROP FUNCTION ledger_guard_closed_months()")
     op.execute("DROP FUNCTION ledger_books_late()")
     op.execute("ALTER TABLE ledger_daily DROP COLUMN late_requests, DROP COLUMN late_charge")
     op.execute("ALTER TABLE ledger_entries DROP COLUMN booked_on")
