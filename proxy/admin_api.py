@@ -22,6 +22,8 @@ from billing.db.quota import month_standing
 from billing.db.keys import get_key, issue_key, list_keys, revoke_key, rotate_key, update_key
 from billing.db.prices import load_pricebook, set_price
 from billing.db.reports import monthly_report
+from billing.db.exports import export_status
+from billing.db.months import add_adjustment
 from billing.db.tenants import AlreadyExists, Conflict, NotFound, create_tenant, get_tenant, list_tenants, \
     update_tenant
 from billing.pricing import NoStandardPrice, Tier, revised
@@ -102,6 +104,19 @@ async def credits_add(engine, ids, body: m.CreditAdd, query):
     except ValueError as error:
         raise ApiError(400, str(error), param="amount_usd") from None
     return await _credit(engine, ids["tenant_id"])
+
+
+async def adjust(engine, ids, body: m.AdjustmentIn, query):
+    try:
+        made = await add_adjustment(engine, ids["tenant_id"], body.amount_usd, body.reason, month=body.month,
+                                    actor=ACTOR)
+    except ValueError as error:
+        raise ApiError(400, str(error), param="amount_usd") from None
+    return m.AdjustmentMade(**{**made.__dict__, "event_id": str(made.event_id)})
+
+
+async def exports_status(engine, ids, body, query):
+    return m.ExportSinkList(data=[m.ExportSinkOut(**s.__dict__) for s in await export_status(engine)])
 
 
 def _issued(issued) -> m.IssuedKeyOut:
@@ -199,6 +214,11 @@ OPERATIONS = (
               m.CreditOut),
     Operation("POST", "/admin/tenants/{tenant_id}/credits", credits_add, "Top up a tenant's credit (audited)",
               m.CreditOut, 201, body=m.CreditAdd),
+    Operation("POST", "/admin/tenants/{tenant_id}/adjustments", adjust,
+              "Credit (negative) or charge a tenant's month, as an entry of its own (audited)", m.AdjustmentMade,
+              201, body=m.AdjustmentIn, errors=(400, 401, 404, 409)),
+    Operation("GET", "/admin/exports", exports_status, "Delivery to billing systems: per sink, pending events, "
+              "lag, held tenants, last error", m.ExportSinkList),
     Operation("GET", "/admin/keys", keys_list, "List keys (never their secrets)", m.KeyList, query=m.KeysQuery),
     Operation("POST", "/admin/keys", keys_issue, "Issue a key; the secret is in this response only",
               m.IssuedKeyOut, 201, body=m.KeyCreate),

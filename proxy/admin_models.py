@@ -36,6 +36,8 @@ def _decimal_string(pattern: str, example: str, what: str = "a decimal string"):
 
 
 Money = _decimal_string(MONEY_PATTERN, "12.50")
+SignedMoney = _decimal_string(r"^-?" + POSITIVE_MONEY_PATTERN[1:], "-12.50",
+                              "a non-zero decimal string (negative: a credit)")
 PositiveMoney = _decimal_string(POSITIVE_MONEY_PATTERN, "25.00", "a positive decimal string")
 # On the way out a price may carry more decimals (10% of a price with 12 decimals has 13).
 MoneyOut = Annotated[
@@ -178,6 +180,40 @@ class TenantList(BaseModel):
 class CreditAdd(Strict):
     amount_usd: PositiveMoney
     reason: Annotated[str, Field(min_length=1, max_length=200, pattern=r"^[^\x00]*\S[^\x00]*$")]
+
+
+class AdjustmentIn(Strict):
+    amount_usd: SignedMoney
+    reason: Annotated[str, Field(min_length=1, max_length=200, pattern=r"^[^\x00]*\S[^\x00]*$")]
+    month: Annotated[str, Field(pattern=r"^(19[7-9][0-9]|[2-8][0-9]{3}|9[0-8][0-9]{2})-(0[1-9]|1[0-2])$")] | None = \
+        Field(default=None, description="Default: the current month (UTC); a closed month refuses it (409)")
+
+
+class AdjustmentMade(BaseModel):
+    id: int
+    event_id: str
+    tenant: str
+    month: str
+    amount_usd: MoneyOut
+    reason: str
+    actor: str
+    created_at: datetime
+
+
+class ExportSinkOut(BaseModel):
+    sink: str
+    kind: str
+    enabled: bool
+    pending: int
+    oldest_pending: datetime | None
+    lag_seconds: int
+    delivered_recently: int = Field(description="Within the last 7 days")
+    held_tenants: int
+    last_error: str | None
+
+
+class ExportSinkList(BaseModel):
+    data: list[ExportSinkOut]
 
 
 class TopUpOut(BaseModel):

@@ -21,6 +21,7 @@ from billing.db.tables import export_outbox, ledger_entries
 from billing.db.tenants import create_tenant
 from billing.exports import SinkConfig
 from proxy.app import create_app
+from proxy.cli import main
 from proxy.state import STATE
 from tests.conftest import METRICS_AUTH
 
@@ -71,7 +72,7 @@ async def wait_for(condition, timeout: float = 30.0) -> None:
 
 
 async def test_a_receiver_down_then_up_counts_every_entry_exactly_once(aiohttp_server, engine, database_url,
-                                                                       proxy_settings):
+                                                                       proxy_settings, monkeypatch, capsys):
     receiver = Receiver()
     hook = web.Application()
     hook.router.add_post("/usage", receiver.handle)
@@ -102,9 +103,12 @@ async def test_a_receiver_down_then_up_counts_every_entry_exactly_once(aiohttp_s
             metrics = await reply.text()
     assert 'billing_proxy_export_pending{sink="webhook"} 7.0' in metrics
     assert 'billing_proxy_export_failures_total{sink="webhook"}' in metrics
-    [status] = await export_status(engine)
-    assert (status.sink, status.pending, status.held_tenants) == ("webhook", 7, 2)
-    assert "503" in status.last_error
+    monkeypatch.setenv("DATABASE_URL", database_url)
+    assert await asyncio.get_running_loop().run_in_executor(
+        None, main, ["exports", "status", "--format", "json"]) == 0
+    [status] = json.loads(capsys.readouterr().out)
+    assert (status["sink"], status["pending"], status["held_tenants"]) == ("webhook", 7, 2)
+    assert "503" in status["last_error"] and status["lag_seconds"] >= 0
 
     # The proxy restarts during the outage; the receiver comes back, losing one acknowledgement.
     await first.close()

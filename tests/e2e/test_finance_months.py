@@ -1,6 +1,7 @@
 """Adjustments (never edits) and closed months (late entries go to the open month)."""
 
 import asyncio
+import getpass
 import json
 import uuid
 from dataclasses import replace
@@ -51,7 +52,15 @@ async def test_an_adjustment_shows_in_the_report_the_statement_and_reconcile(
         usage = sum(r.charge_total for r in await conn.execute(select(ledger_entries.c.charge_total)))
 
     month = this_month()
-    assert await cli("adjust", "--tenant", "team-a", "--amount", "-0.002", "--reason", "SLA credit: outage") == 0
+    async with aiohttp.ClientSession(headers=ADMIN) as http:  # the admin API, as the CLI below
+        async with http.post(f"{base}/admin/tenants/{tenant_key.tenant_id}/adjustments",
+                             json={"amount_usd": "-0.002", "reason": "SLA credit: outage"}) as reply:
+            assert reply.status == 201 and (await reply.json())["amount_usd"] == "-0.002"
+        async with http.post(f"{base}/admin/tenants/{tenant_key.tenant_id}/adjustments",
+                             json={"amount_usd": "0", "reason": "nothing"}) as reply:
+            assert reply.status == 400
+        async with http.get(f"{base}/admin/exports") as reply:
+            assert reply.status == 200 and (await reply.json()) == {"data": []}  # no sink configured
     assert await cli("adjust", "--tenant", "team-a", "--amount", "0.5", "--reason", "support plan",
                      "--month", month, "--format", "json") == 0
     out = capsys.readouterr().out
@@ -87,8 +96,9 @@ async def test_an_adjustment_shows_in_the_report_the_statement_and_reconcile(
     # Reconcile still balances, and says how.
     assert await cli("reconcile", "--month", month) == 0
     assert f"usage {usage:f}".rstrip("0") in capsys.readouterr().out
-    assert [r.action for r in await list_audit(engine, target=f"tenant:{tenant_key.tenant_id}")][:2] == \
-        ["ledger.adjust", "ledger.adjust"]
+    audited = await list_audit(engine, target=f"tenant:{tenant_key.tenant_id}")
+    assert [(r.action, r.actor) for r in audited][:2] == [("ledger.adjust", "cli:" + getpass.getuser()),
+                                                          ("ledger.adjust", "admin-api")]
     assert await cli("adjust", "--tenant", "team-a", "--amount", "0", "--reason", "nothing") == 1
     assert "non-zero" in capsys.readouterr().err
 

@@ -65,6 +65,9 @@ async def test_openai_usage_api_agrees_then_flags_direct_calls_and_a_deleted_ent
     assert mini["status"] == "ok" and mini["upstream_requests"] == mini["ledger_requests"] == "4"
     assert int(mini["upstream_cached_tokens"]) > 0 and mini["upstream_cost"] == mini["ledger_cost"]
     assert mini["upstream_reasoning_tokens"] is None  # the Usage API does not report it: not compared
+    today = datetime.now(timezone.utc).strftime("%Y-%m-%d")
+    assert await cli("reconcile-upstream", "--from", today, "--to", today, "--format", "csv") == 0
+    assert len(capsys.readouterr().out.splitlines()) == 3  # a header and today's two models
 
     # Someone uses the upstream key directly, past the proxy: two calls the ledger never saw.
     async with openai.AsyncOpenAI(base_url=str(simulator.make_url("/v1")), api_key=UPSTREAM_KEY) as direct:
