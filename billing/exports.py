@@ -12,8 +12,10 @@ import hashlib
 import hmac
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from decimal import ROUND_HALF_EVEN, Decimal
+from decimal import ROUND_HALF_EVEN
 from typing import Any, Mapping
+
+from billing.report import money
 
 KINDS = ("webhook", "stripe", "openmeter")
 DEFAULT_URLS = {"stripe": "https://api.stripe.com", "openmeter": "https://openmeter.cloud"}
@@ -49,11 +51,6 @@ class ExportEvent:
     data: Mapping[str, Any]  # the ledger row (with `key`), or the adjustment row
 
 
-def _money(value: Decimal) -> str:
-    text = format(Decimal(value).normalize(), "f")
-    return text if "." in text else f"{text}.0"
-
-
 def event_time(event: ExportEvent) -> datetime:
     return event.data["finished_at"] if event.kind == "usage" else event.data["created_at"]
 
@@ -62,7 +59,7 @@ def event_data(event: ExportEvent) -> dict[str, Any]:
     row = event.data
     if event.kind == "adjustment":
         return {"tenant": event.tenant, "adjustment_id": row["id"], "month": f"{row['month']:%Y-%m}",
-                "amount_usd": _money(row["amount_usd"]), "reason": row["reason"], "actor": row["actor"]}
+                "amount_usd": money(row["amount_usd"]), "reason": row["reason"], "actor": row["actor"]}
     booked = row["booked_on"] or row["started_at"].date()
     return {
         "tenant": event.tenant, "key_id": row["key_id"], "key": row["key"], "request_id": event.event_id,
@@ -74,7 +71,7 @@ def event_data(event: ExportEvent) -> dict[str, Any]:
         "cache_write_tokens": row["cache_write_tokens"], "output_tokens": row["output_tokens"],
         "reasoning_tokens": row["reasoning_tokens"], "total_tokens": row["input_tokens"] + row["output_tokens"],
         "tool_calls": dict(row["tool_calls"]), "cache_storage_tokens": row["cache_storage_tokens"],
-        "cost_usd": _money(row["cost_total"]), "charge_usd": _money(row["charge_total"]),
+        "cost_usd": money(row["cost_total"]), "charge_usd": money(row["charge_total"]),
         "estimated": row["estimated"], "late": row["booked_on"] is not None, "booked_month": f"{booked:%Y-%m}",
     }
 

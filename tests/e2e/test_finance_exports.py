@@ -206,4 +206,4 @@ async def test_stripe_meter_events_and_openmeter_cloudevents(aiohttp_server, eng
     gamma = [e["identifier"] for e in stripe_events if e["payload[stripe_customer_id]"] == "cus_gamma"]
     assert gamma == sorted(gamma, key=lambda i: ledger[i].started_at), "gamma's events kept their order"
     assert {e["id"] for e in openmeter_events} >= set(ledger)
-    assert [e["data"]["amount_usd"] for e in openmeter_events if e["type"].endswith("adjustment")] == ["1.5"]
+    assert [e["data"]["amount_usd"] for e in openmeter_events if e["type"].endswith("adjustment")] == ["1.50"]
