@@ -13,6 +13,7 @@ package (the upstream's list prices), never from the proxy's ledger."""
 import csv
 import io
 import json
+import re
 from collections import defaultdict
 from datetime import datetime, timezone
 from decimal import Decimal
@@ -72,6 +73,16 @@ def _window(request: web.Request) -> tuple[int, int, int, int] | web.Response:
     return start - start % DAY, end, limit, page
 
 
+def _buckets(start: int, end: int, sums: dict, result) -> list[dict]:
+    """One bucket per day of [start, end); `sums` is keyed by (day, group), `result(group, value)`
+    makes each of its results, in a stable order."""
+    by_day: dict[int, list] = defaultdict(list)
+    for (day, group), value in sorted(sums.items(), key=lambda item: str(item[0])):
+        by_day[day].append(result(group, value))
+    return [{"object": "bucket", "start_time": day, "end_time": day + DAY, "results": by_day[day]}
+            for day in range(start, end, DAY)]
+
+
 def _page(buckets: list[dict], limit: int, page: int) -> dict:
     chosen = buckets[page:page + limit]
     more = page + limit < len(buckets)
@@ -99,21 +110,16 @@ def _usage_handler(endpoints: tuple[str, ...], result_object: str, with_output: 
             bucket["input_tokens"] += usage.input_tokens
             bucket["input_cached_tokens"] += usage.cached_tokens
             bucket["output_tokens"] += usage.output_tokens
-        buckets = []
-        for day in range(start, end, DAY):
-            results = []
-            for (bucket_day, model), sums_of in sorted(sums.items(), key=lambda item: str(item[0])):
-                if bucket_day != day:
-                    continue
-                result = {"object": result_object, "input_tokens": sums_of["input_tokens"],
-                          "num_model_requests": sums_of["num_model_requests"], "project_id": None,
-                          "user_id": None, "api_key_id": None, "model": model, "batch": None}
-                if with_output:
-                    result.update(output_tokens=sums_of["output_tokens"],
-                                  input_cached_tokens=sums_of["input_cached_tokens"], input_audio_tokens=0,
-                                  output_audio_tokens=0)
-                results.append(result)
-            buckets.append({"object": "bucket", "start_time": day, "end_time": day + DAY, "results": results})
+        def result(model: str | None, sums_of: dict[str, int]) -> dict:
+            made = {"object": result_object, "input_tokens": sums_of["input_tokens"],
+                    "num_model_requests": sums_of["num_model_requests"], "project_id": None, "user_id": None,
+                    "api_key_id": None, "model": model, "batch": None}
+            if with_output:
+                made.update(output_tokens=sums_of["output_tokens"], input_cached_tokens=sums_of["input_cached_tokens"],
+                            input_audio_tokens=0, output_audio_tokens=0)
+            return made
+
+        buckets = _buckets(start, end, sums, result)
         return web.json_response(_page(buckets, limit, page))
     return handler
 
@@ -134,6 +140,16 @@ def _json_number(value: Decimal) -> str:
     return format(value.normalize(), "f")
 
 
+_EXACT = re.compile(r'"\\u0000decimal:(-?[0-9.]+)"')
+
+
+def _exact_json(data: object) -> str:
+    """JSON in which every Decimal is written as the exact JSON number (the real API's amounts
+    are numbers; a float would round them)."""
+    text = json.dumps(data, default=lambda d: f"\x00decimal:{_json_number(d)}")
+    return _EXACT.sub(r"\1", text)
+
+
 async def costs(request: web.Request) -> web.Response:
     """The Costs API. Its amounts are JSON numbers; written here from exact decimals."""
     window = _window(request)
@@ -145,26 +161,10 @@ async def costs(request: web.Request) -> web.Response:
     for record in _records(request, start, end, None):
         for line, amount in _line_items(record):
             sums[(record["at"] - record["at"] % DAY, line if by_line else None)] += amount
-    buckets = []
-    for day in range(start, end, DAY):
-        results = [(line, amount) for (bucket_day, line), amount in sorted(sums.items(), key=lambda i: str(i[0]))
-                   if bucket_day == day]
-        buckets.append((day, results))
-    chosen = buckets[page:page + limit]
-    more = page + limit < len(buckets)
-    # Written by hand so that each amount is the exact decimal, as a JSON number.
-    data = ",".join(
-        '{"object":"bucket","start_time":%d,"end_time":%d,"results":[%s]}' % (day, day + DAY, ",".join(
-            '{"object":"organization.costs.result","amount":{"value":%s,"currency":"usd"},"line_item":%s,'
-            '"project_id":null}' % (_json_number(amount), "null" if line is None else _json_string(line))
-            for line, amount in results)) for day, results in chosen)
-    text = '{"object":"page","data":[%s],"has_more":%s,"next_page":%s}' % (
-        data, "true" if more else "false", f'"{page + limit}"' if more else "null")
-    return web.Response(text=text, content_type="application/json")
-
-
-def _json_string(value: str) -> str:
-    return json.dumps(value)
+    buckets = _buckets(start, end, sums, lambda line, amount: {
+        "object": "organization.costs.result", "amount": {"value": amount, "currency": "usd"}, "line_item": line,
+        "project_id": None})
+    return web.Response(text=_exact_json(_page(buckets, limit, page)), content_type="application/json")
 
 
 BILL_COLUMNS = ("BillPeriod", "ExpenseDate", "Product", "InstanceName", "ConfigName", "Element", "Count", "Unit",

@@ -130,11 +130,16 @@ async def close_month(engine: AsyncEngine, month: str, *, actor: str = "system",
     return MonthClose(month, row.closed_at, actor, totals)
 
 
+def _close(row) -> MonthClose:
+    return MonthClose(f"{row.month:%Y-%m}", row.closed_at, row.actor, row.totals)
+
+
 async def closed_months(engine: AsyncEngine) -> list[MonthClose]:
     async with engine.connect() as conn:
-        rows = (await conn.execute(select(month_closes).order_by(month_closes.c.month))).all()
-    return [MonthClose(f"{r.month:%Y-%m}", r.closed_at, r.actor, r.totals) for r in rows]
+        return [_close(r) for r in await conn.execute(select(month_closes).order_by(month_closes.c.month))]
 
 
 async def closed_month(engine: AsyncEngine, month: str) -> MonthClose | None:
-    return next((c for c in await closed_months(engine) if c.month == month), None)
+    async with engine.connect() as conn:
+        row = (await conn.execute(select(month_closes).where(month_closes.c.month == month_start(month)))).first()
+    return _close(row) if row else None
