@@ -32,7 +32,7 @@ from proxy.serve import run_server, run_workers
 from proxy.cli_format import parse_duration, render, to_json
 from proxy.prices_view import price_rows
 from proxy.cli_finance import add_finance_commands
-from proxy.cli_support import CliError, _ready_database, _run_db, actor
+from proxy.cli_support import CliError, _ready_database, _run_db, actor, check_port_free, current_month
 from proxy.settings import ConfigError, Settings, load_settings
 
 log = logging.getLogger("billing_proxy")
@@ -86,6 +86,12 @@ def _timestamp(text: str) -> datetime:
 # --- commands ---------------------------------------------------------------------------
 
 def cmd_serve(args, settings: Settings) -> None:
+    if not args.reuse_port:  # a worker's supervisor has checked already
+        check_port_free(args.host, args.port)
+    if not settings.upstream_api_key:
+        log.warning("UPSTREAM_API_KEY is not set: calls go to %s with no credential, and it will refuse them "
+                    "(401). Set UPSTREAM_API_KEY, or point UPSTREAM_BASE_URL at `billing-proxy simulate-upstream` "
+                    "to try the proxy (README, Quick start).", settings.upstream_base_url)
     url = _ready_database(settings)
     where = "embedded PostgreSQL in " + str(settings.home) if not settings.database_url else "DATABASE_URL"
     log.info("billing-proxy on http://%s:%d (database: %s, upstream: %s, workers: %d)", args.host, args.port, where,
@@ -196,10 +202,12 @@ def _print_secret(issued, fmt: str, verb: str) -> None:
                        "prefix": issued.display_prefix, "label": issued.label, "expires_at": issued.expires_at,
                        "created_at": issued.created_at, "old_key_valid_until": issued.old_secret_valid_until}))
         return
-    print(f"{verb} key {issued.id} of tenant {issued.tenant}. Store it now; it is not shown again:")
-    print(issued.secret)
+    # The secret alone on stdout (`KEY=$(billing-proxy keys issue ...)`); what it is, on stderr.
+    print(f"{verb} key {issued.id} ({issued.display_prefix}) of tenant {issued.tenant}. Store it now; it is not "
+          "shown again.", file=sys.stderr)
     if issued.old_secret_valid_until is not None:
-        print(f"The previous secret works until {issued.old_secret_valid_until.isoformat()}.")
+        print(f"The previous secret works until {issued.old_secret_valid_until.isoformat()}.", file=sys.stderr)
+    print(issued.secret)
 
 
 def cmd_keys(args, settings: Settings) -> None:
@@ -395,8 +403,10 @@ def cmd_reconcile(args, settings: Settings) -> None:
 
 def cmd_simulate_upstream(args, settings: Settings) -> None:
     from proxy.simulator import create_simulator
+    check_port_free(args.host, args.port)
     log.info("simulated upstream on http://%s:%d/v1", args.host, args.port)
-    web.run_app(create_simulator(api_key=args.api_key, admin_key=args.admin_key), host=args.host, port=args.port, print=None)
+    web.run_app(create_simulator(api_key=args.api_key, admin_key=args.admin_key), host=args.host, port=args.port,
+                print=None)
 
 
 # --- parser -----------------------------------------------------------------------------
@@ -404,6 +414,8 @@ def cmd_simulate_upstream(args, settings: Settings) -> None:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="billing-proxy", description="Cost-accounting proxy for LLM APIs.")
     parser.add_argument("--config", type=Path, help="TOML file with settings (see README)")
+    parser.add_argument("-v", "--verbose", action="store_true",
+                        help="also show the logs of the libraries underneath (the embedded PostgreSQL, alembic)")
     sub = parser.add_subparsers(dest="command", required=True)
 
     def data_command(*names, **kwargs):
@@ -532,19 +544,22 @@ def build_parser() -> argparse.ArgumentParser:
     prices.set_defaults(handler=cmd_prices)
 
     report = data_command("report", help="monthly cost report")
-    report.add_argument("--month", required=True, type=_month, metavar="YYYY-MM")
+    report.add_argument("--month", type=_month, default=current_month(), metavar="YYYY-MM",
+                        help="default: the current month (UTC)")
     report.add_argument("--tenant")
     report.add_argument("--by", type=_dimensions, default=(), metavar="tenant,key,model,service_tier,day")
     report.set_defaults(handler=cmd_report)
 
     statement = sub.add_parser("statement", help="a tenant's monthly statement: one line per model, and the total")
     statement.add_argument("--tenant", required=True)
-    statement.add_argument("--month", required=True, type=_month, metavar="YYYY-MM")
+    statement.add_argument("--month", type=_month, default=current_month(), metavar="YYYY-MM",
+                           help="default: the current month (UTC)")
     statement.add_argument("--format", choices=("csv", "html"), default="csv")
     statement.set_defaults(handler=cmd_statement)
 
     reconcile = sub.add_parser("reconcile", help="check rollups and quota counters against the raw ledger")
-    reconcile.add_argument("--month", required=True, type=_month, metavar="YYYY-MM")
+    reconcile.add_argument("--month", type=_month, default=current_month(), metavar="YYYY-MM",
+                           help="default: the current month (UTC)")
     reconcile.set_defaults(handler=cmd_reconcile)
 
     add_finance_commands(sub, data_command, _month)
@@ -585,8 +600,10 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"billing-proxy: {exc}", file=sys.stderr)
         return 2
-    configure_logging(settings.log_level, settings.log_format if args.handler is cmd_serve else "text")
-    logging.getLogger("alembic").setLevel(logging.WARNING)
+    serving = args.handler in (cmd_serve, cmd_simulate_upstream)
+    # A command's output is what it prints; its own logs say only what went wrong, unless asked.
+    configure_logging(settings.log_level, settings.log_format if args.handler is cmd_serve else "text",
+                      verbose=args.verbose, own_level=None if serving or args.verbose else "WARNING")
     try:
         args.handler(args, settings)
     except (NotFound, AlreadyExists, Conflict, CatalogError, CliError, ConfigError, ValueError) as exc:

@@ -1,7 +1,10 @@
 """What every command of the CLI shares: its error, the database it runs on, the audit actor."""
 
 import asyncio
+import errno
 import getpass
+import socket
+from datetime import datetime, timezone
 
 from billing.db.engine import embedded_database_url, make_engine
 from billing.db.migrate import upgrade_to_head
@@ -45,3 +48,25 @@ def actor() -> str:
         return f"cli:{getpass.getuser()}"
     except (KeyError, OSError):
         return "cli"
+
+
+def current_month() -> str:
+    return datetime.now(timezone.utc).strftime("%Y-%m")
+
+
+def check_port_free(host: str, port: int) -> None:
+    """Fail in one line, before anything starts, when the address is taken (bound the way
+    aiohttp binds it: SO_REUSEADDR, so a socket lingering in TIME_WAIT does not count)."""
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror as exc:
+        raise CliError(f"cannot listen on {host}: {exc.strerror}") from None
+    for family, kind, proto, _, address in infos:
+        with socket.socket(family, kind, proto) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                probe.bind(address)
+            except OSError as exc:
+                reason = "is already in use" if exc.errno == errno.EADDRINUSE else f"cannot be bound ({exc.strerror})"
+                raise CliError(f"{host}:{port} {reason}; is another server running there? Stop it or pass "
+                               "--port.") from None

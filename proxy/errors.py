@@ -33,12 +33,31 @@ def error_body(message: str, type: str, code: str | None = None, param: str | No
     return orjson.dumps({"error": {"message": message, "type": type, "param": param, "code": code}})
 
 
+# Refusals a retry cannot change: the SDKs honour `x-should-retry: false` and make one
+# attempt. A malformed 2xx reply was billed by the upstream: a retry would be billed again.
+_FINAL_CODES = frozenset({"insufficient_quota", "upstream_bad_response", "upstream_body_too_large"})
+# Worth another try soon: the database or the upstream may be back in a second.
+_TRANSIENT_CODES = frozenset({"quota_unavailable", "upstream_unreachable"})
+
+
+def retry_hint(error: ApiError) -> dict[str, str]:
+    """`x-should-retry` (and `Retry-After`) for an error that does not set its own."""
+    if {name.lower() for name in error.headers} & {"x-should-retry", "retry-after"}:
+        return {}
+    if error.code in _TRANSIENT_CODES:
+        return {"x-should-retry": "true", "retry-after": "1"}
+    if error.code in _FINAL_CODES or 400 <= error.status < 500 and error.status not in (408, 429):
+        return {"x-should-retry": "false"}
+    return {}
+
+
 def error_response(error: ApiError) -> web.Response:
+    hint = retry_hint(error)
     return web.Response(
         status=error.status,
         body=error_body(error.message, error.type, error.code, error.param),
         content_type="application/json",
-        headers=error.headers,
+        headers={**error.headers, **hint} if hint else error.headers,
     )
 
 

@@ -6,6 +6,7 @@ it could not parse), has credentials redacted before any handler sees it."""
 import contextvars
 import logging
 import re
+import sys
 from datetime import datetime, timezone
 
 import orjson
@@ -76,13 +77,32 @@ class _TextFormatter(logging.Formatter):
         return f"{text} [request {request_id}]" if request_id else text
 
 
-def configure_logging(level: str, fmt: str) -> None:
-    handler = logging.StreamHandler()
+class _StderrHandler(logging.StreamHandler):
+    """Writes to whatever `sys.stderr` is when a record comes, not what it was at set-up: a
+    test runner swaps (and closes) its capture streams, and libraries log from `atexit`."""
+
+    def __init__(self) -> None:
+        logging.Handler.__init__(self)
+
+    @property
+    def stream(self):  # type: ignore[override]
+        return sys.stderr
+
+
+OWN_LOGGERS = ("proxy", "billing", "billing_proxy")
+
+
+def configure_logging(level: str, fmt: str, *, verbose: bool = False, own_level: str | None = None) -> None:
+    """Our own loggers at `own_level` (default `level`); every other library's (the embedded
+    PostgreSQL's, alembic's, aiohttp's) only from WARNING up, unless `verbose` or DEBUG."""
+    handler = _StderrHandler()
     handler.addFilter(_REDACT)
     handler.setFormatter(JsonFormatter() if fmt == "json" else
                          _TextFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    level = level.upper()
     root = logging.getLogger()
     root.handlers[:] = [handler]
-    root.setLevel(level.upper())
-    logging.getLogger("aiohttp.access").setLevel(logging.WARNING)  # one line per call is the metrics' job
+    root.setLevel(level if verbose or level == "DEBUG" else max(logging.WARNING, logging.getLevelName(level)))
+    for name in OWN_LOGGERS:
+        logging.getLogger(name).setLevel((own_level or level).upper())
     redact_aiohttp_logs()

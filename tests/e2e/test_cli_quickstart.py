@@ -5,7 +5,10 @@ document, and the data surviving a restart."""
 import json
 import os
 import shutil
+import socket
+import subprocess
 import sys
+import time
 from datetime import datetime, timezone
 from decimal import Decimal
 
@@ -83,3 +86,54 @@ def test_quick_start_on_embedded_postgres_survives_restart(cli_env):
     finally:
         for process in processes:
             process.stop()
+
+
+def _run(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "proxy.cli", *args], env=env, capture_output=True, text=True,
+                          timeout=120)
+
+
+def test_the_cli_prints_only_what_was_asked(cli_env):
+    """No library chatter on the embedded PostgreSQL's start and stop; the one-time secret
+    alone on stdout, so that `KEY=$(billing-proxy keys issue ...)` works."""
+    created = _run(cli_env, "tenants", "create", "quiet", "--monthly-budget", "5")  # initdb, start, stop
+    assert created.returncode == 0 and created.stderr == ""
+    issued = _run(cli_env, "keys", "issue", "--tenant", "quiet")
+    assert issued.returncode == 0
+    secret = issued.stdout.strip()
+    assert issued.stdout == secret + "\n" and secret.startswith("bpk_") and len(secret) == 47
+    assert issued.stderr.count("\n") == 1 and "not shown again" in issued.stderr and secret not in issued.stderr
+    rotated = _run(cli_env, "keys", "rotate", "1", "--grace", "1h")
+    assert rotated.stdout.strip().startswith("bpk_") and rotated.stdout.count("\n") == 1
+    assert "previous secret works until" in rotated.stderr
+
+    verbose = _run(cli_env, "--verbose", "keys", "list")
+    assert verbose.returncode == 0 and "embedded_postgres" in verbose.stderr  # the library's lines, when asked
+    month = datetime.now(timezone.utc).strftime("%Y-%m")
+    report = json.loads(_run(cli_env, "report", "--format", "json").stdout)  # --month: the current one
+    assert report["month"] == month
+
+
+def test_a_busy_port_is_one_line_and_exit_1(cli_env):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        for command in (["serve", "--port", str(port)], ["serve", "--port", str(port), "--workers", "2"],
+                        ["simulate-upstream", "--port", str(port)]):
+            done = _run(cli_env, *command)
+            assert done.returncode == 1, done
+            assert done.stderr == f"billing-proxy: 127.0.0.1:{port} is already in use; is another server running " \
+                                  "there? Stop it or pass --port.\n"
+
+
+def test_serve_without_an_upstream_key_says_so(cli_env):
+    env = {k: v for k, v in cli_env.items() if k != "UPSTREAM_API_KEY"}
+    port = free_port()
+    server = serve(env, port)
+    try:
+        time.sleep(0.2)
+    finally:
+        assert server.stop() == 0
+    warnings = [json.loads(line) for line in server.final_output.splitlines() if '"WARNING"' in line]
+    assert any("UPSTREAM_API_KEY is not set" in w["message"] and "api.openai.com" in w["message"] for w in warnings)
