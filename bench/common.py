@@ -115,7 +115,7 @@ def start_proxy(database_url: str, upstream: str, home: str, workers: int = 1, *
                                                    "--workers", str(workers)),
                        env={"DATABASE_URL": database_url, "UPSTREAM_BASE_URL": upstream + "/v1",
                             "UPSTREAM_API_KEY": "sk-bench", "BILLING_PROXY_HOME": home,
-                            "BILLING_PROXY_LOG_LEVEL": "WARNING",
+                            "BILLING_PROXY_LOG_LEVEL": "INFO",  # as deployed: the access log on, to a file
                             "BILLING_PROXY_METRICS_TOKEN": METRICS_TOKEN,
                             "BILLING_PROXY_FORWARD_HEADERS": "x-sim-*", **env})
     proxy.wait_ready(f"http://127.0.0.1:{port}/readyz")

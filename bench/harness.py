@@ -182,7 +182,7 @@ def main() -> int:
     parser.add_argument("--duration", type=int, default=10, help="seconds per measurement (default 10)")
     parser.add_argument("--connections", default="1,16", help="connection counts (default 1,16)")
     parser.add_argument("--modes", default="json,stream")
-    parser.add_argument("--skip", default="", help="targets to leave out: floor,proxy,proxy+quota,proxy+rate,proxy-2w,litellm")
+    parser.add_argument("--skip", default="", help="targets to leave out: floor,proxy,proxy-nolog,proxy+quota,proxy+rate,proxy-2w,litellm")
     args = parser.parse_args()
     if not shutil.which("wrk"):
         print("wrk is not installed: apt-get install wrk", file=sys.stderr)
@@ -205,11 +205,13 @@ def main() -> int:
                                    args.duration)
                 floor.stop()
             billing = BillingCheck(database_url, upstream_url)
-            for target, workers, key in [("proxy", 1, "open"), ("proxy+quota", 1, "limited"),
-                                         ("proxy+rate", 1, "rated"), ("proxy-2w", 2, "open")]:
+            no_access_log = {"BILLING_PROXY_ACCESS_LOG": "off"}
+            for target, workers, key, env in [("proxy", 1, "open", {}), ("proxy-nolog", 1, "open", no_access_log),
+                                              ("proxy+quota", 1, "limited", {}), ("proxy+rate", 1, "rated", {}),
+                                              ("proxy-2w", 2, "open", {})]:
                 if target in skip:
                     continue
-                proxy, proxy_url = start_proxy(database_url, upstream_url, home, workers)
+                proxy, proxy_url = start_proxy(database_url, upstream_url, home, workers, **env)
                 results += measure(target, proxy, proxy_url, keys[key], modes, connections, args.duration,
                                    billing=billing, watch_backlog=workers == 1)
                 if proxy.stop() != 0:

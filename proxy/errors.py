@@ -8,6 +8,7 @@ import orjson
 from aiohttp import web
 
 from proxy import metrics
+from proxy.access_log import ACCESS, ERROR_CODE, log_access
 from proxy.logs import current_request_id
 
 log = logging.getLogger(__name__)
@@ -78,6 +79,8 @@ async def error_middleware(request: web.Request, handler) -> web.StreamResponse:
     started = time.perf_counter()
     try:
         response = await _answer(request, handler)
+        if ACCESS.isEnabledFor(logging.INFO):
+            log_access(request, str(request_id), response.status, started, request.get(MODEL))
     finally:
         current_request_id.reset(token)
     endpoint = _ENDPOINTS.get(request.path)
@@ -93,11 +96,13 @@ async def _answer(request: web.Request, handler) -> web.StreamResponse:
     try:
         return await handler(request)
     except ApiError as error:
+        request[ERROR_CODE] = error.code or error.type
         return error_response(error)
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
         message, type_, code = _HTTP_ERRORS.get(exc.status, (exc.reason, "invalid_request_error", None))
+        request[ERROR_CODE] = code or type_
         return error_response(ApiError(exc.status, message, type=type_, code=code))
     except Exception:
         log.exception("unhandled error on %s %s", request.method, request.path)

@@ -11,10 +11,11 @@ from multidict import CIMultiDict
 from sqlalchemy import text
 
 from billing.db.quota import Admission
-from billing.keys import KeyGrant, KeyRefused, admit_key, hash_secret, model_allowed
-from billing.ledger import CallContext, build_entry, call_record
+from billing.keys import DISPLAY_PREFIX_LENGTH, KeyGrant, KeyRefused, admit_key, hash_secret, model_allowed
+from billing.ledger import CallContext, LedgerEntry, build_entry, call_record
 from billing.usage import estimate_usage
 from proxy import metrics
+from proxy.access_log import CALLER, ENTRY, FIRST_BYTE_MS, REQUESTED_MODEL
 from proxy.admission import admit_call, release_later, remaining_headers, settle_in_memory, settle_later
 from proxy.background import queued_row
 from proxy.capture import Capture
@@ -87,6 +88,8 @@ async def authenticate(request: web.Request, state: ProxyState) -> KeyGrant:
                        code="invalid_api_key")
     secret_hash = hash_secret(secret)
     grant = state.mirror.grant(secret_hash) or await state.mirror.grant_after_sync(secret_hash)
+    if grant is not None:
+        request[CALLER] = (grant.tenant_name, grant.key_id, secret[:DISPLAY_PREFIX_LENGTH])
     try:
         return admit_key(grant, datetime.now(timezone.utc))
     except KeyRefused as refused:
@@ -141,6 +144,7 @@ async def _proxy_call(request: web.Request, *, endpoint: str, path: str) -> web.
     grant = await authenticate(request, state)
     client_request = parse_request(await read_request_body(request, state.settings.client_timeout),
                                    endpoint=endpoint)
+    request[REQUESTED_MODEL] = client_request.model
     pricebook = state.mirror.pricebook
     check_model_allowed(state, grant, client_request.model)
     # a continuation goes to the upstream that made the response or conversation it continues
@@ -232,6 +236,7 @@ class _Relay:
         self.grant, self.admission, self.taken = grant, admission, taken
         self.capture = Capture()
         self.first_byte_ms: int | None = None
+        self.entry: LedgerEntry | None = None  # what the call was billed with, once it is
         self.answered = False  # the upstream took the call (200, or it timed out working on it): it bills it
 
     async def exchange(self, request: web.Request, body: bytes, headers: dict[str, str], target: Upstream,
@@ -258,6 +263,10 @@ class _Relay:
                 upstream.release()
         finally:
             self.record()
+            if self.entry is not None:
+                request[ENTRY] = self.entry
+            if self.first_byte_ms is not None:
+                request[FIRST_BYTE_MS] = self.first_byte_ms
 
     def _headers(self, upstream: aiohttp.ClientResponse) -> CIMultiDict:
         headers = CIMultiDict(client_response_headers(upstream.headers.items()))
@@ -378,6 +387,7 @@ class _Relay:
             finished_at=datetime.now(timezone.utc), first_byte_ms=self.first_byte_ms, estimated=estimated,
         )
         state.writer.submit(entry)
+        self.entry = entry
         metrics.add_spend(self.grant.tenant_name, entry.charge)
         tokens = usage.input_tokens + usage.output_tokens
         if call.reserved:

@@ -63,6 +63,9 @@ class JsonFormatter(logging.Formatter):
         request_id = current_request_id.get()
         if request_id:
             line["request_id"] = request_id
+        access = getattr(record, "access", None)
+        if access is not None:
+            line.update(access)
         if record.exc_info:
             line["exception"] = self.formatException(record.exc_info)
         elif record.exc_text:
@@ -73,6 +76,9 @@ class JsonFormatter(logging.Formatter):
 class _TextFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         text = super().format(record)
+        access = getattr(record, "access", None)
+        if access is not None:
+            text += " " + " ".join(f"{name}={value}" for name, value in access.items() if value is not None)
         request_id = current_request_id.get()
         return f"{text} [request {request_id}]" if request_id else text
 

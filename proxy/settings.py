@@ -40,6 +40,7 @@ ENVIRONMENT = {
     "BILLING_PROXY_SHUTDOWN_GRACE": "shutdown_grace",
     "BILLING_PROXY_CLIENT_TIMEOUT": "client_timeout",
     "BILLING_PROXY_LOG_FORMAT": "log_format",
+    "BILLING_PROXY_ACCESS_LOG": "access_log",
     "BILLING_PROXY_BACKGROUND_POLL_SECONDS": "background_poll_seconds",
     "BILLING_PROXY_MAX_CONTEXT_TOKENS": "max_context_tokens",
     "BILLING_PROXY_MAX_IMAGE_TOKENS": "max_image_tokens",
@@ -167,6 +168,7 @@ class Settings:
     shutdown_grace: float = 30.0  # SIGTERM: in-flight calls get this long to finish
     client_timeout: float = 30.0  # a client must send its request (headers and body) within this
     log_format: str = "json"  # json | text
+    access_log: str = "on"  # on: one line per call (logger billing_proxy.access) | off
     sync_interval: float = 1.0  # keys and prices mirror; a revoked key stops within this
     ledger_batch_size: int = 500
     log_level: str = "INFO"
@@ -301,6 +303,7 @@ _PARSERS = {
     "on_client_disconnect": _choice("finish", "cancel"),
     "outage_admission": _choice("serve", "refuse"),
     "log_format": _choice("json", "text"),
+    "access_log": _choice("on", "off"),
     "default_max_output_tokens": _positive_int,
     "max_context_tokens": _positive_int,
     "max_image_tokens": _positive_int,
