@@ -23,6 +23,19 @@ DEFAULT_MODEL = "*"
 
 
 @dataclass(frozen=True)
+class NameMatch:
+    """How a requested name finds its price (`prices resolve`), or why it finds none."""
+
+    name: str
+    model: str | None  # the priced model; None: not priced
+    matched_by: str  # model | alias | pattern | default | none
+    alias: str | None = None  # the alias or pattern that matched
+    version: PriceVersion | None = None  # in force at the moment asked about
+    tenant_version: PriceVersion | None = None
+    reason: str | None = None  # why there is no price
+
+
+@dataclass(frozen=True)
 class ResolvedPrice:
     requested_model: str
     model: str
@@ -85,6 +98,39 @@ class PriceBook:
         if len(self._resolved) < 10_000:  # requested names are few; bound it anyway
             self._resolved[name] = model
         return model
+
+    def aliases_of(self, model: str) -> list[str]:
+        """The exact aliases, then the patterns, that point at `model`."""
+        return sorted(a for a, m in self._exact_aliases.items() if m == model) + \
+            [p for p, m in self._patterns if m == model]
+
+    def explain(self, name: str, at: datetime, tenant_id: int | None = None) -> NameMatch:
+        """The steps of `resolve`, named: which rule matched `name`, and the version in force."""
+        matched_by, alias, model = "none", None, None
+        if name in self._versions:
+            matched_by, model = "model", name
+        elif name in self._exact_aliases:
+            matched_by, alias, model = "alias", name, self._exact_aliases[name]
+        else:
+            alias = next((p for p, _ in self._patterns if fnmatch.fnmatchcase(name, p)), None)
+            if alias is not None:
+                matched_by, model = "pattern", dict(self._patterns)[alias]
+        unpriced = None
+        if model is not None and model not in self._versions:
+            unpriced = f"the {matched_by} {alias!r} points at {model!r}, which has no price"
+            matched_by, model = "none", None
+        if model is None and DEFAULT_MODEL in self._versions:
+            matched_by, model = "default", DEFAULT_MODEL
+        if model is None:
+            return NameMatch(name, None, "none", alias, reason=unpriced or (
+                "no priced model, alias or pattern matches it, and no default price (model '*') is set"))
+        version = self.version_at(model, at)
+        if version is None:
+            first = self._versions[model][0].effective_from.isoformat()
+            return NameMatch(name, None, matched_by, alias, reason=f"{model!r} has no price in force at "
+                             f"{at.isoformat()}: its first version starts at {first}")
+        tenant_version = self.version_at(model, at, tenant_id) if tenant_id is not None else None
+        return NameMatch(name, model, matched_by, alias, version, tenant_version)
 
     def version_at(self, model: str, at: datetime, tenant_id: int | None = None) -> PriceVersion | None:
         starts = self._starts.get((tenant_id, model))

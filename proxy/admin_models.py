@@ -363,6 +363,7 @@ class PriceRow(BaseModel):
     reasoning: MoneyOut
     tools: str
     cache_storage: MoneyOut | None
+    aliases: str  # the aliases and patterns that resolve to this model, space-separated
     source: str
 
 

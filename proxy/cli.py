@@ -30,7 +30,7 @@ from billing.report import (COST_FIELDS, COUNT_FIELDS, adjustment_dict, money, p
 from proxy.logs import configure_logging
 from proxy.serve import run_server, run_workers
 from proxy.cli_format import parse_duration, render, to_json
-from proxy.prices_view import price_rows
+from proxy.prices_view import price_rows, version_rows
 from proxy.cli_finance import add_finance_commands
 from proxy.cli_support import CliError, _ready_database, _run_db, actor, check_port_free, current_month
 from proxy.settings import ConfigError, Settings, load_settings
@@ -294,7 +294,7 @@ def cmd_audit(args, settings: Settings) -> None:
 
 
 PRICE_COLUMNS = ["model", "tenant", "version", "effective_from", "service_tier", "up_to_input_tokens", "input",
-                 "cached", "cache_write", "output", "reasoning", "tools", "cache_storage", "source"]
+                 "cached", "cache_write", "output", "reasoning", "tools", "cache_storage", "aliases", "source"]
 
 
 def cmd_prices(args, settings: Settings) -> None:
@@ -315,11 +315,51 @@ def cmd_prices(args, settings: Settings) -> None:
             return
         async with engine.connect() as conn:
             book = await load_pricebook(conn)
-        tenant_names = {t.id: t.name for t in await list_tenants(engine)}
+        tenants = await list_tenants(engine)
+        tenant_names = {t.id: t.name for t in tenants}
         at = args.at or datetime.now(timezone.utc)
+        if args.prices_command == "resolve":
+            tenant_id = next((t.id for t in tenants if t.name == args.tenant), None) if args.tenant else None
+            if args.tenant and tenant_id is None:
+                raise NotFound(f"no tenant named {args.tenant!r}")
+            print_resolution(book.explain(args.name, at, tenant_id), args, tenant_names)
+            return
+        if args.model and args.model not in book.models:
+            match = book.explain(args.model, at)
+            if match.model is not None and match.matched_by != "model":
+                print(f"{args.model} resolves to {match.model} ({_how(match)})", file=sys.stderr)
         print(render(price_rows(book, at, args.history, args.model, tenant_names), PRICE_COLUMNS, args.format))
 
     _run_db(settings, action)
+
+
+def _how(match) -> str:
+    return {"model": "a priced model", "alias": f"alias {match.alias}", "pattern": f"pattern {match.alias}",
+            "default": "the default price '*'"}[match.matched_by]
+
+
+def print_resolution(match, args, tenant_names: dict[int, str]) -> None:
+    """Which price a requested name gets, and how; or why it gets none (exit 1)."""
+    if match.model is None:
+        raise CliError(f"{match.name} is not priced: {match.reason}")
+    version, service_tier = match.version, args.service_tier or "default"
+    tier_note = "" if version.prices_service_tier(args.service_tier) else (
+        " (not priced for this model: billed at the standard prices and flagged)")
+    summary = {"name": match.name, "model": match.model, "matched_by": match.matched_by, "alias": match.alias,
+               "version": version.id, "effective_from": version.effective_from, "source": version.source,
+               "service_tier": service_tier + tier_note,
+               "tenant_version": match.tenant_version.id if match.tenant_version else None}
+    versions = [(version, None), *([(match.tenant_version, tenant_names.get(match.tenant_version.tenant_id))]
+                                   if match.tenant_version else [])]
+    rows = [row for v, tenant in versions for row in version_rows(v, tenant, [])
+            if row["service_tier"] in ("default", service_tier)]
+    if args.format == "json":
+        print(to_json({**summary, "service_tier": service_tier, "service_tier_priced": not tier_note,
+                       "prices": rows}))
+        return
+    print(render([{"field": k, "value": v} for k, v in summary.items()], ["field", "value"], args.format))
+    print()
+    print(render(rows, PRICE_COLUMNS, args.format))
 
 
 def cmd_report(args, settings: Settings) -> None:
@@ -526,6 +566,12 @@ def build_parser() -> argparse.ArgumentParser:
     plist.add_argument("--history", action="store_true", help="show every version, past and future")
     plist.add_argument("--model", help="only this model")
     plist.add_argument("--format", choices=("table", "json", "csv"), default="table")
+    resolve = prices_sub.add_parser("resolve", help="which price a requested model name gets, and how")
+    resolve.add_argument("name", help="a model name as clients send it, e.g. seed-1-6-250915")
+    resolve.add_argument("--tenant", help="also this tenant's own price")
+    resolve.add_argument("--service-tier", metavar="NAME", help="the tier the reply reports (default: standard)")
+    resolve.add_argument("--at", type=_timestamp, help="at this ISO 8601 time (default: now)")
+    resolve.add_argument("--format", choices=("table", "json", "csv"), default="table")
     pset = prices_sub.add_parser("set")
     pset.add_argument("model", help="a model name, or * for the default price of models not priced otherwise")
     pset.add_argument("--tenant", help="this tenant's own price for the model (what it is charged)")

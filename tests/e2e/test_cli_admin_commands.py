@@ -91,3 +91,27 @@ def test_limits_and_credit_commands(database_url, monkeypatch, capsys):
     assert exited.value.code == 2 and "not a positive whole number" in capsys.readouterr().err
     code, out, _ = run(capsys, "audit", "--target", f"tenant:{created['id']}", "--format", "json")
     assert [r["action"] for r in json.loads(out)][::-1] == ["tenant.create", "credit.add", "tenant.update"]
+
+
+def test_prices_show_aliases_and_resolve_a_requested_name(database_url, monkeypatch, capsys):
+    monkeypatch.setenv("DATABASE_URL", database_url)
+    code, out, err = run(capsys, "prices", "list", "--model", "seed-1-6-250915", "--format", "json")
+    rows = json.loads(out)
+    assert code == 0 and {r["model"] for r in rows} == {"seed-1-6"} and len(rows) == 2  # its two input tiers
+    assert "seed-1-6-*" in rows[0]["aliases"].split() and "bytedance-seed-1-6" in rows[0]["aliases"].split()
+    assert err == "seed-1-6-250915 resolves to seed-1-6 (pattern seed-1-6-*)\n"
+
+    run(capsys, "tenants", "create", "cli-priced")
+    run(capsys, "prices", "set", "seed-1-6", "--tenant", "cli-priced", "--input", "0.30", "--output", "2.40")
+    code, out, _ = run(capsys, "prices", "resolve", "seed-1-6-250915", "--tenant", "cli-priced", "--format", "json")
+    resolved = json.loads(out)
+    assert code == 0 and (resolved["model"], resolved["matched_by"], resolved["alias"]) == (
+        "seed-1-6", "pattern", "seed-1-6-*")
+    assert resolved["tenant_version"] is not None and resolved["service_tier_priced"] is True
+    assert [(r["tenant"], r["input"]) for r in resolved["prices"]] == [(None, "0.25"), (None, "0.50"),
+                                                                      ("cli-priced", "0.30")]
+    code, out, _ = run(capsys, "prices", "resolve", "gpt-4o-mini", "--service-tier", "flex", "--format", "json")
+    assert json.loads(out)["service_tier_priced"] is False
+    code, out, err = run(capsys, "prices", "resolve", "no-such-model")
+    assert code == 1 and out == "" and err == ("billing-proxy: no-such-model is not priced: no priced model, alias or "
+                                               "pattern matches it, and no default price (model '*') is set\n")

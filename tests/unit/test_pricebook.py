@@ -61,3 +61,38 @@ def test_same_start_later_id_wins():
 def test_shipped_catalog_resolves_dated_names(requested, model):
     catalog = load_catalog(shipped_catalog_path())
     assert PriceBook(catalog.versions, catalog.aliases).resolve_name(requested) == model
+
+
+EXPLAINED = PriceBook(
+    [version("seed-1-6", "1", id=1), version("seed-1-6-flash", "2", id=2),
+     version("later", "3", T0 + timedelta(days=30), id=3)],
+    {"seed-1-6-*": "seed-1-6", "seed-1-6-flash-*": "seed-1-6-flash", "bytedance-seed": "seed-1-6",
+     "ghost": "retired", "ghost-*": "retired"})
+
+
+@pytest.mark.parametrize("name, model, matched_by, alias, version_id, reason", [
+    ("seed-1-6", "seed-1-6", "model", None, 1, None),
+    ("bytedance-seed", "seed-1-6", "alias", "bytedance-seed", 1, None),
+    ("seed-1-6-250915", "seed-1-6", "pattern", "seed-1-6-*", 1, None),
+    ("seed-1-6-flash-250715", "seed-1-6-flash", "pattern", "seed-1-6-flash-*", 2, None),
+    ("gpt-9", None, "none", None, None,
+     "no priced model, alias or pattern matches it, and no default price (model '*') is set"),
+    ("ghost", None, "none", "ghost", None, "the alias 'ghost' points at 'retired', which has no price"),
+    ("ghost-1", None, "none", "ghost-*", None, "the pattern 'ghost-*' points at 'retired', which has no price"),
+    ("later", None, "model", None, None,
+     "'later' has no price in force at 2026-01-01T00:00:00+00:00: its first version starts at "
+     "2026-01-31T00:00:00+00:00"),
+])
+def test_explain_names_the_rule_that_matched_or_why_none(name, model, matched_by, alias, version_id, reason):
+    match = EXPLAINED.explain(name, T0)
+    assert (match.model, match.matched_by, match.alias, match.reason) == (model, matched_by, alias, reason)
+    assert (match.version.id if match.version else None) == version_id
+    assert match.model == EXPLAINED.resolve_name(name) or match.version is None  # the same rules as billing
+
+
+def test_explain_falls_back_to_the_default_price_and_lists_aliases():
+    book = PriceBook([version("*", "9", id=9), version("seed-1-6", "1", id=1)],
+                     {"seed-1-6-*": "seed-1-6", "bytedance-seed": "seed-1-6"})
+    match = book.explain("anything", T0)
+    assert (match.model, match.matched_by, match.version.id) == ("*", "default", 9)
+    assert book.aliases_of("seed-1-6") == ["bytedance-seed", "seed-1-6-*"]
