@@ -37,8 +37,9 @@ def error_body(message: str, type: str, code: str | None = None, param: str | No
 # Refusals a retry cannot change: the SDKs honour `x-should-retry: false` and make one
 # attempt. A malformed 2xx reply was billed by the upstream: a retry would be billed again.
 _FINAL_CODES = frozenset({"insufficient_quota", "upstream_bad_response", "upstream_body_too_large"})
-# Worth another try soon: the database or the upstream may be back in a second.
-_TRANSIENT_CODES = frozenset({"quota_unavailable", "upstream_unreachable"})
+# Worth another try soon: the quota check may be back in a second. (An upstream that could
+# not be reached says so where it is raised; one whose reply broke off may have billed it.)
+_TRANSIENT_CODES = frozenset({"quota_unavailable"})
 
 
 def retry_hint(error: ApiError) -> dict[str, str]:

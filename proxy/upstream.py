@@ -53,13 +53,17 @@ async def call_upstream(session: aiohttp.ClientSession, method: str, url: str, h
                 await asyncio.sleep(RETRY_PAUSE_SECONDS)
                 continue
             metrics.UPSTREAM_ERRORS.labels("unreachable").inc()
+            # Nothing reached the upstream, so nothing was billed: a retry in a second is safe.
             raise ApiError(502, "The upstream API is unreachable (could not connect).",
-                           type="upstream_error", code="upstream_unreachable") from None
+                           type="upstream_error", code="upstream_unreachable", headers=RETRY_SOON) from None
         except aiohttp.ClientError as exc:
             metrics.UPSTREAM_ERRORS.labels("unreachable").inc()
             raise ApiError(502, f"The upstream API is unreachable ({type(exc).__name__}).",
                            type="upstream_error", code="upstream_unreachable") from None
     raise AssertionError("unreachable")
+
+
+RETRY_SOON = {"x-should-retry": "true", "retry-after": "1"}
 
 
 async def chunks(response: aiohttp.ClientResponse, idle_timeout: float) -> AsyncIterator[bytes]:
