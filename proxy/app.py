@@ -24,6 +24,7 @@ from proxy.limits import SLOT_TTL_SECONDS, SWEEP_SECONDS, give_back_all, give_ba
 from proxy.periodic import every
 from proxy.routing import DEFAULT, Router, Upstream
 from proxy.sessions import ResponseOwners
+from proxy.access_log import ACCESS
 from proxy.errors import error_middleware
 from proxy.ledger_writer import LedgerWriter
 from proxy.logs import redact_aiohttp_logs
@@ -76,6 +77,7 @@ async def finish_exchanges(inflight: set[asyncio.Task]) -> None:
 def create_app(settings: Settings, database_url: str) -> web.Application:
     """The proxy as an aiohttp app. The database must already be migrated."""
     redact_aiohttp_logs()
+    ACCESS.disabled = settings.access_log == "off"
     app = web.Application(client_max_size=settings.max_body_bytes, middlewares=[error_middleware])
 
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:

@@ -1,6 +1,7 @@
 """The access log: one line per call, written when the reply is done, with its status,
 timings, caller, models, tokens and charge; never a body or a secret."""
 
+import dataclasses
 import logging
 
 import aiohttp
@@ -9,6 +10,7 @@ import orjson
 import pytest
 
 from sqlalchemy import text
+from proxy.app import create_app
 from proxy.logs import JsonFormatter
 
 PROMPT = "an-access-log-must-never-show-this-prompt"
@@ -55,3 +57,16 @@ async def test_one_line_per_call_with_what_an_operator_asks_first(proxy, engine,
 
     logged = "\n".join(JsonFormatter().format(r) for r in caplog.records)
     assert PROMPT not in logged and tenant_key.secret not in logged
+
+
+async def test_access_log_off_writes_no_line(aiohttp_server, database_url, proxy_settings, tenant_key, caplog):
+    caplog.set_level(logging.INFO, logger="billing_proxy.access")
+    quiet = dataclasses.replace(proxy_settings, access_log="off")
+    try:
+        server = await aiohttp_server(create_app(quiet, database_url))
+        async with openai.AsyncOpenAI(base_url=str(server.make_url("/v1")), api_key=tenant_key.secret,
+                                      max_retries=0) as sdk:
+            await sdk.responses.create(model="gpt-4o-mini", input="Hello")
+        assert access_lines(caplog) == []
+    finally:
+        create_app(proxy_settings, database_url)  # "on" again for the tests after this one
