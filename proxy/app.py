@@ -24,7 +24,7 @@ from proxy.limits import SLOT_TTL_SECONDS, SWEEP_SECONDS, give_back_all, give_ba
 from proxy.periodic import every
 from proxy.routing import DEFAULT, Router, Upstream
 from proxy.sessions import ResponseOwners
-from proxy.access_log import ACCESS
+from proxy.access_log import ACCESS, flush_access_log
 from proxy.errors import error_middleware
 from proxy.ledger_writer import LedgerWriter
 from proxy.logs import redact_aiohttp_logs
@@ -39,6 +39,7 @@ log = logging.getLogger(__name__)
 ALERT_POLL_SECONDS = 1.0
 EXPORT_POLL_SECONDS = 1.0
 LEASE_SWEEP_SECONDS = 5.0
+ACCESS_LOG_FLUSH_SECONDS = 0.2  # access lines are written in batches: at most this late
 LAST_EXCHANGES_SECONDS = 2.0  # after the server's grace: exchanges still running get this, then are cut
 
 
@@ -110,6 +111,7 @@ def create_app(settings: Settings, database_url: str) -> web.Application:
                 asyncio.create_task(every(EXPORT_POLL_SECONDS, lambda: deliver_exports(engine, http, sinks),
                                           "export delivery")),
                 asyncio.create_task(every(3600, lambda: prune_delivered(engine), "export pruning")),
+                asyncio.create_task(every(ACCESS_LOG_FLUSH_SECONDS, flush_access_log, "access log flush")),
             ]
             try:
                 yield
@@ -120,6 +122,7 @@ def create_app(settings: Settings, database_url: str) -> web.Application:
                 await release_leases_now(state)
                 await give_back_all(state)
                 await writer.close()
+                await flush_access_log()
                 await mirror.stop()
         finally:
             await http.close()

@@ -27,6 +27,7 @@ from billing.db.tenants import (AlreadyExists, Conflict, NotFound, create_tenant
 from billing.pricing import Tier, exact_sum, revised
 from billing.report import (COST_FIELDS, COUNT_FIELDS, adjustment_dict, money, parse_dimensions, parse_month, report_columns,
                             report_csv_text, report_dict, row_dict)
+from proxy.access_log import batch_lines
 from proxy.logs import configure_logging
 from proxy.serve import run_server, run_workers
 from proxy.cli_format import parse_duration, render, to_json
@@ -93,6 +94,7 @@ def cmd_serve(args, settings: Settings) -> None:
                     "(401). Set UPSTREAM_API_KEY, or point UPSTREAM_BASE_URL at `billing-proxy simulate-upstream` "
                     "to try the proxy (README, Quick start).", settings.upstream_base_url)
     url = _ready_database(settings)
+    batch_lines(settings.log_format)  # the access log, written in batches (proxy/access_log.py)
     where = "embedded PostgreSQL in " + str(settings.home) if not settings.database_url else "DATABASE_URL"
     log.info("billing-proxy on http://%s:%d (database: %s, upstream: %s, workers: %d)", args.host, args.port, where,
              settings.upstream_base_url, args.workers)

@@ -31,6 +31,8 @@ class RedactCredentials(logging.Filter):
     traceback (formatted here, once, then dropped from the record)."""
 
     def filter(self, record: logging.LogRecord) -> bool:
+        if hasattr(record, "access"):  # an access line: made of redacted parts (proxy/access_log.py)
+            return True
         message = record.getMessage()
         record.msg, record.args = redact(message), ()
         if record.exc_info:

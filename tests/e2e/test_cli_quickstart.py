@@ -9,6 +9,8 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.request
 from datetime import datetime, timezone
 from decimal import Decimal
 
@@ -127,13 +129,22 @@ def test_a_busy_port_is_one_line_and_exit_1(cli_env):
                                   "there? Stop it or pass --port.\n"
 
 
-def test_serve_without_an_upstream_key_says_so(cli_env):
+def test_serve_without_an_upstream_key_says_so_and_logs_each_call(cli_env):
     env = {k: v for k, v in cli_env.items() if k != "UPSTREAM_API_KEY"}
     port = free_port()
     server = serve(env, port)
     try:
-        time.sleep(0.2)
+        for _ in range(3):
+            with pytest.raises(urllib.error.HTTPError) as refused:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/v1/models", timeout=5)
+            assert refused.value.code == 401
+            refused.value.close()
     finally:
         assert server.stop() == 0
-    warnings = [json.loads(line) for line in server.final_output.splitlines() if '"WARNING"' in line]
-    assert any("UPSTREAM_API_KEY is not set" in w["message"] and "api.openai.com" in w["message"] for w in warnings)
+    lines = [json.loads(line) for line in server.final_output.splitlines() if line.startswith("{")]
+    assert any(line["level"] == "WARNING" and "UPSTREAM_API_KEY is not set" in line["message"]
+               and "api.openai.com" in line["message"] for line in lines)
+    # Batched in the server, written by the time it stopped: one line per call, none for /readyz.
+    access = [line for line in lines if line["logger"] == "billing_proxy.access"]
+    assert [(a["method"], a["path"], a["status"], a["error"]) for a in access] == [
+        ("GET", "/v1/models", 401, "invalid_api_key")] * 3

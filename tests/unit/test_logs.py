@@ -2,9 +2,11 @@
 the libraries'."""
 
 import logging
+import re
 
 import orjson
 
+from proxy import access_log
 from proxy.logs import JsonFormatter, _TextFormatter, configure_logging
 
 FIELDS = {"request_id": "r-1", "method": "POST", "path": "/v1/responses", "status": 200, "latency_ms": 1.5,
@@ -44,3 +46,30 @@ def test_libraries_log_only_warnings_unless_verbose_or_debug():
         root.setLevel(logging.WARNING)
         for name in ("proxy", "billing", "billing_proxy"):
             logging.getLogger(name).setLevel(logging.NOTSET)
+
+
+def test_batched_access_lines_are_written_at_the_batch_size_or_when_flushed(capsys, monkeypatch):
+    lines = access_log.BatchedLines("json")
+    lines.add("POST /v1/responses 200", {**FIELDS, "request_id": "r-9"})
+    lines.flush()
+    one_line = len(capsys.readouterr().err)
+    monkeypatch.setattr(access_log, "BATCH_BYTES", one_line * 5 // 2)  # a batch is full at the third line
+    for n in range(2):
+        lines.add("POST /v1/responses 200", {**FIELDS, "request_id": f"r-{n}"})
+    assert capsys.readouterr().err == ""  # held
+    lines.add("POST /v1/responses 200", {**FIELDS, "request_id": "r-2"})
+    written = [orjson.loads(line) for line in capsys.readouterr().err.splitlines()]
+    assert [w["request_id"] for w in written] == ["r-0", "r-1", "r-2"]
+    assert written[0]["logger"] == "billing_proxy.access" and written[0]["level"] == "INFO"
+    assert {k: written[0][k] for k in FIELDS if k != "request_id"} == {k: v for k, v in FIELDS.items()
+                                                                       if k != "request_id"}
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}\+00:00", written[0]["time"])
+    text = access_log.BatchedLines("text")
+    text.add("POST /v1/responses 200", FIELDS)
+    assert capsys.readouterr().err == ""
+    text.flush()
+    assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} INFO billing_proxy.access: POST /v1/responses 200 "
+                        r"request_id=r-1 method=POST path=/v1/responses status=200 latency_ms=1.5 tenant=team-a "
+                        r"charge=0.0000640376 estimated=False\n", capsys.readouterr().err)
+    text.flush()
+    assert capsys.readouterr().err == ""
