@@ -18,7 +18,7 @@ from billing.db.keys import get_key, issue_key, list_keys, revoke_key, rotate_ke
 from billing.db.prices import load_pricebook, set_price
 from billing.db.reports import ledger_totals, monthly_report, quota_comparison, rollup_totals
 from billing.db.dead_letters import dead_letters
-from billing.db.months import closed_month, list_adjustments, month_totals
+from billing.db.months import closed_month, current_month, list_adjustments, month_totals
 from billing.reconcile import compare
 from billing.statement import statement_csv, statement_from
 from proxy.dashboard_html import statement_page
@@ -33,7 +33,7 @@ from proxy.serve import run_server, run_workers
 from proxy.cli_format import parse_duration, render, to_json
 from proxy.prices_view import price_rows, version_rows
 from proxy.cli_finance import add_finance_commands
-from proxy.cli_support import CliError, _ready_database, _run_db, actor, check_port_free, current_month
+from proxy.cli_support import CliError, _ready_database, _run_db, actor, check_port_free
 from proxy.settings import ConfigError, Settings, load_settings
 
 log = logging.getLogger("billing_proxy")

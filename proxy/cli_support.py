@@ -4,7 +4,6 @@ import asyncio
 import errno
 import getpass
 import socket
-from datetime import datetime, timezone
 
 from billing.db.engine import embedded_database_url, make_engine
 from billing.db.migrate import upgrade_to_head
@@ -48,10 +47,6 @@ def actor() -> str:
         return f"cli:{getpass.getuser()}"
     except (KeyError, OSError):
         return "cli"
-
-
-def current_month() -> str:
-    return datetime.now(timezone.utc).strftime("%Y-%m")
 
 
 def check_port_free(host: str, port: int) -> None:

@@ -1,5 +1,5 @@
-"""The README's quick start, run as written: its shell blocks in order in one bash, its
-Python block as a file in between, in a copy of the project with a fresh virtualenv.
+"""The README's quick start walkthrough, run as written: its shell blocks in order in one
+bash, its Python block as a file in between, in a copy of the project with a fresh virtualenv.
 
 Two things are arranged around the text, never in it: `~/.billing-proxy` is a temporary
 directory (BILLING_PROXY_HOME), and the fresh virtualenv sees the packages of the one
@@ -22,9 +22,10 @@ PORTS = (9000, 8080)
 
 
 def quick_start_blocks() -> list[tuple[str, str]]:
-    """(language, code) of each fenced block of the Quick start section, in order."""
+    """(language, code) of each fenced block of the Quick start's walkthrough, in order."""
     readme = (ROOT / "README.md").read_text()
-    section = readme[readme.index("## Quick start"):readme.index("\n## ", readme.index("## Quick start") + 1)]
+    start = readme.index("### A first billed call, step by step")
+    section = readme[start:readme.index("\n## ", start)]
     return [(language, re.sub(r"(?m)^   ", "", code))
             for language, code in re.findall(r"```(sh|python)\n(.*?)```", section, re.S)]
 
