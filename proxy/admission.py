@@ -46,8 +46,9 @@ async def admit_call(state: ProxyState, grant: KeyGrant, request_id: UUID, start
                                 at=started_at, estimate=worst,
                                 expires_at=started_at + timedelta(seconds=state.settings.reservation_ttl))
         metrics.ADMISSIONS.labels("statement").inc()
-    except Exception:
-        log.warning("quota admission failed: database unreachable", exc_info=log.isEnabledFor(logging.DEBUG))
+    except Exception as error:
+        log.warning("quota admission failed (%s): treated as a database outage", type(error).__name__,
+                    exc_info=log.isEnabledFor(logging.DEBUG))
         admission = _admit_offline(state, grant, period, worst)
     else:
         state.last_known.remember(grant.tenant_id, grant.key_id, period, admission.budget_remaining,

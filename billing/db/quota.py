@@ -54,8 +54,11 @@ async def admit(engine: AsyncEngine, *, request_id: UUID, tenant_id: int, key_id
                 row = (await conn.execute(_ADMIT, parameters)).one()
             break
         except DBAPIError as error:
-            # A pooled connection the server had closed: nothing ran, so one retry is safe.
-            if attempt == 2 or not error.connection_invalidated:
+            # A pooled connection the server had closed, or a deadlock or serialization
+            # failure that rolled the statement back (SQLSTATE class 40): nothing stayed, so
+            # one retry is safe. Left to the caller, either reads as a database outage.
+            rolled_back = (getattr(error.orig, "sqlstate", None) or "").startswith("40")
+            if attempt == 2 or not (error.connection_invalidated or rolled_back):
                 raise
     return Admission(row.admitted, row.refused, row.budget_remaining, row.tokens_remaining, row.key_budget_remaining,
                      estimate=estimate, held_by_calls_in_flight=bool(row.held_by_calls_in_flight),

@@ -120,3 +120,32 @@ async def test_thresholds_record_one_alert_each_per_month(engine):
     assert [(r.threshold, r.spent) for r in rows] == [(50, D("0.0006")), (80, D("0.0009")), (100, D("0.0012"))]
     async with engine.connect() as conn:
         assert (await conn.execute(select(func.count()).select_from(ledger_entries))).scalar_one() == 4
+
+
+async def test_an_admission_rolled_back_by_a_deadlock_or_serialization_failure_is_tried_again(engine):
+    """The server aborts the first attempt with SQLSTATE 40001 (a one-shot trigger counting on
+    a sequence, which a rollback does not undo): the second attempt reserves, once."""
+    tenant, key, _ = await setup(engine, budget=D("1.00"))
+    async with engine.begin() as conn:
+        await conn.execute(text("CREATE SEQUENCE admit_attempts"))
+        await conn.execute(text(
+            "CREATE FUNCTION fail_first_reservation() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+            "IF nextval('admit_attempts') = 1 THEN "
+            "RAISE EXCEPTION 'simulated conflict' USING ERRCODE = 'serialization_failure'; END IF; "
+            "RETURN NEW; END $$"))
+        await conn.execute(text("CREATE TRIGGER fail_first BEFORE INSERT ON reservations "
+                                "FOR EACH ROW EXECUTE FUNCTION fail_first_reservation()"))
+    try:
+        request_id = uuid.uuid4()
+        admission = await admit(engine, request_id=request_id, tenant_id=tenant.id, key_id=key.id, at=NOW,
+                                estimate=Estimate(0, 0, D("0.03")), expires_at=NOW + timedelta(minutes=5))
+        assert admission.admitted
+        async with engine.connect() as conn:
+            assert (await conn.execute(text("SELECT last_value FROM admit_attempts"))).scalar_one() == 2
+            assert (await conn.execute(select(func.count()).select_from(reservations))).scalar_one() == 1
+        assert (await counters(engine, "tenant", tenant.id, PERIOD)).reserved_usd == D("0.03")
+    finally:
+        async with engine.begin() as conn:
+            await conn.execute(text("DROP TRIGGER fail_first ON reservations"))
+            await conn.execute(text("DROP FUNCTION fail_first_reservation()"))
+            await conn.execute(text("DROP SEQUENCE admit_attempts"))
