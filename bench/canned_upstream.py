@@ -21,12 +21,23 @@ WORDS = ["Hello", " there", ",", " this", " is", " a", " canned", " reply", "."]
 COUNT = web.AppKey("count", list)
 
 
-def response_object(response_id: str, model: str, status: str) -> dict:
+def response_object(response_id: str, model: str, status: str, request: dict) -> dict:
+    """The Response object as the API returns it; a request with a `web_search` tool gets a
+    `web_search_call` output item before its message, and a `service_tier` is echoed back
+    (as the API reports the tier it served)."""
     text = "".join(WORDS)
+    output = [{"type": "web_search_call", "id": "ws_" + response_id[5:], "status": "completed",
+               "action": {"type": "search", "query": "hello"}}] if _searches(request) else []
+    output.append({"type": "message", "id": "msg_" + response_id[5:], "status": "completed", "role": "assistant",
+                   "content": [{"type": "output_text", "text": text, "annotations": []}]})
     return {"id": response_id, "object": "response", "created_at": 1764000000, "status": status, "model": model,
-            "output": [{"type": "message", "id": "msg_" + response_id[5:], "status": "completed", "role": "assistant",
-                        "content": [{"type": "output_text", "text": text, "annotations": []}]}],
-            "usage": USAGE if status == "completed" else None}
+            "service_tier": request.get("service_tier") or "default",
+            "output": output if status == "completed" else [], "usage": USAGE if status == "completed" else None}
+
+
+def _searches(request: dict) -> bool:
+    return any(isinstance(t, dict) and t.get("type") in ("web_search", "web_search_preview")
+               for t in request.get("tools") or ())
 
 
 def sse(event_type: str, sequence: int, payload: dict) -> bytes:
@@ -41,16 +52,26 @@ async def create_response(request: web.Request) -> web.StreamResponse:
     response_id = f"resp_{next(counter[1]):024x}"
     model = body.get("model", "gpt-4o-mini")
     if not body.get("stream"):
-        return web.Response(body=orjson.dumps(response_object(response_id, model, "completed")),
+        return web.Response(body=orjson.dumps(response_object(response_id, model, "completed", body)),
                             content_type="application/json")
     delay = int(request.headers.get("x-sim-delay-ms", "0")) / 1000
     stream = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"})
     await stream.prepare(request)
-    in_progress = response_object(response_id, model, "in_progress")
+    in_progress = response_object(response_id, model, "in_progress", body)
+    completed = response_object(response_id, model, "completed", body)
     events = [("response.created", {"response": in_progress}), ("response.in_progress", {"response": in_progress})]
-    events += [("response.output_text.delta", {"item_id": "msg_1", "output_index": 0, "content_index": 0,
+    if _searches(body):
+        search = completed["output"][0]
+        events += [("response.output_item.added", {"output_index": 0, "item": {**search, "status": "in_progress"}}),
+                   ("response.web_search_call.in_progress", {"output_index": 0, "item_id": search["id"]}),
+                   ("response.web_search_call.searching", {"output_index": 0, "item_id": search["id"]}),
+                   ("response.web_search_call.completed", {"output_index": 0, "item_id": search["id"]}),
+                   ("response.output_item.done", {"output_index": 0, "item": search})]
+    message = completed["output"][-1]
+    events += [("response.output_text.delta", {"item_id": message["id"], "output_index": len(completed["output"]) - 1,
+                                               "content_index": 0,
                                                "delta": word}) for word in WORDS]
-    events.append(("response.completed", {"response": response_object(response_id, model, "completed")}))
+    events.append(("response.completed", {"response": completed}))
     for sequence, (event_type, payload) in enumerate(events):
         if delay and sequence:
             await asyncio.sleep(delay)

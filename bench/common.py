@@ -17,7 +17,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Iterator
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 
 from billing.db.engine import make_engine
 from billing.db.keys import issue_key
@@ -156,6 +156,22 @@ def ledger_count(database_url: str) -> int:
         finally:
             await engine.dispose()
     return asyncio.run(count())
+
+
+def components_billed(database_url: str) -> str:
+    """What the ledger billed for the `tools` cells (flex tier, web search calls)."""
+    async def query():
+        engine = make_engine(database_url, pool_size=1)
+        try:
+            async with engine.connect() as conn:
+                return (await conn.execute(text(
+                    "SELECT count(*), coalesce(sum((tool_calls->>'web_search')::bigint), 0), sum(cost_tool_calls), "
+                    "sum(cost_total) FROM ledger_entries WHERE service_tier = 'flex'"))).one()
+        finally:
+            await engine.dispose()
+    calls, searches, tool_cost, total = asyncio.run(query())
+    return (f"{calls} flex-tier entries, {searches} web searches billed, {tool_cost} USD for tool calls "
+            f"of {total} USD in all")
 
 
 def upstream_count(upstream: str) -> int:

@@ -31,14 +31,19 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import (Background, bench_database, free_port, ledger_count, metric, python,  # noqa: E402
-                          start_proxy, start_upstream, upstream_count, BENCH)
+from bench.common import (Background, bench_database, components_billed, free_port, ledger_count, metric,  # noqa: E402
+                          python, start_proxy, start_upstream, upstream_count, BENCH)
 
 LITELLM_KEY = "sk-bench-master"
 BODIES = {
     "json": '{"model":"gpt-4o-mini","input":"Say hello."}',
     "stream": '{"model":"gpt-4o-mini","input":"Say hello.","stream":true}',
+    # the billed components as users run them: a flex-tier call with a web search (priced per tier
+    # and per 1,000 tool calls), streamed
+    "tools": '{"model":"gpt-5.4","input":"Say hello.","service_tier":"flex","tools":[{"type":"web_search"}],'
+             '"stream":true}',
 }
+PORTKEY_HOME = ("node_modules", "/opt/portkey/node_modules")  # where `npm install @portkey-ai/gateway` put it
 
 
 @dataclass
@@ -54,11 +59,12 @@ class Result:
     note: str = ""
 
 
-def wrk_script(body: str, key: str | None) -> str:
+def wrk_script(body: str, key: str | None, headers: dict[str, str]) -> str:
     auth = f'wrk.headers["Authorization"] = "Bearer {key}"\n' if key else ""
+    extra = "".join(f'wrk.headers["{name}"] = "{value}"\n' for name, value in headers.items())
     script = tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False)
     script.write(f'wrk.method = "POST"\nwrk.body = \'{body}\'\nwrk.headers["Content-Type"] = "application/json"\n'
-                 + auth)
+                 + auth + extra)
     script.close()
     return script.name
 
@@ -68,8 +74,9 @@ def _ms(text: str) -> float:
     return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60000.0}[unit]
 
 
-def run_wrk(url: str, body: str, key: str | None, connections: int, duration: int) -> tuple[float, float, float, int]:
-    script = wrk_script(body, key)
+def run_wrk(url: str, body: str, key: str | None, connections: int, duration: int,
+            headers: dict[str, str]) -> tuple[float, float, float, int]:
+    script = wrk_script(body, key, headers)
     try:
         output = subprocess.run(["wrk", "-t1", f"-c{connections}", f"-d{duration}s", "--latency", "-s", script,
                                  url + "/v1/responses"], capture_output=True, text=True, check=True).stdout
@@ -125,15 +132,16 @@ class BillingCheck:
 
 
 def measure(target: str, server: Background, url: str, key: str | None, modes, connections, duration, *,
-            billing: BillingCheck | None = None, watch_backlog=False) -> list[Result]:
+            billing: BillingCheck | None = None, watch_backlog=False, headers=None) -> list[Result]:
     results = []
+    headers = headers or {}
     for mode in modes:
         for conns in connections:
-            run_wrk(url, BODIES[mode], key, conns, 2)  # warm-up
+            run_wrk(url, BODIES[mode], key, conns, 2, headers)  # warm-up
             before = billing.settle()[0] if billing else 0
             watch = BacklogWatch(url) if watch_backlog else None
             cpu_before = server.cpu_seconds()
-            rps, p50, p99, errors = run_wrk(url, BODIES[mode], key, conns, duration)
+            rps, p50, p99, errors = run_wrk(url, BODIES[mode], key, conns, duration, headers)
             cpu_us = (server.cpu_seconds() - cpu_before) / max(rps * duration, 1) * 1e6
             note = ""
             if watch:
@@ -165,16 +173,33 @@ def start_litellm(upstream: str) -> tuple[Background, str] | None:
     return process, f"http://127.0.0.1:{port}"
 
 
+def start_portkey(upstream: str) -> tuple[Background, str, dict[str, str]] | None:
+    """Portkey's open-source gateway (Node), if `npm install @portkey-ai/gateway` put it in
+    ./node_modules or /opt/portkey/node_modules; it relays to the canned upstream as an
+    OpenAI-compatible custom host."""
+    server = next((Path(home) / "@portkey-ai/gateway/build/start-server.js" for home in PORTKEY_HOME
+                   if (Path(home) / "@portkey-ai/gateway/build/start-server.js").exists()), None)
+    if server is None or not shutil.which("node"):
+        return None
+    port = free_port()
+    process = Background("portkey", ["node", str(server), f"--port={port}", "--headless"],
+                         env={"NODE_ENV": "production"})
+    process.wait_ready(f"http://127.0.0.1:{port}/", timeout=60)
+    return process, f"http://127.0.0.1:{port}", {"x-portkey-provider": "openai",
+                                                "x-portkey-custom-host": upstream + "/v1"}
+
+
 def print_table(results: list[Result]) -> None:
     floor = {(r.mode, r.connections): r for r in results if r.target == "floor"}
-    print("\ntarget          mode    conns    req/s   p50 ms   p99 ms   x floor req/s   p50 added ms  CPU us/call  errors"
-          "  notes")
+    print("\ntarget          mode    conns    req/s   p50 ms   p99 ms   x floor req/s   p50 added ms   p99 added ms"
+          "  CPU us/call  errors  notes")
     for r in results:
         base = floor.get((r.mode, r.connections))
         ratio = f"{r.rps / base.rps:13.2f}" if base else f"{'':13}"
         added = f"{r.p50_ms - base.p50_ms:+12.2f}" if base else f"{'':12}"
+        added_p99 = f"{r.p99_ms - base.p99_ms:+12.2f}" if base else f"{'':12}"
         print(f"{r.target:<15} {r.mode:<6} {r.connections:>6} {r.rps:8.0f} {r.p50_ms:8.2f} {r.p99_ms:8.2f}   {ratio}  "
-              f"{added}  {r.cpu_us:11.0f}  {r.errors:>6}  {r.note}")
+              f"{added}   {added_p99}  {r.cpu_us:11.0f}  {r.errors:>6}  {r.note}")
 
 
 def main() -> int:
@@ -182,7 +207,8 @@ def main() -> int:
     parser.add_argument("--duration", type=int, default=10, help="seconds per measurement (default 10)")
     parser.add_argument("--connections", default="1,16", help="connection counts (default 1,16)")
     parser.add_argument("--modes", default="json,stream")
-    parser.add_argument("--skip", default="", help="targets to leave out: floor,proxy,proxy-nolog,proxy+quota,proxy+rate,proxy-2w,litellm")
+    parser.add_argument("--skip", default="", help="targets to leave out: floor,proxy,proxy-nolog,proxy+quota,"
+                                                   "proxy+rate,proxy-2w,litellm,portkey,tools")
     args = parser.parse_args()
     if not shutil.which("wrk"):
         print("wrk is not installed: apt-get install wrk", file=sys.stderr)
@@ -190,6 +216,7 @@ def main() -> int:
     connections = [int(c) for c in args.connections.split(",")]
     modes = args.modes.split(",")
     skip = set(args.skip.split(","))
+    tools = [] if "tools" in skip else ["tools"]
     print(f"{os.cpu_count()} CPUs; {args.duration} s per measurement; wrk with 1 thread", flush=True)
     results: list[Result] = []
     with bench_database() as (database_url, keys):
@@ -201,7 +228,7 @@ def main() -> int:
                 floor = Background("floor", python(str(BENCH / "passthrough.py"), "--port", str(floor_port),
                                                    "--upstream", upstream_url + "/v1"))
                 floor.wait_ready(f"http://127.0.0.1:{floor_port}/")
-                results += measure("floor", floor, f"http://127.0.0.1:{floor_port}", None, modes, connections,
+                results += measure("floor", floor, f"http://127.0.0.1:{floor_port}", None, modes + tools, connections,
                                    args.duration)
                 floor.stop()
             billing = BillingCheck(database_url, upstream_url)
@@ -212,8 +239,8 @@ def main() -> int:
                 if target in skip:
                     continue
                 proxy, proxy_url = start_proxy(database_url, upstream_url, home, workers, **env)
-                results += measure(target, proxy, proxy_url, keys[key], modes, connections, args.duration,
-                                   billing=billing, watch_backlog=workers == 1)
+                results += measure(target, proxy, proxy_url, keys[key], modes + (tools if target == "proxy" else []),
+                                   connections, args.duration, billing=billing, watch_backlog=workers == 1)
                 if proxy.stop() != 0:
                     print(f"{target} did not stop cleanly: see {proxy.log.name}")
             litellm = None if "litellm" in skip else start_litellm(upstream_url)
@@ -222,6 +249,16 @@ def main() -> int:
                 litellm[0].stop()
             elif "litellm" not in skip:
                 print("  litellm: not installed (pip install 'litellm[proxy]' to include it)")
+            portkey = None if "portkey" in skip else start_portkey(upstream_url)
+            if portkey:
+                results += measure("portkey", portkey[0], portkey[1], "sk-bench", modes, connections, args.duration,
+                                   headers=portkey[2])
+                portkey[0].stop()
+            elif "portkey" not in skip:
+                print("  portkey: not installed (npm install @portkey-ai/gateway, here or in /opt/portkey, to include "
+                      "it)")
+            if tools:
+                print(f"  tools cells: {components_billed(database_url)}")
         finally:
             upstream.stop()
     print_table(results)

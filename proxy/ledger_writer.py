@@ -19,23 +19,29 @@ import asyncio
 import logging
 import time
 from collections import deque
+from datetime import datetime
+from typing import Any
+
+import orjson
 
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from billing.db.background import register
 from billing.db.dead_letters import describe, keep, refused_by_database
-from billing.db.ledger import entry_row, insert_rows, row_from_json
+from billing.db.ledger import encode_row, entry_row, insert_encoded
 from billing.db.prices import load_pricebook
 from billing.ledger import LedgerEntry, build_entry, call_from_record
 from billing.usage import estimate_usage
 from proxy import metrics
-from proxy.spool import Segment, Spool, collect, read_records
+from proxy.spool import Replay, Segment, Spool, collect, read_records
 
 log = logging.getLogger(__name__)
 
 ORPHAN_SCAN_SECONDS = 30.0  # how often segments of dead sibling processes are looked for
 ENTRY, BACKGROUND, INTERRUPTED = "entry", "background", "interrupted"  # kinds of rows (and of dead letters)
+# What the writer stores: (ENTRY, the row as JSON bytes, its start) or (BACKGROUND, the row, None).
+Item = tuple[str, Any, datetime | None]
 SYNC_SECONDS = 0.1  # the spool is fsynced this often while it is written to (a machine crash loses at most this)
 
 
@@ -49,6 +55,14 @@ def interrupted_entry(call, record: dict) -> LedgerEntry:
                        finished_at=call.started_at, first_byte_ms=None, estimated=True)
 
 
+def _read_replay(paths, own: bool) -> tuple[Replay, list[Item]]:
+    """What the segments say must be stored, with the final entries ready to insert (run
+    in a thread: reading and parsing a spool can take a while)."""
+    replay = collect(read_records(paths), own=own)
+    return replay, [(ENTRY, orjson.dumps(row), datetime.fromisoformat(row["started_at"]))
+                    for row in replay.entries.values()]
+
+
 class LedgerWriter:
     def __init__(self, engine: AsyncEngine, spool: Spool, *, batch_size: int = 500, max_delay: float = 0.02,
                  max_backoff: float = 5.0):
@@ -58,8 +72,8 @@ class LedgerWriter:
         self.max_delay = max_delay
         self.max_backoff = max_backoff
         self.database_up = True
-        # (row, its segment or None when the disk failed, whether it is a queued background response)
-        self._pending: deque[tuple[dict, Segment | None, bool]] = deque()
+        # (what to store, its segment or None when the disk failed)
+        self._pending: deque[tuple[Item, Segment | None]] = deque()
         self._memory_only = 0
         self._wake = asyncio.Event()
         self._idle = asyncio.Event()  # nothing pending, nothing spooled
@@ -72,17 +86,18 @@ class LedgerWriter:
         return self.spool.depth + self._memory_only
 
     def submit(self, entry: LedgerEntry) -> None:
-        self._submit(entry_row(entry), False)
+        encoded = encode_row(entry_row(entry))  # once: the same bytes go to the spool and to the database
+        self._submit(str(entry.request_id), b"e", encoded, (ENTRY, encoded, entry.started_at))
 
     def submit_background(self, row: dict) -> None:
         """A background response still running upstream: registered to be polled and billed
         when it ends (`billing.db.background`), with the same durability as an entry."""
-        self._submit(row, True)
+        self._submit(str(row["request_id"]), b"q", encode_row(row), (BACKGROUND, row, None))
 
-    def _submit(self, row: dict, background: bool) -> None:
-        segment = self.spool.append_entry(str(row["request_id"]), row, b"q" if background else b"e")
+    def _submit(self, request_id: str, kind: bytes, encoded: bytes, item: Item) -> None:
+        segment = self.spool.append_entry(request_id, encoded, kind)
         if self.database_up or segment is None:
-            self._pending.append((row, segment, background))
+            self._pending.append((item, segment))
             self._memory_only += segment is None
         else:
             self.spool.drop_from_memory([segment])
@@ -145,12 +160,12 @@ class LedgerWriter:
         for _ in range(-(-len(self._pending) // self.batch_size)):
             batch = [self._pending[i] for i in range(min(self.batch_size, len(self._pending)))]
             started = time.perf_counter()
-            await self._store([(BACKGROUND if background else ENTRY, row) for row, _, background in batch])
+            await self._store([item for item, _ in batch])
             metrics.LEDGER_FLUSH_SECONDS.observe(time.perf_counter() - started)
             for _ in batch:
                 self._pending.popleft()
             per_segment: dict[Segment, int] = {}
-            for _, segment, _ in batch:
+            for _, segment in batch:
                 if segment is None:
                     self._memory_only -= 1
                 else:
@@ -158,24 +173,26 @@ class LedgerWriter:
             for segment, count in per_segment.items():
                 self.spool.written(segment, count)
 
-    async def _store(self, rows: list[tuple[str, dict]]) -> int:
+    async def _store(self, items: list[Item]) -> int:
         """Insert entries and register background responses, in one transaction; returns how
         many entries were new. A batch the database refuses for what it holds (not for being
         down) is split in halves until the refused rows are found: they go to the dead
         letters, and every other row is stored."""
+        entries = [(payload, at) for kind, payload, at in items if kind == ENTRY]
         try:
             async with self._engine.begin() as conn:
-                new = await insert_rows(conn, [row for kind, row in rows if kind == ENTRY])
-                await register(conn, [row for kind, row in rows if kind == BACKGROUND])
+                new = await insert_encoded(conn, [payload for payload, _ in entries], [at for _, at in entries])
+                await register(conn, [payload for kind, payload, _ in items if kind == BACKGROUND])
             return new
         except Exception as error:
             if not refused_by_database(error):
                 raise
-            if len(rows) == 1:
-                await self._dead_letter(*rows[0], error)
+            if len(items) == 1:
+                kind, payload, _ = items[0]
+                await self._dead_letter(kind, orjson.loads(payload) if kind == ENTRY else payload, error)
                 return 0
-        middle = len(rows) // 2
-        return await self._store(rows[:middle]) + await self._store(rows[middle:])
+        middle = len(items) // 2
+        return await self._store(items[:middle]) + await self._store(items[middle:])
 
     async def _dead_letter(self, kind: str, row: dict, error: BaseException) -> None:
         async with self._engine.begin() as conn:
@@ -196,8 +213,8 @@ class LedgerWriter:
                       self.spool.directory)
         self.database_up = False
         # Spooled entries are let go (replayed from disk later); one the spool could not take stays.
-        self.spool.drop_from_memory({segment for _, segment, _ in self._pending if segment is not None})
-        self._pending = deque(item for item in self._pending if item[1] is None)
+        self.spool.drop_from_memory({segment for _, segment in self._pending if segment is not None})
+        self._pending = deque(pending for pending in self._pending if pending[1] is None)
 
     async def _recover(self) -> None:
         """The database answers again: replay what was spooled meanwhile, from disk."""
@@ -225,17 +242,17 @@ class LedgerWriter:
                     "ledger", len(claimed), new)
 
     async def _insert_replay(self, paths, *, own: bool) -> int:
-        replay = await asyncio.to_thread(lambda: collect(read_records(paths), own=own))
-        rows = [(ENTRY, row_from_json(row)) for row in replay.entries.values()]
+        replay, rows = await asyncio.to_thread(_read_replay, paths, own)
         if replay.interrupted:
             async with self._engine.connect() as conn:
                 versions = {v.id: v for v in (await load_pricebook(conn)).all_versions()}
             for record in replay.interrupted.values():
                 try:
-                    rows.append((ENTRY, entry_row(interrupted_entry(call_from_record(record, versions), record))))
+                    entry = interrupted_entry(call_from_record(record, versions), record)
+                    rows.append((ENTRY, encode_row(entry_row(entry)), entry.started_at))
                 except (KeyError, TypeError, ValueError) as error:  # a begin record that cannot be priced
                     await self._dead_letter(INTERRUPTED, record, error)
-        rows += [(BACKGROUND, row) for row in replay.background.values()]
+        rows += [(BACKGROUND, row, None) for row in replay.background.values()]
         new = 0
         for start in range(0, len(rows), self.batch_size):
             new += await self._store(rows[start:start + self.batch_size])

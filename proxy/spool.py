@@ -61,7 +61,11 @@ class Replay:
 
 
 def _encode(kind: bytes, row: dict[str, Any]) -> bytes:
-    return b'{"k":"' + kind + b'","row":' + orjson.dumps(row, default=str) + b"}\n"
+    return _line(kind, orjson.dumps(row, default=str))
+
+
+def _line(kind: bytes, encoded_row: bytes) -> bytes:
+    return b'{"k":"' + kind + b'","row":' + encoded_row + b"}\n"
 
 
 def read_records(paths: Iterable[Path]) -> Iterator[dict[str, Any]]:
@@ -155,11 +159,11 @@ class Spool:
         if self._open.pop(request_id, None) is not None:
             self._write(b'{"k":"x","id":"' + request_id.encode() + b'"}\n')
 
-    def append_entry(self, request_id: str, row: dict[str, Any], kind: bytes = b"e") -> Segment | None:
-        """The segment now holding the entry (or, kind `q`, the queued background response);
-        None if it could not be written (the caller must then keep it in memory until the
-        database has it)."""
-        written = self._write(_encode(kind, row))
+    def append_entry(self, request_id: str, encoded_row: bytes, kind: bytes = b"e") -> Segment | None:
+        """The segment now holding the entry (`encoded_row`: its row as a JSON object) or,
+        kind `q`, the queued background response; None if it could not be written (the
+        caller must then keep it in memory until the database has it)."""
+        written = self._write(_line(kind, encoded_row))
         self._open.pop(request_id, None)
         if not written:
             return None

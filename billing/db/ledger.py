@@ -1,13 +1,10 @@
 """Writing ledger entries: a batch in one statement, idempotent on the request id."""
 
 from datetime import datetime
-from decimal import Decimal
-from typing import Any
-from uuid import UUID
+from typing import Any, Iterable
 
 import orjson
-from sqlalchemy import DateTime, Numeric, text
-from sqlalchemy import Uuid
+from sqlalchemy import text
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -60,78 +57,58 @@ def entry_row(entry: LedgerEntry) -> dict:
     }
 
 
-def _column_parsers() -> dict[str, Any]:
-    parsers = {}
-    for column in ledger_entries.columns:
-        if isinstance(column.type, Numeric):
-            parsers[column.name] = Decimal
-        elif isinstance(column.type, DateTime):
-            parsers[column.name] = datetime.fromisoformat
-        elif isinstance(column.type, Uuid):
-            parsers[column.name] = UUID
-    return parsers
-
-
-_PARSERS = _column_parsers()
-
-
-def row_from_json(data: dict[str, Any]) -> dict[str, Any]:
-    """A row as `entry_row` made it, back from its JSON form in the spool (decimals and
-    times were written as strings)."""
-    return {name: (_PARSERS[name](value) if value is not None and name in _PARSERS else value)
-            for name, value in data.items()}
-
-
 _COLUMNS = [c for c in ledger_entries.columns if c.name not in ("recorded_at", "booked_on")]  # set by the database
-_JSON_COLUMNS = {"usage_flags", "raw_usage", "tool_calls"}  # sent as JSON text
 
 
-def _array_type(column) -> str:
-    return "jsonb" if column.name in _JSON_COLUMNS else column.type.compile(dialect=postgresql.dialect())
+def encode_row(row: dict[str, Any]) -> bytes:
+    """An `entry_row` as JSON (decimals, times and ids as strings): the form the spool keeps
+    and a batch travels to the database in, so a row is encoded once."""
+    return orjson.dumps(row, default=str, option=orjson.OPT_NON_STR_KEYS)  # keys may be str subclasses (row._asdict())
 
 
 def _insert_sql() -> str:
-    """One INSERT of a whole batch from column arrays (`unnest`): prepared once, no per-batch
-    SQL. The text[] column travels as a JSON array (unnest cannot take arrays of arrays)."""
-    names = [c.name for c in _COLUMNS]
-    arrays = ", ".join(f"${i}::{_array_type(c)}[]" for i, c in enumerate(_COLUMNS, 1))
-    selected = ", ".join(f"ARRAY(SELECT jsonb_array_elements_text(u.{n}))" if n == "usage_flags" else f"u.{n}"
-                         for n in names)
-    return (f"INSERT INTO ledger_entries ({', '.join(names)}) SELECT {selected} FROM unnest({arrays}) "
-            f"AS u({', '.join(names)}) ON CONFLICT (request_id, started_at) DO NOTHING RETURNING request_id")
+    """One INSERT of a whole batch sent as one JSON array: the database parses it
+    (`json_to_recordset`), so the client only joins bytes it already has. In request id
+    order, so two writers inserting the same entries (a replay beside a live writer) take
+    their index locks in one order."""
+    names = ", ".join(c.name for c in _COLUMNS)
+    typed = ", ".join(f"{c.name} {c.type.compile(dialect=postgresql.dialect())}" for c in _COLUMNS)
+    return (f"WITH inserted AS (INSERT INTO ledger_entries ({names}) SELECT {names} "
+            f"FROM json_to_recordset(convert_from($1::bytea, 'UTF8')::json) AS u({typed}) ORDER BY request_id "
+            f"ON CONFLICT (request_id, started_at) DO NOTHING RETURNING 1) SELECT count(*) FROM inserted")
 
 
 _INSERT_SQL = _insert_sql()
 _months_with_partitions: set[str] = set()  # per process; forgotten after any failed insert
 
 
-async def ensure_partitions(conn: AsyncConnection, rows: list[dict]) -> None:
+async def ensure_partitions(conn: AsyncConnection, starts: Iterable[datetime]) -> None:
     """Create the monthly partitions a batch needs, within its transaction (once per month
     per process: a partition, once made, stays)."""
-    for month, at in {r["started_at"].strftime("%Y-%m"): r["started_at"] for r in rows}.items():
+    for month, at in {at.strftime("%Y-%m"): at for at in starts}.items():
         if month not in _months_with_partitions:
             await conn.execute(text("SELECT ledger_ensure_partition(:at)"), {"at": at})
             _months_with_partitions.add(month)
 
 
-async def insert_rows(conn: AsyncConnection, rows: list[dict]) -> int:
-    """Insert a batch of `entry_row`s; an entry already there (same request id and start) is
-    skipped, so nothing is ever billed twice. Returns how many were new.
-    """
+async def insert_encoded(conn: AsyncConnection, rows: list[bytes], starts: Iterable[datetime]) -> int:
+    """Insert a batch of `encode_row`s (`starts`: their started_at); an entry already there
+    (same request id and start) is skipped, so nothing is ever billed twice. Returns how
+    many were new."""
     if not rows:
         return 0
     try:
-        await ensure_partitions(conn, rows)
-        # Row triggers settle quotas in row order: sorting keeps every writer locking tenant and
-        # key counters in one order, so concurrent batches cannot deadlock.
-        ordered = sorted(rows, key=lambda r: (r["tenant_id"], r["key_id"]))
-        arrays = [[orjson.dumps(r[c.name]).decode() for r in ordered] if c.name in _JSON_COLUMNS
-                  else [r[c.name] for r in ordered] for c in _COLUMNS]
+        await ensure_partitions(conn, starts)
         driver = (await conn.get_raw_connection()).driver_connection  # asyncpg, in this transaction
-        return len(await driver.fetch(_INSERT_SQL, *arrays))
+        return await driver.fetchval(_INSERT_SQL, b"[" + b",".join(rows) + b"]")
     except BaseException:
         _months_with_partitions.clear()
         raise
+
+
+async def insert_rows(conn: AsyncConnection, rows: list[dict]) -> int:
+    """Insert a batch of `entry_row`s (see `insert_encoded`)."""
+    return await insert_encoded(conn, [encode_row(r) for r in rows], [r["started_at"] for r in rows])
 
 
 async def insert_entries(conn: AsyncConnection, entries: list[LedgerEntry]) -> int:

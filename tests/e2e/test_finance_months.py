@@ -13,7 +13,7 @@ import openai
 from sqlalchemy import select
 
 from billing.db.audit import list_audit
-from billing.db.ledger import insert_rows
+from billing.db.ledger import encode_row, insert_rows
 from billing.db.tables import ledger_entries
 from billing.report import parse_month
 from proxy.app import create_app
@@ -142,7 +142,7 @@ async def test_a_late_entry_for_a_closed_month_lands_in_the_open_month(
     orphan_home = tmp_path / "another-replica"
     spool = Spool(orphan_home / "spool")
     spool.open()
-    spool.append_entry(str(late["request_id"]), json.loads(json.dumps(late, default=str)))
+    spool.append_entry(str(late["request_id"]), encode_row(late))
     spool.close()
     replica = create_app(replace(proxy_settings, home=orphan_home), database_url)
     replica_server = await aiohttp_server(replica)

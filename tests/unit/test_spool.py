@@ -6,6 +6,7 @@ import os
 
 import pytest
 
+from billing.db.ledger import encode_row
 from proxy.spool import Spool, collect, read_records
 
 
@@ -46,7 +47,7 @@ def test_written_segments_are_deleted_and_open_calls_carried_over(spool):
     first = spool.active
     for i in range(200):  # past segment_bytes: rotates
         spool.begin(f"r{i}", row(f"r{i}"))
-        segment = spool.append_entry(f"r{i}", row(f"r{i}", cost="0.000001"))
+        segment = spool.append_entry(f"r{i}", encode_row(row(f"r{i}", cost="0.000001")))
         spool.written(segment, 1)
     assert not first.path.exists()  # sealed and fully written: gone
     remaining = sorted(spool.directory.glob("*.spool"))
@@ -58,7 +59,7 @@ def test_written_segments_are_deleted_and_open_calls_carried_over(spool):
 
 
 def test_unwritten_entries_keep_their_segment(spool):
-    segment = spool.append_entry("r1", row("r1"))
+    segment = spool.append_entry("r1", encode_row(row("r1")))
     spool.rotate()
     assert segment.path.exists() and spool.depth == 1
     spool.drop_from_memory([segment])
@@ -74,7 +75,7 @@ def test_a_torn_last_line_is_skipped(tmp_path):
 
 
 def test_only_unlocked_segments_are_orphans(tmp_path, spool):
-    spool.append_entry("mine", row("mine"))
+    spool.append_entry("mine", encode_row(row("mine")))
     dead = tmp_path / "spool" / "00000000000000000001-1.spool"
     dead.write_bytes(b'{"k":"b","row":{"request_id":"lost"}}\n')
     claimed = spool.claim_orphans()
@@ -88,7 +89,7 @@ def test_only_unlocked_segments_are_orphans(tmp_path, spool):
 def test_close_keeps_what_is_unwritten_for_the_next_start(tmp_path):
     spool = Spool(tmp_path / "spool")
     spool.open()
-    spool.append_entry("r1", row("r1"))
+    spool.append_entry("r1", encode_row(row("r1")))
     path = spool.active.path
     spool.close()
     assert path.exists()
@@ -104,7 +105,7 @@ def test_a_failed_write_is_reported_not_raised(spool):
     os.close(spool.active.fd)  # as a failing disk would: every write errors
     spool.active.fd = os.open(os.devnull, os.O_RDONLY)
     spool.begin("r1", row("r1"))
-    assert spool.append_entry("r1", row("r1")) is None  # the caller keeps it in memory
+    assert spool.append_entry("r1", encode_row(row("r1"))) is None  # the caller keeps it in memory
     assert spool.depth == 0
 
 
