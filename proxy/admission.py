@@ -8,6 +8,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from uuid import UUID, uuid4
 
+from billing.db.errors import database_unreachable
 from billing.db.quota import Admission, admit, release, settle
 from billing.keys import KeyGrant
 from billing.ledger import LedgerEntry
@@ -47,7 +48,13 @@ async def admit_call(state: ProxyState, grant: KeyGrant, request_id: UUID, start
                                 expires_at=started_at + timedelta(seconds=state.settings.reservation_ttl))
         metrics.ADMISSIONS.labels("statement").inc()
     except Exception as error:
-        log.warning("quota admission failed (%s): treated as a database outage", type(error).__name__,
+        if not database_unreachable(error):
+            # The database answered, and the statement failed (or the pool is exhausted): not an
+            # outage, so nothing is admitted from the last known state; the client may retry.
+            log.error("quota admission failed (%s: %s); answering 503", type(error).__name__, str(error)[:300])
+            raise ApiError(503, "The quota check failed; try again shortly.", type="server_error",
+                           code="quota_unavailable") from None
+        log.warning("quota admission failed (%s): the database is unreachable", type(error).__name__,
                     exc_info=log.isEnabledFor(logging.DEBUG))
         admission = _admit_offline(state, grant, period, worst)
     else:

@@ -28,7 +28,8 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from billing.db.background import register
-from billing.db.dead_letters import describe, keep, refused_by_database
+from billing.db.dead_letters import describe, keep
+from billing.db.errors import refused_by_database
 from billing.db.ledger import encode_row, entry_row, insert_encoded
 from billing.db.prices import load_pricebook
 from billing.ledger import LedgerEntry, build_entry, call_from_record
@@ -42,7 +43,7 @@ ORPHAN_SCAN_SECONDS = 30.0  # how often segments of dead sibling processes are l
 ENTRY, BACKGROUND, INTERRUPTED = "entry", "background", "interrupted"  # kinds of rows (and of dead letters)
 # What the writer stores: (ENTRY, the row as JSON bytes, its start) or (BACKGROUND, the row, None).
 Item = tuple[str, Any, datetime | None]
-SYNC_SECONDS = 0.1  # the spool is fsynced this often while it is written to (a machine crash loses at most this)
+SYNC_SECONDS = float(__import__("os").environ.get("SYNC", "0.1"))  # the spool is fsynced this often while it is written to (a machine crash loses at most this)
 
 
 def interrupted_entry(call, record: dict) -> LedgerEntry:

@@ -11,27 +11,7 @@ import orjson
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-# SQLSTATE classes that blame the data, not the database: data exception (a NUL in text, a
-# number out of range), integrity constraint violation, program limit exceeded (an index
-# row too large).
-_REJECTING_CLASSES = ("22", "23", "54")
 MAX_ERROR_CHARS = 2_000
-
-
-def refused_by_database(error: BaseException) -> bool:
-    """Whether `error` says the rows were refused for what they hold (retrying cannot help),
-    as opposed to the database being unreachable or busy (retrying will)."""
-    seen: set[int] = set()
-    current: BaseException | None = error
-    while current is not None and id(current) not in seen:
-        seen.add(id(current))
-        sqlstate = getattr(current, "sqlstate", None)
-        if isinstance(sqlstate, str):
-            return sqlstate.startswith(_REJECTING_CLASSES)
-        if isinstance(current, (ValueError, TypeError, OverflowError)):  # a value the driver cannot encode
-            return True
-        current = getattr(current, "orig", None) or current.__cause__
-    return False
 
 
 def describe(error: BaseException) -> str:
