@@ -26,6 +26,7 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -121,13 +122,16 @@ class BillingCheck:
         self.not_proxied = upstream_count(upstream) - ledger_count(database_url)
 
     def settle(self, timeout: float = 60) -> tuple[int, int]:
-        """(ledger entries, replies generated for proxies) once they agree, or at the timeout."""
+        """(ledger entries, replies generated for proxies) once they agree on two reads in a
+        row (calls still in flight when wrk stops reach the upstream late), or at the timeout."""
         deadline = time.monotonic() + timeout
+        previous = None
         while True:
             generated = upstream_count(self.upstream) - self.not_proxied
             entries = ledger_count(self.database_url)
-            if entries >= generated or time.monotonic() > deadline:
+            if (entries == generated and previous == (entries, generated)) or time.monotonic() > deadline:
                 return entries, generated
+            previous = (entries, generated)
             time.sleep(0.2)
 
 
@@ -187,6 +191,18 @@ def start_portkey(upstream: str) -> tuple[Background, str, dict[str, str]] | Non
     process.wait_ready(f"http://127.0.0.1:{port}/", timeout=60)
     return process, f"http://127.0.0.1:{port}", {"x-portkey-provider": "openai",
                                                 "x-portkey-custom-host": upstream + "/v1"}
+
+
+def answers(url: str, body: str, headers: dict[str, str]) -> bool:
+    """Whether a peer relays this kind of call (one probe; a 5xx means it cannot)."""
+    probe = urllib.request.Request(url + "/v1/responses", data=body.encode(), method="POST", headers={
+        "Content-Type": "application/json", "Authorization": "Bearer sk-bench", **headers})
+    try:
+        with urllib.request.urlopen(probe, timeout=10) as reply:
+            reply.read()
+            return reply.status == 200
+    except OSError:
+        return False
 
 
 def print_table(results: list[Result]) -> None:
@@ -251,7 +267,11 @@ def main() -> int:
                 print("  litellm: not installed (pip install 'litellm[proxy]' to include it)")
             portkey = None if "portkey" in skip else start_portkey(upstream_url)
             if portkey:
-                results += measure("portkey", portkey[0], portkey[1], "sk-bench", modes, connections, args.duration,
+                relayed = [mode for mode in modes if answers(portkey[1], BODIES[mode], portkey[2])]
+                if relayed != modes:
+                    print(f"  portkey: fails on {', '.join(m for m in modes if m not in relayed)} here (see "
+                          f"{portkey[0].log.name}); measured on {', '.join(relayed) or 'nothing'}")
+                results += measure("portkey", portkey[0], portkey[1], "sk-bench", relayed, connections, args.duration,
                                    headers=portkey[2])
                 portkey[0].stop()
             elif "portkey" not in skip:
