@@ -15,9 +15,11 @@ limit. The worst case must never be below what the upstream can bill:
   plus built-in tool fees and BytePlus cache storage.
 """
 
+import math
 from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal
+from functools import lru_cache
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from billing.ledger import tenant_charge
@@ -69,8 +71,15 @@ def check_thresholds(values: list[int]) -> list[int]:
 def period_start(at: datetime, time_zone: str = "UTC", window: str = "month") -> datetime:
     """The first instant of the day, week (from Monday) or calendar month (`window`)
     containing `at`, each beginning at midnight in the tenant's zone."""
+    # Every call asks, and calls of one second share the answer (zone offsets are whole
+    # seconds, so a second never straddles a local midnight).
+    return _period_start_of_second(math.floor(at.timestamp()), time_zone, window)
+
+
+@lru_cache(maxsize=4096)
+def _period_start_of_second(second: int, time_zone: str, window: str) -> datetime:
     zone = ZoneInfo(time_zone)
-    day = at.astimezone(zone).date()
+    day = datetime.fromtimestamp(second, timezone.utc).astimezone(zone).date()
     if window == "week":
         day -= timedelta(days=day.weekday())
     elif window == "month":

@@ -86,8 +86,7 @@ async def error_middleware(request: web.Request, handler) -> web.StreamResponse:
         current_request_id.reset(token)
     endpoint = _ENDPOINTS.get(request.path)
     if endpoint:
-        metrics.requests_counter(endpoint, request.get(MODEL, ""), response.status).inc()
-        metrics.request_seconds(endpoint).observe(time.perf_counter() - started)
+        metrics.count_request(endpoint, request.get(MODEL, ""), response.status, time.perf_counter() - started)
     if not response.prepared:
         response.headers.setdefault("x-request-id", str(request_id))
     return response

@@ -278,7 +278,7 @@ class _Relay:
         if self.first_byte_ms is None:
             elapsed = time.perf_counter() - self.started
             self.first_byte_ms = round(elapsed * 1000)
-            metrics.first_byte_seconds(self.call.endpoint).observe(elapsed)
+            metrics.first_byte(self.call.endpoint, elapsed)
 
     async def whole(self, upstream: aiohttp.ClientResponse, idle_timeout: float) -> web.Response:
         body = await read_body(upstream, self.settings.max_upstream_body_bytes, idle_timeout)

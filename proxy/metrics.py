@@ -5,26 +5,21 @@ in a float counter: each process sums every tenant's charge exactly (Decimal) an
 the sum as written into the text format. Keys and secrets never appear in a label.
 """
 
+from bisect import bisect_left
 from collections import defaultdict
 from decimal import Decimal
-from functools import lru_cache
+from itertools import accumulate
 from typing import Callable
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, ProcessCollector, generate_latest
+from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily
+from prometheus_client.utils import floatToGoString
 
 REGISTRY = CollectorRegistry()
 ProcessCollector(registry=REGISTRY)  # process_resident_memory_bytes, process_start_time_seconds, ...
 
 _LATENCY_BUCKETS = (.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60, 120, 300)
 
-REQUESTS = Counter("billing_proxy_requests", "Calls answered, by endpoint, model and HTTP status.",
-                   ["endpoint", "model", "status"], registry=REGISTRY)
-REQUEST_SECONDS = Histogram("billing_proxy_request_duration_seconds",
-                            "Time from a call's arrival to the end of its reply (streams: the last event).",
-                            ["endpoint"], buckets=_LATENCY_BUCKETS, registry=REGISTRY)
-FIRST_BYTE_SECONDS = Histogram("billing_proxy_upstream_first_byte_seconds",
-                               "Time from a call's arrival to the upstream's first byte.",
-                               ["endpoint"], buckets=_LATENCY_BUCKETS, registry=REGISTRY)
 UPSTREAM_ERRORS = Counter("billing_proxy_upstream_errors", "Upstream failures, by kind "
                           "(unreachable, timeout, idle_timeout, status_5xx, status_4xx, malformed, stream_cut).",
                           ["kind"], registry=REGISTRY)
@@ -62,20 +57,56 @@ EXPORT_LAG = Gauge("billing_proxy_export_lag_seconds", "Age of the oldest undeli
 _spend: dict[str, Decimal] = defaultdict(Decimal)  # tenant name -> charge billed by this process
 
 
-@lru_cache(maxsize=4096)
-def requests_counter(endpoint: str, model: str, status: int):
-    """The labelled child, looked up once per label set (labels() costs a lock and a dict)."""
-    return REQUESTS.labels(endpoint, model, str(status))
+class _CountedLocally:
+    """Series every call moves, counted in plain dicts on the event loop and turned into
+    Prometheus samples only when scraped: a call pays a dict update, not a lock and a label
+    lookup. (Only the event loop's thread counts; a scrape runs on it too.)"""
+
+    def __init__(self, name: str, documentation: str, labels: tuple[str, ...], buckets: tuple[float, ...] = ()):
+        self.name, self.documentation, self.labels, self.buckets = name, documentation, labels, buckets
+        self._counts: dict[tuple[str, ...], int] = defaultdict(int)
+        self._histograms: dict[tuple[str, ...], list] = {}  # labels -> [count per bucket..., +Inf count, sum]
+        REGISTRY.register(self)
+
+    def count(self, labels: tuple[str, ...]) -> None:
+        self._counts[labels] += 1
+
+    def observe(self, labels: tuple[str, ...], value: float) -> None:
+        cells = self._histograms.get(labels)
+        if cells is None:
+            cells = self._histograms[labels] = [0] * (len(self.buckets) + 1) + [0.0]
+        cells[bisect_left(self.buckets, value)] += 1  # the first bucket whose bound is >= value
+        cells[-1] += value
+
+    def collect(self):
+        if not self.buckets:
+            family = CounterMetricFamily(self.name, self.documentation, labels=self.labels)
+            for labels, count in list(self._counts.items()):
+                family.add_metric(labels, count)
+            yield family
+            return
+        family = HistogramMetricFamily(self.name, self.documentation, labels=self.labels)
+        bounds = [floatToGoString(bound) for bound in self.buckets] + ["+Inf"]
+        for labels, cells in list(self._histograms.items()):
+            family.add_metric(labels, list(zip(bounds, accumulate(cells[:-1]))), cells[-1])
+        yield family
 
 
-@lru_cache(maxsize=None)
-def request_seconds(endpoint: str):
-    return REQUEST_SECONDS.labels(endpoint)
+_REQUESTS = _CountedLocally("billing_proxy_requests", "Calls answered, by endpoint, model and HTTP status.",
+                            ("endpoint", "model", "status"))
+_REQUEST_SECONDS = _CountedLocally("billing_proxy_request_duration_seconds", "Time from a call's arrival to the "
+                                   "end of its reply (streams: the last event).", ("endpoint",), _LATENCY_BUCKETS)
+_FIRST_BYTE_SECONDS = _CountedLocally("billing_proxy_upstream_first_byte_seconds", "Time from a call's arrival "
+                                      "to the upstream's first byte.", ("endpoint",), _LATENCY_BUCKETS)
 
 
-@lru_cache(maxsize=None)
-def first_byte_seconds(endpoint: str):
-    return FIRST_BYTE_SECONDS.labels(endpoint)
+def count_request(endpoint: str, model: str, status: int, seconds: float) -> None:
+    _REQUESTS.count((endpoint, model, str(status)))
+    _REQUEST_SECONDS.observe((endpoint,), seconds)
+
+
+def first_byte(endpoint: str, seconds: float) -> None:
+    _FIRST_BYTE_SECONDS.observe((endpoint,), seconds)
 
 
 def add_spend(tenant: str, charge: Decimal) -> None:

@@ -15,6 +15,7 @@
 """
 
 import json
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -47,14 +48,17 @@ _READ_FIELDS = tuple(f'"{name}"'.encode() for name in (
     "model", "stream", "max_output_tokens", "max_tokens", "max_completion_tokens", "extra_body", "input",
     "messages", "previous_response_id", "caching", "stream_options", "background", "conversation", "n", "tools",
     "max_tool_calls", "service_tier"))
+_READ_FIELD_NAMES = re.compile(b"|".join(re.escape(name) for name in _READ_FIELDS))
 
 
 def _repeated_top_level_field(raw: bytes) -> str | None:
     """A field the proxy reads that the top-level object holds twice (rare, so the exact
     check runs only when a quick count suggests it, or when a `\\u` escape could spell a
     name in a way the count does not see, as `"mod\\u0065l"`)."""
-    if b"\\u" not in raw and not any(raw.count(name) > 1 for name in _READ_FIELDS):
-        return None
+    if b"\\u" not in raw:
+        seen = _READ_FIELD_NAMES.findall(raw)  # one pass over the body, not one per name
+        if len(seen) == len(set(seen)):
+            return None
     objects: list[list[tuple[str, Any]]] = []
     try:
         json.loads(raw, object_pairs_hook=lambda pairs: objects.append(pairs) or dict(pairs))

@@ -79,13 +79,13 @@ def _insert_sql() -> str:
 
 
 _INSERT_SQL = _insert_sql()
-_months_with_partitions: set[str] = set()  # per process; forgotten after any failed insert
+_months_with_partitions: set[tuple[int, int]] = set()  # per process; forgotten after any failed insert
 
 
 async def ensure_partitions(conn: AsyncConnection, starts: Iterable[datetime]) -> None:
     """Create the monthly partitions a batch needs, within its transaction (once per month
     per process: a partition, once made, stays)."""
-    for month, at in {at.strftime("%Y-%m"): at for at in starts}.items():
+    for month, at in {(at.year, at.month): at for at in starts}.items():
         if month not in _months_with_partitions:
             await conn.execute(text("SELECT ledger_ensure_partition(:at)"), {"at": at})
             _months_with_partitions.add(month)

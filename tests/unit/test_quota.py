@@ -2,11 +2,12 @@
 never below what the upstream can bill."""
 
 from dataclasses import replace
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
+from zoneinfo import ZoneInfo
 from decimal import Decimal
 
 import pytest
-from hypothesis import given, strategies as st
+from hypothesis import given, settings, strategies as st
 
 from billing.pricebook import ResolvedPrice
 from billing.pricing import PriceVersion, Tier, price_usage
@@ -201,3 +202,19 @@ def test_refusal_messages_for_credit_and_for_calls_in_flight():
 def test_content_tokens_hand_worked(payload, tokens):
     assert request_bounds(payload, "responses", NOW).content_tokens == tokens
 
+
+
+@settings(max_examples=300)
+@given(at=st.datetimes(min_value=datetime(1970, 1, 2), max_value=datetime(2100, 1, 1), timezones=st.just(timezone.utc)),
+       zone=st.sampled_from(["UTC", "Asia/Kolkata", "Asia/Kathmandu", "America/St_Johns", "Australia/Lord_Howe",
+                             "Europe/Berlin", "Pacific/Chatham", "America/Sao_Paulo"]),
+       window=st.sampled_from(["day", "week", "month"]))
+def test_period_start_matches_the_uncached_rule(at, zone, window):
+    """period_start answers from a cache per second: the same as working it out each time."""
+    local = ZoneInfo(zone)
+    day = at.astimezone(local).date()
+    if window == "week":
+        day -= timedelta(days=day.weekday())
+    elif window == "month":
+        day = day.replace(day=1)
+    assert period_start(at, zone, window) == datetime(day.year, day.month, day.day, tzinfo=local).astimezone(timezone.utc)
