@@ -44,7 +44,8 @@ _ROLL_UP = f"""
     INSERT INTO ledger_daily AS d (day, tenant_id, key_id, model, service_tier, {", ".join(DAILY)})
     SELECT coalesce(n.booked_on, (n.started_at AT TIME ZONE 'UTC')::date), n.tenant_id, n.key_id, n.model,
            coalesce(n.service_tier, 'default'), count(*), {", ".join(f"sum(n.{c})" for c in TOKENS)},
-           sum((SELECT coalesce(sum(value::bigint), 0) FROM jsonb_each_text(n.tool_calls))),
+           sum(CASE WHEN n.tool_calls = '{{}}' THEN 0
+                    ELSE (SELECT coalesce(sum(value::bigint), 0) FROM jsonb_each_text(n.tool_calls)) END),
            {", ".join(f"sum(n.{c})" for c in MONEY)},
            count(*) FILTER (WHERE n.estimated), coalesce(sum(n.charge_total) FILTER (WHERE n.estimated), 0),
            count(*) FILTER (WHERE n.booked_on IS NOT NULL),
@@ -101,18 +102,14 @@ _SETTLE_FUNCTION = f"""
         {_ROLL_UP}
         {_OWNERS}
         -- Quota counters: created if missing and locked, in the lock order, before any
-        -- reservation is (quota_settle takes counters, then the reservation).
-        INSERT INTO quota_usage (scope, scope_id, "window", period_start, spent_usd, spent_tokens, reserved_usd,
-                                 reserved_tokens)
+        -- reservation is (quota_settle takes counters, then the reservation). An upsert whose
+        -- update never applies (WHERE false) still locks the row it conflicts with.
+        INSERT INTO quota_usage AS q (scope, scope_id, "window", period_start, spent_usd, spent_tokens, reserved_usd,
+                                      reserved_tokens)
         SELECT scope, scope_id, win, period, 0, 0, 0, 0
         FROM ({_counters("reservations")}) k
         GROUP BY tenant_id, scope, scope_id, rank, win, period ORDER BY {LOCK_ORDER}
-        ON CONFLICT DO NOTHING;
-        PERFORM 1 FROM quota_usage q
-            JOIN (SELECT DISTINCT tenant_id, rank, scope, scope_id, win, period
-                  FROM ({_counters("reservations")}) k) k
-              ON q.scope = k.scope AND q.scope_id = k.scope_id AND q."window" = k.win AND q.period_start = k.period
-            ORDER BY k.{LOCK_ORDER.replace(", ", ", k.")} FOR UPDATE OF q;
+        ON CONFLICT (scope, scope_id, "window", period_start) DO UPDATE SET spent_usd = q.spent_usd WHERE false;
         -- Settle: the reservations leave, the actual charges and tokens go in.
         WITH settled AS (DELETE FROM reservations r USING new_rows n WHERE r.request_id = n.request_id
                          RETURNING r.*),
