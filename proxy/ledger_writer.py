@@ -29,7 +29,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from billing.db.background import register
 from billing.db.dead_letters import describe, keep
-from billing.db.errors import refused_by_database
+from billing.db.errors import refused_by_database, rolled_back
 from billing.db.ledger import encode_row, entry_row, insert_encoded
 from billing.db.prices import load_pricebook
 from billing.ledger import LedgerEntry, build_entry, call_from_record
@@ -174,11 +174,12 @@ class LedgerWriter:
             for segment, count in per_segment.items():
                 self.spool.written(segment, count)
 
-    async def _store(self, items: list[Item]) -> int:
+    async def _store(self, items: list[Item], *, retried: bool = False) -> int:
         """Insert entries and register background responses, in one transaction; returns how
         many entries were new. A batch the database refuses for what it holds (not for being
         down) is split in halves until the refused rows are found: they go to the dead
-        letters, and every other row is stored."""
+        letters, and every other row is stored. A batch rolled back by a deadlock or a
+        serialization failure is tried once more."""
         entries = [(payload, at) for kind, payload, at in items if kind == ENTRY]
         try:
             async with self._engine.begin() as conn:
@@ -186,6 +187,9 @@ class LedgerWriter:
                 await register(conn, [payload for kind, payload, _ in items if kind == BACKGROUND])
             return new
         except Exception as error:
+            if rolled_back(error) and not retried:
+                log.warning("a ledger batch was rolled back (%s); trying it once more", describe(error)[:200])
+                return await self._store(items, retried=True)
             if not refused_by_database(error):
                 raise
             if len(items) == 1:

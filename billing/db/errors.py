@@ -48,3 +48,9 @@ def database_unreachable(error: BaseException) -> bool:
         if isinstance(current, (OSError, TimeoutError)):
             return True
     return False
+
+
+def rolled_back(error: BaseException) -> bool:
+    """Whether the server rolled the statement back for a transient conflict (SQLSTATE class
+    40: a deadlock or a serialization failure): nothing stayed, so one retry is safe."""
+    return any(str(getattr(current, "sqlstate", None) or "").startswith("40") for current in _causes(error))

@@ -12,6 +12,7 @@ from sqlalchemy import select, text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from billing.db.errors import rolled_back
 from billing.db.tables import quota_usage
 from billing.db.tenants import Tenant
 from billing.quota import Estimate, MonthStanding, period_start, standing
@@ -57,8 +58,7 @@ async def admit(engine: AsyncEngine, *, request_id: UUID, tenant_id: int, key_id
             # A pooled connection the server had closed, or a deadlock or serialization
             # failure that rolled the statement back (SQLSTATE class 40): nothing stayed, so
             # one retry is safe. Left to the caller, either reads as a database outage.
-            rolled_back = (getattr(error.orig, "sqlstate", None) or "").startswith("40")
-            if attempt == 2 or not (error.connection_invalidated or rolled_back):
+            if attempt == 2 or not (error.connection_invalidated or rolled_back(error)):
                 raise
     return Admission(row.admitted, row.refused, row.budget_remaining, row.tokens_remaining, row.key_budget_remaining,
                      estimate=estimate, held_by_calls_in_flight=bool(row.held_by_calls_in_flight),

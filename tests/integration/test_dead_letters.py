@@ -100,3 +100,40 @@ async def test_a_replayed_spool_with_a_refused_row_bills_the_rest(engine, tenant
         assert billed == {e.request_id for e in entries if e is not bad}
         assert [(d.kind, d.request_id) for d in dead] == [("entry", str(bad.request_id))]
         assert list(directory.glob("*.spool")) == []
+
+
+async def test_a_batch_rolled_back_by_a_deadlock_is_tried_again_not_taken_for_an_outage(engine, tenant_key, tmp_path,
+                                                                                     caplog):
+    """The server aborts the first batch with SQLSTATE 40P01 (a one-shot trigger counting on a
+    sequence, which a rollback does not undo): the writer stores it on the second try, once,
+    and never goes into its outage mode."""
+    version, _ = await priced_version(engine)
+    entries = [entry(tenant_key.tenant_id, tenant_key.key_id, version) for _ in range(5)]
+    async with engine.begin() as conn:
+        await conn.exec_driver_sql("CREATE SEQUENCE batch_attempts")
+        await conn.exec_driver_sql(
+            "CREATE FUNCTION fail_first_batch() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+            "IF nextval('batch_attempts') = 1 THEN "
+            "RAISE EXCEPTION 'simulated deadlock' USING ERRCODE = 'deadlock_detected'; END IF; "
+            "RETURN NULL; END $$")
+        await conn.exec_driver_sql("CREATE TRIGGER fail_first AFTER INSERT ON ledger_entries "
+                                   "FOR EACH STATEMENT EXECUTE FUNCTION fail_first_batch()")
+    spool = Spool(tmp_path / "spool")
+    spool.open()
+    writer = LedgerWriter(engine, spool)
+    writer.start()
+    try:
+        for one in entries:
+            writer.submit(one)
+        await writer.flush(timeout=10)
+        assert writer.database_up and writer.backlog == 0
+    finally:
+        await writer.close()
+        async with engine.begin() as conn:
+            attempts = (await conn.exec_driver_sql("SELECT last_value FROM batch_attempts")).scalar_one()
+            await conn.exec_driver_sql("DROP TRIGGER fail_first ON ledger_entries")
+            await conn.exec_driver_sql("DROP FUNCTION fail_first_batch()")
+            await conn.exec_driver_sql("DROP SEQUENCE batch_attempts")
+    billed, dead = await ledger_state(engine)
+    assert billed == {e.request_id for e in entries} and dead == [] and attempts == 2
+    assert "trying it once more" in caplog.text and "database unreachable" not in caplog.text

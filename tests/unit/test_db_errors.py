@@ -5,7 +5,7 @@ import pytest
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
-from billing.db.errors import database_unreachable, refused_by_database
+from billing.db.errors import database_unreachable, refused_by_database, rolled_back
 
 
 def wrapped(error: BaseException, invalidated: bool = False) -> DBAPIError:
@@ -49,3 +49,13 @@ def test_database_unreachable(error, unreachable):
 ])
 def test_refused_by_database(error, refused):
     assert refused_by_database(error) is refused
+
+
+@pytest.mark.parametrize("error,transient", [
+    (wrapped(asyncpg.exceptions.DeadlockDetectedError("deadlock detected")), True),  # 40P01
+    (wrapped(asyncpg.exceptions.SerializationError("could not serialize access")), True),  # 40001
+    (wrapped(asyncpg.exceptions.CheckViolationError("violates check constraint")), False),
+    (ConnectionRefusedError(111, "Connection refused"), False),
+])
+def test_rolled_back(error, transient):
+    assert rolled_back(error) is transient
