@@ -42,6 +42,22 @@ async def calls_of_two_tenants(engine, tenant_key, version):
     return good[:3] + [bad] + good[3:], bad
 
 
+async def write_through_a_writer(engine, tmp_path, entries) -> None:
+    """Submit the entries to a ledger writer, wait until it has written them all, and stop it;
+    it must never have found the database down."""
+    spool = Spool(tmp_path / "spool")
+    spool.open()
+    writer = LedgerWriter(engine, spool)
+    writer.start()
+    try:
+        for one in entries:
+            writer.submit(one)
+        await writer.flush(timeout=10)
+        assert writer.database_up and writer.backlog == 0
+    finally:
+        await writer.close()
+
+
 async def ledger_state(engine):
     async with engine.connect() as conn:
         billed = set((await conn.execute(select(ledger_entries.c.request_id))).scalars())
@@ -56,17 +72,7 @@ async def test_a_refused_row_is_dead_lettered_and_everyone_else_is_billed(engine
                 at=NOW, estimate=Estimate(10, 10, Decimal("0.01")),
                 expires_at=NOW + timedelta(minutes=15))
     dead_before = metrics.DEAD_LETTERS.labels("entry")._value.get()
-    spool = Spool(tmp_path / "spool")
-    spool.open()
-    writer = LedgerWriter(engine, spool)
-    writer.start()
-    try:
-        for one in entries:
-            writer.submit(one)
-        await writer.flush(timeout=10)  # the writer does not retry the refused batch forever
-        assert writer.database_up and writer.backlog == 0
-    finally:
-        await writer.close()
+    await write_through_a_writer(engine, tmp_path, entries)  # it does not retry the refused batch forever
     billed, dead = await ledger_state(engine)
     assert billed == {e.request_id for e in entries if e is not bad}
     [letter] = dead
@@ -118,17 +124,9 @@ async def test_a_batch_rolled_back_by_a_deadlock_is_tried_again_not_taken_for_an
             "RETURN NULL; END $$")
         await conn.exec_driver_sql("CREATE TRIGGER fail_first AFTER INSERT ON ledger_entries "
                                    "FOR EACH STATEMENT EXECUTE FUNCTION fail_first_batch()")
-    spool = Spool(tmp_path / "spool")
-    spool.open()
-    writer = LedgerWriter(engine, spool)
-    writer.start()
     try:
-        for one in entries:
-            writer.submit(one)
-        await writer.flush(timeout=10)
-        assert writer.database_up and writer.backlog == 0
+        await write_through_a_writer(engine, tmp_path, entries)
     finally:
-        await writer.close()
         async with engine.begin() as conn:
             attempts = (await conn.exec_driver_sql("SELECT last_value FROM batch_attempts")).scalar_one()
             await conn.exec_driver_sql("DROP TRIGGER fail_first ON ledger_entries")
