@@ -3,9 +3,11 @@ writes them in batches.
 
 Every entry is first appended to the spool (`proxy/spool.py`), so from the moment a call
 is billed it survives a database outage and the process's death. `submit` never blocks and
-never fails, so billing cannot slow or break a response. The writer inserts up to
-`batch_size` entries per statement (idempotent on the request id, so a batch retried after
-an ambiguous failure never bills twice).
+never fails, so billing cannot slow or break a response. An entry is encoded once, as
+the JSON line the spool keeps; the writer inserts up to `batch_size` of those same bytes
+per statement, joined into one JSON array the database parses, so no batch is encoded on
+the event loop (idempotent on the request id, so a batch retried after an ambiguous
+failure never bills twice; one rolled back by a deadlock is tried once more).
 
 A batch the database refuses for what it holds (a value it cannot store) is split until
 the refused row is found; that row goes to `ledger_dead_letters` with the error, and the
@@ -43,7 +45,7 @@ ORPHAN_SCAN_SECONDS = 30.0  # how often segments of dead sibling processes are l
 ENTRY, BACKGROUND, INTERRUPTED = "entry", "background", "interrupted"  # kinds of rows (and of dead letters)
 # What the writer stores: (ENTRY, the row as JSON bytes, its start) or (BACKGROUND, the row, None).
 Item = tuple[str, Any, datetime | None]
-SYNC_SECONDS = float(__import__("os").environ.get("SYNC", "0.1"))  # the spool is fsynced this often while it is written to (a machine crash loses at most this)
+SYNC_SECONDS = 0.1  # the spool is fsynced this often while it is written to (a machine crash loses at most this)
 
 
 def interrupted_entry(call, record: dict) -> LedgerEntry:
