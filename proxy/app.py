@@ -17,6 +17,7 @@ from proxy.admin_api import add_admin_routes
 from proxy.alerts import deliver_due_alerts
 from billing.db.exports import prune_delivered, register_sinks
 from proxy.exports import deliver_exports
+from proxy.self_service import add_self_service_routes
 from proxy.dashboard import add_dashboard_routes
 from billing.quota_lease import LeaseBook
 from proxy.admission import release_idle_leases, release_leases_now
@@ -151,6 +152,7 @@ def create_app(settings: Settings, database_url: str) -> web.Application:
             app.router.add_route(method, path, passthrough.owned_conversation)
     # Answered here.
     app.router.add_get("/v1/models", list_models)
+    add_self_service_routes(app)
     app.router.add_get("/v1/models/{model}", retrieve_model)
     add_dashboard_routes(app)  # before the admin API's catch-all
     add_admin_routes(app)

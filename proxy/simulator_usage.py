@@ -12,8 +12,6 @@ package (the upstream's list prices), never from the proxy's ledger."""
 
 import csv
 import io
-import json
-import re
 from collections import defaultdict
 from datetime import datetime, timezone
 from decimal import Decimal
@@ -25,6 +23,7 @@ from billing.catalog import load_catalog, shipped_catalog_path
 from billing.pricebook import PriceBook
 from billing.pricing import Cost, price_usage
 from billing.usage import Usage, parse_usage
+from proxy.exact_json import exact_json, json_number
 from proxy.simulator_wire import SIM_STATE, error, is_byteplus
 
 DAY = 86400
@@ -136,20 +135,6 @@ def _line_items(record: dict) -> list[tuple[str, Decimal]]:
     return [(name, amount) for name, amount in items if amount]
 
 
-def _json_number(value: Decimal) -> str:
-    return format(value.normalize(), "f")
-
-
-_EXACT = re.compile(r'"\\u0000decimal:(-?[0-9.]+)"')
-
-
-def _exact_json(data: object) -> str:
-    """JSON in which every Decimal is written as the exact JSON number (the real API's amounts
-    are numbers; a float would round them)."""
-    text = json.dumps(data, default=lambda d: f"\x00decimal:{_json_number(d)}")
-    return _EXACT.sub(r"\1", text)
-
-
 async def costs(request: web.Request) -> web.Response:
     """The Costs API. Its amounts are JSON numbers; written here from exact decimals."""
     window = _window(request)
@@ -164,7 +149,7 @@ async def costs(request: web.Request) -> web.Response:
     buckets = _buckets(start, end, sums, lambda line, amount: {
         "object": "organization.costs.result", "amount": {"value": amount, "currency": "usd"}, "line_item": line,
         "project_id": None})
-    return web.Response(text=_exact_json(_page(buckets, limit, page)), content_type="application/json")
+    return web.Response(text=exact_json(_page(buckets, limit, page)), content_type="application/json")
 
 
 BILL_COLUMNS = ("BillPeriod", "ExpenseDate", "Product", "InstanceName", "ConfigName", "Element", "Count", "Unit",
@@ -199,7 +184,7 @@ async def byteplus_bill(request: web.Request) -> web.Response:
     writer.writerow(BILL_COLUMNS)
     for (day, model, element), (count, amount) in sorted(lines.items()):
         unit = "Token*Hour" if element == "Cache storage" else ("Times" if element == "Tool calls" else "Token")
-        writer.writerow([day[:7], day, "ModelArk", model, model, element, count, unit, "", "", _json_number(amount)
+        writer.writerow([day[:7], day, "ModelArk", model, model, element, count, unit, "", "", json_number(amount)
                          if amount else "0", "USD"])
     return web.Response(text=out.getvalue(), content_type="text/csv")
 
