@@ -1,11 +1,19 @@
 """A tenant's monthly statement: one line per model, one per adjustment, and the total, to
-attach to an internal invoice. Built from a report grouped by model. Pure."""
+attach to an internal invoice. Built from a report grouped by model. Pure.
+
+Rounding policy: a statement rounds once, at the total, half to even to the cent. The lines
+keep their exact amounts (shown to the cent, the exact value beside), and the difference
+between the exact total and the total due is a line of its own, so that lines + rounding =
+total due, and the exact lines still sum to the ledger."""
 
 import csv
 import io
+import calendar
 from dataclasses import dataclass
+from datetime import date
 from decimal import Decimal
 
+from billing.display import to_cents
 from billing.report import Report, money
 
 COLUMNS = ("model", "requests", "input_tokens", "cached_tokens", "output_tokens", "reasoning_tokens", "charge_usd")
@@ -20,6 +28,26 @@ class Statement:
     adjustments: tuple = ()  # billing.report.AdjustmentLine, each shown apart
     late_requests: int = 0  # calls of a closed month that arrived in this one (in `lines` too)
     late_charge: Decimal = Decimal(0)
+
+    @property
+    def number(self) -> str:
+        """Stable: the same month and tenant always give the same number."""
+        return f"ST-{self.month.replace('-', '')}-{self.tenant}"
+
+    @property
+    def period(self) -> tuple[date, date]:
+        """The first and the last day of the month (UTC days, as the report's)."""
+        year, month = (int(part) for part in self.month.split("-"))
+        return date(year, month, 1), date(year, month, calendar.monthrange(year, month)[1])
+
+    @property
+    def total_due(self) -> Decimal:
+        return to_cents(self.total)
+
+    @property
+    def rounding(self) -> Decimal:
+        """What rounding the total added (negative: took off)."""
+        return self.total_due - self.total
 
 
 def statement_from(report: Report) -> Statement:

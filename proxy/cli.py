@@ -21,7 +21,7 @@ from billing.db.dead_letters import dead_letters
 from billing.db.months import closed_month, current_month, list_adjustments, month_totals
 from billing.reconcile import compare
 from billing.statement import statement_csv, statement_from
-from proxy.dashboard_html import statement_page
+from proxy.dashboard_html import issued_today, statement_page
 from billing.db.tenants import (AlreadyExists, Conflict, NotFound, create_tenant, get_tenant, list_tenants,
                                 update_tenant)
 from billing.pricing import Tier, exact_sum, revised
@@ -400,7 +400,7 @@ def cmd_statement(args, settings: Settings) -> None:
     async def action(engine):
         await get_tenant(engine, args.tenant)  # an unknown tenant is an error, not an empty statement
         statement = statement_from(await monthly_report(engine, args.month, tenant=args.tenant, by=("model",)))
-        print(statement_page(statement) if args.format == "html" else statement_csv(statement), end="")
+        print(statement_page(statement, issued_today()) if args.format == "html" else statement_csv(statement), end="")
 
     _run_db(settings, action)
 

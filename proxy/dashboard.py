@@ -16,7 +16,7 @@ from billing.db.reports import monthly_report
 from billing.db.tenants import list_tenants
 from billing.report import parse_month
 from billing.statement import statement_csv, statement_from
-from proxy.dashboard_html import credit_section, dashboard_page, login_page, statement_page
+from proxy.dashboard_html import credit_section, dashboard_page, issued_today, login_page, statement_page
 from proxy.errors import ApiError
 from proxy.headers import bearer_token, same_secret
 from proxy.state import STATE
@@ -84,7 +84,7 @@ async def statement(request: web.Request) -> web.Response:
     if request.query.get("format") == "csv":
         return web.Response(text=statement_csv(result), content_type="text/csv", headers={
             "Content-Disposition": f'attachment; filename="statement-{result.month}.csv"'})
-    return _html(statement_page(result))
+    return _html(statement_page(result, issued_today()))
 
 
 async def login_form(request: web.Request) -> web.Response:

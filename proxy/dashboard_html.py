@@ -1,7 +1,10 @@
 """The dashboard's and the statement's HTML. Pure rendering: numbers in, markup out."""
 
+from datetime import datetime, timezone
+from decimal import Decimal
 from html import escape
 
+from billing.display import readable
 from billing.report import Report, money
 from billing.statement import COLUMNS, Statement
 from proxy.charts import bar_chart, line_chart
@@ -12,7 +15,7 @@ h1{font-size:22px;margin:0 0 4px}h2{font-size:16px;margin:28px 0 8px}
 table{border-collapse:collapse;width:100%}th,td{padding:4px 8px;border-bottom:1px solid #e3e6ea;text-align:left}
 td.n,th.n{text-align:right;font-variant-numeric:tabular-nums}
 .cards{display:flex;gap:12px;flex-wrap:wrap}.card{border:1px solid #e3e6ea;border-radius:6px;padding:10px 14px;min-width:150px}
-.card b{display:block;font-size:20px}.bar{fill:#3b6fd8}.line{stroke:#3b6fd8;stroke-width:2}.dot{fill:#3b6fd8}
+.card b{display:block;font-size:20px}table.facts{width:auto;margin:8px 0}table.facts th{font-weight:600}.bar{fill:#3b6fd8}.line{stroke:#3b6fd8;stroke-width:2}.dot{fill:#3b6fd8}
 .axis{stroke:#9aa3ad}.label,.value{font-size:12px;fill:#1d2430}.empty{color:#6b7480}
 form.month{margin:12px 0}@media print{form,nav{display:none}}
 """
@@ -24,10 +27,31 @@ def _page(title: str, body: str) -> str:
             f'<body>{body}</body></html>')
 
 
+def issued_today() -> str:
+    return datetime.now(timezone.utc).strftime("%Y-%m-%d")
+
+
+class _Html(str):
+    """Markup built here, inserted as is."""
+
+
+def amount(value: Decimal, figure: str | None = None) -> _Html:
+    """An amount as people read it (to the cent, or 4 significant digits below a cent), the
+    exact value in the element's value and a hover away."""
+    exact = escape(money(value))
+    tag = f' data-figure="{escape(figure)}"' if figure else ""
+    return _Html(f'<data{tag} value="{exact}" title="{exact} USD exactly">{escape(readable(value))}</data>')
+
+
+def _cell(value) -> str:
+    return value if isinstance(value, _Html) else escape(str(value))
+
+
 def _table(rows: list[dict], columns: list[tuple[str, str, bool]]) -> str:
-    head = "".join(f'<th class="{"n" if numeric else ""}">{escape(title)}</th>' for _, title, numeric in columns)
+    head = "".join(f'<th scope="col" class="{"n" if numeric else ""}">{escape(title)}</th>'
+                   for _, title, numeric in columns)
     body = "".join(
-        "<tr>" + "".join(f'<td class="{"n" if numeric else ""}">{escape(str(row.get(key, "")))}</td>'
+        "<tr>" + "".join(f'<td class="{"n" if numeric else ""}">{_cell(row.get(key, ""))}</td>'
                          for key, _, numeric in columns) + "</tr>"
         for row in rows)
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
@@ -36,17 +60,17 @@ def _table(rows: list[dict], columns: list[tuple[str, str, bool]]) -> str:
 def _top(report: Report, key: str, limit: int = 10) -> list[dict]:
     rows = sorted(report.rows, key=lambda r: r.charge, reverse=True)[:limit]
     return [{"name": r.group[key] + (f" (#{r.group['key_id']})" if key == "key" else ""),
-             "tenant": r.group.get("tenant", ""), "requests": r.requests, "charge": money(r.charge),
-             "cost": money(r.cost), "savings": money(r.cache_savings)} for r in rows]
+             "tenant": r.group.get("tenant", ""), "requests": r.requests, "charge": amount(r.charge),
+             "cost": amount(r.cost), "savings": amount(r.cache_savings)} for r in rows]
 
 
 def credit_section(credits: list[tuple[object, list]]) -> str:
     """Prepaid tenants: (billing.db.credits.CreditStanding, its latest top-ups) each."""
     if not credits:
         return ""
-    balances = [{"tenant": c.tenant, "credited": money(c.credited_usd), "spent": money(c.spent_usd),
-                 "reserved": money(c.reserved_usd), "balance": money(c.balance_usd)} for c, _ in credits]
-    topups = [{"tenant": c.tenant, "at": t.created_at.strftime("%Y-%m-%d %H:%M"), "amount": money(t.amount_usd),
+    balances = [{"tenant": c.tenant, "credited": amount(c.credited_usd), "spent": amount(c.spent_usd),
+                 "reserved": amount(c.reserved_usd), "balance": amount(c.balance_usd)} for c, _ in credits]
+    topups = [{"tenant": c.tenant, "at": t.created_at.strftime("%Y-%m-%d %H:%M"), "amount": amount(t.amount_usd),
                "reason": t.reason, "actor": t.actor} for c, history in credits for t in history]
     return ("<h2>Prepaid credit</h2>"
             + _table(balances, [("tenant", "Tenant", False), ("credited", "Topped up USD", True),
@@ -59,18 +83,17 @@ def credit_section(credits: list[tuple[object, list]]) -> str:
 
 def dashboard_page(month: str, total: Report, tenants: Report, days: Report, keys: Report, models: Report,
                    credits: str = "") -> str:
-    cards = "".join(f'<div class="card">{escape(name)}<b data-figure="{escape(slug)}">{escape(value)}</b></div>'
-                    for name, slug, value in (
-                        ("Charged (USD)", "charge", money(total.total_charge)),
-                        ("Adjustments (USD)", "adjustments", money(total.total_adjustments)),
-                        ("Upstream cost (USD)", "cost", money(total.total_cost)),
-                        ("Cache savings (USD)", "cache_savings", money(total.total_cache_savings)),
-                        ("Requests", "requests", str(total.total_requests))))
-    adjustments = [{"tenant": a.tenant, "at": a.at.strftime("%Y-%m-%d %H:%M"), "amount": money(a.amount),
+    cards = "".join(f'<div class="card">{escape(name)}<b>{value}</b></div>' for name, value in (
+        ("Charged (USD)", amount(total.total_charge, "charge")),
+        ("Adjustments (USD)", amount(total.total_adjustments, "adjustments")),
+        ("Upstream cost (USD)", amount(total.total_cost, "cost")),
+        ("Cache savings (USD)", amount(total.total_cache_savings, "cache_savings")),
+        ("Requests", f'<data data-figure="requests" value="{total.total_requests}">{total.total_requests:,}</data>')))
+    adjustments = [{"tenant": a.tenant, "at": a.at.strftime("%Y-%m-%d %H:%M"), "amount": amount(a.amount),
                     "reason": a.reason} for a in total.adjustments]
     ranked = sorted(tenants.rows, key=lambda r: r.charge, reverse=True)
-    tenant_rows = [{"tenant": r.group["tenant"], "requests": r.requests, "charge": money(r.charge),
-                    "cost": money(r.cost), "savings": money(r.cache_savings)} for r in ranked]
+    tenant_rows = [{"tenant": r.group["tenant"], "requests": r.requests, "charge": amount(r.charge),
+                    "cost": amount(r.cost), "savings": amount(r.cache_savings)} for r in ranked]
     statement_links = "".join(
         f'<li>{escape(row["tenant"])}: <a href="/admin/dashboard/statement?tenant={escape(row["tenant"])}'
         f'&amp;month={escape(month)}&amp;format=html">printable</a> · <a href="/admin/dashboard/statement?tenant='
@@ -95,21 +118,30 @@ def dashboard_page(month: str, total: Report, tenants: Report, days: Report, key
     return _page(f"billing-proxy: spend {month}", body)
 
 
-def statement_page(statement: Statement) -> str:
+def statement_page(statement: Statement, issued: str) -> str:
+    """A statement to send: its number, period and tenant, a line per model and per
+    adjustment (to the cent, exact on hover), the rounding line and the total due."""
     titles = {"model": "Model", "requests": "Requests", "input_tokens": "Input tokens", "cached_tokens": "Cached",
               "output_tokens": "Output tokens", "reasoning_tokens": "Reasoning", "charge_usd": "Charge USD"}
-    rows = [{**line, "charge_usd": money(line["charge_usd"])} for line in statement.lines]
-    rows += [{"model": f"Adjustment {a.at:%Y-%m-%d}: {a.reason}", "charge_usd": money(a.amount)}
+    rows = [{**line, "charge_usd": amount(line["charge_usd"])} for line in statement.lines]
+    rows += [{"model": f"Adjustment {a.at:%Y-%m-%d}: {a.reason}", "charge_usd": amount(a.amount)}
              for a in statement.adjustments]
-    rows.append({"model": "Total", "requests": sum(line["requests"] for line in statement.lines),
-                 "charge_usd": money(statement.total)})
+    rows.append({"model": "Rounding (the total, half to even, to the cent)",
+                 "charge_usd": amount(statement.rounding, "rounding")})
+    rows.append({"model": "Total due", "requests": sum(line["requests"] for line in statement.lines),
+                 "charge_usd": amount(statement.total_due, "total_due")})
     late = (f"<p>Includes {statement.late_requests} late calls from closed months, "
-            f"{escape(money(statement.late_charge))} USD.</p>" if statement.late_requests else "")
-    body = (f"<h1>Statement: {escape(statement.tenant)}, {escape(statement.month)}</h1>"
-            f"<p>Usage of the LLM gateway, priced per model, and adjustments. All amounts in USD.</p>"
+            f"{amount(statement.late_charge)} USD.</p>" if statement.late_requests else "")
+    first, last = statement.period
+    body = (f'<h1>Statement {escape(statement.number)}</h1>'
+            f'<table class="facts"><tbody><tr><th scope="row">Tenant</th><td>{escape(statement.tenant)}</td></tr>'
+            f'<tr><th scope="row">Period</th><td>{first:%Y-%m-%d} to {last:%Y-%m-%d} (UTC)</td></tr>'
+            f'<tr><th scope="row">Issued</th><td>{escape(issued)}</td></tr></tbody></table>'
+            f"<p>Usage of the LLM gateway, priced per model, and adjustments. All amounts in USD; each line "
+            f"keeps its exact amount (hover it), and only the total is rounded.</p>"
             + _table(rows, [(c, titles[c], c != "model") for c in COLUMNS]) + late
-            + f'<p><b data-figure="total">Total due: {escape(money(statement.total))} USD</b></p>')
-    return _page(f"Statement {statement.tenant} {statement.month}", body)
+            + f'<p><b>Total due: {amount(statement.total_due)} USD</b></p>')
+    return _page(f"Statement {statement.number}", body)
 
 
 def login_page(error: str = "") -> str:

@@ -12,6 +12,7 @@ import aiohttp
 import pytest
 
 from billing.db.reports import monthly_report
+from billing.display import readable, to_cents
 from billing.report import money
 from proxy.app import create_app
 from tests.e2e.test_admin_api import ADMIN_TOKEN
@@ -26,8 +27,16 @@ async def dashboard_proxy(aiohttp_server, engine, database_url, proxy_settings):
     return RunningProxy(str(server.make_url("")).rstrip("/"), app, proxy_settings)
 
 
-def figure(html: str, name: str) -> str:
-    return re.search(rf'data-figure="{name}">([^<]*)<', html).group(1)
+def figure(html: str, name: str) -> tuple[str, str]:
+    """(the exact value, what a reader sees) of a figure on a page."""
+    found = re.search(rf'<data data-figure="{name}" value="([^"]*)"[^>]*>([^<]*)</data>', html)
+    return found.group(1), found.group(2)
+
+
+def cell(value: Decimal) -> str:
+    """A table cell holding an amount, as the pages render it."""
+    return (f'<td class="n"><data value="{money(value)}" title="{money(value)} USD exactly">{readable(value)}'
+            f'</data></td>')
 
 
 async def test_dashboard_shows_the_report_numbers(dashboard_proxy, proxy, engine):
@@ -51,13 +60,12 @@ async def test_dashboard_shows_the_report_numbers(dashboard_proxy, proxy, engine
             assert reply.status == 200
             html = await reply.text()
 
-    assert figure(html, "charge") == money(total.total_charge)
-    assert figure(html, "cost") == money(total.total_cost)
-    assert figure(html, "cache_savings") == money(total.total_cache_savings) != "0.00"
-    assert figure(html, "requests") == str(total.total_requests)
+    assert figure(html, "charge") == (money(total.total_charge), readable(total.total_charge))
+    assert figure(html, "cost") == (money(total.total_cost), readable(total.total_cost))
+    assert figure(html, "cache_savings")[0] == money(total.total_cache_savings) != "0.00"
+    assert figure(html, "requests")[0] == str(total.total_requests)
     for row in by_tenant.rows:
-        assert f'<td class="">{row.group["tenant"]}</td><td class="n">{row.requests}</td>' \
-               f'<td class="n">{money(row.charge)}</td>' in html
+        assert f'<td class="">{row.group["tenant"]}</td><td class="n">{row.requests}</td>{cell(row.charge)}' in html
     assert html.count("<svg") == 2 and "<script" not in html
 
     headers = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
@@ -77,7 +85,12 @@ async def test_dashboard_shows_the_report_numbers(dashboard_proxy, proxy, engine
             assert lines[-1].split(",")[-1] == money(row.charge)
             assert sum(Decimal(line.split(",")[-1]) for line in lines[1:-1]) == row.charge
             async with http.get(base + f"/admin/dashboard/statement?tenant={tenant}&month={month}") as r:
-                assert f"Total due: {money(row.charge)} USD" in await r.text()
+                page = await r.text()
+            # rounded once, at the total, half to even; the exact lines and the rounding line add up to it
+            due, rounding = to_cents(row.charge), to_cents(row.charge) - row.charge
+            assert figure(page, "total_due") == (money(due), readable(due))
+            assert figure(page, "rounding")[0] == money(rounding) and row.charge + rounding == due
+            assert f"Statement ST-{month.replace('-', '')}-{tenant}" in page and "(UTC)" in page
 
 
 async def test_dashboard_renders_in_a_browser(dashboard_proxy, engine, tmp_path):
@@ -112,6 +125,6 @@ async def test_dashboard_shows_prepaid_balances_and_top_ups(dashboard_proxy, eng
     async with aiohttp.ClientSession(headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}) as http:
         async with http.get(dashboard_proxy.url + "/admin/dashboard") as reply:
             html = await reply.text()
-    assert ('<td class="">prepaid-team</td><td class="n">42.50</td><td class="n">0.00</td>'
-            '<td class="n">0.00</td><td class="n">42.50</td>') in html
+    assert ('<td class="">prepaid-team</td>' + cell(Decimal("42.5")) + cell(Decimal(0)) + cell(Decimal(0))
+            + cell(Decimal("42.5"))) in html
     assert "PO 12 &amp; more" in html and "bonus" in html and "postpaid-team" not in html
