@@ -68,11 +68,12 @@ async def dashboard(request: web.Request) -> web.Response:
     if not _signed_in(request):
         raise web.HTTPFound("/admin/login")
     month, engine = _month(request), request.app[STATE].engine
-    reports = [await monthly_report(engine, month, by=by) for by in ((), ("tenant",), ("day",), ("key", "tenant"),
-                                                                     ("model",))]
+    stack = "model" if request.query.get("stack") == "model" else "tenant"
+    reports = [await monthly_report(engine, month, by=by) for by in ((), ("tenant",), ("day", stack),
+                                                                     ("key", "tenant"), ("model",))]
     prepaid = [t for t in await list_tenants(engine) if t.prepaid]
     credits = [(await credit_standing(engine, t.id), await credit_history(engine, t.id, limit=5)) for t in prepaid]
-    return _html(dashboard_page(month, *reports, credits=credit_section(credits)))
+    return _html(dashboard_page(month, *reports, credits=credit_section(credits), stack=stack))
 
 
 async def statement(request: web.Request) -> web.Response:

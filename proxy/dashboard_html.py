@@ -1,13 +1,14 @@
 """The dashboard's and the statement's HTML. Pure rendering: numbers in, markup out."""
 
-from datetime import datetime, timezone
+import calendar
+from datetime import date, datetime, timezone
 from decimal import Decimal
 from html import escape
 
 from billing.display import readable
 from billing.report import Report, money
 from billing.statement import COLUMNS, Statement
-from proxy.charts import bar_chart, line_chart
+from proxy.charts import bar_chart, stacked_days
 
 STYLE = """
 body{font:14px/1.45 system-ui,sans-serif;margin:24px auto;max-width:980px;color:#1d2430;padding:0 16px}
@@ -16,7 +17,7 @@ table{border-collapse:collapse;width:100%}th,td{padding:4px 8px;border-bottom:1p
 td.n,th.n{text-align:right;font-variant-numeric:tabular-nums}
 .cards{display:flex;gap:12px;flex-wrap:wrap}.card{border:1px solid #e3e6ea;border-radius:6px;padding:10px 14px;min-width:150px}
 .card b{display:block;font-size:20px}table.facts{width:auto;margin:8px 0}table.facts th{font-weight:600}.bar{fill:#3b6fd8}.line{stroke:#3b6fd8;stroke-width:2}.dot{fill:#3b6fd8}
-.axis{stroke:#9aa3ad}.label,.value{font-size:12px;fill:#1d2430}.empty{color:#6b7480}
+.axis,.grid{stroke:#c9ced4}.label,.value{font-size:12px;fill:#1d2430}.empty{color:#6b7480}
 form.month{margin:12px 0}@media print{form,nav{display:none}}
 """
 
@@ -81,8 +82,22 @@ def credit_section(credits: list[tuple[object, list]]) -> str:
                               ("reason", "Reason", False), ("actor", "By", False)]))
 
 
+def _month_days(month: str) -> list[date]:
+    year, number = (int(part) for part in month.split("-"))
+    return [date(year, number, day) for day in range(1, calendar.monthrange(year, number)[1] + 1)]
+
+
+def daily_chart(month: str, days: Report, stack: str) -> str:
+    """The month's charge per day, every day of it, stacked by tenant or by model."""
+    values = {(date.fromisoformat(r.group["day"]), r.group[stack]): r.charge for r in days.rows}
+    other = "model" if stack == "tenant" else "tenant"
+    switch = (f'<p class="switch">Stacked by {escape(stack)} · <a href="/admin/dashboard?month={escape(month)}'
+              f'&amp;stack={other}">stack by {other}</a></p>')
+    return switch + stacked_days(_month_days(month), values, f"Charged per day of {month}, by {stack} (USD)", readable)
+
+
 def dashboard_page(month: str, total: Report, tenants: Report, days: Report, keys: Report, models: Report,
-                   credits: str = "") -> str:
+                   credits: str = "", stack: str = "tenant") -> str:
     cards = "".join(f'<div class="card">{escape(name)}<b>{value}</b></div>' for name, value in (
         ("Charged (USD)", amount(total.total_charge, "charge")),
         ("Adjustments (USD)", amount(total.total_adjustments, "adjustments")),
@@ -107,7 +122,7 @@ def dashboard_page(month: str, total: Report, tenants: Report, days: Report, key
 <div class="cards">{cards}</div>
 <h2>Charged per tenant</h2>{bar_chart([(r.group["tenant"], r.charge) for r in ranked], "Charged per tenant")}
 {_table(tenant_rows, [("tenant", "Tenant", False), *money_columns])}
-<h2>Charged per day</h2>{line_chart([(r.group["day"], r.charge) for r in days.rows], "Charged per day")}
+<h2>Charged per day</h2>{daily_chart(month, days, stack)}
 <h2>Top keys</h2>{_table(_top(keys, "key"), [("name", "Key", False), ("tenant", "Tenant", False), *money_columns])}
 <h2>Top models</h2>{_table(_top(models, "model"), [("name", "Model", False), *money_columns])}
 <h2>Adjustments</h2>{_table(adjustments, [("tenant", "Tenant", False), ("at", "When (UTC)", False),

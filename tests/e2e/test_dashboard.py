@@ -1,6 +1,7 @@
 """The dashboard and statements show the report's numbers, behind the admin token."""
 
 import asyncio
+import calendar
 import re
 import shutil
 import subprocess
@@ -67,6 +68,12 @@ async def test_dashboard_shows_the_report_numbers(dashboard_proxy, proxy, engine
     for row in by_tenant.rows:
         assert f'<td class="">{row.group["tenant"]}</td><td class="n">{row.requests}</td>{cell(row.charge)}' in html
     assert html.count("<svg") == 2 and "<script" not in html
+    # the daily chart spans the whole month, stacked by tenant, each segment named and priced
+    last_day = calendar.monthrange(*(int(part) for part in month.split("-")))[1]
+    assert f'class="label">{last_day}</text>' in html and "Stacked by tenant" in html
+    today = datetime.now(timezone.utc).strftime("%Y-%m-%d")
+    for row in by_tenant.rows:
+        assert f"<title>{today}, {row.group['tenant']}: {readable(row.charge)}</title>" in html
 
     headers = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
     async with aiohttp.ClientSession(headers=headers) as http:
