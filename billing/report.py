@@ -4,7 +4,7 @@ import csv
 import io
 import re
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 
 from billing.pricing import exact_sum
@@ -27,6 +27,11 @@ def parse_month(text: str) -> tuple[datetime, datetime]:
     start = datetime(year, month, 1, tzinfo=timezone.utc)
     end = datetime(year + month // 12, month % 12 + 1, 1, tzinfo=timezone.utc)
     return start, end
+
+
+def previous_month(text: str) -> str:
+    start, _ = parse_month(text)
+    return (start - timedelta(days=1)).strftime("%Y-%m")
 
 
 def parse_dimensions(text: str | None) -> tuple[str, ...]:

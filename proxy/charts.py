@@ -19,8 +19,8 @@ def _scale(values: list[Decimal]) -> Decimal:
     return top if top > 0 else Decimal(1)
 
 
-def bar_chart(items: list[tuple[str, Decimal]], title: str) -> str:
-    """One bar per item, labelled with its name and value."""
+def bar_chart(items: list[tuple[str, Decimal]], title: str, label: Callable[[Decimal], str] = str) -> str:
+    """One bar per item, labelled with its name and value (as `label` writes it)."""
     if not items:
         return '<p class="empty">No spend in this month.</p>'
     top = _scale([v for _, v in items])
@@ -30,13 +30,13 @@ def bar_chart(items: list[tuple[str, Decimal]], title: str) -> str:
     bar_room = WIDTH - label_width - Decimal(110)
     parts = [f'<svg role="img" aria-label="{escape(title)}" width="{_n(WIDTH)}" height="{_n(height)}" '
              f'viewBox="0 0 {_n(WIDTH)} {_n(height)}" xmlns="http://www.w3.org/2000/svg">']
-    for index, (label, value) in enumerate(items):
+    for index, (name, value) in enumerate(items):
         y = row * index + 5
         width = max(bar_room * value / top, Decimal(1))
-        parts.append(f'<text x="0" y="{_n(y + 17)}" class="label">{escape(label)}</text>'
+        parts.append(f'<text x="0" y="{_n(y + 17)}" class="label">{escape(name)}</text>'
                      f'<rect x="{_n(label_width)}" y="{_n(y + 4)}" width="{_n(width)}" height="18" class="bar">'
-                     f'<title>{escape(label)}: {escape(str(value))}</title></rect>'
-                     f'<text x="{_n(label_width + width + 6)}" y="{_n(y + 17)}" class="value">{escape(str(value))}</text>')
+                     f'<title>{escape(name)}: {escape(label(value))}</title></rect>'
+                     f'<text x="{_n(label_width + width + 6)}" y="{_n(y + 17)}" class="value">{escape(label(value))}</text>')
     parts.append("</svg>")
     return "".join(parts)
 

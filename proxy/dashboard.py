@@ -14,7 +14,7 @@ from aiohttp import web
 from billing.db.credits import credit_history, credit_standing
 from billing.db.reports import monthly_report
 from billing.db.tenants import list_tenants
-from billing.report import parse_month
+from billing.report import parse_month, previous_month
 from billing.statement import statement_csv, statement_from
 from proxy.dashboard_html import credit_section, dashboard_page, issued_today, login_page, statement_page
 from proxy.errors import ApiError
@@ -73,7 +73,8 @@ async def dashboard(request: web.Request) -> web.Response:
                                                                      ("key", "tenant"), ("model",))]
     prepaid = [t for t in await list_tenants(engine) if t.prepaid]
     credits = [(await credit_standing(engine, t.id), await credit_history(engine, t.id, limit=5)) for t in prepaid]
-    return _html(dashboard_page(month, *reports, credits=credit_section(credits), stack=stack))
+    previous = await monthly_report(engine, previous_month(month), by=("tenant",))
+    return _html(dashboard_page(month, *reports, credits=credit_section(credits), stack=stack, previous=previous))
 
 
 async def statement(request: web.Request) -> web.Response:

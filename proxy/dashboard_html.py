@@ -96,8 +96,49 @@ def daily_chart(month: str, days: Report, stack: str) -> str:
     return switch + stacked_days(_month_days(month), values, f"Charged per day of {month}, by {stack} (USD)", readable)
 
 
+COMPONENTS = (("cost_uncached_input", "Input, uncached"), ("cost_cached_input", "Input, cached"),
+              ("cost_cache_write", "Cache writes"), ("cost_output", "Output"), ("cost_reasoning", "Reasoning"),
+              ("cost_tool_calls", "Built-in tool calls"), ("cost_cache_storage", "Cache storage"))
+
+
+def components_section(total: Report) -> str:
+    """The upstream cost by component, and what the cache saved."""
+    costs = {field: sum((r.costs.get(field, Decimal(0)) for r in total.rows), Decimal(0)) for field, _ in COMPONENTS}
+    whole = sum(costs.values(), Decimal(0))
+    if whole == 0:
+        return "<p class=\"empty\">No spend in this month.</p>"
+    rows = [{"component": name, "cost": amount(costs[field]),
+             "share": f"{(costs[field] * 100 / whole).quantize(Decimal('0.1'))}%"}
+            for field, name in COMPONENTS if costs[field]]
+    savings = total.total_cache_savings
+    undiscounted = savings + costs["cost_cached_input"]  # what the cached tokens would have cost uncached
+    saved = (f"<p>The cache saved {amount(savings)} USD: "
+             f"{(savings * 100 / undiscounted).quantize(Decimal('0.1'))}% of what the cached input would have "
+             f"cost.</p>" if undiscounted else "<p>No input was cached this month.</p>")
+    return (bar_chart([(r["component"], costs[field]) for field, r in zip(
+                [f for f, _ in COMPONENTS if costs[f]], rows)], "Upstream cost by component", readable)
+            + _table(rows, [("component", "Component", False), ("cost", "Upstream cost USD", True),
+                            ("share", "Share", True)]) + saved)
+
+
+def movers_section(tenants: Report, previous: Report, limit: int = 5) -> str:
+    """The tenants whose charge moved most against the previous month."""
+    before = {r.group["tenant"]: r.charge for r in previous.rows}
+    now = {r.group["tenant"]: r.charge for r in tenants.rows}
+    moves = sorted(((name, now.get(name, Decimal(0)), before.get(name, Decimal(0))) for name in {*now, *before}),
+                   key=lambda move: (-abs(move[1] - move[2]), move[0]))[:limit]
+    if not moves:
+        return "<p class=\"empty\">No spend in either month.</p>"
+    rows = [{"tenant": name, "now": amount(this), "before": amount(last), "change": amount(this - last),
+             "percent": f"{((this - last) * 100 / last).quantize(Decimal('1')):+}%" if last else "new"}
+            for name, this, last in moves]
+    return _table(rows, [("tenant", "Tenant", False), ("now", "This month USD", True),
+                         ("before", f"{escape(previous.month)} USD", True), ("change", "Change USD", True),
+                         ("percent", "Change", True)])
+
+
 def dashboard_page(month: str, total: Report, tenants: Report, days: Report, keys: Report, models: Report,
-                   credits: str = "", stack: str = "tenant") -> str:
+                   credits: str = "", stack: str = "tenant", previous: Report | None = None) -> str:
     cards = "".join(f'<div class="card">{escape(name)}<b>{value}</b></div>' for name, value in (
         ("Charged (USD)", amount(total.total_charge, "charge")),
         ("Adjustments (USD)", amount(total.total_adjustments, "adjustments")),
@@ -120,9 +161,11 @@ def dashboard_page(month: str, total: Report, tenants: Report, days: Report, key
 <form class="month" method="get" action="/admin/dashboard"><label>Month <input type="month" name="month"
  value="{escape(month)}"></label> <button type="submit">Show</button></form>
 <div class="cards">{cards}</div>
-<h2>Charged per tenant</h2>{bar_chart([(r.group["tenant"], r.charge) for r in ranked], "Charged per tenant")}
+<h2>Charged per tenant</h2>{bar_chart([(r.group["tenant"], r.charge) for r in ranked], "Charged per tenant", readable)}
 {_table(tenant_rows, [("tenant", "Tenant", False), *money_columns])}
 <h2>Charged per day</h2>{daily_chart(month, days, stack)}
+<h2>Upstream cost by component</h2>{components_section(total)}
+{f"<h2>Top movers against {escape(previous.month)}</h2>" + movers_section(tenants, previous) if previous else ""}
 <h2>Top keys</h2>{_table(_top(keys, "key"), [("name", "Key", False), ("tenant", "Tenant", False), *money_columns])}
 <h2>Top models</h2>{_table(_top(models, "model"), [("name", "Model", False), *money_columns])}
 <h2>Adjustments</h2>{_table(adjustments, [("tenant", "Tenant", False), ("at", "When (UTC)", False),

@@ -67,7 +67,15 @@ async def test_dashboard_shows_the_report_numbers(dashboard_proxy, proxy, engine
     assert figure(html, "requests")[0] == str(total.total_requests)
     for row in by_tenant.rows:
         assert f'<td class="">{row.group["tenant"]}</td><td class="n">{row.requests}</td>{cell(row.charge)}' in html
-    assert html.count("<svg") == 2 and "<script" not in html
+    assert html.count("<svg") == 3 and "<script" not in html  # per tenant, per day, per cost component
+    # the upstream cost by component adds up to the month's cost, exactly
+    components = re.search(r"<h2>Upstream cost by component</h2>(.*?)<h2>", html, re.S).group(1)
+    assert sum(Decimal(v) for v in re.findall(r'<data value="([^"]+)"', components.split("The cache saved")[0])) \
+        == total.total_cost
+    assert f'The cache saved <data value="{money(total.total_cache_savings)}"' in components
+    # against an empty previous month every tenant is new
+    movers = re.search(r"<h2>Top movers against [0-9-]+</h2>(.*?)<h2>", html, re.S).group(1)
+    assert movers.count(">new</td>") == min(len(by_tenant.rows), 5)
     # the daily chart spans the whole month, stacked by tenant, each segment named and priced
     last_day = calendar.monthrange(*(int(part) for part in month.split("-")))[1]
     assert f'class="label">{last_day}</text>' in html and "Stacked by tenant" in html

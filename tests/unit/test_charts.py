@@ -39,3 +39,18 @@ def test_beyond_the_largest_series_the_rest_are_others():
 
 def test_no_spend_says_so():
     assert "No spend" in stacked_days(NOVEMBER, {}, "t", readable)
+
+
+def _tenants(month: str, charges: dict[str, str]):
+    from billing.report import Report, ReportRow
+    return Report(month=month, tenant=None, by=("tenant",), rows=[
+        ReportRow(group={"tenant": name}, requests=1, tokens={}, costs={}, cost=Decimal(charge),
+                  charge=Decimal(charge)) for name, charge in charges.items()])
+
+
+def test_top_movers_against_the_previous_month():
+    from proxy.dashboard_html import movers_section
+    html = movers_section(_tenants("2026-11", {"a": "10", "b": "5"}), _tenants("2026-10", {"a": "4", "c": "3"}))
+    rows = re.findall(r"<tr><td class=\"\">(\w)</td>.*?<td class=\"n\">([^<]*)</td></tr>", html)
+    assert rows == [("a", "+150%"), ("b", "new"), ("c", "-100%")]  # by the size of the move
+    assert '<data value="6.00" title="6.00 USD exactly">6.00</data>' in html
