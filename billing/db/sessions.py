@@ -9,6 +9,8 @@ from billing.db.tables import response_owners
 
 async def response_owner(engine: AsyncEngine, response_id: str) -> tuple[int, str, int | None] | None:
     """(tenant id, upstream name, context tokens when known) of the response, or None."""
+    if "\x00" in response_id:  # PostgreSQL cannot hold a NUL in text, so no such id was ever recorded
+        return None
     async with engine.connect() as conn:
         row = (await conn.execute(select(response_owners.c.tenant_id, response_owners.c.upstream,
                                          response_owners.c.context_tokens)
