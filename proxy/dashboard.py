@@ -12,11 +12,14 @@ from datetime import datetime, timezone
 from aiohttp import web
 
 from billing.db.credits import credit_history, credit_standing
+from billing.db.limit_use import limit_uses
+from billing.limit_use import month_fraction
 from billing.db.reports import monthly_report
 from billing.db.tenants import list_tenants
 from billing.report import parse_month, previous_month
 from billing.statement import statement_csv, statement_from
-from proxy.dashboard_html import credit_section, dashboard_page, issued_today, login_page, statement_page
+from proxy.dashboard_html import (credit_section, dashboard_page, issued_today, limits_section, login_page,
+                                  statement_page)
 from proxy.errors import ApiError
 from proxy.headers import bearer_token, same_secret
 from proxy.state import STATE
@@ -74,7 +77,11 @@ async def dashboard(request: web.Request) -> web.Response:
     prepaid = [t for t in await list_tenants(engine) if t.prepaid]
     credits = [(await credit_standing(engine, t.id), await credit_history(engine, t.id, limit=5)) for t in prepaid]
     previous = await monthly_report(engine, previous_month(month), by=("tenant",))
-    return _html(dashboard_page(month, *reports, credits=credit_section(credits), stack=stack, previous=previous))
+    start, end = parse_month(month)
+    uses = await limit_uses(engine, start.date())
+    limits = limits_section(uses, month_fraction(start, end, datetime.now(timezone.utc)), reports[1])
+    return _html(dashboard_page(month, *reports, credits=credit_section(credits), stack=stack, previous=previous,
+                                limits=limits))
 
 
 async def statement(request: web.Request) -> web.Response:

@@ -6,6 +6,7 @@ from decimal import Decimal
 from html import escape
 
 from billing.display import readable
+from billing.limit_use import LimitUse, forecast
 from billing.report import Report, money
 from billing.statement import COLUMNS, Statement
 from proxy.charts import bar_chart, stacked_days
@@ -137,8 +138,39 @@ def movers_section(tenants: Report, previous: Report, limit: int = 5) -> str:
                          ("percent", "Change", True)])
 
 
+def limits_section(uses: list[LimitUse], fraction: Decimal, tenants: Report) -> str:
+    """Each monthly limit: what is spent and held against it, a straight-line forecast of the
+    month's end, the alert thresholds crossed; and the calls billed from estimates."""
+    def shown(use: LimitUse, value: Decimal | None):
+        if value is None:
+            return "too early"
+        return amount(value) if use.kind == "budget" else f"{value.quantize(Decimal(1)):,}"
+
+    rows = [{"scope": "tenant" if u.scope == "tenant" else f"key of {u.tenant}", "name": u.name,
+             "kind": "budget USD" if u.kind == "budget" else "tokens", "limit": shown(u, u.limit),
+             "used": shown(u, u.spent), "held": shown(u, u.held),
+             "percent": f"{u.used_percent.quantize(Decimal('0.1'))}%",
+             "forecast": shown(u, forecast(u.spent, fraction)),
+             "over": "yes" if (forecast(u.spent, fraction) or 0) > u.limit else "",
+             "crossed": ", ".join(f"{t}%" for t in u.thresholds_crossed)} for u in uses]
+    table = _table(rows, [("scope", "Scope", False), ("name", "Name", False), ("kind", "Limit", False),
+                          ("limit", "Limit", True), ("used", "Spent", True), ("held", "In flight", True),
+                          ("percent", "Used", True), ("forecast", "Month-end forecast", True),
+                          ("over", "Over by month-end", False), ("crossed", "Thresholds crossed", False)]) \
+        if rows else "<p class=\"empty\">No tenant or key has a monthly limit.</p>"
+    estimated = [{"tenant": r.group["tenant"], "calls": r.estimated_requests, "charge": amount(r.estimated_charge)}
+                 for r in tenants.rows if r.estimated_requests]
+    return (table + f"<p>The forecast extends the spend so far at the same pace to the month's end "
+                    f"({(fraction * 100).quantize(Decimal('0.1'))}% of the month has passed).</p>"
+            + "<h3>Billed from estimates</h3>"
+            + (_table(estimated, [("tenant", "Tenant", False), ("calls", "Calls", True),
+                                  ("charge", "Charged USD", True)]) if estimated
+               else "<p>No call of this month was billed from an estimate.</p>"))
+
+
 def dashboard_page(month: str, total: Report, tenants: Report, days: Report, keys: Report, models: Report,
-                   credits: str = "", stack: str = "tenant", previous: Report | None = None) -> str:
+                   credits: str = "", stack: str = "tenant", previous: Report | None = None,
+                   limits: str = "") -> str:
     cards = "".join(f'<div class="card">{escape(name)}<b>{value}</b></div>' for name, value in (
         ("Charged (USD)", amount(total.total_charge, "charge")),
         ("Adjustments (USD)", amount(total.total_adjustments, "adjustments")),
@@ -161,6 +193,7 @@ def dashboard_page(month: str, total: Report, tenants: Report, days: Report, key
 <form class="month" method="get" action="/admin/dashboard"><label>Month <input type="month" name="month"
  value="{escape(month)}"></label> <button type="submit">Show</button></form>
 <div class="cards">{cards}</div>
+{f"<h2>Limits</h2>{limits}" if limits else ""}
 <h2>Charged per tenant</h2>{bar_chart([(r.group["tenant"], r.charge) for r in ranked], "Charged per tenant", readable)}
 {_table(tenant_rows, [("tenant", "Tenant", False), *money_columns])}
 <h2>Charged per day</h2>{daily_chart(month, days, stack)}

@@ -143,3 +143,50 @@ async def test_dashboard_shows_prepaid_balances_and_top_ups(dashboard_proxy, eng
     assert ('<td class="">prepaid-team</td>' + cell(Decimal("42.5")) + cell(Decimal(0)) + cell(Decimal(0))
             + cell(Decimal("42.5"))) in html
     assert "PO 12 &amp; more" in html and "bonus" in html and "postpaid-team" not in html
+
+
+async def test_dashboard_shows_limits_forecasts_thresholds_and_estimates(dashboard_proxy, engine):
+    import uuid
+    from datetime import timedelta
+
+    from billing.db.keys import issue_key
+    from billing.db.ledger import insert_entries
+    from billing.db.prices import load_pricebook, set_price
+    from billing.db.tenants import create_tenant
+    from billing.ledger import CallContext, build_entry
+    from billing.pricing import PriceVersion, Tier
+    from billing.quota import period_start
+    from billing.usage import parse_usage
+
+    now = datetime.now(timezone.utc)
+    await set_price(engine, PriceVersion("priced-by-the-thousand", now - timedelta(days=40),
+                                         (Tier(Decimal("1000"), Decimal("1000")),), source="test"))
+    async with engine.connect() as conn:
+        price = (await load_pricebook(conn)).resolve("priced-by-the-thousand", now)
+    tenant = await create_tenant(engine, "capped", monthly_budget_usd=Decimal("1"), monthly_token_quota=10_000)
+    plain = await issue_key(engine, "capped")
+    limited = await issue_key(engine, "capped", monthly_budget_usd=Decimal("0.5"))
+
+    def entry(key, tokens, estimated=False):  # 1,000 tokens cost 1 USD
+        call = CallContext(request_id=uuid.uuid4(), tenant_id=tenant.id, key_id=key.id, endpoint="responses",
+                           stream=False, started_at=now, price=price, quota_period=period_start(now))
+        return build_entry(call, parse_usage({"input_tokens": tokens, "output_tokens": 0}), status="completed",
+                           upstream_response_id=None, finished_at=now, first_byte_ms=1, estimated=estimated)
+    async with engine.begin() as conn:  # the settlement trigger moves the counters and records the alerts
+        await insert_entries(conn, [entry(plain, 300), entry(limited, 600), entry(plain, 50, estimated=True)])
+
+    async with aiohttp.ClientSession(headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}) as http:
+        async with http.get(dashboard_proxy.url + "/admin/dashboard") as reply:
+            html = await reply.text()
+    limits = re.search(r"<h2>Limits</h2>(.*?)<h2>", html, re.S).group(1)
+    rows = [re.sub(r"<[^>]+>", "|", row) for row in re.findall(r"<tr><td.*?</tr>", limits)]
+    cells = [[cell for cell in row.split("|") if cell] for row in rows]
+    tenant_budget = next(c for c in cells if c[:3] == ["tenant", "capped", "budget USD"])
+    assert tenant_budget[3:7] == ["1.00", "0.95", "0.00", "95.0%"] and tenant_budget[-1] == "50%, 80%"
+    tokens = next(c for c in cells if c[:3] == ["tenant", "capped", "tokens"])
+    assert tokens[3:7] == ["10,000", "950", "0", "9.5%"]
+    key_budget = next(c for c in cells if c[1] == limited.secret[:12])
+    assert key_budget[0] == "key of capped" and key_budget[3:7] == ["0.50", "0.60", "0.00", "120.0%"]
+    assert key_budget[-1] == "50%, 80%, 100%" and "yes" in key_budget  # over by the month's end
+    estimated = re.search(r"<h3>Billed from estimates</h3>(.*?)</table>", limits, re.S).group(1)
+    assert "<td class=\"\">capped</td><td class=\"n\">1</td>" in estimated and ">0.05<" in estimated

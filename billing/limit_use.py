@@ -1,0 +1,38 @@
+"""How far each limit is used this month, and where a straight line takes it by the month's
+end. Pure: the database adapter supplies the counters, the dashboard draws the result."""
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from decimal import Decimal
+
+MICROSECOND = timedelta(microseconds=1)
+
+
+@dataclass(frozen=True)
+class LimitUse:
+    scope: str  # tenant | key
+    name: str  # the tenant's name, or the key's display prefix
+    tenant: str
+    kind: str  # budget (USD) | tokens
+    limit: Decimal
+    spent: Decimal  # settled calls
+    held: Decimal  # reserved by calls in flight
+    thresholds_crossed: tuple[int, ...] = ()  # alert thresholds (percent) crossed this month
+
+    @property
+    def used_percent(self) -> Decimal:
+        return (self.spent + self.held) * 100 / self.limit if self.limit else Decimal(0)
+
+
+def month_fraction(start: datetime, end: datetime, now: datetime) -> Decimal:
+    """How much of [start, end) has passed at `now`, from 0 to 1."""
+    if now >= end:
+        return Decimal(1)
+    if now <= start:
+        return Decimal(0)
+    return Decimal((now - start) // MICROSECOND) / Decimal((end - start) // MICROSECOND)  # exact, no float
+
+
+def forecast(spent: Decimal, fraction: Decimal) -> Decimal | None:
+    """The month-end figure if spending goes on at the pace so far (None: too early to say)."""
+    return spent if fraction >= 1 else (spent / fraction if fraction > 0 else None)
