@@ -15,11 +15,11 @@ from billing.db.credits import credit_history, credit_standing
 from billing.db.limit_use import limit_uses
 from billing.limit_use import month_fraction
 from billing.db.reports import monthly_report
-from billing.db.tenants import list_tenants
+from billing.db.tenants import get_tenant, list_tenants
 from billing.report import parse_month, previous_month
 from billing.statement import statement_csv, statement_from
 from proxy.dashboard_html import (credit_section, dashboard_page, issued_today, limits_section, login_page,
-                                  statement_page)
+                                  statement_page, tenant_page)
 from proxy.errors import ApiError
 from proxy.headers import bearer_token, same_secret
 from proxy.state import STATE
@@ -84,6 +84,23 @@ async def dashboard(request: web.Request) -> web.Response:
                                 limits=limits))
 
 
+async def tenant(request: web.Request) -> web.Response:
+    if not _signed_in(request):
+        raise web.HTTPFound("/admin/login")
+    month, engine, name = _month(request), request.app[STATE].engine, request.query.get("tenant", "")
+    try:
+        await get_tenant(engine, name)
+    except LookupError:
+        raise ApiError(404, f"No tenant named {name!r}.", code="tenant_not_found", param="tenant") from None
+    reports = [await monthly_report(engine, month, tenant=name, by=by)
+               for by in ((), ("day", "model"), ("key", "tenant"), ("model",))]
+    start, end = parse_month(month)
+    uses = [use for use in await limit_uses(engine, start.date()) if use.tenant == name]
+    by_tenant = await monthly_report(engine, month, tenant=name, by=("tenant",))
+    limits = limits_section(uses, month_fraction(start, end, datetime.now(timezone.utc)), by_tenant)
+    return _html(tenant_page(month, name, *reports, limits=limits))
+
+
 async def statement(request: web.Request) -> web.Response:
     if not _signed_in(request):
         raise web.HTTPFound("/admin/login")
@@ -118,5 +135,6 @@ async def login(request: web.Request) -> web.Response:
 def add_dashboard_routes(app: web.Application) -> None:
     app.router.add_get("/admin/dashboard", dashboard)
     app.router.add_get("/admin/dashboard/statement", statement)
+    app.router.add_get("/admin/dashboard/tenant", tenant)
     app.router.add_get("/admin/login", login_form)
     app.router.add_post("/admin/login", login)

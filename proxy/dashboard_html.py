@@ -4,6 +4,7 @@ import calendar
 from datetime import date, datetime, timezone
 from decimal import Decimal
 from html import escape
+from urllib.parse import quote
 
 from billing.display import readable
 from billing.limit_use import LimitUse, forecast
@@ -181,11 +182,10 @@ def dashboard_page(month: str, total: Report, tenants: Report, days: Report, key
                     "reason": a.reason} for a in total.adjustments]
     ranked = sorted(tenants.rows, key=lambda r: r.charge, reverse=True)
     tenant_rows = [{"tenant": r.group["tenant"], "requests": r.requests, "charge": amount(r.charge),
-                    "cost": amount(r.cost), "savings": amount(r.cache_savings)} for r in ranked]
-    statement_links = "".join(
-        f'<li>{escape(row["tenant"])}: <a href="/admin/dashboard/statement?tenant={escape(row["tenant"])}'
-        f'&amp;month={escape(month)}&amp;format=html">printable</a> · <a href="/admin/dashboard/statement?tenant='
-        f'{escape(row["tenant"])}&amp;month={escape(month)}&amp;format=csv">CSV</a></li>' for row in tenant_rows)
+                    "cost": amount(r.cost), "savings": amount(r.cache_savings),
+                    "page": _Html(f'<a href="/admin/dashboard/tenant?tenant={quote(r.group["tenant"])}&amp;month='
+                                  f'{escape(month)}">{escape(r.group["tenant"])}</a>')} for r in ranked]
+    statement_links = "".join(_statement_links(row["tenant"], month) for row in tenant_rows)
     money_columns = [("requests", "Requests", True), ("charge", "Charged USD", True), ("cost", "Cost USD", True),
                      ("savings", "Cache savings USD", True)]
     body = f"""
@@ -195,7 +195,7 @@ def dashboard_page(month: str, total: Report, tenants: Report, days: Report, key
 <div class="cards">{cards}</div>
 {f"<h2>Limits</h2>{limits}" if limits else ""}
 <h2>Charged per tenant</h2>{bar_chart([(r.group["tenant"], r.charge) for r in ranked], "Charged per tenant", readable)}
-{_table(tenant_rows, [("tenant", "Tenant", False), *money_columns])}
+{_table(tenant_rows, [("tenant", "Tenant", False), *money_columns, ("page", "Page", False)])}
 <h2>Charged per day</h2>{daily_chart(month, days, stack)}
 <h2>Upstream cost by component</h2>{components_section(total)}
 {f"<h2>Top movers against {escape(previous.month)}</h2>" + movers_section(tenants, previous) if previous else ""}
@@ -207,6 +207,40 @@ def dashboard_page(month: str, total: Report, tenants: Report, days: Report, key
 <h2>Statements</h2><ul>{statement_links or "<li>No tenant spent anything this month.</li>"}</ul>
 {credits}"""
     return _page(f"billing-proxy: spend {month}", body)
+
+
+def _statement_links(tenant: str, month: str) -> str:
+    query = f"tenant={quote(tenant)}&amp;month={escape(month)}"
+    return (f'<li>{escape(tenant)}: <a href="/admin/dashboard/statement?{query}&amp;format=html">printable</a> · '
+            f'<a href="/admin/dashboard/statement?{query}&amp;format=csv">CSV</a></li>')
+
+
+def tenant_page(month: str, tenant: str, total: Report, days: Report, keys: Report, models: Report,
+                limits: str) -> str:
+    """One tenant's month: its figures, limits, days (stacked by model), keys, models and
+    statement."""
+    cards = "".join(f'<div class="card">{escape(name)}<b>{value}</b></div>' for name, value in (
+        ("Charged (USD)", amount(total.total_charge, "charge")),
+        ("Upstream cost (USD)", amount(total.total_cost, "cost")),
+        ("Cache savings (USD)", amount(total.total_cache_savings, "cache_savings")),
+        ("Requests", f'<data data-figure="requests" value="{total.total_requests}">{total.total_requests:,}</data>')))
+    money_columns = [("requests", "Requests", True), ("charge", "Charged USD", True), ("cost", "Cost USD", True),
+                     ("savings", "Cache savings USD", True)]
+    body = f"""
+<nav><a href="/admin/dashboard?month={escape(month)}">All tenants</a></nav>
+<h1>{escape(tenant)}, {escape(month)}</h1>
+<form class="month" method="get" action="/admin/dashboard/tenant"><input type="hidden" name="tenant"
+ value="{escape(tenant)}"><label>Month <input type="month" name="month" value="{escape(month)}"></label>
+ <button type="submit">Show</button></form>
+<div class="cards">{cards}</div>
+<h2>Limits</h2>{limits}
+<h2>Charged per day, by model</h2>{stacked_days(_month_days(month), {
+    (date.fromisoformat(r.group["day"]), r.group["model"]): r.charge for r in days.rows},
+    f"Charged per day of {month} by {tenant}, by model (USD)", readable)}
+<h2>Keys</h2>{_table(_top(keys, "key", limit=100), [("name", "Key", False), *money_columns])}
+<h2>Models</h2>{_table(_top(models, "model", limit=100), [("name", "Model", False), *money_columns])}
+<h2>Statement</h2><ul>{_statement_links(tenant, month)}</ul>"""
+    return _page(f"billing-proxy: {tenant} {month}", body)
 
 
 def statement_page(statement: Statement, issued: str) -> str:

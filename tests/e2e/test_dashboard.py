@@ -190,3 +190,16 @@ async def test_dashboard_shows_limits_forecasts_thresholds_and_estimates(dashboa
     assert key_budget[-1] == "50%, 80%, 100%" and "yes" in key_budget  # over by the month's end
     estimated = re.search(r"<h3>Billed from estimates</h3>(.*?)</table>", limits, re.S).group(1)
     assert "<td class=\"\">capped</td><td class=\"n\">1</td>" in estimated and ">0.05<" in estimated
+    # The tenant's own page: its figures, limits, keys and models, and its statement.
+    async with aiohttp.ClientSession(headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}) as http:
+        async with http.get(dashboard_proxy.url + "/admin/dashboard/tenant", params={"tenant": "capped"}) as reply:
+            assert reply.status == 200
+            page = await reply.text()
+        async with http.get(dashboard_proxy.url + "/admin/dashboard/tenant", params={"tenant": "nobody"}) as reply:
+            assert reply.status == 404
+    assert figure(page, "charge") == ("0.95", "0.95") and figure(page, "requests")[0] == "3"
+    assert "<h2>Limits</h2>" in page and "50%, 80%, 100%" in page
+    keys = re.search(r"<h2>Keys</h2>(.*?)<h2>", page, re.S).group(1)
+    assert plain.secret[:12] in keys and limited.secret[:12] in keys
+    assert "/admin/dashboard/statement?tenant=capped" in page and page.count("<svg") == 1
+    assert 'href="/admin/dashboard/tenant?tenant=capped&amp;month=' in html  # linked from the dashboard

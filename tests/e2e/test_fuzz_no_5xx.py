@@ -86,7 +86,7 @@ TARGETS = ["POST /v1/responses", "POST /v1/chat/completions", "POST /v1/embeddin
            "POST /v1/responses/input_tokens", "GET /v1/responses/{}", "GET /admin/tenants", "GET /admin/tenants/{}",
            "GET /admin/dashboard", "POST /admin/login", "GET /metrics", "GET /admin/openapi.json", "GET /v1/models/{}",
            "GET /v1/dashboard/billing/usage?start_date={}", "GET /dashboard/billing/subscription", "GET /v1/usage",
-           "GET /admin/dashboard?month={}&stack={}"]
+           "GET /admin/dashboard?month={}&stack={}", "GET /admin/dashboard/tenant?tenant={}"]
 
 
 @settings(max_examples=250, deadline=None, derandomize=True,
