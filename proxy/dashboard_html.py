@@ -20,7 +20,7 @@ td.n,th.n{text-align:right;font-variant-numeric:tabular-nums}
 .cards{display:flex;gap:12px;flex-wrap:wrap}.card{border:1px solid #e3e6ea;border-radius:6px;padding:10px 14px;min-width:150px}
 .card b{display:block;font-size:20px}table.facts{width:auto;margin:8px 0}table.facts th{font-weight:600}.bar{fill:#3b6fd8}.line{stroke:#3b6fd8;stroke-width:2}.dot{fill:#3b6fd8}
 .axis,.grid{stroke:#c9ced4}.label,.value{font-size:12px;fill:#1d2430}.empty{color:#6b7480}
-form.month{margin:12px 0}@media print{form,nav{display:none}}
+form.month{margin:12px 0}thead{display:table-header-group}tr{break-inside:avoid}@page{size:A4;margin:16mm}@media print{form,nav,.switch{display:none}body{margin:0;max-width:none}}
 """
 
 

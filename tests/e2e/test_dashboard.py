@@ -2,14 +2,17 @@
 
 import asyncio
 import calendar
+import os
 import re
 import shutil
 import subprocess
 from dataclasses import replace
 from datetime import datetime, timezone
 from decimal import Decimal
+from pathlib import Path
 
 import aiohttp
+from pypdf import PdfReader
 import pytest
 
 from billing.db.reports import monthly_report
@@ -108,25 +111,77 @@ async def test_dashboard_shows_the_report_numbers(dashboard_proxy, proxy, engine
             assert f"Statement ST-{month.replace('-', '')}-{tenant}" in page and "(UTC)" in page
 
 
-async def test_dashboard_renders_in_a_browser(dashboard_proxy, engine, tmp_path):
-    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
-    if chromium is None:
+def chromium(tmp_path, *args: str) -> subprocess.CompletedProcess:
+    browser = shutil.which("chromium") or shutil.which("chromium-browser")
+    if browser is None:
         pytest.skip("Chromium is not installed (apt-get install chromium); .ci/run installs it")
-    await mixed_traffic(dashboard_proxy, engine)
-    async with aiohttp.ClientSession(headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}) as http:
-        async with http.get(dashboard_proxy.url + "/admin/dashboard") as reply:
-            page = tmp_path / "dashboard.html"
-            page.write_text(await reply.text())
-    shot = tmp_path / "dashboard.png"
-    loop = asyncio.get_running_loop()
-    done = await loop.run_in_executor(None, lambda: subprocess.run(
-        [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+    return subprocess.run(
+        [browser, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
          "--disable-component-update", "--disable-sync", "--no-first-run", f"--user-data-dir={tmp_path / 'profile'}",
-         "--window-size=1000,1600", f"--screenshot={shot}", page.as_uri()],
-        capture_output=True, timeout=120))
+         *args], capture_output=True, timeout=120)
+
+
+async def screenshot(tmp_path, html: str, name: str) -> bytes:
+    """The page as Chromium draws it, saved as `name`.png (and into $DASHBOARD_SCREENSHOTS, if set)."""
+    page, shot = tmp_path / f"{name}.html", tmp_path / f"{name}.png"
+    page.write_text(html)
+    done = await asyncio.get_running_loop().run_in_executor(
+        None, lambda: chromium(tmp_path, "--window-size=1000,2200", f"--screenshot={shot}", page.as_uri()))
     assert shot.exists(), done.stderr.decode()[-2000:]
+    if os.environ.get("DASHBOARD_SCREENSHOTS"):
+        shutil.copy(shot, Path(os.environ["DASHBOARD_SCREENSHOTS"]) / shot.name)
     png = shot.read_bytes()
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 20_000  # an empty white page compresses to a few KB
+    return png
+
+
+async def pdf_pages(tmp_path, html: str, name: str) -> list[str]:
+    """The page printed to PDF by Chromium, as the text of each of its pages."""
+    page, pdf = tmp_path / f"{name}.html", tmp_path / f"{name}.pdf"
+    page.write_text(html)
+    done = await asyncio.get_running_loop().run_in_executor(
+        None, lambda: chromium(tmp_path, "--no-pdf-header-footer", f"--print-to-pdf={pdf}", page.as_uri()))
+    assert pdf.exists(), done.stderr.decode()[-2000:]
+    return [p.extract_text() for p in PdfReader(pdf).pages]
+
+
+async def test_dashboard_tenant_page_and_statement_in_a_browser(dashboard_proxy, engine, tmp_path):
+    """A month with several tenants, limits, crossed thresholds and an estimated entry: the
+    dashboard and a tenant page drawn by Chromium, and a statement printed to PDF whose pages
+    say what the report says."""
+    await mixed_traffic(dashboard_proxy, engine)
+    await capped_tenant(engine)
+    month = datetime.now(timezone.utc).strftime("%Y-%m")
+    report = await monthly_report(engine, month, tenant="alpha", by=("model",))
+    async with aiohttp.ClientSession(headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}) as http:
+        pages = {}
+        for name, path, params in (("dashboard", "/admin/dashboard", {}),
+                                   ("tenant", "/admin/dashboard/tenant", {"tenant": "capped"}),
+                                   ("statement", "/admin/dashboard/statement", {"tenant": "alpha"})):
+            async with http.get(dashboard_proxy.url + path, params=params) as reply:
+                assert reply.status == 200
+                pages[name] = await reply.text()
+    await screenshot(tmp_path, pages["dashboard"], "dashboard")
+    await screenshot(tmp_path, pages["tenant"], "tenant")
+    text = "\n".join(await pdf_pages(tmp_path, pages["statement"], "statement"))
+    due = to_cents(report.total_charge)
+    assert f"ST-{month.replace('-', '')}-alpha" in text and f"Total due: {readable(due)} USD" in text
+    for row in report.rows:
+        assert row.group["model"] in text and readable(row.charge) in text
+
+
+async def test_a_long_statement_prints_on_several_pages_each_with_its_header(tmp_path):
+    from billing.statement import Statement
+    from proxy.dashboard_html import statement_page
+
+    lines = [{"model": f"model-{n:03d}", "requests": n, "input_tokens": 10 * n, "cached_tokens": 0,
+              "output_tokens": n, "reasoning_tokens": 0, "charge_usd": Decimal(n) / 1000} for n in range(1, 121)]
+    statement = Statement("big-team", "2026-11", lines, sum((line["charge_usd"] for line in lines), Decimal(0)))
+    pages = await pdf_pages(tmp_path, statement_page(statement, "2026-12-01"), "long")
+    assert len(pages) >= 3
+    assert all("Model" in page and "Charge USD" in page for page in pages)  # the table's header on every page
+    assert "model-001" in pages[0] and "model-120" in "".join(pages[-2:])
+    assert "Total due: 7.26 USD" in pages[-1]  # 1/1000 + 2/1000 + ... + 120/1000 = 7,260/1000
 
 
 async def test_dashboard_shows_prepaid_balances_and_top_ups(dashboard_proxy, engine):
@@ -145,7 +200,9 @@ async def test_dashboard_shows_prepaid_balances_and_top_ups(dashboard_proxy, eng
     assert "PO 12 &amp; more" in html and "bonus" in html and "postpaid-team" not in html
 
 
-async def test_dashboard_shows_limits_forecasts_thresholds_and_estimates(dashboard_proxy, engine):
+async def capped_tenant(engine):
+    """A tenant near its limits: a budget of 1 USD and 10,000 tokens, one key with 0.5 USD of its
+    own (past it), 950 tokens billed at 1 USD per 1,000, one of them from an estimate."""
     import uuid
     from datetime import timedelta
 
@@ -175,6 +232,11 @@ async def test_dashboard_shows_limits_forecasts_thresholds_and_estimates(dashboa
     async with engine.begin() as conn:  # the settlement trigger moves the counters and records the alerts
         await insert_entries(conn, [entry(plain, 300), entry(limited, 600), entry(plain, 50, estimated=True)])
 
+    return plain, limited
+
+
+async def test_dashboard_shows_limits_forecasts_thresholds_and_estimates(dashboard_proxy, engine):
+    plain, limited = await capped_tenant(engine)
     async with aiohttp.ClientSession(headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}) as http:
         async with http.get(dashboard_proxy.url + "/admin/dashboard") as reply:
             html = await reply.text()
