@@ -23,6 +23,7 @@ from billing.quota_lease import LeaseBook
 from proxy.admission import release_idle_leases, release_leases_now
 from proxy.limits import SLOT_TTL_SECONDS, SWEEP_SECONDS, give_back_all, give_back_idle, keep_slots
 from proxy.periodic import every
+from proxy.refusals import FLUSH_SECONDS as REFUSALS_FLUSH_SECONDS
 from proxy.routing import DEFAULT, Router, Upstream
 from proxy.sessions import ResponseOwners
 from proxy.access_log import ACCESS, flush_access_log
@@ -113,6 +114,8 @@ def create_app(settings: Settings, database_url: str) -> web.Application:
                                           "export delivery")),
                 asyncio.create_task(every(3600, lambda: prune_delivered(engine), "export pruning")),
                 asyncio.create_task(every(ACCESS_LOG_FLUSH_SECONDS, flush_access_log, "access log flush")),
+                asyncio.create_task(every(REFUSALS_FLUSH_SECONDS, lambda: state.refusals.flush(engine),
+                                          "refusal counts")),
             ]
             try:
                 yield
@@ -123,6 +126,7 @@ def create_app(settings: Settings, database_url: str) -> web.Application:
                 await release_leases_now(state)
                 await give_back_all(state)
                 await writer.close()
+                await asyncio.gather(state.refusals.flush(engine), return_exceptions=True)
                 await flush_access_log()
                 await mirror.stop()
         finally:

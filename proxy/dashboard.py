@@ -13,6 +13,7 @@ from aiohttp import web
 
 from billing.db.credits import credit_history, credit_standing
 from billing.db.limit_use import limit_uses
+from billing.db.refusals import refusals_by_tenant
 from billing.limit_use import month_fraction
 from billing.db.reports import monthly_report
 from billing.db.tenants import get_tenant, list_tenants
@@ -79,7 +80,8 @@ async def dashboard(request: web.Request) -> web.Response:
     previous = await monthly_report(engine, previous_month(month), by=("tenant",))
     start, end = parse_month(month)
     uses = await limit_uses(engine, start.date())
-    limits = limits_section(uses, month_fraction(start, end, datetime.now(timezone.utc)), reports[1])
+    refused = await refusals_by_tenant(engine, start.date(), end.date())
+    limits = limits_section(uses, month_fraction(start, end, datetime.now(timezone.utc)), reports[1], refused)
     return _html(dashboard_page(month, *reports, credits=credit_section(credits), stack=stack, previous=previous,
                                 limits=limits))
 
@@ -97,7 +99,8 @@ async def tenant(request: web.Request) -> web.Response:
     start, end = parse_month(month)
     uses = [use for use in await limit_uses(engine, start.date()) if use.tenant == name]
     by_tenant = await monthly_report(engine, month, tenant=name, by=("tenant",))
-    limits = limits_section(uses, month_fraction(start, end, datetime.now(timezone.utc)), by_tenant)
+    refused = await refusals_by_tenant(engine, start.date(), end.date(), name)
+    limits = limits_section(uses, month_fraction(start, end, datetime.now(timezone.utc)), by_tenant, refused)
     return _html(tenant_page(month, name, *reports, limits=limits))
 
 

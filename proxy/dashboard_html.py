@@ -139,9 +139,23 @@ def movers_section(tenants: Report, previous: Report, limit: int = 5) -> str:
                          ("percent", "Change", True)])
 
 
-def limits_section(uses: list[LimitUse], fraction: Decimal, tenants: Report) -> str:
+def refusals_table(refusals: dict[str, dict[str, int]]) -> str:
+    """429s per tenant this month, by what refused them."""
+    if not refusals:
+        return "<p>No call was refused by a limit this month.</p>"
+    rows = [{"tenant": name, "spent": by.get("insufficient_quota", 0),
+             "rate": by.get("requests", 0) + by.get("tokens", 0), "held": by.get("budget_in_flight", 0),
+             "all": sum(by.values())} for name, by in sorted(refusals.items(), key=lambda item: -sum(item[1].values()))]
+    return _table(rows, [("tenant", "Tenant", False), ("spent", "Budget or quota spent", True),
+                         ("rate", "Rate limits and concurrency", True), ("held", "Held by calls in flight", True),
+                         ("all", "All refusals", True)])
+
+
+def limits_section(uses: list[LimitUse], fraction: Decimal, tenants: Report,
+                   refusals: dict[str, dict[str, int]] | None = None) -> str:
     """Each monthly limit: what is spent and held against it, a straight-line forecast of the
-    month's end, the alert thresholds crossed; and the calls billed from estimates."""
+    month's end, the alert thresholds crossed; the refusals (429); and the calls billed from
+    estimates."""
     def shown(use: LimitUse, value: Decimal | None):
         if value is None:
             return "too early"
@@ -163,6 +177,7 @@ def limits_section(uses: list[LimitUse], fraction: Decimal, tenants: Report) -> 
                  for r in tenants.rows if r.estimated_requests]
     return (table + f"<p>The forecast extends the spend so far at the same pace to the month's end "
                     f"({(fraction * 100).quantize(Decimal('0.1'))}% of the month has passed).</p>"
+            + "<h3>Refused calls (429)</h3>" + refusals_table(refusals or {})
             + "<h3>Billed from estimates</h3>"
             + (_table(estimated, [("tenant", "Tenant", False), ("calls", "Calls", True),
                                   ("charge", "Charged USD", True)]) if estimated

@@ -142,6 +142,16 @@ async def _proxy_call(request: web.Request, *, endpoint: str, path: str) -> web.
     started_at = datetime.now(timezone.utc)
     started = time.perf_counter()
     grant = await authenticate(request, state)
+    try:
+        return await _billed_call(request, state, grant, endpoint, path, started_at, started)
+    except ApiError as error:
+        if error.status == 429:  # a limit said no: counted for the dashboard
+            state.refusals.count(grant.tenant_id, grant.key_id, error)
+        raise
+
+
+async def _billed_call(request: web.Request, state: ProxyState, grant: KeyGrant, endpoint: str, path: str,
+                       started_at: datetime, started: float) -> web.StreamResponse:
     client_request = parse_request(await read_request_body(request, state.settings.client_timeout),
                                    endpoint=endpoint)
     request[REQUESTED_MODEL] = client_request.model

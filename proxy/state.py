@@ -20,6 +20,7 @@ from proxy.mirror import Mirror
 from proxy.routing import Router
 from proxy.sessions import ResponseOwners
 from proxy.settings import Settings
+from proxy.refusals import RefusalTally
 
 
 @dataclass
@@ -39,6 +40,7 @@ class ProxyState:
     slots: SlotBook = field(default_factory=SlotBook)  # concurrency slots this replica holds
     holder: UUID = field(default_factory=uuid4)  # this replica, in concurrency claims
     inflight: set[asyncio.Task] = field(default_factory=set)  # upstream exchanges and releases under way
+    refusals: RefusalTally = field(default_factory=RefusalTally)  # 429s, added to the database every few seconds
     admin_guard: AdminGuard = field(init=False)  # wrong admin tokens, per address
     header_rule: tuple = field(init=False)  # the client headers that go upstream
     limits: ModelLimits = field(init=False)  # what bounds a call's worst case besides its body

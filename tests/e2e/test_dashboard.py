@@ -265,3 +265,29 @@ async def test_dashboard_shows_limits_forecasts_thresholds_and_estimates(dashboa
     assert plain.secret[:12] in keys and limited.secret[:12] in keys
     assert "/admin/dashboard/statement?tenant=capped" in page and page.count("<svg") == 1
     assert 'href="/admin/dashboard/tenant?tenant=capped&amp;month=' in html  # linked from the dashboard
+
+
+async def test_refused_calls_are_counted_and_shown(dashboard_proxy, engine):
+    import openai
+
+    from billing.db.keys import issue_key
+    from billing.db.tenants import create_tenant
+    from proxy.state import STATE
+
+    await create_tenant(engine, "broke", monthly_budget_usd=Decimal("0.000001"))
+    key = await issue_key(engine, "broke")
+    async with openai.AsyncOpenAI(base_url=dashboard_proxy.url + "/v1", api_key=key.secret, max_retries=0) as sdk:
+        for _ in range(3):
+            with pytest.raises(openai.RateLimitError) as refused:
+                await sdk.responses.create(model="gpt-4o-mini", input="Can I?")
+            assert refused.value.body["code"] == "insufficient_quota"
+    await dashboard_proxy.app[STATE].refusals.flush(engine)  # as its chore does every few seconds
+    async with aiohttp.ClientSession(headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}) as http:
+        async with http.get(dashboard_proxy.url + "/admin/dashboard") as reply:
+            html = await reply.text()
+        async with http.get(dashboard_proxy.url + "/admin/dashboard/tenant", params={"tenant": "broke"}) as reply:
+            page = await reply.text()
+    for shown in (html, page):
+        refusals = re.search(r"<h3>Refused calls \(429\)</h3>(.*?)</table>", shown, re.S).group(1)
+        assert ('<td class="">broke</td><td class="n">3</td><td class="n">0</td><td class="n">0</td>'
+                '<td class="n">3</td>') in refusals
