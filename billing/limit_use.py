@@ -18,13 +18,19 @@ class LimitUse:
     spent: Decimal  # settled calls
     held: Decimal  # reserved by calls in flight
     thresholds_crossed: tuple[int, ...] = ()  # alert thresholds (percent) crossed this month
+    window: str = "month"  # month | week | day
+    period_start: datetime | None = None  # the period the counters cover, in the tenant's zone
+    period_end: datetime | None = None
+
+    def fraction_passed(self, now: datetime) -> Decimal:
+        return period_fraction(self.period_start, self.period_end, now) if self.period_start else Decimal(1)
 
     @property
     def used_percent(self) -> Decimal:
         return (self.spent + self.held) * 100 / self.limit if self.limit else Decimal(0)
 
 
-def month_fraction(start: datetime, end: datetime, now: datetime) -> Decimal:
+def period_fraction(start: datetime, end: datetime, now: datetime) -> Decimal:
     """How much of [start, end) has passed at `now`, from 0 to 1."""
     if now >= end:
         return Decimal(1)

@@ -14,7 +14,6 @@ from aiohttp import web
 from billing.db.credits import credit_history, credit_standing
 from billing.db.limit_use import limit_uses
 from billing.db.refusals import refusals_by_tenant
-from billing.limit_use import month_fraction
 from billing.db.reports import monthly_report
 from billing.db.tenants import get_tenant, list_tenants
 from billing.report import parse_month, previous_month
@@ -79,9 +78,10 @@ async def dashboard(request: web.Request) -> web.Response:
     credits = [(await credit_standing(engine, t.id), await credit_history(engine, t.id, limit=5)) for t in prepaid]
     previous = await monthly_report(engine, previous_month(month), by=("tenant",))
     start, end = parse_month(month)
-    uses = await limit_uses(engine, start.date())
+    now = datetime.now(timezone.utc)
+    uses = await limit_uses(engine, start.date(), current=start <= now < end)
     refused = await refusals_by_tenant(engine, start.date(), end.date())
-    limits = limits_section(uses, month_fraction(start, end, datetime.now(timezone.utc)), reports[1], refused)
+    limits = limits_section(uses, now, reports[1], refused)
     return _html(dashboard_page(month, *reports, credits=credit_section(credits), stack=stack, previous=previous,
                                 limits=limits))
 
@@ -97,10 +97,11 @@ async def tenant(request: web.Request) -> web.Response:
     reports = [await monthly_report(engine, month, tenant=name, by=by)
                for by in ((), ("day", "model"), ("key", "tenant"), ("model",))]
     start, end = parse_month(month)
-    uses = [use for use in await limit_uses(engine, start.date()) if use.tenant == name]
+    now = datetime.now(timezone.utc)
+    uses = [use for use in await limit_uses(engine, start.date(), current=start <= now < end) if use.tenant == name]
     by_tenant = await monthly_report(engine, month, tenant=name, by=("tenant",))
     refused = await refusals_by_tenant(engine, start.date(), end.date(), name)
-    limits = limits_section(uses, month_fraction(start, end, datetime.now(timezone.utc)), by_tenant, refused)
+    limits = limits_section(uses, now, by_tenant, refused)
     return _html(tenant_page(month, name, *reports, limits=limits))
 
 

@@ -151,32 +151,37 @@ def refusals_table(refusals: dict[str, dict[str, int]]) -> str:
                          ("all", "All refusals", True)])
 
 
-def limits_section(uses: list[LimitUse], fraction: Decimal, tenants: Report,
+def limits_section(uses: list[LimitUse], now: datetime, tenants: Report,
                    refusals: dict[str, dict[str, int]] | None = None) -> str:
-    """Each monthly limit: what is spent and held against it, a straight-line forecast of the
-    month's end, the alert thresholds crossed; the refusals (429); and the calls billed from
-    estimates."""
+    """Each limit: what is spent and held against it, a straight-line forecast of its
+    period's end, the alert thresholds crossed; the refusals (429); and the calls billed
+    from estimates."""
     def shown(use: LimitUse, value: Decimal | None):
         if value is None:
             return "too early"
         return amount(value) if use.kind == "budget" else f"{value.quantize(Decimal(1)):,}"
 
-    rows = [{"scope": "tenant" if u.scope == "tenant" else f"key of {u.tenant}", "name": u.name,
-             "kind": "budget USD" if u.kind == "budget" else "tokens", "limit": shown(u, u.limit),
-             "used": shown(u, u.spent), "held": shown(u, u.held),
-             "percent": f"{u.used_percent.quantize(Decimal('0.1'))}%",
-             "forecast": shown(u, forecast(u.spent, fraction)),
-             "over": "yes" if (forecast(u.spent, fraction) or 0) > u.limit else "",
-             "crossed": ", ".join(f"{t}%" for t in u.thresholds_crossed)} for u in uses]
+    periods = {"month": "month", "week": "this week", "day": "today"}
+    rows = []
+    for u in uses:
+        expected = forecast(u.spent, u.fraction_passed(now))
+        rows.append({"scope": "tenant" if u.scope == "tenant" else f"key of {u.tenant}", "name": u.name,
+                     "kind": "budget USD" if u.kind == "budget" else "tokens", "period": periods[u.window],
+                     "limit": shown(u, u.limit), "used": shown(u, u.spent), "held": shown(u, u.held),
+                     "percent": f"{u.used_percent.quantize(Decimal('0.1'))}%", "forecast": shown(u, expected),
+                     "over": "yes" if expected is not None and expected > u.limit else "",
+                     "crossed": ", ".join(f"{t}%" for t in u.thresholds_crossed)})
     table = _table(rows, [("scope", "Scope", False), ("name", "Name", False), ("kind", "Limit", False),
-                          ("limit", "Limit", True), ("used", "Spent", True), ("held", "In flight", True),
-                          ("percent", "Used", True), ("forecast", "Month-end forecast", True),
-                          ("over", "Over by month-end", False), ("crossed", "Thresholds crossed", False)]) \
-        if rows else "<p class=\"empty\">No tenant or key has a monthly limit.</p>"
+                          ("period", "Period", False), ("limit", "Limit", True), ("used", "Spent", True),
+                          ("held", "In flight", True), ("percent", "Used", True),
+                          ("forecast", "Forecast at the period's end", True), ("over", "Over by then", False),
+                          ("crossed", "Thresholds crossed", False)]) \
+        if rows else "<p class=\"empty\">No tenant or key has a limit.</p>"
     estimated = [{"tenant": r.group["tenant"], "calls": r.estimated_requests, "charge": amount(r.estimated_charge)}
                  for r in tenants.rows if r.estimated_requests]
-    return (table + f"<p>The forecast extends the spend so far at the same pace to the month's end "
-                    f"({(fraction * 100).quantize(Decimal('0.1'))}% of the month has passed).</p>"
+    return (table + "<p>A forecast extends the spend so far at the same pace to the end of its period (the "
+                    "tenant's day, week or month, in its time zone). Daily and weekly limits are shown for the "
+                    "month under way: today's and this week's.</p>"
             + "<h3>Refused calls (429)</h3>" + refusals_table(refusals or {})
             + "<h3>Billed from estimates</h3>"
             + (_table(estimated, [("tenant", "Tenant", False), ("calls", "Calls", True),

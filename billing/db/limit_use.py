@@ -1,6 +1,7 @@
-"""The month's limits and their counters, for the dashboard: every tenant with a monthly
-budget or token quota, every key with a monthly budget, and the alert thresholds each
-crossed. A tenant's month begins at midnight in its own time zone."""
+"""The limits and their counters, for the dashboard: every monthly budget and token quota of
+a tenant, every monthly budget of a key, and, for the month under way, the daily and weekly
+ones too (the current day and week), with the alert thresholds each month's limit crossed.
+A tenant's day, week and month begin at midnight in its own time zone."""
 
 from datetime import date
 from decimal import Decimal
@@ -10,47 +11,58 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from billing.limit_use import LimitUse
 
-_PERIOD = "(CAST(:first AS date)::timestamp AT TIME ZONE t.time_zone)"  # the 1st, at midnight in the zone
+# Each tenant's periods: the month that begins on :first, and today's day and week.
+_PERIODS = """
+    SELECT t.id, t.name, (CAST(:first AS date)::timestamp AT TIME ZONE t.time_zone) AS month_start,
+           ((CAST(:first AS date) + interval '1 month')::timestamp AT TIME ZONE t.time_zone) AS month_end,
+           (date_trunc('day', now() AT TIME ZONE t.time_zone) AT TIME ZONE t.time_zone) AS day_start,
+           ((date_trunc('day', now() AT TIME ZONE t.time_zone) + interval '1 day') AT TIME ZONE t.time_zone) AS day_end,
+           (date_trunc('week', now() AT TIME ZONE t.time_zone) AT TIME ZONE t.time_zone) AS week_start,
+           ((date_trunc('week', now() AT TIME ZONE t.time_zone) + interval '1 week') AT TIME ZONE t.time_zone)
+               AS week_end
+    FROM tenants t"""
 
-_TENANTS = text(f"""
-    SELECT t.id, t.name, t.monthly_budget_usd, t.monthly_token_quota, coalesce(q.spent_usd, 0) AS spent_usd,
-           coalesce(q.reserved_usd, 0) AS reserved_usd, coalesce(q.spent_tokens, 0) AS spent_tokens,
-           coalesce(q.reserved_tokens, 0) AS reserved_tokens
-    FROM tenants t
-    LEFT JOIN quota_usage q ON q.scope = 'tenant' AND q.scope_id = t.id AND q."window" = 'month'
-                           AND q.period_start = {_PERIOD}
-    WHERE t.monthly_budget_usd IS NOT NULL OR t.monthly_token_quota IS NOT NULL
-    ORDER BY t.name""")
-_KEYS = text(f"""
-    SELECT k.id, k.display_prefix, t.name AS tenant, k.monthly_budget_usd, coalesce(q.spent_usd, 0) AS spent_usd,
-           coalesce(q.reserved_usd, 0) AS reserved_usd
-    FROM api_keys k JOIN tenants t ON t.id = k.tenant_id
-    LEFT JOIN quota_usage q ON q.scope = 'key' AND q.scope_id = k.id AND q."window" = 'month'
-                           AND q.period_start = {_PERIOD}
-    WHERE k.monthly_budget_usd IS NOT NULL AND k.status = 'active'
-    ORDER BY t.name, k.id""")
-_ALERTS = text(f"""
-    SELECT a.scope, a.scope_id, a.limit_kind, array_agg(DISTINCT a.threshold ORDER BY a.threshold) AS crossed
-    FROM alerts a JOIN tenants t ON t.id = a.tenant_id
-    WHERE a.period_start = {_PERIOD}
-    GROUP BY a.scope, a.scope_id, a.limit_kind""")
+_LIMITS = text(f"""
+    WITH p AS ({_PERIODS}),
+    limits AS (
+        SELECT 'tenant' AS scope, p.id AS scope_id, p.name AS label, p.name AS tenant, l.*
+        FROM p JOIN tenants t ON t.id = p.id
+        CROSS JOIN LATERAL (VALUES
+            ('month', 'budget', t.monthly_budget_usd, p.month_start, p.month_end),
+            ('month', 'tokens', t.monthly_token_quota::numeric, p.month_start, p.month_end),
+            ('day', 'budget', t.daily_budget_usd, p.day_start, p.day_end),
+            ('day', 'tokens', t.daily_token_quota::numeric, p.day_start, p.day_end),
+            ('week', 'budget', t.weekly_budget_usd, p.week_start, p.week_end),
+            ('week', 'tokens', t.weekly_token_quota::numeric, p.week_start, p.week_end)
+        ) l(win, kind, amount, period_start, period_end)
+        UNION ALL
+        SELECT 'key', k.id, k.display_prefix, p.name, l.*
+        FROM api_keys k JOIN p ON p.id = k.tenant_id
+        CROSS JOIN LATERAL (VALUES
+            ('month', 'budget', k.monthly_budget_usd, p.month_start, p.month_end),
+            ('day', 'budget', k.daily_budget_usd, p.day_start, p.day_end),
+            ('week', 'budget', k.weekly_budget_usd, p.week_start, p.week_end)
+        ) l(win, kind, amount, period_start, period_end)
+        WHERE k.status = 'active'
+    )
+    SELECT l.*, CASE WHEN l.kind = 'budget' THEN coalesce(q.spent_usd, 0) ELSE coalesce(q.spent_tokens, 0) END
+               AS spent,
+           CASE WHEN l.kind = 'budget' THEN coalesce(q.reserved_usd, 0) ELSE coalesce(q.reserved_tokens, 0) END
+               AS held,
+           (SELECT array_agg(DISTINCT a.threshold ORDER BY a.threshold) FROM alerts a
+            WHERE l.win = 'month' AND a.scope = l.scope AND a.scope_id = l.scope_id AND a.limit_kind = l.kind
+              AND a.period_start = l.period_start) AS crossed
+    FROM limits l
+    LEFT JOIN quota_usage q ON q.scope = l.scope AND q.scope_id = l.scope_id AND q."window" = l.win
+                           AND q.period_start = l.period_start
+    WHERE l.amount IS NOT NULL AND (l.win = 'month' OR :current)
+    ORDER BY l.tenant, l.scope DESC, l.scope_id, l.win = 'month' DESC, l.win, l.kind""")
 
 
-async def limit_uses(engine: AsyncEngine, first: date) -> list[LimitUse]:
-    """Every monthly limit of the month beginning on `first`, with its use."""
+async def limit_uses(engine: AsyncEngine, first: date, current: bool) -> list[LimitUse]:
+    """Every limit of the month beginning on `first`, with its use; with `current` (the month
+    under way), today's daily and this week's weekly limits as well."""
     async with engine.connect() as conn:
-        crossed = {(r.scope, r.scope_id, r.limit_kind): tuple(r.crossed)
-                   for r in await conn.execute(_ALERTS, {"first": first})}
-        uses = []
-        for r in await conn.execute(_TENANTS, {"first": first}):
-            if r.monthly_budget_usd is not None:
-                uses.append(LimitUse("tenant", r.name, r.name, "budget", r.monthly_budget_usd, r.spent_usd,
-                                     r.reserved_usd, crossed.get(("tenant", r.id, "budget"), ())))
-            if r.monthly_token_quota is not None:
-                uses.append(LimitUse("tenant", r.name, r.name, "tokens", Decimal(r.monthly_token_quota),
-                                     Decimal(r.spent_tokens), Decimal(r.reserved_tokens),
-                                     crossed.get(("tenant", r.id, "tokens"), ())))
-        for r in await conn.execute(_KEYS, {"first": first}):
-            uses.append(LimitUse("key", r.display_prefix, r.tenant, "budget", r.monthly_budget_usd, r.spent_usd,
-                                 r.reserved_usd, crossed.get(("key", r.id, "budget"), ())))
-    return uses
+        rows = await conn.execute(_LIMITS, {"first": first, "current": current})
+        return [LimitUse(r.scope, r.label, r.tenant, r.kind, Decimal(r.amount), Decimal(r.spent), Decimal(r.held),
+                         tuple(r.crossed or ()), r.win, r.period_start, r.period_end) for r in rows]

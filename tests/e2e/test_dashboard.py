@@ -220,7 +220,8 @@ async def capped_tenant(engine):
                                          (Tier(Decimal("1000"), Decimal("1000")),), source="test"))
     async with engine.connect() as conn:
         price = (await load_pricebook(conn)).resolve("priced-by-the-thousand", now)
-    tenant = await create_tenant(engine, "capped", monthly_budget_usd=Decimal("1"), monthly_token_quota=10_000)
+    tenant = await create_tenant(engine, "capped", monthly_budget_usd=Decimal("1"), monthly_token_quota=10_000,
+                                 daily_budget_usd=Decimal("2"))
     plain = await issue_key(engine, "capped")
     limited = await issue_key(engine, "capped", monthly_budget_usd=Decimal("0.5"))
 
@@ -243,12 +244,14 @@ async def test_dashboard_shows_limits_forecasts_thresholds_and_estimates(dashboa
     limits = re.search(r"<h2>Limits</h2>(.*?)<h2>", html, re.S).group(1)
     rows = [re.sub(r"<[^>]+>", "|", row) for row in re.findall(r"<tr><td.*?</tr>", limits)]
     cells = [[cell for cell in row.split("|") if cell] for row in rows]
-    tenant_budget = next(c for c in cells if c[:3] == ["tenant", "capped", "budget USD"])
-    assert tenant_budget[3:7] == ["1.00", "0.95", "0.00", "95.0%"] and tenant_budget[-1] == "50%, 80%"
-    tokens = next(c for c in cells if c[:3] == ["tenant", "capped", "tokens"])
-    assert tokens[3:7] == ["10,000", "950", "0", "9.5%"]
+    tenant_budget = next(c for c in cells if c[:4] == ["tenant", "capped", "budget USD", "month"])
+    assert tenant_budget[4:8] == ["1.00", "0.95", "0.00", "95.0%"] and tenant_budget[-1] == "50%, 80%"
+    today = next(c for c in cells if c[:4] == ["tenant", "capped", "budget USD", "today"])
+    assert today[4:8] == ["2.00", "0.95", "0.00", "47.5%"]  # the daily budget, in the tenant's day
+    tokens = next(c for c in cells if c[:4] == ["tenant", "capped", "tokens", "month"])
+    assert tokens[4:8] == ["10,000", "950", "0", "9.5%"]
     key_budget = next(c for c in cells if c[1] == limited.secret[:12])
-    assert key_budget[0] == "key of capped" and key_budget[3:7] == ["0.50", "0.60", "0.00", "120.0%"]
+    assert key_budget[0] == "key of capped" and key_budget[4:8] == ["0.50", "0.60", "0.00", "120.0%"]
     assert key_budget[-1] == "50%, 80%, 100%" and "yes" in key_budget  # over by the month's end
     estimated = re.search(r"<h3>Billed from estimates</h3>(.*?)</table>", limits, re.S).group(1)
     assert "<td class=\"\">capped</td><td class=\"n\">1</td>" in estimated and ">0.05<" in estimated

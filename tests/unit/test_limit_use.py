@@ -5,7 +5,7 @@ from decimal import Decimal
 
 import pytest
 
-from billing.limit_use import LimitUse, forecast, month_fraction
+from billing.limit_use import LimitUse, forecast, period_fraction
 
 START, END = datetime(2026, 11, 1, tzinfo=timezone.utc), datetime(2026, 12, 1, tzinfo=timezone.utc)
 
@@ -18,8 +18,8 @@ START, END = datetime(2026, 11, 1, tzinfo=timezone.utc), datetime(2026, 12, 1, t
     (END, Decimal(1)),
     (datetime(2027, 1, 1, tzinfo=timezone.utc), Decimal(1)),  # a past month
 ])
-def test_month_fraction(now, fraction):
-    assert month_fraction(START, END, now) == fraction
+def test_period_fraction(now, fraction):
+    assert period_fraction(START, END, now) == fraction
 
 
 @pytest.mark.parametrize("spent,fraction,expected", [
