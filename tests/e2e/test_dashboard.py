@@ -2,6 +2,7 @@
 
 import asyncio
 import calendar
+import json
 import os
 import re
 import shutil
@@ -9,6 +10,7 @@ import subprocess
 from dataclasses import replace
 from datetime import datetime, timezone
 from decimal import Decimal
+from html import unescape
 from pathlib import Path
 
 import aiohttp
@@ -145,6 +147,34 @@ async def pdf_pages(tmp_path, html: str, name: str) -> list[str]:
     return [p.extract_text() for p in PdfReader(pdf).pages]
 
 
+def axe_core() -> Path:
+    """axe-core's browser build: $AXE_CORE_JS, or ./node_modules (npm install axe-core)."""
+    found = Path(os.environ.get("AXE_CORE_JS") or "node_modules/axe-core/axe.min.js")
+    if not found.exists():
+        pytest.skip("axe-core is not installed (npm install axe-core); .ci/run installs it")
+    return found.resolve()
+
+
+async def accessibility_violations(tmp_path, html: str, name: str) -> list[dict]:
+    """What axe-core finds against WCAG 2 A and AA in the page, run in headless Chromium (the
+    checker is added to a copy of the page; the pages themselves carry no script)."""
+    script = ('<script src="' + axe_core().as_uri() + '"></script><script>'
+              'axe.run(document, {runOnly: ["wcag2a", "wcag2aa"]}).then(function (r) {'
+              'var out = document.createElement("pre"); out.id = "axe-result";'
+              'out.textContent = JSON.stringify({passes: r.passes.length, violations: r.violations.map('
+              'function (v) { return {id: v.id, help: v.help, nodes: v.nodes.map(function (n) {'
+              'return n.target.join(" "); }).slice(0, 5)}; })}); document.body.appendChild(out); });</script>')
+    page = tmp_path / f"{name}-axe.html"
+    page.write_text(html.replace("</body>", script + "</body>"))
+    done = await asyncio.get_running_loop().run_in_executor(None, lambda: chromium(
+        tmp_path, "--allow-file-access-from-files", "--virtual-time-budget=15000", "--dump-dom", page.as_uri()))
+    found = re.search(r'<pre id="axe-result">(.*?)</pre>', done.stdout.decode())
+    assert found, done.stderr.decode()[-2000:]
+    result = json.loads(unescape(found.group(1)))
+    assert result["passes"] > 0  # it did check the page
+    return result["violations"]
+
+
 async def test_dashboard_tenant_page_and_statement_in_a_browser(dashboard_proxy, engine, tmp_path):
     """A month with several tenants, limits, crossed thresholds and an estimated entry: the
     dashboard and a tenant page drawn by Chromium, and a statement printed to PDF whose pages
@@ -163,6 +193,10 @@ async def test_dashboard_tenant_page_and_statement_in_a_browser(dashboard_proxy,
                 pages[name] = await reply.text()
     await screenshot(tmp_path, pages["dashboard"], "dashboard")
     await screenshot(tmp_path, pages["tenant"], "tenant")
+    for name, html in pages.items():  # labels, contrast, table headers, names: WCAG 2 A and AA
+        assert await accessibility_violations(tmp_path, html, name) == [], name
+    broken = '<!doctype html><html lang="en"><head><title>x</title></head><body><img src="x.png"></body></html>'
+    assert [v["id"] for v in await accessibility_violations(tmp_path, broken, "broken")] == ["image-alt"]
     text = "\n".join(await pdf_pages(tmp_path, pages["statement"], "statement"))
     due = to_cents(report.total_charge)
     assert f"ST-{month.replace('-', '')}-alpha" in text and f"Total due: {readable(due)} USD" in text
