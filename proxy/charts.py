@@ -71,9 +71,9 @@ def stacked_days(days: list[date], values: dict[tuple[date, str], Decimal], titl
     slot = (WIDTH - left - 10) / len(days)
     legend_rows = (len(series) + 2) // 3
     height = HEIGHT + 22 * legend_rows
-    parts = [f'<svg role="img" aria-labelledby="chart-title" width="{_n(WIDTH)}" height="{_n(height)}" '
+    parts = [f'<svg role="img" aria-label="{escape(title)}" width="{_n(WIDTH)}" height="{_n(height)}" '
              f'viewBox="0 0 {_n(WIDTH)} {_n(height)}" xmlns="http://www.w3.org/2000/svg">',
-             f'<title id="chart-title">{escape(title)}</title>']
+             f'<title>{escape(title)}</title>']
     for fraction in (Decimal(0), Decimal("0.5"), Decimal(1)):  # the scale: 0, half and the busiest day
         y = HEIGHT - bottom - plot_h * fraction + 10
         parts.append(f'<line x1="{_n(left)}" y1="{_n(y)}" x2="{_n(WIDTH - 10)}" y2="{_n(y)}" class="grid"/>'

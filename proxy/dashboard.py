@@ -77,13 +77,14 @@ async def dashboard(request: web.Request) -> web.Response:
     prepaid = [t for t in await list_tenants(engine) if t.prepaid]
     credits = [(await credit_standing(engine, t.id), await credit_history(engine, t.id, limit=5)) for t in prepaid]
     previous = await monthly_report(engine, previous_month(month), by=("tenant",))
+    previous_models = await monthly_report(engine, previous_month(month), by=("model",))
     start, end = parse_month(month)
     now = datetime.now(timezone.utc)
     uses = await limit_uses(engine, start.date(), current=start <= now < end)
     refused = await refusals_by_tenant(engine, start.date(), end.date())
     limits = limits_section(uses, now, reports[1], refused)
     return _html(dashboard_page(month, *reports, credits=credit_section(credits), stack=stack, previous=previous,
-                                limits=limits))
+                                limits=limits, previous_models=previous_models))
 
 
 async def tenant(request: web.Request) -> web.Response:

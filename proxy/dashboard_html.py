@@ -103,6 +103,16 @@ COMPONENTS = (("cost_uncached_input", "Input, uncached"), ("cost_cached_input", 
               ("cost_tool_calls", "Built-in tool calls"), ("cost_cache_storage", "Cache storage"))
 
 
+def savings_chart(month: str, days: Report) -> str:
+    """What the cache saved on each day of the month."""
+    per_day: dict[tuple[date, str], Decimal] = {}
+    for r in days.rows:
+        key = (date.fromisoformat(r.group["day"]), "cache savings")
+        per_day[key] = per_day.get(key, Decimal(0)) + r.cache_savings
+    return stacked_days(_month_days(month), {k: v for k, v in per_day.items() if v},
+                        f"Cache savings per day of {month} (USD)", readable)
+
+
 def components_section(total: Report) -> str:
     """The upstream cost by component, and what the cache saved."""
     costs = {field: sum((r.costs.get(field, Decimal(0)) for r in total.rows), Decimal(0)) for field, _ in COMPONENTS}
@@ -123,10 +133,10 @@ def components_section(total: Report) -> str:
                             ("share", "Share", True)]) + saved)
 
 
-def movers_section(tenants: Report, previous: Report, limit: int = 5) -> str:
-    """The tenants whose charge moved most against the previous month."""
-    before = {r.group["tenant"]: r.charge for r in previous.rows}
-    now = {r.group["tenant"]: r.charge for r in tenants.rows}
+def movers_section(current: Report, previous: Report, limit: int = 5, by: str = "tenant") -> str:
+    """The tenants (or models) whose charge moved most against the previous month."""
+    before = {r.group[by]: r.charge for r in previous.rows}
+    now = {r.group[by]: r.charge for r in current.rows}
     moves = sorted(((name, now.get(name, Decimal(0)), before.get(name, Decimal(0))) for name in {*now, *before}),
                    key=lambda move: (-abs(move[1] - move[2]), move[0]))[:limit]
     if not moves:
@@ -134,7 +144,7 @@ def movers_section(tenants: Report, previous: Report, limit: int = 5) -> str:
     rows = [{"tenant": name, "now": amount(this), "before": amount(last), "change": amount(this - last),
              "percent": f"{((this - last) * 100 / last).quantize(Decimal('1')):+}%" if last else "new"}
             for name, this, last in moves]
-    return _table(rows, [("tenant", "Tenant", False), ("now", "This month USD", True),
+    return _table(rows, [("tenant", by.capitalize(), False), ("now", "This month USD", True),
                          ("before", f"{escape(previous.month)} USD", True), ("change", "Change USD", True),
                          ("percent", "Change", True)])
 
@@ -191,7 +201,7 @@ def limits_section(uses: list[LimitUse], now: datetime, tenants: Report,
 
 def dashboard_page(month: str, total: Report, tenants: Report, days: Report, keys: Report, models: Report,
                    credits: str = "", stack: str = "tenant", previous: Report | None = None,
-                   limits: str = "") -> str:
+                   limits: str = "", previous_models: Report | None = None) -> str:
     cards = "".join(f'<div class="card">{escape(name)}<b>{value}</b></div>' for name, value in (
         ("Charged (USD)", amount(total.total_charge, "charge")),
         ("Adjustments (USD)", amount(total.total_adjustments, "adjustments")),
@@ -218,7 +228,9 @@ def dashboard_page(month: str, total: Report, tenants: Report, days: Report, key
 {_table(tenant_rows, [("tenant", "Tenant", False), *money_columns, ("page", "Page", False)])}
 <h2>Charged per day</h2>{daily_chart(month, days, stack)}
 <h2>Upstream cost by component</h2>{components_section(total)}
+<h3>Cache savings per day</h3>{savings_chart(month, days)}
 {f"<h2>Top movers against {escape(previous.month)}</h2>" + movers_section(tenants, previous) if previous else ""}
+{"<h3>Models</h3>" + movers_section(models, previous_models, by="model") if previous_models else ""}
 <h2>Top keys</h2>{_table(_top(keys, "key"), [("name", "Key", False), ("tenant", "Tenant", False), *money_columns])}
 <h2>Top models</h2>{_table(_top(models, "model"), [("name", "Model", False), *money_columns])}
 <h2>Adjustments</h2>{_table(adjustments, [("tenant", "Tenant", False), ("at", "When (UTC)", False),

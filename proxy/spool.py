@@ -17,7 +17,9 @@ JSON line per record:
 
 A line reaches the kernel in one `write`, so it survives SIGKILL; `sync` fsyncs in batches
 against a machine crash. A live process holds an exclusive `flock` on each of its
-segments; a segment nobody holds is an orphan (its process died) and is replayed: its
+segments, taken before the segment gets its `.spool` name (it is created as
+`.spool.starting` and renamed once locked), so a sibling never finds one of them
+unlocked; a segment nobody holds is an orphan (its process died) and is replayed: its
 entries, plus an estimated entry for each call that began and never ended. Replays are
 idempotent because the ledger skips a request id it already has.
 
@@ -39,6 +41,8 @@ import orjson
 log = logging.getLogger(__name__)
 
 SUFFIX = ".spool"
+STARTING = ".starting"  # a segment's name while it is created and locked (never scanned)
+ABANDONED_START_SECONDS = 60.0
 
 
 @dataclass(eq=False)
@@ -225,9 +229,14 @@ class Spool:
         self._maybe_delete(segment)
 
     def _start_segment(self) -> None:
+        """A new segment, locked before it bears a segment's name: a sibling scanning for
+        orphans never sees it unlocked (it would take it for a dead process's, replay it and
+        delete it under its owner)."""
         path = self.directory / f"{time.time_ns():020d}-{os.getpid()}{SUFFIX}"
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_EXCL, 0o600)
+        unnamed = path.with_name(path.name + STARTING)
+        fd = os.open(unnamed, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_EXCL, 0o600)
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        os.rename(unnamed, path)  # the lock belongs to the file, whatever its name
         self._segments.append(Segment(path, fd))
 
     def _maybe_delete(self, segment: Segment) -> bool:
@@ -242,6 +251,7 @@ class Spool:
 
     def claim_orphans(self) -> list[tuple[Path, int]]:
         """Lock every segment no live process holds; the caller replays, then `release_orphans`."""
+        self._remove_abandoned_starts()
         claimed = []
         own = {s.path for s in self._segments}
         for path in sorted(self.directory.glob("*" + SUFFIX)):
@@ -261,6 +271,25 @@ class Spool:
                 continue
             claimed.append((path, fd))
         return claimed
+
+    def _remove_abandoned_starts(self) -> None:
+        """A segment whose process died while creating it holds nothing: removed once it is
+        a minute old and nobody holds its lock (a start takes microseconds, so a younger one
+        may be about to be locked by its owner)."""
+        for path in self.directory.glob("*" + SUFFIX + STARTING):
+            try:
+                if time.time() - path.stat().st_mtime < ABANDONED_START_SECONDS:
+                    continue
+                fd = os.open(path, os.O_RDONLY)
+            except FileNotFoundError:
+                continue
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                path.unlink(missing_ok=True)
+            except BlockingIOError:
+                pass  # being started right now
+            finally:
+                os.close(fd)
 
     @staticmethod
     def release_orphans(claimed: list[tuple[Path, int]], *, replayed: bool) -> None:

@@ -72,15 +72,17 @@ async def test_dashboard_shows_the_report_numbers(dashboard_proxy, proxy, engine
     assert figure(html, "requests")[0] == str(total.total_requests)
     for row in by_tenant.rows:
         assert f'<td class="">{row.group["tenant"]}</td><td class="n">{row.requests}</td>{cell(row.charge)}' in html
-    assert html.count("<svg") == 3 and "<script" not in html  # per tenant, per day, per cost component
+    assert html.count("<svg") == 4 and "<script" not in html  # per tenant, per day, per component, savings
     # the upstream cost by component adds up to the month's cost, exactly
     components = re.search(r"<h2>Upstream cost by component</h2>(.*?)<h2>", html, re.S).group(1)
     assert sum(Decimal(v) for v in re.findall(r'<data value="([^"]+)"', components.split("The cache saved")[0])) \
         == total.total_cost
     assert f'The cache saved <data value="{money(total.total_cache_savings)}"' in components
     # against an empty previous month every tenant is new
-    movers = re.search(r"<h2>Top movers against [0-9-]+</h2>(.*?)<h2>", html, re.S).group(1)
+    movers, model_movers = re.search(r"<h2>Top movers against [0-9-]+</h2>(.*?)<h3>Models</h3>(.*?)<h2>", html,
+                                     re.S).groups()
     assert movers.count(">new</td>") == min(len(by_tenant.rows), 5)
+    assert model_movers.count(">new</td>") >= 1 and "<th scope=\"col\" class=\"\">Model</th>" in model_movers
     # the daily chart spans the whole month, stacked by tenant, each segment named and priced
     last_day = calendar.monthrange(*(int(part) for part in month.split("-")))[1]
     assert f'class="label">{last_day}</text>' in html and "Stacked by tenant" in html
@@ -175,28 +177,42 @@ async def accessibility_violations(tmp_path, html: str, name: str) -> list[dict]
     return result["violations"]
 
 
-async def test_dashboard_tenant_page_and_statement_in_a_browser(dashboard_proxy, engine, tmp_path):
-    """A month with several tenants, limits, crossed thresholds and an estimated entry: the
-    dashboard and a tenant page drawn by Chromium, and a statement printed to PDF whose pages
-    say what the report says."""
+async def a_full_month(dashboard_proxy, engine) -> dict[str, str]:
+    """A month with several tenants, limits, crossed thresholds, an estimated entry and
+    refusals; the dashboard, a tenant page and a statement of it, as served."""
     await mixed_traffic(dashboard_proxy, engine)
     await capped_tenant(engine)
-    month = datetime.now(timezone.utc).strftime("%Y-%m")
-    report = await monthly_report(engine, month, tenant="alpha", by=("model",))
+    await refused_calls(dashboard_proxy, engine, 2)
+    pages = {}
     async with aiohttp.ClientSession(headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}) as http:
-        pages = {}
         for name, path, params in (("dashboard", "/admin/dashboard", {}),
                                    ("tenant", "/admin/dashboard/tenant", {"tenant": "capped"}),
                                    ("statement", "/admin/dashboard/statement", {"tenant": "alpha"})):
             async with http.get(dashboard_proxy.url + path, params=params) as reply:
                 assert reply.status == 200
                 pages[name] = await reply.text()
-    await screenshot(tmp_path, pages["dashboard"], "dashboard")
-    await screenshot(tmp_path, pages["tenant"], "tenant")
-    for name, html in pages.items():  # labels, contrast, table headers, names: WCAG 2 A and AA
+    return pages
+
+
+async def test_the_pages_meet_wcag_2_a_and_aa(dashboard_proxy, engine, tmp_path):
+    """axe-core in headless Chromium: labels, contrast, table headers, names."""
+    for name, html in (await a_full_month(dashboard_proxy, engine)).items():
         assert await accessibility_violations(tmp_path, html, name) == [], name
     broken = '<!doctype html><html lang="en"><head><title>x</title></head><body><img src="x.png"></body></html>'
     assert [v["id"] for v in await accessibility_violations(tmp_path, broken, "broken")] == ["image-alt"]
+
+
+async def test_dashboard_tenant_page_and_statement_in_a_browser(dashboard_proxy, engine, tmp_path):
+    """A month with several tenants, limits, crossed thresholds and an estimated entry: the
+    dashboard and a tenant page drawn by Chromium, and a statement printed to PDF whose pages
+    say what the report says."""
+    pages = await a_full_month(dashboard_proxy, engine)
+    month = datetime.now(timezone.utc).strftime("%Y-%m")
+    report = await monthly_report(engine, month, tenant="alpha", by=("model",))
+    assert "<td class=\"\">broke</td><td class=\"n\">2</td>" in pages["dashboard"]  # the refusals are shown
+    assert "50%, 80%, 100%" in pages["dashboard"] and "<h3>Billed from estimates</h3>" in pages["dashboard"]
+    await screenshot(tmp_path, pages["dashboard"], "dashboard")
+    await screenshot(tmp_path, pages["tenant"], "tenant")
     text = "\n".join(await pdf_pages(tmp_path, pages["statement"], "statement"))
     due = to_cents(report.total_charge)
     assert f"ST-{month.replace('-', '')}-alpha" in text and f"Total due: {readable(due)} USD" in text
@@ -304,7 +320,8 @@ async def test_dashboard_shows_limits_forecasts_thresholds_and_estimates(dashboa
     assert 'href="/admin/dashboard/tenant?tenant=capped&amp;month=' in html  # linked from the dashboard
 
 
-async def test_refused_calls_are_counted_and_shown(dashboard_proxy, engine):
+async def refused_calls(dashboard_proxy, engine, calls: int) -> None:
+    """A tenant whose budget refuses every call: `calls` refused SDK calls, counted."""
     import openai
 
     from billing.db.keys import issue_key
@@ -314,11 +331,15 @@ async def test_refused_calls_are_counted_and_shown(dashboard_proxy, engine):
     await create_tenant(engine, "broke", monthly_budget_usd=Decimal("0.000001"))
     key = await issue_key(engine, "broke")
     async with openai.AsyncOpenAI(base_url=dashboard_proxy.url + "/v1", api_key=key.secret, max_retries=0) as sdk:
-        for _ in range(3):
+        for _ in range(calls):
             with pytest.raises(openai.RateLimitError) as refused:
                 await sdk.responses.create(model="gpt-4o-mini", input="Can I?")
             assert refused.value.body["code"] == "insufficient_quota"
     await dashboard_proxy.app[STATE].refusals.flush(engine)  # as its chore does every few seconds
+
+
+async def test_refused_calls_are_counted_and_shown(dashboard_proxy, engine):
+    await refused_calls(dashboard_proxy, engine, 3)
     async with aiohttp.ClientSession(headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}) as http:
         async with http.get(dashboard_proxy.url + "/admin/dashboard") as reply:
             html = await reply.text()

@@ -116,3 +116,52 @@ def test_collect_hands_queued_background_responses_over():
     # the queued call is polled and billed later, not billed now from an estimate
     assert list(replay.background) == ["r1"] and replay.background["r1"]["response_id"] == "resp_1"
     assert list(replay.interrupted) == ["r2"] and replay.entries == {}
+
+
+def test_a_sibling_scanning_for_orphans_never_takes_a_segment_being_started(tmp_path):
+    """Two processes share a spool directory. One starts segment after segment while the
+    other scans for orphans as fast as it can: the scan must never lock (and so replay and
+    delete) a segment its owner has created and not locked yet."""
+    import threading
+
+    directory = tmp_path / "spool"
+    owner, sibling = Spool(directory), Spool(directory)
+    owner.open()
+    sibling.open()
+    stop, taken, failures = threading.Event(), [], []
+
+    def scan():
+        while not stop.is_set():
+            claimed = sibling.claim_orphans()
+            taken.extend(path.name for path, _ in claimed)
+            sibling.release_orphans(claimed, replayed=False)
+
+    scanner = threading.Thread(target=scan)
+    scanner.start()
+    try:
+        for _ in range(3000):
+            try:
+                owner.rotate()
+            except BlockingIOError as error:  # the scan held the new segment's lock first
+                failures.append(error)
+                break
+    finally:
+        stop.set()
+        scanner.join()
+    assert failures == [] and taken == []
+    owner.close()
+    sibling.close()
+
+
+def test_a_segment_abandoned_while_it_was_being_started_is_removed(tmp_path):
+    directory = tmp_path / "spool"
+    directory.mkdir()
+    abandoned = directory / ("00000000000000000001-99999" + ".spool.starting")
+    abandoned.write_bytes(b"")  # its process died between creating it and naming it...
+    os.utime(abandoned, (0, 0))  # ...long ago
+    recent = directory / ("00000000000000000002-99999" + ".spool.starting")
+    recent.write_bytes(b"")  # one a process may be about to lock: left alone
+    spool = Spool(directory)
+    spool.open()
+    assert spool.claim_orphans() == [] and not abandoned.exists() and recent.exists()
+    spool.close()
