@@ -181,7 +181,7 @@ def limits_section(uses: list[LimitUse], now: datetime, tenants: Report,
                      "percent": f"{u.used_percent.quantize(Decimal('0.1'))}%", "forecast": shown(u, expected),
                      "over": "yes" if expected is not None and expected > u.limit else "",
                      "crossed": ", ".join(f"{t}%" for t in u.thresholds_crossed)})
-    table = _table(rows, [("scope", "Scope", False), ("name", "Name", False), ("kind", "Limit", False),
+    table = _table(rows, [("scope", "Scope", False), ("name", "Name", False), ("kind", "Kind", False),
                           ("period", "Period", False), ("limit", "Limit", True), ("used", "Spent", True),
                           ("held", "In flight", True), ("percent", "Used", True),
                           ("forecast", "Forecast at the period's end", True), ("over", "Over by then", False),
