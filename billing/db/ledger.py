@@ -63,7 +63,7 @@ _COLUMNS = [c for c in ledger_entries.columns if c.name not in ("recorded_at", "
 def encode_row(row: dict[str, Any]) -> bytes:
     """An `entry_row` as JSON (decimals, times and ids as strings): the form the spool keeps
     and a batch travels to the database in, so a row is encoded once."""
-    return orjson.dumps(row, default=str, option=orjson.OPT_NON_STR_KEYS)  # keys may be str subclasses (row._asdict())
+    return orjson.dumps(row, default=str)
 
 
 def _insert_sql() -> str:

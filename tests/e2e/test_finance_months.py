@@ -107,7 +107,8 @@ async def test_an_adjustment_shows_in_the_report_the_statement_and_reconcile(
 
 def _entry_like(row: dict, started_at: datetime) -> dict:
     """A copy of a real ledger row as another call made at `started_at`."""
-    copy = {k: v for k, v in row.items() if k not in ("booked_on", "recorded_at")}
+    # plain str keys: a row read back has SQLAlchemy's str-subclass names, which orjson refuses
+    copy = {str(k): v for k, v in row.items() if k not in ("booked_on", "recorded_at")}
     copy.update(request_id=uuid.uuid4(), started_at=started_at, finished_at=started_at + timedelta(seconds=2),
                 upstream_response_id=f"resp_{uuid.uuid4().hex}", quota_period=None)
     return copy
