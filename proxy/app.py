@@ -9,32 +9,32 @@ from aiohttp import web
 from billing.catalog import load_catalog, shipped_catalog_path, Catalog
 from billing.db.engine import make_engine
 from billing.db.prices import sync_catalog
-from proxy import handlers, passthrough
-from proxy.background import poll_due
-from proxy.models_list import list_models, retrieve_model
+from proxy.gateway import calls as handlers, passthrough
+from proxy.gateway.background import poll_due
+from proxy.gateway.models_list import list_models, retrieve_model
 from billing.db.quota import expire
-from proxy.admin_api import add_admin_routes
-from proxy.alerts import deliver_due_alerts
+from proxy.admin.api import add_admin_routes
+from proxy.durability.alerts import deliver_due_alerts
 from billing.db.exports import prune_delivered, register_sinks
-from proxy.exports import deliver_exports
-from proxy.self_service import add_self_service_routes
-from proxy.dashboard import add_dashboard_routes
+from proxy.durability.exports import deliver_exports
+from proxy.gateway.self_service import add_self_service_routes
+from proxy.admin.dashboard import add_dashboard_routes
 from billing.quota_lease import LeaseBook
-from proxy.admission import release_idle_leases, release_leases_now
-from proxy.limits import SLOT_TTL_SECONDS, SWEEP_SECONDS, give_back_all, give_back_idle, keep_slots
-from proxy.periodic import every
-from proxy.refusals import FLUSH_SECONDS as REFUSALS_FLUSH_SECONDS
-from proxy.routing import DEFAULT, Router, Upstream
-from proxy.sessions import ResponseOwners
-from proxy.access_log import ACCESS, flush_access_log
+from proxy.gateway.admission import release_idle_leases, release_leases_now
+from proxy.gateway.limits import SLOT_TTL_SECONDS, SWEEP_SECONDS, give_back_all, give_back_idle, keep_slots
+from proxy.chores import every
+from proxy.gateway.refusals import FLUSH_SECONDS as REFUSALS_FLUSH_SECONDS
+from proxy.config.routing import DEFAULT, Router, Upstream
+from proxy.gateway.sessions import ResponseOwners
+from proxy.observability.access_log import ACCESS, flush_access_log
 from proxy.errors import error_middleware
-from proxy.ledger_writer import LedgerWriter
-from proxy.logs import redact_aiohttp_logs
-from proxy.mirror import Mirror
-from proxy.settings import Settings
-from proxy.spool import Spool
-from proxy.state import STATE, ProxyState
-from proxy.upstream import make_client_session
+from proxy.durability.ledger_writer import LedgerWriter
+from proxy.observability.logs import redact_aiohttp_logs
+from proxy.gateway.mirror import Mirror
+from proxy.config.settings import Settings
+from proxy.durability.spool import Spool
+from proxy.gateway.state import STATE, ProxyState
+from proxy.gateway.upstream import make_client_session
 
 log = logging.getLogger(__name__)
 

@@ -7,9 +7,9 @@ from uuid import uuid4
 import orjson
 from aiohttp import web
 
-from proxy import metrics
-from proxy.access_log import ACCESS, ERROR_CODE, log_access
-from proxy.logs import current_request_id
+from proxy.observability import metrics
+from proxy.observability.access_log import ACCESS, ERROR_CODE, log_access
+from proxy.observability.logs import current_request_id
 
 log = logging.getLogger(__name__)
 

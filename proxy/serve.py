@@ -12,7 +12,7 @@ import time
 from aiohttp import web
 
 from proxy.app import create_app
-from proxy.settings import Settings
+from proxy.config.settings import Settings
 
 log = logging.getLogger(__name__)
 

@@ -19,7 +19,7 @@ from billing.db.migrate import upgrade_to_head
 from billing.db.scratch import scratch_database
 from billing.db.tenants import create_tenant
 from proxy.app import create_app
-from proxy.settings import Settings
+from proxy.config.settings import Settings
 from proxy.simulator import SIM_STATE, create_simulator
 from tests.processes import environment, free_port, serve
 
@@ -69,7 +69,7 @@ class RunningProxy:
 
     @property
     def state(self):
-        from proxy.state import STATE
+        from proxy.gateway.state import STATE
         return self.app[STATE]
 
 

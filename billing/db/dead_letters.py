@@ -1,7 +1,7 @@
 """Dead letters: rows the database refuses to store (a value it rejects, not an outage).
 
 The ledger writer splits a refused batch until it finds the row at fault, keeps that row
-here with the error, and goes on billing everyone else (`proxy/ledger_writer.py`).
+here with the error, and goes on billing everyone else (`proxy/durability/ledger_writer.py`).
 """
 
 from typing import Any

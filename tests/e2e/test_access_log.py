@@ -11,7 +11,7 @@ import pytest
 
 from sqlalchemy import text
 from proxy.app import create_app
-from proxy.logs import JsonFormatter
+from proxy.observability.logs import JsonFormatter
 
 PROMPT = "an-access-log-must-never-show-this-prompt"
 

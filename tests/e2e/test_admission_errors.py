@@ -10,7 +10,7 @@ from sqlalchemy import text
 
 from billing.db.keys import issue_key
 from billing.db.tenants import create_tenant
-from proxy.metrics import OFFLINE_ADMISSIONS
+from proxy.observability.metrics import OFFLINE_ADMISSIONS
 from tests.e2e.test_quota_two_processes import BODY, SIM_HEADERS
 
 

@@ -12,7 +12,7 @@ from billing.db.alerts import list_alerts
 from billing.db.keys import issue_key
 from billing.db.tenants import create_tenant
 from proxy.app import create_app
-from proxy.state import STATE
+from proxy.gateway.state import STATE
 
 
 async def test_thresholds_fire_once_each_and_failed_posts_are_retried(aiohttp_server, engine, database_url,

@@ -222,7 +222,7 @@ async def test_dashboard_tenant_page_and_statement_in_a_browser(dashboard_proxy,
 
 async def test_a_long_statement_prints_on_several_pages_each_with_its_header(tmp_path):
     from billing.statement import Statement
-    from proxy.dashboard_html import statement_page
+    from proxy.admin.pages import statement_page
 
     lines = [{"model": f"model-{n:03d}", "requests": n, "input_tokens": 10 * n, "cached_tokens": 0,
               "output_tokens": n, "reasoning_tokens": 0, "charge_usd": Decimal(n) / 1000} for n in range(1, 121)]
@@ -326,7 +326,7 @@ async def refused_calls(dashboard_proxy, engine, calls: int) -> None:
 
     from billing.db.keys import issue_key
     from billing.db.tenants import create_tenant
-    from proxy.state import STATE
+    from proxy.gateway.state import STATE
 
     await create_tenant(engine, "broke", monthly_budget_usd=Decimal("0.000001"))
     key = await issue_key(engine, "broke")

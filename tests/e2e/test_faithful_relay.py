@@ -11,7 +11,7 @@ from sqlalchemy import select
 
 from billing.db.tables import ledger_entries
 from proxy.app import create_app
-from proxy.state import STATE
+from proxy.gateway.state import STATE
 
 RECORDED = (
     b": upstream keep-alive\r\n\r\n"

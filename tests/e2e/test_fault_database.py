@@ -20,7 +20,7 @@ from billing.db.tables import ledger_entries
 from billing.db.tenants import create_tenant
 from billing.quota import period_start
 from proxy.app import create_app
-from proxy.state import STATE
+from proxy.gateway.state import STATE
 from tests.conftest import METRICS_AUTH
 from tests.stoppable_postgres import StoppablePostgres
 

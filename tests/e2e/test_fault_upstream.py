@@ -13,7 +13,7 @@ from sqlalchemy import select
 
 from billing.db.tables import ledger_entries
 from proxy.app import create_app
-from proxy.state import STATE
+from proxy.gateway.state import STATE
 
 
 @pytest.fixture
@@ -71,8 +71,8 @@ async def test_each_fault_is_a_clear_status_and_each_generated_reply_is_billed_o
 
 async def test_refused_connection_is_retried_once_then_502_and_not_billed(
         start_proxy, tenant_key, engine, unused_tcp_port_factory, monkeypatch):
-    import proxy.upstream
-    monkeypatch.setattr(proxy.upstream, "RETRY_PAUSE_SECONDS", 1.0)  # wide margins on both sides of the start
+    import proxy.gateway.upstream
+    monkeypatch.setattr(proxy.gateway.upstream, "RETRY_PAUSE_SECONDS", 1.0)  # wide margins on both sides of the start
     port = unused_tcp_port_factory()
     url, state = await start_proxy(upstream_base_url=f"http://127.0.0.1:{port}/v1")
     late_upstream = []

@@ -22,7 +22,7 @@ from billing.db.tenants import create_tenant
 from billing.exports import SinkConfig
 from proxy.app import create_app
 from proxy.cli import main
-from proxy.state import STATE
+from proxy.gateway.state import STATE
 from tests.conftest import METRICS_AUTH
 
 SECRET = "whsec_" + base64.b64encode(b"a receiver's shared secret").decode()

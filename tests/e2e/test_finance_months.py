@@ -19,8 +19,8 @@ from billing.db.tables import ledger_entries
 from billing.report import money, parse_month
 from proxy.app import create_app
 from proxy.cli import main
-from proxy.spool import Spool
-from proxy.state import STATE
+from proxy.durability.spool import Spool
+from proxy.gateway.state import STATE
 from tests.e2e.test_admin_api import ADMIN_TOKEN
 
 ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}

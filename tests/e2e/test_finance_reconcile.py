@@ -12,7 +12,7 @@ from sqlalchemy import text
 
 from proxy.cli import main
 from proxy.simulator import create_simulator
-from proxy.simulator_wire import SIM_STATE
+from proxy.simulator.wire import SIM_STATE
 from tests.conftest import UPSTREAM_KEY
 
 ADMIN_KEY = "sk-admin-" + "a" * 24

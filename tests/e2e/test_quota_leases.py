@@ -12,8 +12,8 @@ from billing.db.keys import issue_key
 from billing.db.quota import counters
 from billing.db.tenants import create_tenant
 from billing.quota import period_start
-from proxy.admission import release_leases_now
-from proxy.metrics import ADMISSIONS
+from proxy.gateway.admission import release_leases_now
+from proxy.observability.metrics import ADMISSIONS
 from tests.e2e.test_quota_two_processes import BODY, SIM_HEADERS
 
 

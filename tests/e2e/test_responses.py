@@ -14,7 +14,7 @@ from sqlalchemy import select
 from billing.db.reports import monthly_report
 from billing.db.tables import ledger_entries
 from proxy.app import create_app
-from proxy.state import STATE
+from proxy.gateway.state import STATE
 from tests.conftest import UPSTREAM_KEY
 
 MILLION = Decimal(1_000_000)

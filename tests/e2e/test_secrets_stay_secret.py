@@ -11,7 +11,7 @@ from sqlalchemy import text
 
 from billing.keys import hash_secret
 from proxy.cli import main
-from proxy.logs import JsonFormatter
+from proxy.observability.logs import JsonFormatter
 from tests.conftest import METRICS_AUTH, UPSTREAM_KEY
 
 BODY_TEXT = "a-distinctive-prompt-that-must-not-be-logged"

@@ -12,7 +12,7 @@ from sqlalchemy import text
 
 from billing.db.keys import issue_key
 from billing.db.tenants import create_tenant
-from proxy.state import STATE
+from proxy.gateway.state import STATE
 
 
 async def _charges(engine, where: str, value: int) -> tuple[Decimal, int]:

@@ -12,7 +12,7 @@ from billing.db.keys import issue_key
 from billing.db.tables import ledger_entries
 from billing.db.tenants import create_tenant
 from proxy.app import create_app
-from proxy.sessions import NOT_FOUND_SECONDS
+from proxy.gateway.sessions import NOT_FOUND_SECONDS
 
 
 def same_shape(error_a, error_b, id_a, id_b) -> bool:

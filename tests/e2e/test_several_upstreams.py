@@ -7,7 +7,7 @@ import openai
 import pytest
 
 from proxy.app import create_app
-from proxy.routing import Upstream
+from proxy.config.routing import Upstream
 from proxy.simulator import SIM_STATE, create_simulator
 from tests.conftest import UPSTREAM_KEY
 

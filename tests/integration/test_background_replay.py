@@ -15,8 +15,8 @@ from billing.db.quota import admit
 from billing.db.tables import background_responses, reservations, response_owners
 from billing.ledger import CallContext, call_record
 from billing.quota import Estimate
-from proxy.ledger_writer import LedgerWriter
-from proxy.spool import Spool
+from proxy.durability.ledger_writer import LedgerWriter
+from proxy.durability.spool import Spool
 
 NOW = datetime.now(timezone.utc)
 

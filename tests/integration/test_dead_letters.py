@@ -18,9 +18,9 @@ from billing.ledger import CallContext, build_entry
 from billing.pricebook import ResolvedPrice
 from billing.quota import Estimate
 from billing.usage import parse_usage
-from proxy import metrics
-from proxy.ledger_writer import LedgerWriter
-from proxy.spool import Spool
+from proxy.observability import metrics
+from proxy.durability.ledger_writer import LedgerWriter
+from proxy.durability.spool import Spool
 from tests.integration.test_database import NOW, priced_version
 
 POISON = "gpt-4o-mini-2\u0000"

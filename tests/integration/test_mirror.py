@@ -6,7 +6,7 @@ import time
 from billing.db.keys import issue_key, revoke_key
 from billing.db.tenants import update_tenant
 from billing.keys import hash_secret
-from proxy.mirror import Mirror
+from proxy.gateway.mirror import Mirror
 
 
 async def wait_until(predicate, timeout=3.0) -> float:

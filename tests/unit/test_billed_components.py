@@ -240,6 +240,6 @@ def test_storage_credit_of_a_deletion(deleted_after, credited):
 
 
 def test_background_polls_back_off_to_the_cap():
-    from proxy.background import poll_delay
+    from proxy.gateway.background import poll_delay
     assert [poll_delay(n, 30) for n in range(1, 8)] == [1, 2, 4, 8, 16, 30, 30]
     assert poll_delay(1000, 0.2) == 0.2

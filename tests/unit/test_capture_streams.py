@@ -3,8 +3,8 @@ frames, and Chat Completions running usage."""
 
 import orjson
 
-from proxy.capture import Capture
-from proxy.sse import SseParser
+from proxy.gateway.capture import Capture
+from proxy.gateway.sse import SseParser
 
 USAGE = {"input_tokens": 10, "input_tokens_details": {"cached_tokens": 0, "cache_write_tokens": 0},
          "output_tokens": 4, "output_tokens_details": {"reasoning_tokens": 0}, "total_tokens": 14}

@@ -54,7 +54,7 @@ def test_missing_file_is_named(tmp_path):
 
 def test_prices_file_replaces_shipped_models_one_by_one(tmp_path):
     from proxy.app import merged_catalog
-    from proxy.settings import Settings
+    from proxy.config.settings import Settings
 
     override = tmp_path / "prices.toml"
     override.write_text('[models."gpt-4o"]\ninput = "9"\noutput = "9"\n\n'

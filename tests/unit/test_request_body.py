@@ -3,7 +3,7 @@ import pytest
 from hypothesis import given, strategies as st
 
 from proxy.errors import ApiError
-from proxy.request_body import check_prefix_caching, parse_request
+from proxy.gateway.request_body import check_prefix_caching, parse_request
 
 
 def test_untouched_body_is_forwarded_byte_for_byte():

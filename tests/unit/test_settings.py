@@ -2,7 +2,7 @@ from pathlib import Path
 
 import pytest
 
-from proxy.settings import ConfigError, load_settings
+from proxy.config.settings import ConfigError, load_settings
 
 
 def test_defaults_and_environment():

@@ -7,7 +7,7 @@ import os
 import pytest
 
 from billing.db.ledger import encode_row
-from proxy.spool import Spool, collect, read_records
+from proxy.durability.spool import Spool, collect, read_records
 
 
 def row(request_id: str, **extra) -> dict:

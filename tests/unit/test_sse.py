@@ -2,8 +2,8 @@
 
 import pytest
 
-from proxy.capture import Capture
-from proxy.sse import SseEvent, SseParser
+from proxy.gateway.capture import Capture
+from proxy.gateway.sse import SseEvent, SseParser
 
 RECORDED = (
     b"event: response.created\n"

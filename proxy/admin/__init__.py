@@ -1,0 +1,2 @@
+"""The operator's surface: the admin API, its models and OpenAPI document, the dashboard
+and statements."""

@@ -1,0 +1,145 @@
+"""GET /admin/dashboard: the month's spend for finance, server-rendered, no JavaScript.
+
+Opened with the admin token (as a bearer header, or once through the sign-in form, which
+sets a signed session cookie; the cookie holds an expiry and its HMAC under the admin
+token, never the token itself)."""
+
+import hashlib
+import hmac
+import time
+from datetime import datetime, timezone
+
+from aiohttp import web
+
+from billing.db.credits import credit_history, credit_standing
+from billing.db.limit_use import limit_uses
+from billing.db.refusals import refusals_by_tenant
+from billing.db.reports import monthly_report
+from billing.db.tenants import get_tenant, list_tenants
+from billing.report import parse_month, previous_month
+from billing.statement import statement_csv, statement_from
+from proxy.admin.pages import (credit_section, dashboard_page, issued_today, limits_section, login_page,
+                                  statement_page, tenant_page)
+from proxy.errors import ApiError
+from proxy.gateway.headers import bearer_token, same_secret
+from proxy.gateway.state import STATE
+
+COOKIE = "bp_admin_session"
+SESSION_SECONDS = 12 * 3600
+
+
+def _signature(token: str, expires: int) -> str:
+    return hmac.new(token.encode(), f"dashboard:{expires}".encode(), hashlib.sha256).hexdigest()
+
+
+def _token(request: web.Request) -> str:
+    token = request.app[STATE].settings.admin_token
+    if not token:
+        raise ApiError(404, "Unknown request URL.", code="unknown_url")
+    return token
+
+
+def _signed_in(request: web.Request) -> bool:
+    token, guard = _token(request), request.app[STATE].admin_guard
+    guard.check(request.remote)
+    given = bearer_token(request.headers)
+    if given is not None:
+        if same_secret(given, token):
+            return True
+        guard.failed(request.remote, request.path)
+    expires, _, signature = request.cookies.get(COOKIE, "").partition(".")
+    # an expiry is a Unix time: ASCII digits, far fewer than int() refuses (4,300)
+    return (expires.isascii() and expires.isdigit() and len(expires) <= 12 and int(expires) > time.time()
+            and same_secret(signature, _signature(token, int(expires))))
+
+
+def _month(request: web.Request) -> str:
+    month = request.query.get("month") or datetime.now(timezone.utc).strftime("%Y-%m")
+    try:
+        parse_month(month)
+    except ValueError as exc:
+        raise ApiError(400, str(exc), param="month") from None
+    return month
+
+
+def _html(body: str, status: int = 200) -> web.Response:
+    return web.Response(text=body, status=status, content_type="text/html",
+                        headers={"Cache-Control": "no-store", "X-Frame-Options": "DENY"})
+
+
+async def dashboard(request: web.Request) -> web.Response:
+    if not _signed_in(request):
+        raise web.HTTPFound("/admin/login")
+    month, engine = _month(request), request.app[STATE].engine
+    stack = "model" if request.query.get("stack") == "model" else "tenant"
+    reports = [await monthly_report(engine, month, by=by) for by in ((), ("tenant",), ("day", stack),
+                                                                     ("key", "tenant"), ("model",))]
+    prepaid = [t for t in await list_tenants(engine) if t.prepaid]
+    credits = [(await credit_standing(engine, t.id), await credit_history(engine, t.id, limit=5)) for t in prepaid]
+    previous = await monthly_report(engine, previous_month(month), by=("tenant",))
+    previous_models = await monthly_report(engine, previous_month(month), by=("model",))
+    start, end = parse_month(month)
+    now = datetime.now(timezone.utc)
+    uses = await limit_uses(engine, start.date(), current=start <= now < end)
+    refused = await refusals_by_tenant(engine, start.date(), end.date())
+    limits = limits_section(uses, now, reports[1], refused)
+    return _html(dashboard_page(month, *reports, credits=credit_section(credits), stack=stack, previous=previous,
+                                limits=limits, previous_models=previous_models))
+
+
+async def tenant(request: web.Request) -> web.Response:
+    if not _signed_in(request):
+        raise web.HTTPFound("/admin/login")
+    month, engine, name = _month(request), request.app[STATE].engine, request.query.get("tenant", "")
+    try:
+        await get_tenant(engine, name)
+    except LookupError:
+        raise ApiError(404, f"No tenant named {name!r}.", code="tenant_not_found", param="tenant") from None
+    reports = [await monthly_report(engine, month, tenant=name, by=by)
+               for by in ((), ("day", "model"), ("key", "tenant"), ("model",))]
+    start, end = parse_month(month)
+    now = datetime.now(timezone.utc)
+    uses = [use for use in await limit_uses(engine, start.date(), current=start <= now < end) if use.tenant == name]
+    by_tenant = await monthly_report(engine, month, tenant=name, by=("tenant",))
+    refused = await refusals_by_tenant(engine, start.date(), end.date(), name)
+    limits = limits_section(uses, now, by_tenant, refused)
+    return _html(tenant_page(month, name, *reports, limits=limits))
+
+
+async def statement(request: web.Request) -> web.Response:
+    if not _signed_in(request):
+        raise web.HTTPFound("/admin/login")
+    tenant = request.query.get("tenant", "")
+    report = await monthly_report(request.app[STATE].engine, _month(request), tenant=tenant, by=("model",))
+    result = statement_from(report)
+    if request.query.get("format") == "csv":
+        return web.Response(text=statement_csv(result), content_type="text/csv", headers={
+            "Content-Disposition": f'attachment; filename="statement-{result.month}.csv"'})
+    return _html(statement_page(result, issued_today()))
+
+
+async def login_form(request: web.Request) -> web.Response:
+    _token(request)
+    return _html(login_page())
+
+
+async def login(request: web.Request) -> web.Response:
+    token, guard = _token(request), request.app[STATE].admin_guard
+    guard.check(request.remote)
+    form = await request.post()
+    if not same_secret(str(form.get("token", "")), token):
+        guard.failed(request.remote, request.path)
+        return _html(login_page("That is not the admin token."), status=401)
+    expires = int(time.time()) + SESSION_SECONDS
+    response = web.HTTPFound("/admin/dashboard")
+    response.set_cookie(COOKIE, f"{expires}.{_signature(token, expires)}", max_age=SESSION_SECONDS, path="/admin",
+                        httponly=True, samesite="Strict", secure=request.secure)
+    raise response
+
+
+def add_dashboard_routes(app: web.Application) -> None:
+    app.router.add_get("/admin/dashboard", dashboard)
+    app.router.add_get("/admin/dashboard/statement", statement)
+    app.router.add_get("/admin/dashboard/tenant", tenant)
+    app.router.add_get("/admin/login", login_form)
+    app.router.add_post("/admin/login", login)

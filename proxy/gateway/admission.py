@@ -1,0 +1,206 @@
+"""Quota admission for one call: reserve its worst case before it goes upstream, or refuse
+it with 429; give the reservation back when the call produced no usage."""
+
+import asyncio
+import logging
+import time
+from datetime import datetime, timedelta
+from decimal import Decimal
+from uuid import UUID, uuid4
+
+from billing.db.errors import database_unreachable
+from billing.db.quota import Admission, admit, release, settle
+from billing.keys import KeyGrant
+from billing.ledger import LedgerEntry
+from billing.offline_quota import UNKNOWN
+from billing.quota_lease import Lease, lease_size, worth_leasing
+from proxy.observability import metrics
+from billing.pricebook import ResolvedPrice
+from billing.quota import Estimate, estimate, held_message, next_period_start, period_start, refusal_message
+from billing.request_bounds import RequestBounds
+from billing.report import money
+from proxy.errors import ApiError
+from proxy.gateway.request_body import ClientRequest
+from proxy.gateway.state import ProxyState
+
+log = logging.getLogger(__name__)
+
+LEASE_IDLE_SECONDS = 10.0  # a lease no call used for this long is given back
+
+
+async def admit_call(state: ProxyState, grant: KeyGrant, request_id: UUID, started_at: datetime,
+                     request: ClientRequest, price: ResolvedPrice, bounds: RequestBounds,
+                     carried_tokens: int | None) -> tuple[datetime, Admission | None]:
+    """The period the call counts in, and its admission (None: no limit applies, nothing reserved).
+    `carried_tokens`: the context the call continues (None: of unknown size)."""
+    period = period_start(started_at, grant.time_zone)
+    if not grant.has_limits:
+        return period, None
+    worst = estimate(len(request.body), bounds, price, grant.price_multiplier, state.limits, carried_tokens)
+    # A background call keeps a reservation of its own until it ends, minutes later: no lease.
+    lease = None if request.background else await _leased(state, grant, period, worst, started_at)
+    if lease is not None:
+        metrics.ADMISSIONS.labels("lease").inc()
+        return period, Admission(True, None, *lease.room(), estimate=worst, lease=lease)
+    try:
+        admission = await admit(state.engine, request_id=request_id, tenant_id=grant.tenant_id, key_id=grant.key_id,
+                                at=started_at, estimate=worst,
+                                expires_at=started_at + timedelta(seconds=state.settings.reservation_ttl))
+        metrics.ADMISSIONS.labels("statement").inc()
+    except Exception as error:
+        if not database_unreachable(error):
+            # The database answered, and the statement failed (or the pool is exhausted): not an
+            # outage, so nothing is admitted from the last known state; the client may retry.
+            log.error("quota admission failed (%s: %s); answering 503", type(error).__name__, str(error)[:300])
+            raise ApiError(503, "The quota check failed; try again shortly.", type="server_error",
+                           code="quota_unavailable") from None
+        log.warning("quota admission failed (%s): the database is unreachable", type(error).__name__,
+                    exc_info=log.isEnabledFor(logging.DEBUG))
+        admission = _admit_offline(state, grant, period, worst)
+    else:
+        state.last_known.remember(grant.tenant_id, grant.key_id, period, admission.budget_remaining,
+                                  admission.tokens_remaining, admission.key_budget_remaining)
+    if not admission.admitted:
+        _refuse(admission, period, grant.time_zone)
+    return period, admission
+
+
+def _refuse(admission: Admission, period: datetime, time_zone: str) -> None:
+    """429: `insufficient_quota` when the limit is spent (retrying cannot help: the SDKs are
+    told not to), `rate_limit_exceeded` when calls in flight hold the rest of it (they will
+    end soon: retry)."""
+    if admission.held_by_calls_in_flight:
+        metrics.QUOTA_REFUSED.labels("held_in_flight").inc()
+        raise ApiError(429, held_message(admission.refused), type="budget_in_flight", code="rate_limit_exceeded",
+                       headers={"retry-after": "1", "retry-after-ms": "1000", "x-should-retry": "true"})
+    metrics.QUOTA_REFUSED.labels("spent").inc()
+    resets = admission.resets_at  # None for the credit: it never resets
+    if resets is None and admission.refused != "tenant_credit":  # refused offline: by the month
+        resets = next_period_start(period, time_zone)
+    raise ApiError(429, refusal_message(admission.refused, resets), type="insufficient_quota",
+                   code="insufficient_quota", headers={"x-should-retry": "false"})
+
+
+async def _leased(state: ProxyState, grant: KeyGrant, period: datetime, worst: Estimate,
+                  started_at: datetime) -> Lease | None:
+    """A lease of this tenant's and key's month that admits the call, taking a new one (one
+    statement) when none does and the last known remainders are far from every limit."""
+    # The limits are part of the scope: once a changed limit reaches this replica, the old
+    # lease admits nothing more and the next one is taken under the new limit.
+    scope = (grant.tenant_id, grant.key_id, period, period_start(started_at, grant.time_zone, "day"),
+             grant.budget_limits)
+    book = state.leases
+    lease = book.admit(scope, worst, time.monotonic())
+    _release_all(state, book.take_releasable())
+    if lease is not None or not state.last_known.known(grant.tenant_id, grant.key_id, period) \
+            or not worth_leasing(worst, *state.last_known.remaining(grant.tenant_id, grant.key_id, period)):
+        return lease
+    lock = state.lease_locks.setdefault(scope, asyncio.Lock())
+    async with lock:  # one lease taken at a time per scope; the others wait and use it
+        lease = book.admit(scope, worst, time.monotonic())
+        if lease is not None:
+            return lease
+        size, lease_id = lease_size(worst), uuid4()
+        try:
+            taken = await admit(state.engine, request_id=lease_id, tenant_id=grant.tenant_id, key_id=grant.key_id,
+                                at=started_at, estimate=size,
+                                expires_at=started_at + timedelta(seconds=state.settings.reservation_ttl))
+        except Exception:
+            return None  # the per-call path decides (and handles an outage)
+        metrics.ADMISSIONS.labels("lease_taken").inc()
+        state.last_known.remember(grant.tenant_id, grant.key_id, period, taken.budget_remaining,
+                                  taken.tokens_remaining, taken.key_budget_remaining)
+        if not taken.admitted:
+            return None
+        book.start(scope, Lease(lease_id, size.charge, size.tokens, time.monotonic(), taken.budget_remaining,
+                                taken.tokens_remaining, taken.key_budget_remaining))
+        _release_all(state, book.take_releasable())
+        return book.admit(scope, worst, time.monotonic())
+
+
+def _release_all(state: ProxyState, leases: list[Lease]) -> None:
+    for lease in leases:
+        release_later(state, lease.id)
+
+
+async def release_idle_leases(state: ProxyState, idle_seconds: float = LEASE_IDLE_SECONDS) -> None:
+    """Give back leases nobody used for a while (run every few seconds)."""
+    for lease in state.leases.idle(time.monotonic(), idle_seconds):
+        await release(state.engine, lease.id)
+
+
+async def release_leases_now(state: ProxyState) -> None:
+    """Shutdown: give back every lease with no call in flight (the rest expire)."""
+    for lease in state.leases.all_idle():
+        try:
+            await release(state.engine, lease.id)
+        except Exception:
+            log.warning("could not release lease %s; it will expire", lease.id)
+
+
+def _admit_offline(state: ProxyState, grant: KeyGrant, period: datetime, worst: Estimate) -> Admission:
+    """The database is down: refuse (outage_admission = refuse) or admit against the last
+    known quota state (serve)."""
+    refused = None if state.settings.outage_admission == "refuse" else \
+        state.last_known.admit(grant.tenant_id, grant.key_id, period, worst)
+    if state.settings.outage_admission == "refuse" or refused == UNKNOWN:
+        raise ApiError(503, "The quota check is unavailable; try again shortly.", type="server_error",
+                       code="quota_unavailable")
+    if refused is not None:
+        return Admission(False, refused, None, None, None, offline=True, estimate=worst)
+    metrics.OFFLINE_ADMISSIONS.inc()
+    return Admission(True, None, *state.last_known.remaining(grant.tenant_id, grant.key_id, period),
+                     offline=True, estimate=worst)
+
+
+def settle_in_memory(state: ProxyState, grant: KeyGrant, admission: Admission | None, period: datetime,
+                     entry: LedgerEntry | None) -> None:
+    """A call admitted in memory (offline, or under a lease) ended: hold its actual charge
+    instead of its worst case. (The database settles every entry itself.)"""
+    if admission is None or admission.estimate is None or not (admission.offline or admission.lease):
+        return
+    charge = entry.charge if entry else Decimal(0)
+    tokens = entry.usage.input_tokens + entry.usage.output_tokens if entry else 0
+    if admission.offline:
+        state.last_known.settle(grant.tenant_id, grant.key_id, period, admission.estimate, charge, tokens)
+    elif state.leases.end_call(admission.lease, admission.estimate, charge, tokens):
+        release_later(state, admission.lease.id)
+
+
+def remaining_headers(admission: Admission | None) -> dict[str, str]:
+    """What is left this month after this call's reservation, for the limits that exist."""
+    if admission is None:
+        return {}
+    headers = {}
+    if admission.budget_remaining is not None:
+        headers["x-billing-budget-remaining"] = money(admission.budget_remaining)
+    if admission.tokens_remaining is not None:
+        headers["x-billing-tokens-remaining"] = str(admission.tokens_remaining)
+    if admission.key_budget_remaining is not None:
+        headers["x-billing-key-budget-remaining"] = money(admission.key_budget_remaining)
+    return headers
+
+
+def settle_later(state: ProxyState, request_id: UUID, charge: Decimal, tokens: int) -> None:
+    """A call with a reservation of its own ended: shrink the reservation to what it cost at
+    once, so that its worst case is not held while its entry waits for the ledger writer
+    (the entry's insert then settles the rest). If this fails, the entry still settles it."""
+    async def shrink() -> None:
+        try:
+            await settle(state.engine, request_id, charge, tokens)
+        except Exception:
+            log.warning("could not settle reservation %s early; its ledger entry will", request_id,
+                        exc_info=log.isEnabledFor(logging.DEBUG))
+
+    state.spawn(shrink())
+
+
+def release_later(state: ProxyState, request_id: UUID) -> None:
+    """Give a reservation back without delaying the response; if this fails, it expires."""
+    async def give_back() -> None:
+        try:
+            await release(state.engine, request_id)
+        except Exception:
+            log.warning("could not release reservation %s; it will expire", request_id, exc_info=True)
+
+    state.spawn(give_back())

@@ -1,0 +1,121 @@
+"""Background responses (`background: true`): billed once, with their true usage, when they end.
+
+The upstream answers a background call at once (`status: queued`, no usage) and works on
+it for minutes. The call is then handed to the ledger writer as a queued background
+response (spooled first, then a row of `background_responses`), keeping its quota
+reservation. Every replica polls due rows with the operator's key, with backoff, claiming
+each so that one replica polls it at a time. A read, a cancel or a resumed stream that
+shows the response ended settles it at once. Settling writes the call's ledger entry under
+its own request id, so a second settlement (two replicas, a crash between writing the
+entry and marking the row) is a no-op.
+
+A response the upstream no longer knows (404) is billed from an estimate and flagged, as
+is one still unfinished after `BACKGROUND_GIVE_UP`.
+"""
+
+import logging
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+import orjson
+
+from billing.db.background import claim_due, mark_settled, pending_by_response, reschedule
+from billing.ledger import CallContext, build_entry, call_from_record, call_record
+from billing.reply import reply_usage
+from billing.usage import Usage, estimate_usage
+from proxy.gateway.capture import Capture
+from proxy.gateway.headers import upstream_request_headers
+from proxy.gateway.state import ProxyState
+from proxy.gateway.upstream import call_upstream, read_body
+
+log = logging.getLogger(__name__)
+
+ENDED = frozenset({"completed", "incomplete", "failed", "cancelled"})
+CLAIM_SECONDS = 60.0  # one replica polls a row at a time; a claim lapses if that replica dies
+POLLS_PER_ROUND = 50
+BACKGROUND_GIVE_UP = timedelta(days=1)
+
+
+def queued_row(call: CallContext, response_id: str, first_byte_ms: int | None) -> dict[str, Any]:
+    return {"request_id": str(call.request_id), "response_id": response_id, "tenant_id": call.tenant_id,
+            "upstream": call.upstream, "call": call_record(call), "first_byte_ms": first_byte_ms}
+
+
+def poll_delay(polls: int, cap: float) -> float:
+    """Seconds to the next poll after the `polls`-th: 1, 2, 4, ... up to `cap` (well inside
+    the upstream's retention)."""
+    return min(2.0 ** min(max(polls - 1, 0), 16), cap)
+
+
+def settle(state: ProxyState, row: dict[str, Any], reply: dict[str, Any] | None) -> str:
+    """Bill a background call from the reply that shows it ended (None: the upstream forgot
+    it, so from an estimate). Returns the status billed."""
+    versions = {v.id: v for v in state.mirror.pricebook.all_versions()}
+    record = row["call"] if isinstance(row["call"], dict) else orjson.loads(row["call"])
+    call = call_from_record(record, versions)
+    if reply is None:
+        usage = estimate_usage(call.request_bytes, 0).with_flags("background_forgotten")
+        status, estimated = "usage_missing", True
+    else:  # no usage in the reply (cancelled before it started): nothing was generated
+        usage = reply_usage(reply) or Usage(flags=("usage_not_reported",))
+        status, estimated = str(reply.get("status")), False
+    entry = build_entry(call, usage, status=status, upstream_response_id=row["response_id"],
+                        finished_at=datetime.now(timezone.utc), first_byte_ms=row.get("first_byte_ms"),
+                        estimated=estimated)
+    state.writer.submit(entry)
+    return status
+
+
+def settle_from_capture(state: ProxyState, capture: Capture) -> None:
+    """A relayed read, cancel or resumed stream showed a background response ended: bill it
+    now rather than at the next poll."""
+    if not capture.background or capture.status not in ENDED or not capture.response_id:
+        return
+    reply = capture.reply
+
+    async def settle_now() -> None:
+        row = await pending_by_response(state.engine, capture.response_id)
+        if row is not None and reply is not None:
+            status = settle(state, row, reply)
+            await mark_settled(state.engine, row["request_id"], status)
+
+    state.spawn(settle_now())
+
+
+async def poll_due(state: ProxyState) -> None:
+    """One round of polls (run every second or so by each replica)."""
+    for row in await claim_due(state.engine, POLLS_PER_ROUND, CLAIM_SECONDS):
+        try:
+            await _poll(state, row)
+        except Exception:
+            log.warning("polling background response %s failed; retried later", row["response_id"],
+                        exc_info=True)
+            await reschedule(state.engine, row["request_id"], None,
+                             poll_delay(row["polls"], state.settings.background_poll_seconds))
+
+
+async def _poll(state: ProxyState, row: dict[str, Any]) -> None:
+    target = state.router.named(row["upstream"])
+    settings = state.settings
+    headers = upstream_request_headers((), target.api_key)
+    upstream = await call_upstream(state.http, "GET", f"{target.base_url}/responses/{row['response_id']}", headers,
+                                   first_byte_timeout=settings.first_byte_timeout(target))
+    try:
+        body = await read_body(upstream, settings.max_upstream_body_bytes, settings.idle_timeout(target))
+    finally:
+        upstream.release()
+    if upstream.status == 404:
+        log.warning("the upstream forgot background response %s: billed from an estimate", row["response_id"])
+        await mark_settled(state.engine, row["request_id"], settle(state, row, None))
+        return
+    reply = orjson.loads(body) if 200 <= upstream.status < 300 else None
+    status = reply.get("status") if isinstance(reply, dict) else None
+    if status in ENDED:
+        await mark_settled(state.engine, row["request_id"], settle(state, row, reply))
+    elif datetime.now(timezone.utc) - row["queued_at"] > BACKGROUND_GIVE_UP:
+        log.warning("background response %s still %s after %s: billed from an estimate", row["response_id"],
+                    status, BACKGROUND_GIVE_UP)
+        await mark_settled(state.engine, row["request_id"], settle(state, row, None))
+    else:
+        await reschedule(state.engine, row["request_id"], status if isinstance(status, str) else None,
+                         poll_delay(row["polls"], settings.background_poll_seconds))

@@ -1,0 +1,144 @@
+"""Watch a reply go by and pick out what billing needs. Pure.
+
+Only the few events that matter are decoded (`response.created` for the id, the terminal
+`response.completed` / `response.incomplete` / `response.failed` for usage, and text
+deltas for an estimate should usage never come); every other event passes by undecoded.
+Streams framed with `data:` lines only (no `event:`) carry their type inside the data, so
+there each frame is decoded. A BytePlus `data: {"error": ...}` frame counts as an error
+event.
+
+Chat Completions streams carry usage in the last chunk (`include_usage`) or a running total
+in every chunk (BytePlus `chunk_include_usage`): the last one wins, and it is final only
+once the usage-only chunk or `data: [DONE]` arrived. A stream cut before that keeps its
+running total only as the floor of an estimate.
+"""
+
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from billing.reply import reply_usage
+from billing.usage import Usage
+from proxy.gateway.sse import SseEvent
+
+TERMINAL_EVENTS = {
+    "response.completed": "completed",
+    "response.incomplete": "incomplete",
+    "response.failed": "failed",
+}
+_WATCHED = {"response.created", "response.queued", *TERMINAL_EVENTS}
+# Every `*.delta` event carries generated text (output, reasoning, tool arguments, BytePlus'
+# own types): counted to estimate output tokens when no usage ever comes.
+_DELTA_SUFFIX = ".delta"
+
+
+@dataclass
+class Capture:
+    response_id: str | None = None
+    status: str | None = None  # set once a terminal event (or a whole JSON body) was seen
+    usage: Usage | None = None
+    output_text_bytes: int = 0  # text deltas passed through, for an estimate
+    error_event: bool = False  # the stream carried an `error` event
+    reasoning_seen: bool = False  # the stream showed reasoning (an estimate allows for it)
+    running_usage: Usage | None = None  # chat: the last running total, not yet known final
+    background: bool = False  # the reply is a background response...
+    reply: dict[str, Any] | None = None  # ...and this is its latest state, to settle it from
+
+    def observe_event(self, event: SseEvent) -> None:
+        name = event.event
+        payload = None
+        if name is None:  # a stream without `event:` lines: the type is inside the data
+            payload = _decode(event.data)
+            if payload is None:
+                return
+            name = payload.get("type")
+            if name is None and "error" in payload:
+                name = "error"  # BytePlus: `data: {"error": {...}}`
+            if not isinstance(name, str):
+                return
+        if "reasoning" in name or (name == "response.output_item.added" and '"reasoning"' in event.data):
+            self.reasoning_seen = True
+        if name.endswith(_DELTA_SUFFIX):
+            self._count_delta(payload if payload is not None else _decode(event.data))
+            return
+        if name == "error":
+            self.error_event = True
+            return
+        if name not in _WATCHED:
+            return
+        payload = payload if payload is not None else _decode(event.data)
+        response = payload.get("response") if payload else None
+        if not isinstance(response, dict):
+            return
+        self._take_response(response)
+        if name in TERMINAL_EVENTS:
+            self.status = TERMINAL_EVENTS[name]
+
+    def observe_chat_chunk(self, event: SseEvent) -> bool:
+        """A Chat Completions stream chunk; True if it is the usage-only chunk."""
+        data = event.data
+        if data == "[DONE]":
+            if self.running_usage is not None:
+                self.usage, self.status = self.running_usage, "completed"
+            return False
+        if self.response_id is None and data.startswith("{"):
+            chunk = _decode(data)
+            if chunk and isinstance(chunk.get("id"), str):
+                self.response_id = chunk["id"]
+        if '"content"' in data:
+            self._count_content(data)
+        if '"reasoning_content"' in data:
+            self.reasoning_seen = True
+        if data.startswith('{"error"'):  # BytePlus: `data: {"error": {...}}`
+            self.error_event = True
+            return False
+        if '"prompt_tokens"' not in data:
+            return False
+        chunk = _decode(data)
+        usage = reply_usage(chunk) if chunk else None
+        if usage is None:
+            return False
+        self.running_usage = usage
+        usage_only = not chunk.get("choices")
+        if usage_only:  # OpenAI's `include_usage` chunk: the final total
+            self.usage, self.status = usage, "completed"
+        return usage_only
+
+    def _count_delta(self, payload: dict[str, Any] | None) -> None:
+        text = payload.get("delta") if payload else None
+        if isinstance(text, str):
+            self.output_text_bytes += len(text.encode())
+
+    def _count_content(self, data: str) -> None:
+        chunk = _decode(data)
+        for choice in (chunk or {}).get("choices") or ():
+            content = (choice.get("delta") or {}).get("content") if isinstance(choice, dict) else None
+            if isinstance(content, str):
+                self.output_text_bytes += len(content.encode())
+
+    def observe_body(self, body: bytes) -> None:
+        """A whole (non-streamed) JSON reply."""
+        payload = _decode(body)
+        if payload:
+            self._take_response(payload)
+            status = payload.get("status")
+            self.status = status if isinstance(status, str) else "completed"
+
+    def _take_response(self, response: dict[str, Any]) -> None:
+        if response.get("background") is True:
+            self.background, self.reply = True, response
+        response_id = response.get("id")
+        if isinstance(response_id, str):
+            self.response_id = response_id
+        usage = reply_usage(response)
+        if usage is not None:
+            self.usage = usage
+
+
+def _decode(data: str | bytes) -> dict[str, Any] | None:
+    try:
+        payload = orjson.loads(data)
+    except orjson.JSONDecodeError:
+        return None
+    return payload if isinstance(payload, dict) else None

@@ -1,0 +1,67 @@
+"""Deleting a stored BytePlus response ends its cache storage early. The ledger booked the
+storage of its whole lifetime (until `expire_at`) with the call; the hours it will no
+longer be stored are credited in an entry of their own (negative `cache_storage_hours`),
+at the price the call was billed at. Entries are never changed.
+"""
+
+import logging
+import time
+from datetime import datetime, timezone
+from uuid import uuid4
+
+import orjson
+
+from billing.keys import KeyGrant
+from billing.ledger import CallContext, LedgerEntry, build_entry
+from billing.quota import period_start
+from billing.reply import DEFAULT_CACHE_LIFETIME_SECONDS, credited_hours, reply_usage
+from billing.usage import Usage
+from proxy.errors import ApiError
+from proxy.gateway.headers import upstream_request_headers
+from proxy.config.routing import Upstream
+from proxy.gateway.state import ProxyState
+from proxy.gateway.upstream import call_upstream, read_body
+
+log = logging.getLogger(__name__)
+
+
+async def storage_credit(state: ProxyState, grant: KeyGrant, target: Upstream, response_id: str) -> LedgerEntry | None:
+    """The credit a deletion earns (the response is read first, with the operator's key), or
+    None. A read that fails leaves the deletion uncredited (logged), never blocked."""
+    try:
+        return await _credit(state, grant, target, response_id)
+    except ApiError as error:
+        log.warning("could not read response %s before deleting it (%s): no storage credit", response_id,
+                    error.code)
+        return None
+
+
+async def _credit(state: ProxyState, grant: KeyGrant, target: Upstream, response_id: str) -> LedgerEntry | None:
+    settings = state.settings
+    upstream = await call_upstream(state.http, "GET", f"{target.base_url}/responses/{response_id}",
+                                   upstream_request_headers((), target.api_key),
+                                   first_byte_timeout=settings.first_byte_timeout(target))
+    try:
+        body = await read_body(upstream, settings.max_upstream_body_bytes, settings.idle_timeout(target))
+    finally:
+        upstream.release()
+    reply = orjson.loads(body) if 200 <= upstream.status < 300 else None
+    usage = reply_usage(reply) if isinstance(reply, dict) else None
+    if usage is None or not usage.cache_storage_token_hours:
+        return None
+    created = int(reply["created_at"])
+    expires = int(reply.get("expire_at") or created + DEFAULT_CACHE_LIFETIME_SECONDS)
+    hours = credited_hours(created, expires, time.time())
+    now = datetime.now(timezone.utc)
+    price = state.mirror.pricebook.resolve(str(reply.get("model")), datetime.fromtimestamp(created, timezone.utc),
+                                           grant.tenant_id)
+    if not hours or price is None:
+        return None
+    call = CallContext(request_id=uuid4(), tenant_id=grant.tenant_id, key_id=grant.key_id,
+                       endpoint="responses.delete", stream=False, started_at=now, price=price,
+                       price_multiplier=grant.price_multiplier, quota_period=period_start(now, grant.time_zone),
+                       upstream=target.name)
+    credit = Usage(cache_storage_tokens=usage.cache_storage_tokens, cache_storage_hours=-hours,
+                   flags=("cache_storage_credit",), raw={"credited_storage_hours": hours})
+    return build_entry(call, credit, status="credit", upstream_response_id=response_id, finished_at=now,
+                       first_byte_ms=None)

@@ -1,0 +1,1 @@
+"""What a replica tells its operator: logs, the access log, Prometheus metrics."""
