@@ -18,10 +18,12 @@ from billing.db.reports import monthly_report
 from billing.db.tenants import get_tenant, list_tenants
 from billing.report import parse_month, previous_month
 from billing.statement import statement_csv, statement_from
-from proxy.admin.pages import (credit_section, dashboard_page, issued_today, limits_section, login_page,
-                                  statement_page, tenant_page)
+from proxy.admin.markup import issued_today
+from proxy.admin.pages import dashboard_page, login_page, statement_page, tenant_page
+from proxy.admin.sections import credit_section, limits_section
 from proxy.errors import ApiError
 from proxy.gateway.headers import bearer_token, same_secret
+from proxy.admin.guard import ADMIN_GUARD
 from proxy.gateway.state import STATE
 
 COOKIE = "bp_admin_session"
@@ -40,7 +42,7 @@ def _token(request: web.Request) -> str:
 
 
 def _signed_in(request: web.Request) -> bool:
-    token, guard = _token(request), request.app[STATE].admin_guard
+    token, guard = _token(request), request.app[ADMIN_GUARD]
     guard.check(request.remote)
     given = bearer_token(request.headers)
     if given is not None:
@@ -124,7 +126,7 @@ async def login_form(request: web.Request) -> web.Response:
 
 
 async def login(request: web.Request) -> web.Response:
-    token, guard = _token(request), request.app[STATE].admin_guard
+    token, guard = _token(request), request.app[ADMIN_GUARD]
     guard.check(request.remote)
     form = await request.post()
     if not same_secret(str(form.get("token", "")), token):

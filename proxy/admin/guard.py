@@ -7,6 +7,8 @@ import math
 import time
 from collections import deque
 
+from aiohttp import web
+
 from proxy.errors import ApiError
 
 log = logging.getLogger(__name__)
@@ -46,3 +48,6 @@ class AdminGuard:
             del self._failures[next(iter(self._failures))]
         log.warning("wrong admin token from %s on %s (%d in the last %g s)", address, where, len(failures),
                     self.window)
+
+
+ADMIN_GUARD = web.AppKey("admin_guard", AdminGuard)  # one per app: wrong admin and metrics tokens

@@ -6,7 +6,7 @@ from typing import Any
 
 from pydantic.json_schema import models_json_schema
 
-from proxy.admin import models as m
+from proxy.admin.models import fields
 
 REF = "#/components/schemas/{model}"
 _ERROR_TEXT = {400: "Invalid request (the field is named in error.param)", 401: "Missing or wrong admin token",
@@ -16,13 +16,13 @@ _ERROR_TEXT = {400: "Invalid request (the field is named in error.param)", 401: 
 
 def build_document(operations) -> dict[str, Any]:
     models = {(op.body, "validation") for op in operations if op.body} | \
-             {(op.response, "serialization") for op in operations} | {(m.ErrorOut, "serialization")}
+             {(op.response, "serialization") for op in operations} | {(fields.ErrorOut, "serialization")}
     refs, definitions = models_json_schema(sorted(models, key=lambda pair: pair[0].__name__), ref_template=REF)
     paths: dict[str, dict[str, Any]] = {}
     for op in operations:
         parameters = [
             {"name": name, "in": "path", "required": True,
-             "schema": {"type": "integer", "minimum": 1, "maximum": m.MAX_ID}}
+             "schema": {"type": "integer", "minimum": 1, "maximum": fields.MAX_ID}}
             for name in re.findall(r"{(\w+)}", op.path)
         ]
         if op.query is not None:
@@ -41,7 +41,7 @@ def build_document(operations) -> dict[str, Any]:
                     op.media_type: {"schema": {"type": "string"} if op.media_type != "application/json"
                                     else refs[(op.response, "serialization")]}}},
                 **{str(code): {"description": _ERROR_TEXT[code], "content": {
-                    "application/json": {"schema": refs[(m.ErrorOut, "serialization")]}}}
+                    "application/json": {"schema": refs[(fields.ErrorOut, "serialization")]}}}
                    for code in sorted(set(op.errors) | {400, 401, 429})},
             },
         }

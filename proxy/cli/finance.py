@@ -14,7 +14,7 @@ from billing.report import money, parse_month
 from billing.upstream_usage import (MEASURES, OTHER, BillFormatError, Tolerance, Totals, byteplus_bill, drift,
                                     merged, openai_costs, openai_usage)
 from proxy.cli.output import render, to_json
-from proxy.cli.support import CliError, _run_db, actor
+from proxy.cli.support import CliError, run_db, actor
 from proxy.config.routing import DEFAULT
 from proxy.config.settings import Settings
 from proxy.cli.upstream_usage_api import UsageApiError, openai_records
@@ -120,7 +120,7 @@ def cmd_reconcile_upstream(args, settings: Settings) -> None:
                               with_storage=args.file is not None)
         return drift(ledger, in_window, tolerance)
 
-    rows = _run_db(settings, action)
+    rows = run_db(settings, action)
     lines = _drift_rows(rows)
     drifted = [r for r in rows if r.status != "ok"]
     if args.format == "json":
@@ -150,7 +150,7 @@ def cmd_adjust(args, settings: Settings) -> None:
             print(f"Adjustment {made.id}: {kind} of {money(abs(made.amount_usd))} USD to {made.tenant} for "
                   f"{made.month} ({made.reason}).")
 
-    _run_db(settings, action)
+    run_db(settings, action)
 
 
 def cmd_close_month(args, settings: Settings) -> None:
@@ -164,7 +164,7 @@ def cmd_close_month(args, settings: Settings) -> None:
         rows = [{"tenant": tenant, **totals} for tenant, totals in closed.totals.items()]
         print(render(rows, ["tenant", "requests", "charge", "adjustments", "total"], args.format))
 
-    _run_db(settings, action)
+    run_db(settings, action)
 
 
 def cmd_months(args, settings: Settings) -> None:
@@ -174,7 +174,7 @@ def cmd_months(args, settings: Settings) -> None:
                 for c in await closed_months(engine)]
         print(render(rows, ["month", "closed_at", "actor", "tenants", "total"], args.format))
 
-    _run_db(settings, action)
+    run_db(settings, action)
 
 
 # --- exports ------------------------------------------------------------------------------
@@ -191,7 +191,7 @@ def cmd_exports(args, settings: Settings) -> None:
             return
         print(render([s.__dict__ for s in await export_status(engine)], EXPORT_COLUMNS, args.format))
 
-    _run_db(settings, action)
+    run_db(settings, action)
 
 
 # --- parser -------------------------------------------------------------------------------

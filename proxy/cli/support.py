@@ -20,15 +20,15 @@ def database_url(settings: Settings) -> str:
     return settings.database_url or embedded_database_url(settings.home)
 
 
-def _ready_database(settings: Settings) -> str:
+def ready_database(settings: Settings) -> str:
     url = database_url(settings)
     upgrade_to_head(url)
     return url
 
 
-def _run_db(settings: Settings, action):
+def run_db(settings: Settings, action):
     """Migrate, then run `action(engine)` on a fresh engine in a fresh event loop; its result."""
-    url = _ready_database(settings)
+    url = ready_database(settings)
 
     async def runner():
         engine = make_engine(url, pool_size=2)

@@ -10,8 +10,11 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, Mapping
 
-from billing.exports import DEFAULT_URLS, KINDS, STRIPE_VALUES, SinkConfig
-from proxy.config.routing import DEFAULT, Upstream
+from billing.exports import SinkConfig
+from proxy.config.routing import Upstream
+from proxy.config.tables import parse_exports, parse_upstreams
+from proxy.config.values import (ConfigError, choice, header_names, path_value, positive_int, positive_seconds,
+                                 text_value, token_value, url_value)
 
 ENVIRONMENT = {
     "DATABASE_URL": "database_url",
@@ -47,102 +50,6 @@ ENVIRONMENT = {
     "BILLING_PROXY_DEFAULT_MAX_TOOL_CALLS": "default_max_tool_calls",
     "BILLING_PROXY_DEFAULT_SERVICE_TIER": "default_service_tier",
 }
-
-
-class ConfigError(ValueError):
-    pass
-
-
-UPSTREAM_FIELDS = {"base_url", "api_key", "api_key_env", "admin_api_key", "admin_api_key_env", "models",
-                   "read_timeout", "refuse_prefix_with_max_output_tokens"}
-EXPORT_FIELDS = {"type", "url", "secret", "secret_env", "api_key", "api_key_env", "source", "event_name", "value",
-                 "customers", "batch_size"}
-
-
-def _secret(spec: dict, names: tuple[str, str], environ: Mapping[str, str], where: str) -> str | None:
-    """A credential given inline (`api_key`) or, better, named by an environment variable (`api_key_env`)."""
-    inline, variable = names
-    if variable in spec:
-        value = environ.get(str(spec[variable]))
-        if not value:
-            raise ConfigError(f"{where}.{variable}: {spec[variable]} is not set")
-        return value
-    value = spec.get(inline)
-    if value is not None and not isinstance(value, str):
-        raise ConfigError(f"{where}.{inline}: must be a string")
-    return value
-
-
-def parse_exports(tables: Any, environ: Mapping[str, str], origin: str) -> tuple[SinkConfig, ...]:
-    """`[exports.NAME]` tables: type (webhook | stripe | openmeter), url, secret(_env) or
-    api_key(_env), and for Stripe event_name, value and a `customers` table."""
-    if not isinstance(tables, dict):
-        raise ConfigError(f"{origin}: `exports` must be a table of sinks")
-    sinks = []
-    for name, spec in tables.items():
-        where = f"{origin}: exports.{name}"
-        if not isinstance(spec, dict):
-            raise ConfigError(f"{where}: must be a table")
-        unknown = set(spec) - EXPORT_FIELDS
-        if unknown:
-            raise ConfigError(f"{where}.{sorted(unknown)[0]}: unknown field")
-        kind = spec.get("type")
-        if kind not in KINDS:
-            raise ConfigError(f"{where}.type: must be one of {', '.join(KINDS)}")
-        url = spec.get("url", DEFAULT_URLS.get(kind))
-        if not isinstance(url, str) or not url.startswith(("http://", "https://")):
-            raise ConfigError(f"{where}.url: must start with http:// or https://")
-        secret = _secret(spec, ("secret", "secret_env"), environ, where) or \
-            _secret(spec, ("api_key", "api_key_env"), environ, where)
-        if kind == "stripe" and not secret:
-            raise ConfigError(f"{where}: a Stripe sink needs api_key_env (a secret key, sk_...)")
-        value = spec.get("value", "total_tokens")
-        if value not in STRIPE_VALUES:
-            raise ConfigError(f"{where}.value: must be one of {', '.join(STRIPE_VALUES)}")
-        customers = spec.get("customers", {})
-        if not isinstance(customers, dict) or not all(isinstance(v, str) for v in customers.values()):
-            raise ConfigError(f"{where}.customers: must map tenant names to customer ids")
-        sinks.append(SinkConfig(
-            name=name, kind=kind, url=url, secret=secret, source=_text(f"{where}.source", spec.get("source", "billing-proxy")),
-            event_name=_text(f"{where}.event_name", spec.get("event_name", "llm_usage")), value=value,
-            customers=customers, batch_size=_positive_int(f"{where}.batch_size", spec.get("batch_size", 100))))
-    return tuple(sinks)
-
-
-def parse_upstreams(tables: Any, environ: Mapping[str, str], origin: str) -> tuple[Upstream, ...]:
-    """`[upstreams.NAME]` tables: base_url, api_key or api_key_env, models, read_timeout,
-    refuse_prefix_with_max_output_tokens."""
-    if not isinstance(tables, dict):
-        raise ConfigError(f"{origin}: `upstreams` must be a table of upstreams")
-    upstreams = []
-    for name, spec in tables.items():
-        where = f"{origin}: upstreams.{name}"
-        if name == DEFAULT or not isinstance(spec, dict):
-            raise ConfigError(f"{where}: must be a table, and not named {DEFAULT!r}")
-        unknown = set(spec) - UPSTREAM_FIELDS
-        if unknown:
-            raise ConfigError(f"{where}.{sorted(unknown)[0]}: unknown field")
-        base_url = spec.get("base_url")
-        if not isinstance(base_url, str) or not base_url.startswith(("http://", "https://")):
-            raise ConfigError(f"{where}.base_url: must start with http:// or https://")
-        models = spec.get("models")
-        if not isinstance(models, list) or not models or not all(isinstance(m, str) and m for m in models):
-            raise ConfigError(f"{where}.models: must be a non-empty array of names or patterns")
-        api_key = spec.get("api_key")
-        if "api_key_env" in spec:
-            api_key = environ.get(str(spec["api_key_env"]))
-            if not api_key:
-                raise ConfigError(f"{where}.api_key_env: {spec['api_key_env']} is not set")
-        refuse = spec.get("refuse_prefix_with_max_output_tokens", True)
-        if not isinstance(refuse, bool):
-            raise ConfigError(f"{where}.refuse_prefix_with_max_output_tokens: must be true or false")
-        timeout = spec.get("read_timeout")
-        admin_api_key = _secret(spec, ("admin_api_key", "admin_api_key_env"), environ, where)
-        upstreams.append(Upstream(
-            name=name, base_url=base_url.rstrip("/"), api_key=api_key, models=tuple(models),
-            read_timeout=None if timeout is None else _positive_seconds(f"{where}.read_timeout", timeout),
-            refuse_prefix_with_max_output_tokens=refuse, admin_api_key=admin_api_key))
-    return tuple(upstreams)
 
 
 @dataclass(frozen=True)
@@ -208,111 +115,35 @@ class Settings:
         return f"Settings({shown})"
 
 
-def _positive_int(name: str, value: Any) -> int:
-    try:
-        if isinstance(value, bool):
-            raise ValueError
-        result = int(value)
-    except (TypeError, ValueError):
-        result = 0
-    if result <= 0:
-        raise ConfigError(f"{name} must be a positive integer, not {value!r}")
-    return result
-
-
-def _positive_seconds(name: str, value: Any) -> float:
-    """A duration in seconds (never money)."""
-    try:
-        if isinstance(value, bool):
-            raise ValueError
-        seconds = float(value)
-    except (TypeError, ValueError):
-        seconds = 0.0
-    if not 0 < seconds < float("inf"):
-        raise ConfigError(f"{name} must be a positive number of seconds, not {value!r}")
-    return seconds
-
-
-def _path(name: str, value: Any) -> Path:
-    if not isinstance(value, str) or not value:
-        raise ConfigError(f"{name} must be a path")
-    return Path(value).expanduser()
-
-
-def _choice(*allowed: str):
-    def parse(name: str, value: Any) -> str:
-        if value not in allowed:
-            raise ConfigError(f"{name} must be one of {', '.join(allowed)}, not {value!r}")
-        return value
-    return parse
-
-
-MIN_TOKEN_CHARS = 24
-
-
-def _token(name: str, value: Any) -> str:
-    """A bearer token the operator chose: long enough not to be guessed, and printable ASCII
-    (an HTTP header carries nothing else)."""
-    if not isinstance(value, str) or len(value) < MIN_TOKEN_CHARS or not (value.isascii() and value.isprintable()) \
-            or " " in value:
-        raise ConfigError(f"{name} must be at least {MIN_TOKEN_CHARS} printable ASCII characters without spaces; "
-                          "make one with `openssl rand -hex 24`")
-    return value
-
-
-def _header_names(name: str, value: Any) -> tuple[str, ...]:
-    """Header names, comma-separated or a TOML array; `prefix*` allows every name it starts."""
-    names = value.split(",") if isinstance(value, str) else value
-    if not isinstance(names, (list, tuple)) or not all(isinstance(n, str) for n in names):
-        raise ConfigError(f"{name} must be header names, comma-separated (a trailing * allows a prefix)")
-    cleaned = tuple(n.strip().lower() for n in names if n.strip())
-    if any(not n.rstrip("*") or "*" in n.rstrip("*") or n.rstrip("*") in ("authorization", "cookie", "host")
-           for n in cleaned):
-        raise ConfigError(f"{name}: {value!r} is not a list of header names the proxy may forward")
-    return cleaned
-
-
-def _url(name: str, value: Any) -> str:
-    if not isinstance(value, str) or not value.startswith(("http://", "https://")):
-        raise ConfigError(f"{name} must start with http:// or https://")
-    return value
-
-
-def _text(name: str, value: Any) -> str:
-    if not isinstance(value, str):
-        raise ConfigError(f"{name} must be a string")
-    return value
-
-
 _PARSERS = {
-    "home": _path,
-    "prices_file": _path,
-    "max_body_bytes": _positive_int,
-    "max_upstream_body_bytes": _positive_int,
-    "ledger_batch_size": _positive_int,
-    "upstream_connect_timeout": _positive_seconds,
-    "upstream_read_timeout": _positive_seconds,
-    "sync_interval": _positive_seconds,
-    "reservation_ttl": _positive_seconds,
-    "background_poll_seconds": _positive_seconds,
-    "upstream_first_byte_timeout": _positive_seconds,
-    "upstream_idle_timeout": _positive_seconds,
-    "disconnect_drain_timeout": _positive_seconds,
-    "shutdown_grace": _positive_seconds,
-    "client_timeout": _positive_seconds,
-    "on_client_disconnect": _choice("finish", "cancel"),
-    "outage_admission": _choice("serve", "refuse"),
-    "log_format": _choice("json", "text"),
-    "access_log": _choice("on", "off"),
-    "default_max_output_tokens": _positive_int,
-    "max_context_tokens": _positive_int,
-    "max_image_tokens": _positive_int,
-    "default_max_tool_calls": _positive_int,
-    "admin_token": _token,
-    "export_webhook_url": _url,
-    "metrics_token": _token,
-    "forward_headers": _header_names,
-    "admin_failures_per_minute": _positive_int,
+    "home": path_value,
+    "prices_file": path_value,
+    "max_body_bytes": positive_int,
+    "max_upstream_body_bytes": positive_int,
+    "ledger_batch_size": positive_int,
+    "upstream_connect_timeout": positive_seconds,
+    "upstream_read_timeout": positive_seconds,
+    "sync_interval": positive_seconds,
+    "reservation_ttl": positive_seconds,
+    "background_poll_seconds": positive_seconds,
+    "upstream_first_byte_timeout": positive_seconds,
+    "upstream_idle_timeout": positive_seconds,
+    "disconnect_drain_timeout": positive_seconds,
+    "shutdown_grace": positive_seconds,
+    "client_timeout": positive_seconds,
+    "on_client_disconnect": choice("finish", "cancel"),
+    "outage_admission": choice("serve", "refuse"),
+    "log_format": choice("json", "text"),
+    "access_log": choice("on", "off"),
+    "default_max_output_tokens": positive_int,
+    "max_context_tokens": positive_int,
+    "max_image_tokens": positive_int,
+    "default_max_tool_calls": positive_int,
+    "admin_token": token_value,
+    "export_webhook_url": url_value,
+    "metrics_token": token_value,
+    "forward_headers": header_names,
+    "admin_failures_per_minute": positive_int,
 }
 
 
@@ -338,7 +169,7 @@ def load_settings(config_file: Path | None = None, environ: Mapping[str, str] | 
         if environ.get(variable):
             values[key] = environ[variable]
     values.update({k: v for k, v in overrides.items() if v is not None})
-    settings = replace(Settings(), **{k: _PARSERS.get(k, _text)(k, v) for k, v in values.items()})
+    settings = replace(Settings(), **{k: _PARSERS.get(k, text_value)(k, v) for k, v in values.items()})
     if config_file is not None:
         settings = replace(settings, upstreams=upstreams, exports=exports)
     if not settings.upstream_base_url.startswith(("http://", "https://")):

@@ -6,7 +6,7 @@ from aiohttp import web
 
 from billing.keys import KeyGrant, model_allowed
 from proxy.errors import ApiError
-from proxy.gateway.calls import authenticate
+from proxy.gateway.auth import authenticate
 from proxy.gateway.state import STATE, ProxyState
 
 

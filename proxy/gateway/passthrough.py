@@ -18,7 +18,9 @@ from proxy.gateway.background import settle_from_capture
 from proxy.gateway.storage_credit import storage_credit
 from proxy.gateway.capture import Capture
 from proxy.errors import ApiError
-from proxy.gateway.calls import CLIENT_GONE, authenticate, check_model_allowed, owned_upstream, read_request_body
+from proxy.gateway.auth import authenticate, check_model_allowed
+from proxy.gateway.calls import owned_upstream, read_request_body
+from proxy.gateway.relay import CLIENT_GONE
 from proxy.gateway.headers import client_response_headers, upstream_request_headers
 from proxy.gateway.request_body import json_object
 from proxy.config.routing import Upstream

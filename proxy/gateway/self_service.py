@@ -15,7 +15,7 @@ from billing.quota import next_period_start, period_start
 from billing.self_service import BadRange, Spent, month_summary, subscription, usage, usage_range
 from proxy.errors import ApiError
 from billing.exact_json import exact_json
-from proxy.gateway.calls import authenticate
+from proxy.gateway.auth import authenticate
 from proxy.gateway.headers import bearer_token
 from proxy.gateway.state import STATE
 

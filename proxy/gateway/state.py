@@ -13,7 +13,6 @@ from billing.offline_quota import LastKnownQuota
 from billing.quota import ModelLimits
 from billing.quota_lease import LeaseBook
 from billing.rate_limit import RateBook
-from proxy.admin.guard import AdminGuard
 from proxy.gateway.headers import forwarded_header_rule
 from proxy.durability.ledger_writer import LedgerWriter
 from proxy.gateway.mirror import Mirror
@@ -41,12 +40,10 @@ class ProxyState:
     holder: UUID = field(default_factory=uuid4)  # this replica, in concurrency claims
     inflight: set[asyncio.Task] = field(default_factory=set)  # upstream exchanges and releases under way
     refusals: RefusalTally = field(default_factory=RefusalTally)  # 429s, added to the database every few seconds
-    admin_guard: AdminGuard = field(init=False)  # wrong admin tokens, per address
     header_rule: tuple = field(init=False)  # the client headers that go upstream
     limits: ModelLimits = field(init=False)  # what bounds a call's worst case besides its body
 
     def __post_init__(self) -> None:
-        self.admin_guard = AdminGuard(self.settings.admin_failures_per_minute)
         self.header_rule = forwarded_header_rule(self.settings.forward_headers)
         self.limits = ModelLimits(default_output_cap=self.settings.default_max_output_tokens,
                                   context_window=self.settings.max_context_tokens,

@@ -9,7 +9,7 @@ import aiohttp
 import openai
 import pytest
 
-from proxy.admin.api import OPERATIONS
+from proxy.admin.operations import OPERATIONS
 from proxy.app import create_app
 from tests.conftest import UPSTREAM_KEY
 from tests.processes import environment, free_port, serve

@@ -2,7 +2,6 @@
 retryable 503 and nothing is admitted from the last known state (which would let a tenant
 near its limit spend past it). Only an unreachable database admits from memory."""
 
-from decimal import Decimal
 
 import aiohttp
 import orjson

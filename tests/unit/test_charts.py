@@ -49,7 +49,7 @@ def _tenants(month: str, charges: dict[str, str]):
 
 
 def test_top_movers_against_the_previous_month():
-    from proxy.admin.pages import movers_section
+    from proxy.admin.sections import movers_section
     html = movers_section(_tenants("2026-11", {"a": "10", "b": "5"}), _tenants("2026-10", {"a": "4", "c": "3"}))
     rows = re.findall(r"<tr><td class=\"\">(\w)</td>.*?<td class=\"n\">([^<]*)</td></tr>", html)
     assert rows == [("a", "+150%"), ("b", "new"), ("c", "-100%")]  # by the size of the move

@@ -12,7 +12,8 @@ from billing.exports import (ExportEvent, SinkConfig, cloud_event, stripe_meter_
                              webhook_signature)
 from billing.upstream_usage import (OTHER, BillFormatError, Tolerance, byteplus_bill, drift, merged, openai_costs,
                                     openai_usage)
-from proxy.config.settings import ConfigError, load_settings
+from proxy.config.settings import load_settings
+from proxy.config.values import ConfigError
 
 NOV_3 = 1793664000  # 2026-11-03T00:00:00Z
 

@@ -3,7 +3,8 @@ from pathlib import Path
 import pytest
 
 from proxy.config.routing import Router, Upstream
-from proxy.config.settings import ConfigError, load_settings
+from proxy.config.settings import load_settings
+from proxy.config.values import ConfigError
 
 DEFAULT = Upstream("default", "https://api.openai.com/v1", "sk-default")
 ARK = Upstream("byteplus", "https://ark.ap-southeast.bytepluses.com/api/v3", "ark-key",

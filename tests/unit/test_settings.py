@@ -2,7 +2,8 @@ from pathlib import Path
 
 import pytest
 
-from proxy.config.settings import ConfigError, load_settings
+from proxy.config.settings import load_settings
+from proxy.config.values import ConfigError
 
 
 def test_defaults_and_environment():

@@ -1,0 +1,212 @@
+"""The admin API's bodies for tenants, their credit and adjustments, export sinks, and keys."""
+
+from datetime import datetime
+from decimal import Decimal
+from typing import Annotated, Literal
+
+from pydantic import AwareDatetime, BaseModel, Field
+
+from proxy.admin.models.fields import (Id, ModelPattern, Money, MoneyOut, Name, PerMinute, PositiveMoney, Query, Seconds,
+                                       SignedMoney, Strict, Text, Thresholds, TimeZone, TokenCount)
+
+
+# --- tenants ----------------------------------------------------------------------------
+
+class TenantLimits(Strict):
+    """The limits beside the monthly ones (`null` or absent: none)."""
+
+    daily_budget_usd: Money | None = None
+    weekly_budget_usd: Money | None = None
+    daily_token_quota: TokenCount | None = None
+    weekly_token_quota: TokenCount | None = None
+    requests_per_minute: PerMinute | None = None
+    tokens_per_minute: PerMinute | None = None
+
+
+class TenantCreate(TenantLimits):
+    name: Name
+    monthly_budget_usd: Money | None = None
+    monthly_token_quota: TokenCount | None = None
+    price_multiplier: Money = Decimal(1)
+    time_zone: TimeZone = "UTC"
+    alert_thresholds: Thresholds = [50, 80, 100]
+    prepaid: bool = Field(False, description="Spend a credit balance (POST .../credits) that never resets")
+
+
+class TenantUpdate(TenantLimits):
+    """Only the fields sent change; `null` clears a budget or quota."""
+
+    name: Name = None  # type: ignore[assignment]  # absent: unchanged; null is refused
+    monthly_budget_usd: Money | None = None
+    monthly_token_quota: TokenCount | None = None
+    price_multiplier: Money = None  # type: ignore[assignment]
+    status: Literal["active", "suspended"] = None  # type: ignore[assignment]
+    time_zone: TimeZone = None  # type: ignore[assignment]
+    alert_thresholds: Thresholds = None  # type: ignore[assignment]
+    prepaid: bool = None  # type: ignore[assignment]
+
+
+class MonthStandingOut(BaseModel):
+    period_start: datetime
+    resets_at: datetime
+    spent_usd: MoneyOut
+    reserved_usd: MoneyOut
+    budget_remaining_usd: MoneyOut | None
+    spent_tokens: int
+    reserved_tokens: int
+    tokens_remaining: int | None
+
+
+class TenantOut(BaseModel):
+    id: int
+    name: str
+    status: Literal["active", "suspended"]
+    monthly_budget_usd: MoneyOut | None
+    monthly_token_quota: int | None
+    price_multiplier: MoneyOut
+    time_zone: str
+    alert_thresholds: list[int]
+    created_at: datetime
+    daily_budget_usd: MoneyOut | None
+    weekly_budget_usd: MoneyOut | None
+    daily_token_quota: int | None
+    weekly_token_quota: int | None
+    requests_per_minute: int | None
+    tokens_per_minute: int | None
+    prepaid: bool
+    credit_usd: MoneyOut = Field(description="Every top-up so far")
+    month: MonthStandingOut | None = Field(None, description="This month so far (on single-tenant answers)")
+
+
+class TenantList(BaseModel):
+    data: list[TenantOut]
+
+
+# --- credit -----------------------------------------------------------------------------
+
+class CreditAdd(Strict):
+    amount_usd: PositiveMoney
+    reason: Annotated[str, Field(min_length=1, max_length=200, pattern=r"^[^\x00]*\S[^\x00]*$")]
+
+
+class AdjustmentIn(Strict):
+    amount_usd: SignedMoney
+    reason: Annotated[str, Field(min_length=1, max_length=200, pattern=r"^[^\x00]*\S[^\x00]*$")]
+    month: Annotated[str, Field(pattern=r"^(19[7-9][0-9]|[2-8][0-9]{3}|9[0-8][0-9]{2})-(0[1-9]|1[0-2])$")] | None = \
+        Field(default=None, description="Default: the current month (UTC); a closed month refuses it (409)")
+
+
+class AdjustmentMade(BaseModel):
+    id: int
+    event_id: str
+    tenant: str
+    month: str
+    amount_usd: MoneyOut
+    reason: str
+    actor: str
+    created_at: datetime
+
+
+class ExportSinkOut(BaseModel):
+    sink: str
+    kind: str
+    enabled: bool
+    pending: int
+    oldest_pending: datetime | None
+    lag_seconds: int
+    delivered_recently: int = Field(description="Within the last 7 days")
+    held_tenants: int
+    last_error: str | None
+
+
+class ExportSinkList(BaseModel):
+    data: list[ExportSinkOut]
+
+
+class TopUpOut(BaseModel):
+    id: int
+    amount_usd: MoneyOut
+    reason: str
+    actor: str
+    created_at: datetime
+
+
+class CreditOut(BaseModel):
+    tenant: str
+    prepaid: bool = Field(description="Only a prepaid tenant's calls spend the balance")
+    credited_usd: MoneyOut = Field(description="Every top-up so far")
+    spent_usd: MoneyOut
+    reserved_usd: MoneyOut = Field(description="Held by calls in flight")
+    balance_usd: MoneyOut
+    topups: list[TopUpOut] = Field(description="Newest first")
+
+
+# --- keys -------------------------------------------------------------------------------
+
+class KeyLimits(Strict):
+    """A key's limits beside its monthly budget (`null` or absent: none)."""
+
+    daily_budget_usd: Money | None = None
+    weekly_budget_usd: Money | None = None
+    requests_per_minute: PerMinute | None = None
+    tokens_per_minute: PerMinute | None = None
+    max_concurrent: PerMinute | None = Field(None, description="Calls in flight at once, streams included")
+
+
+class KeyCreate(KeyLimits):
+    tenant_id: Id
+    label: Text | None = None
+    expires_at: AwareDatetime | None = None
+    allowed_models: Annotated[list[ModelPattern], Field(min_length=1, max_length=100)] | None = None
+    monthly_budget_usd: Money | None = None
+
+
+class KeyUpdate(KeyLimits):
+    """Only the fields sent change; `null` clears (no allow-list: any model)."""
+
+    label: Text | None = None
+    expires_at: AwareDatetime | None = None
+    allowed_models: Annotated[list[ModelPattern], Field(min_length=1, max_length=100)] | None = None
+    monthly_budget_usd: Money | None = None
+
+
+class KeyRotate(Strict):
+    grace_seconds: Seconds = 0
+
+
+class KeyOut(BaseModel):
+    id: int
+    display_prefix: str
+    tenant: str
+    label: str | None
+    status: Literal["active", "revoked"]
+    allowed_models: list[str] | None
+    monthly_budget_usd: MoneyOut | None
+    daily_budget_usd: MoneyOut | None
+    weekly_budget_usd: MoneyOut | None
+    requests_per_minute: int | None
+    tokens_per_minute: int | None
+    max_concurrent: int | None
+    created_at: datetime
+    last_used_at: datetime | None
+    expires_at: datetime | None
+    revoked_at: datetime | None
+
+
+class KeyList(BaseModel):
+    data: list[KeyOut]
+
+
+class IssuedKeyOut(BaseModel):
+    id: int
+    key: str = Field(description="The secret. Shown in this response only; store it now.")
+    prefix: str
+    tenant: str
+    label: str | None
+    expires_at: datetime | None
+    created_at: datetime
+    old_key_valid_until: datetime | None = None
+
+
+class KeysQuery(Query):
+    tenant_id: Id | None = None

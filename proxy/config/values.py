@@ -1,0 +1,86 @@
+"""Checking one setting's value as it is read: positive numbers, durations, paths, choices,
+tokens long enough not to be guessed, header names, URLs. Each refuses a bad value with a
+message that names the setting."""
+
+from pathlib import Path
+from typing import Any
+
+
+class ConfigError(ValueError):
+    pass
+
+
+def positive_int(name: str, value: Any) -> int:
+    try:
+        if isinstance(value, bool):
+            raise ValueError
+        result = int(value)
+    except (TypeError, ValueError):
+        result = 0
+    if result <= 0:
+        raise ConfigError(f"{name} must be a positive integer, not {value!r}")
+    return result
+
+
+def positive_seconds(name: str, value: Any) -> float:
+    """A duration in seconds (never money)."""
+    try:
+        if isinstance(value, bool):
+            raise ValueError
+        seconds = float(value)
+    except (TypeError, ValueError):
+        seconds = 0.0
+    if not 0 < seconds < float("inf"):
+        raise ConfigError(f"{name} must be a positive number of seconds, not {value!r}")
+    return seconds
+
+
+def path_value(name: str, value: Any) -> Path:
+    if not isinstance(value, str) or not value:
+        raise ConfigError(f"{name} must be a path")
+    return Path(value).expanduser()
+
+
+def choice(*allowed: str):
+    def parse(name: str, value: Any) -> str:
+        if value not in allowed:
+            raise ConfigError(f"{name} must be one of {', '.join(allowed)}, not {value!r}")
+        return value
+    return parse
+
+
+MIN_TOKEN_CHARS = 24
+
+
+def token_value(name: str, value: Any) -> str:
+    """A bearer token the operator chose: long enough not to be guessed, and printable ASCII
+    (an HTTP header carries nothing else)."""
+    if not isinstance(value, str) or len(value) < MIN_TOKEN_CHARS or not (value.isascii() and value.isprintable()) \
+            or " " in value:
+        raise ConfigError(f"{name} must be at least {MIN_TOKEN_CHARS} printable ASCII characters without spaces; "
+                          "make one with `openssl rand -hex 24`")
+    return value
+
+
+def header_names(name: str, value: Any) -> tuple[str, ...]:
+    """Header names, comma-separated or a TOML array; `prefix*` allows every name it starts."""
+    names = value.split(",") if isinstance(value, str) else value
+    if not isinstance(names, (list, tuple)) or not all(isinstance(n, str) for n in names):
+        raise ConfigError(f"{name} must be header names, comma-separated (a trailing * allows a prefix)")
+    cleaned = tuple(n.strip().lower() for n in names if n.strip())
+    if any(not n.rstrip("*") or "*" in n.rstrip("*") or n.rstrip("*") in ("authorization", "cookie", "host")
+           for n in cleaned):
+        raise ConfigError(f"{name}: {value!r} is not a list of header names the proxy may forward")
+    return cleaned
+
+
+def url_value(name: str, value: Any) -> str:
+    if not isinstance(value, str) or not value.startswith(("http://", "https://")):
+        raise ConfigError(f"{name} must start with http:// or https://")
+    return value
+
+
+def text_value(name: str, value: Any) -> str:
+    if not isinstance(value, str):
+        raise ConfigError(f"{name} must be a string")
+    return value

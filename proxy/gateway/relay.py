@@ -1,0 +1,206 @@
+"""Relaying one admitted call: send it upstream, pass the reply to the client as it comes
+(JSON whole, SSE event by event), capture what the upstream bills, and record it exactly
+once, whatever ends the exchange: the reply, the client leaving, a timeout, a crash."""
+
+import asyncio
+import logging
+import time
+from datetime import datetime, timezone
+
+import aiohttp
+from aiohttp import web
+from multidict import CIMultiDict
+
+from billing.db.quota import Admission
+from billing.keys import KeyGrant
+from billing.ledger import CallContext, LedgerEntry, build_entry
+from billing.usage import estimate_usage
+from proxy.errors import ApiError
+from proxy.gateway.admission import release_later, settle_in_memory, settle_later
+from proxy.gateway.background import queued_row
+from proxy.gateway.capture import Capture
+from proxy.gateway.headers import client_response_headers
+from proxy.gateway.limits import Taken, end_limits
+from proxy.config.routing import Upstream
+from proxy.gateway.sse import SseParser
+from proxy.gateway.state import ProxyState
+from proxy.gateway.upstream import call_upstream, chunks, read_body
+from proxy.observability import metrics
+from proxy.observability.access_log import ENTRY, FIRST_BYTE_MS
+
+log = logging.getLogger(__name__)
+
+CLIENT_GONE = (ConnectionError, aiohttp.ClientConnectionResetError)  # writing to a client that left
+PROGRESS_SECONDS = 1.0  # how often a stream's progress is spooled (for a crash mid-stream)
+
+
+class Relay:
+    """Relays one upstream reply to the client and records its usage exactly once."""
+
+    def __init__(self, state: ProxyState, call: CallContext, started: float, billing_headers: dict[str, str],
+                 grant: KeyGrant, admission: Admission | None, taken: Taken, background: bool = False):
+        self.state, self.call, self.started = state, call, started
+        self.background = background  # `background: true`: may end after the reply, billed then
+        self.settings = state.settings
+        self.billing_headers = billing_headers
+        self.grant, self.admission, self.taken = grant, admission, taken
+        self.capture = Capture()
+        self.first_byte_ms: int | None = None
+        self.entry: LedgerEntry | None = None  # what the call was billed with, once it is
+        self.answered = False  # the upstream took the call (200, or it timed out working on it): it bills it
+
+    async def exchange(self, request: web.Request, body: bytes, headers: dict[str, str], target: Upstream,
+                       path: str, hide_usage_chunk: bool) -> web.StreamResponse:
+        try:
+            try:
+                upstream = await call_upstream(self.state.http, "POST", target.base_url + path, headers, body,
+                                               first_byte_timeout=self.settings.first_byte_timeout(target))
+            except ApiError as error:
+                # Timed out waiting: the upstream has the request and goes on with it, so it bills it.
+                self.answered = error.code == "upstream_timeout"
+                raise
+            # Any 2xx is a call the upstream took, so it bills it (not only a 200).
+            self.answered = 200 <= upstream.status < 300
+            self._first_byte()
+            if upstream.status >= 400:
+                metrics.UPSTREAM_ERRORS.labels(f"status_{upstream.status // 100}xx").inc()
+            try:
+                idle = self.settings.idle_timeout(target)
+                if self.call.stream and self.answered and upstream.content_type == "text/event-stream":
+                    return await self.stream(request, upstream, idle, hide_usage_chunk)
+                return await self.whole(upstream, idle)
+            finally:
+                upstream.release()
+        finally:
+            self.record()
+            if self.entry is not None:
+                request[ENTRY] = self.entry
+            if self.first_byte_ms is not None:
+                request[FIRST_BYTE_MS] = self.first_byte_ms
+
+    def _headers(self, upstream: aiohttp.ClientResponse) -> CIMultiDict:
+        headers = CIMultiDict(client_response_headers(upstream.headers.items()))
+        headers["x-request-id"] = str(self.call.request_id)
+        headers.update(self.billing_headers)
+        return headers
+
+    def _first_byte(self) -> None:
+        if self.first_byte_ms is None:
+            elapsed = time.perf_counter() - self.started
+            self.first_byte_ms = round(elapsed * 1000)
+            metrics.first_byte(self.call.endpoint, elapsed)
+
+    async def whole(self, upstream: aiohttp.ClientResponse, idle_timeout: float) -> web.Response:
+        body = await read_body(upstream, self.settings.max_upstream_body_bytes, idle_timeout)
+        if 200 <= upstream.status < 300:
+            self.capture.observe_body(body)
+            if self.capture.status is None:
+                metrics.UPSTREAM_ERRORS.labels("malformed").inc()
+                raise ApiError(502, "The upstream API answered with a body that is not a JSON object.",
+                               type="upstream_error", code="upstream_bad_response")
+        return web.Response(status=upstream.status, body=body, headers=self._headers(upstream))
+
+    async def stream(self, request: web.Request, upstream: aiohttp.ClientResponse, idle_timeout: float,
+                     hide_usage_chunk: bool) -> web.StreamResponse:
+        """Relay the upstream's bytes as they come. Only when a usage chunk the client did not
+        ask for must be hidden are events re-framed one by one (`data: ...` and a blank line,
+        the framing Chat Completions streams use).
+
+        If the client leaves, the upstream is read on to its end (at most
+        `disconnect_drain_timeout` more) so that its true usage is billed, or, with
+        `on_client_disconnect = cancel`, dropped at once and billed from an estimate."""
+        response = web.StreamResponse(status=upstream.status, headers=self._headers(upstream))
+        parser = SseParser()
+        chat = self.call.endpoint == "chat.completions"
+        deadline: float | None = None  # once the client left: when to stop reading the upstream
+        progress_due = 0.0
+        try:
+            await response.prepare(request)
+        except CLIENT_GONE:
+            deadline = self._client_left()
+        try:
+            async for chunk in chunks(upstream, idle_timeout):
+                outgoing = [] if hide_usage_chunk else [chunk]
+                for event in parser.feed(chunk):
+                    if not chat:
+                        self.capture.observe_event(event)
+                    elif not self.capture.observe_chat_chunk(event) and hide_usage_chunk:
+                        outgoing.append(b"data: " + event.data.encode() + b"\n\n")
+                if self.capture.response_id and time.monotonic() >= progress_due:
+                    self.state.writer.spool.progress(str(self.call.request_id), self.capture.response_id,
+                                                     self.capture.output_text_bytes)
+                    progress_due = time.monotonic() + PROGRESS_SECONDS
+                if deadline is None and outgoing:
+                    try:
+                        for piece in outgoing:
+                            await response.write(piece)
+                    except CLIENT_GONE:
+                        deadline = self._client_left()
+                if deadline is not None and time.monotonic() >= deadline:
+                    break
+        except asyncio.TimeoutError:
+            metrics.UPSTREAM_ERRORS.labels("idle_timeout").inc()
+            log.warning("upstream stream %s went quiet for %gs: cut", self.call.request_id, idle_timeout)
+        except aiohttp.ClientError as exc:
+            metrics.UPSTREAM_ERRORS.labels("stream_cut").inc()
+            log.warning("upstream stream %s broke off: %s", self.call.request_id, type(exc).__name__)
+        if deadline is None:
+            try:
+                await response.write_eof()
+            except CLIENT_GONE:
+                pass
+        elif self.capture.usage is None:
+            log.warning("client left stream %s; the upstream was not read to its end (%s): billed from an "
+                        "estimate", self.call.request_id, self.settings.on_client_disconnect)
+        return response
+
+    def _client_left(self) -> float:
+        """When to stop reading the upstream now that the client is gone: at once (cancel), or
+        after the drain timeout (finish), hoping for the terminal event before."""
+        if self.settings.on_client_disconnect == "cancel":
+            return time.monotonic()
+        return time.monotonic() + self.settings.disconnect_drain_timeout
+
+    def record(self) -> None:
+        call, capture, state = self.call, self.capture, self.state
+        if call.endpoint == "responses" and capture.response_id:
+            known = capture.usage
+            state.owners.remember(capture.response_id, call.tenant_id, call.upstream,
+                                  known.input_tokens + known.output_tokens if known else None)
+        if self.background and capture.usage is None and capture.response_id and self.answered:
+            # Queued (or its stream left early): the upstream works on; bill it when it ends.
+            state.writer.submit_background(queued_row(call, capture.response_id, self.first_byte_ms))
+            settle_in_memory(state, self.grant, self.admission, call.quota_period, None)
+            end_limits(state, self.taken, None)  # its tokens are not known yet: it keeps what it took
+            return
+        usage, status, estimated = capture.usage, capture.status or "completed", False
+        if usage is None and self.answered:
+            # The upstream took the call (200) but its usage never came: an `error` event, a
+            # stream cut or abandoned, a broken body. It may still bill it, so it is recorded
+            # from an estimate, flagged, never as zero.
+            usage = estimate_usage(call.request_bytes, capture.output_text_bytes, capture.running_usage,
+                                   carried_tokens=call.carried_tokens,
+                                   reasoning_cap=call.output_cap if call.reasoning or capture.reasoning_seen else 0)
+            status, estimated = "usage_missing", True
+            log.warning("call %s ended without usage (%s); recorded from an estimate", call.request_id,
+                        "error event" if capture.error_event else "no reply in time" if self.first_byte_ms is None
+                        else "cut off")
+        if usage is None:
+            state.writer.spool.close_call(str(call.request_id))
+            if call.reserved:
+                release_later(state, call.request_id)
+            settle_in_memory(state, self.grant, self.admission, call.quota_period, None)
+            end_limits(state, self.taken, 0)
+            return
+        entry = build_entry(
+            call, usage, status=status, upstream_response_id=capture.response_id,
+            finished_at=datetime.now(timezone.utc), first_byte_ms=self.first_byte_ms, estimated=estimated,
+        )
+        state.writer.submit(entry)
+        self.entry = entry
+        metrics.add_spend(self.grant.tenant_name, entry.charge)
+        tokens = usage.input_tokens + usage.output_tokens
+        if call.reserved:
+            settle_later(state, call.request_id, entry.charge, tokens)
+        settle_in_memory(state, self.grant, self.admission, call.quota_period, entry)
+        end_limits(state, self.taken, tokens)
