@@ -13,6 +13,7 @@ from billing.db.reports import upstream_day_model_totals
 from billing.report import money, parse_month
 from billing.upstream_usage import (MEASURES, OTHER, BillFormatError, Tolerance, Totals, byteplus_bill, drift,
                                     merged, openai_costs, openai_usage)
+from proxy.cli.arguments import FORMATS
 from proxy.cli.output import render, to_json
 from proxy.cli.support import CliError, run_db, actor
 from proxy.config.routing import DEFAULT
@@ -258,7 +259,7 @@ def add_finance_commands(sub, data_command, month_type) -> None:
     exports = sub.add_parser("exports", help="delivery of ledger entries to billing systems")
     exports_sub = exports.add_subparsers(dest="exports_command", required=True)
     status = exports_sub.add_parser("status", help="per sink: pending, lag, held tenants, last error")
-    status.add_argument("--format", choices=("table", "json", "csv"), default="table")
+    status.add_argument("--format", choices=FORMATS, default="table")
     retry = exports_sub.add_parser("retry", help="retry held tenants now instead of after their backoff")
     retry.add_argument("--sink")
     exports.set_defaults(handler=cmd_exports)

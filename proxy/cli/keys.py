@@ -5,7 +5,8 @@ import sys
 from datetime import datetime, timedelta, timezone
 
 from billing.db.keys import get_key, issue_key, list_keys, revoke_key, rotate_key, update_key
-from proxy.cli.arguments import KEY_LIMIT_FLAGS, add_limit_flags, duration, limit_values, model_names, non_negative_decimal
+from proxy.cli.arguments import (FORMATS, KEY_LIMIT_FLAGS, add_limit_flags, duration, limit_values, model_names,
+                                 non_negative_decimal)
 from proxy.cli.output import render, to_json
 from proxy.cli.support import run_db, actor
 from proxy.config.settings import Settings
@@ -77,11 +78,11 @@ def add_commands(sub) -> None:
     issue.add_argument("--format", choices=("table", "json"), default="table")
     listing = keys_sub.add_parser("list")
     listing.add_argument("--tenant")
-    listing.add_argument("--format", choices=("table", "json", "csv"), default="table")
+    listing.add_argument("--format", choices=FORMATS, default="table")
     for name in ("show", "revoke"):
         command = keys_sub.add_parser(name)
         command.add_argument("id", type=int)
-        command.add_argument("--format", choices=("table", "json", "csv"), default="table")
+        command.add_argument("--format", choices=FORMATS, default="table")
     rotate = keys_sub.add_parser("rotate")
     rotate.add_argument("id", type=int)
     rotate.add_argument("--grace", type=duration, default=timedelta(0), metavar="1h",
@@ -96,5 +97,5 @@ def add_commands(sub) -> None:
     change.add_argument("--no-monthly-budget", action="store_true", help="remove the key's budget")
     change.add_argument("--expires-in", type=duration, metavar="30d")
     add_limit_flags(change, KEY_LIMIT_FLAGS, clearable=True)
-    change.add_argument("--format", choices=("table", "json", "csv"), default="table")
+    change.add_argument("--format", choices=FORMATS, default="table")
     keys.set_defaults(handler=cmd_keys)

@@ -8,7 +8,7 @@ from billing.db.credits import add_credit, credit_history, credit_standing
 from billing.db.quota import month_standing
 from billing.db.tenants import create_tenant, get_tenant, list_tenants, update_tenant
 from billing.report import money
-from proxy.cli.arguments import (TENANT_LIMIT_FLAGS, add_limit_flags, limit_values, non_negative_decimal,
+from proxy.cli.arguments import (FORMATS, TENANT_LIMIT_FLAGS, add_limit_flags, limit_values, non_negative_decimal,
                                  percentages, whole_number)
 from proxy.cli.output import render, to_json
 from proxy.cli.support import run_db, actor
@@ -105,7 +105,7 @@ def add_commands(sub) -> None:
         command.add_argument("--time-zone", metavar="IANA", help="where the tenant's month begins (default UTC)")
         command.add_argument("--alert-thresholds", type=percentages, metavar="50,80,100",
                              help="percent of a limit at which to send an alert")
-        command.add_argument("--format", choices=("table", "json", "csv"), default="table")
+        command.add_argument("--format", choices=FORMATS, default="table")
         if name == "update":
             command.add_argument("--rename", metavar="NEW_NAME")
             command.add_argument("--no-monthly-budget", action="store_true", help="remove the budget")
@@ -119,8 +119,8 @@ def add_commands(sub) -> None:
     for name in ("show", "suspend", "resume"):
         command = tenants_sub.add_parser(name)
         command.add_argument("name")
-        command.add_argument("--format", choices=("table", "json", "csv"), default="table")
-    tenants_sub.add_parser("list").add_argument("--format", choices=("table", "json", "csv"), default="table")
+        command.add_argument("--format", choices=FORMATS, default="table")
+    tenants_sub.add_parser("list").add_argument("--format", choices=FORMATS, default="table")
     tenants.set_defaults(handler=cmd_tenants)
 
 
@@ -131,8 +131,8 @@ def add_credit_commands(sub) -> None:
     add.add_argument("--tenant", required=True)
     add.add_argument("--amount", type=non_negative_decimal, required=True, metavar="USD")
     add.add_argument("--reason", required=True, metavar="TEXT")
-    add.add_argument("--format", choices=("table", "json", "csv"), default="table")
+    add.add_argument("--format", choices=FORMATS, default="table")
     show = credits_sub.add_parser("show", help="balance and top-ups")
     show.add_argument("--tenant", required=True)
-    show.add_argument("--format", choices=("table", "json", "csv"), default="table")
+    show.add_argument("--format", choices=FORMATS, default="table")
     credits.set_defaults(handler=cmd_credits)
