@@ -17,7 +17,7 @@ what the upstream charges outside the token counts. Pure.
 
 import math
 from collections import Counter
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from decimal import Decimal
 from typing import Any, Mapping
 
@@ -35,13 +35,26 @@ def reply_usage(reply: Mapping[str, Any]) -> Usage | None:
     usage = parse_usage(reply.get("usage"))
     if usage is None:
         return None
-    tier = reply.get("service_tier")
-    tier = tier[:32] if isinstance(tier, str) else None
+    tier = _tier(reply.get("service_tier"))
     tools = usage.tool_calls or tool_calls_in_output(reply.get("output"))
     tokens, hours = cache_storage(reply, usage) if "caching" in reply else (0, 0)
     if tier is None and not tools and not tokens:  # the common reply: nothing beyond its tokens
         return usage
     return replace(usage, tool_calls=tools, service_tier=tier, cache_storage_tokens=tokens, cache_storage_hours=hours)
+
+
+def _text(value: Any) -> str | None:
+    """A field that should hold a name, when it does (a list or object there is not one)."""
+    return value if isinstance(value, str) else None
+
+
+def _tier(value: Any) -> str | None:
+    """The tier as a short printable name (it is stored, and a NUL would make the entry one
+    Postgres refuses), or None."""
+    if not isinstance(value, str):
+        return None
+    tier = value[:32]
+    return tier if tier.isprintable() else None
 
 
 def tool_calls_in_output(output: Any) -> tuple[tuple[str, int], ...]:
@@ -50,7 +63,7 @@ def tool_calls_in_output(output: Any) -> tuple[tuple[str, int], ...]:
     counts: Counter[str] = Counter()
     containers = set()
     for item in output:
-        kind = item.get("type") if isinstance(item, dict) else None
+        kind = _text(item.get("type")) if isinstance(item, dict) else None
         if kind in _TOOL_ITEMS:
             counts[_TOOL_ITEMS[kind]] += 1
         elif kind == "code_interpreter_call":
@@ -65,7 +78,7 @@ def cache_storage(reply: Mapping[str, Any], usage: Usage) -> tuple[int, int]:
     caching = reply.get("caching")
     if not isinstance(caching, dict) or caching.get("type") != "enabled":
         return 0, 0
-    if reply.get("store") is False or reply.get("status") not in _STORED_STATUSES:
+    if reply.get("store") is False or _text(reply.get("status")) not in _STORED_STATUSES:
         return 0, 0
     if caching.get("prefix") is True:
         tokens = usage.input_tokens if usage.input_tokens >= PREFIX_CACHE_MIN_TOKENS else 0
@@ -98,3 +111,35 @@ def credited_hours(created_at: int, expire_at: int, deleted_at: float) -> int:
         return 0
     used = max(1, storage_hours(created_at, max(int(deleted_at), created_at)))
     return max(0, storage_hours(created_at, expire_at) - used)
+
+
+@dataclass(frozen=True)
+class StorageCredit:
+    """What deleting a stored reply early gives back: `hours` of its `tokens`' storage, priced
+    as `model` was at `created_at`."""
+    model: str
+    created_at: int
+    tokens: int
+    hours: int
+
+
+_LATEST_TIMESTAMP = 253_402_300_799  # 9999-12-31T23:59:59Z: any later one is not a date
+
+
+def storage_credit_of(reply: Any, deleted_at: float) -> StorageCredit | None:
+    """The credit a deletion at `deleted_at` earns for `reply` (the stored response, as the
+    upstream returns it), or None when it stores nothing, or says so in a shape we cannot read."""
+    if not isinstance(reply, dict):
+        return None
+    usage = reply_usage(reply)
+    model = reply.get("model")
+    created = _seconds(reply.get("created_at"))
+    if usage is None or not usage.cache_storage_token_hours or not isinstance(model, str) or created is None:
+        return None
+    expires = _seconds(reply.get("expire_at")) or created + DEFAULT_CACHE_LIFETIME_SECONDS
+    if not 0 <= created <= expires <= _LATEST_TIMESTAMP:
+        return None
+    hours = credited_hours(int(created), int(expires), deleted_at)
+    if not hours:
+        return None
+    return StorageCredit(model=model, created_at=int(created), tokens=usage.cache_storage_tokens, hours=hours)

@@ -58,9 +58,19 @@ class RequestBounds:
     content_tokens: int | None = None  # the most the body's own content can tokenize to; None: unknown
 
 
+MAX_DEPTH = 64  # deeper than any real body nests; beyond it a walk goes coarse, never recursing
+
+
+def _kind(value: Mapping[str, Any]) -> str | None:
+    """An object's `type` when it is a name: in a JSON schema it may be a list, an object..."""
+    kind = value.get("type")
+    return kind if isinstance(kind, str) else None
+
+
 def _parts(value: Any, depth: int = 0) -> Iterator[Mapping[str, Any]]:
-    """Every object in an input, however nested (bounded, as the body's own nesting is)."""
-    if depth > 64:
+    """Every object in an input down to `MAX_DEPTH` (parts deeper than that are counted as
+    text by `_content`, never as images or files)."""
+    if depth > MAX_DEPTH:
         return
     if isinstance(value, dict):
         yield value
@@ -80,14 +90,37 @@ def _content(value: Any, in_image: bool = False, depth: int = 0) -> int:
         if in_image and value.startswith("data:"):
             return 0
         return len(value) if value.isascii() else len(value.encode("utf-8", "surrogatepass"))
+    if depth > MAX_DEPTH and isinstance(value, (dict, list)):
+        return _coarse(value)
     if isinstance(value, dict):
-        if depth > 64:  # deeper than the body's own bound allows: count what is there coarsely
-            return len(repr(value))
-        image = in_image or value.get("type") in IMAGE_PARTS
+        image = in_image or _kind(value) in IMAGE_PARTS
         return sum(len(key) + TEMPLATE_TOKENS + _content(inner, image, depth + 1) for key, inner in value.items())
     if isinstance(value, list):
         return sum(TEMPLATE_TOKENS + _content(inner, in_image, depth + 1) for inner in value)
+    return _scalar(value)
+
+
+def _scalar(value: Any) -> int:
+    if isinstance(value, str):
+        return len(value) if value.isascii() else len(value.encode("utf-8", "surrogatepass"))
     return len(str(value))  # a number, true, false, null as written
+
+
+def _coarse(value: Any) -> int:
+    """`_content` of a deeply nested value without recursion, inline image data included
+    (so never less)."""
+    total, stack = 0, [value]
+    while stack:
+        current = stack.pop()
+        if isinstance(current, dict):
+            total += sum(len(key) + TEMPLATE_TOKENS for key in current)
+            stack.extend(current.values())
+        elif isinstance(current, list):
+            total += TEMPLATE_TOKENS * len(current)
+            stack.extend(current)
+        else:
+            total += _scalar(current)
+    return total
 
 
 def content_tokens(payload: Mapping[str, Any]) -> int:
@@ -147,10 +180,10 @@ def request_bounds(payload: Mapping[str, Any], endpoint: str, now_seconds: int) 
     return RequestBounds(
         output_cap=output_cap(payload, endpoint),
         choices=min(max(choices or 1, 1), MAX_CHOICES),
-        images=sum(1 for part in parts if part.get("type") in IMAGE_PARTS),
+        images=sum(1 for part in parts if _kind(part) in IMAGE_PARTS),
         # a conversation, or a stored prompt template, holds input of a size the body does not show
         unsized_input=payload.get("conversation") is not None or payload.get("prompt") is not None
-        or any(part.get("type") in UNSIZED_PARTS for part in parts),
+        or any(_kind(part) in UNSIZED_PARTS for part in parts),
         tools=tuple(built_in),
         max_tool_calls=_whole(payload.get("max_tool_calls")),
         reasoning=asks_for_reasoning(payload),

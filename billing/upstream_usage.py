@@ -10,6 +10,7 @@ A measure the source does not report is absent, and is not compared (OpenAI's Us
 counts reasoning inside output; a BytePlus bill counts tokens, not requests)."""
 
 import csv
+import functools
 import io
 import json
 import re
@@ -28,6 +29,21 @@ class BillFormatError(ValueError):
     pass
 
 
+def _read_as_bill(read: Callable[..., Totals]) -> Callable[..., Totals]:
+    """A bill in a shape its reader does not expect (a field missing, a list where an object
+    goes, a date out of range) is a BillFormatError that says so, never a crash."""
+    @functools.wraps(read)
+    def reading(*args: Any, **kwargs: Any) -> Totals:
+        try:
+            return read(*args, **kwargs)
+        except BillFormatError:
+            raise
+        except (AttributeError, KeyError, TypeError, ValueError, OverflowError, OSError, InvalidOperation) as error:
+            raise BillFormatError(f"{read.__name__}: the bill is not in the shape expected "
+                                  f"({type(error).__name__}: {error})") from None
+    return reading
+
+
 def _add(totals: Totals, day: str, model: str, measure: str, value: Decimal) -> None:
     row = totals.setdefault((day, model), {})
     row[measure] = row.get(measure, Decimal(0)) + value
@@ -37,6 +53,7 @@ def _day(unix_seconds: int) -> str:
     return datetime.fromtimestamp(unix_seconds, timezone.utc).strftime("%Y-%m-%d")
 
 
+@_read_as_bill
 def openai_usage(pages: Iterable[Mapping[str, Any]], normalize: Callable[[str], str] = str) -> Totals:
     """Pages of `/organization/usage/completions` and `/organization/usage/embeddings`."""
     totals: Totals = {}
@@ -53,6 +70,7 @@ def openai_usage(pages: Iterable[Mapping[str, Any]], normalize: Callable[[str], 
     return totals
 
 
+@_read_as_bill
 def openai_costs(pages: Iterable[Mapping[str, Any]], normalize: Callable[[str], str] = str) -> Totals:
     """Pages of `/organization/costs?group_by=line_item`. Amounts are JSON numbers: parse the
     pages with `parse_float=Decimal` so no float ever holds them."""
@@ -125,6 +143,7 @@ def _decimal(value: Any, where: str) -> Decimal:
         raise BillFormatError(f"{where}: {value!r} is not a number") from None
 
 
+@_read_as_bill
 def byteplus_bill(text: str, normalize: Callable[[str], str] = str) -> Totals:
     """A ModelArk bill-details export: CSV with a header row, or ListBillDetail JSON
     (`{"Result": {"List": [...]}}` or the list itself)."""

@@ -111,9 +111,10 @@ class Capture:
             self.output_text_bytes += len(text.encode())
 
     def _count_content(self, data: str) -> None:
-        chunk = _decode(data)
-        for choice in (chunk or {}).get("choices") or ():
-            content = (choice.get("delta") or {}).get("content") if isinstance(choice, dict) else None
+        choices = (_decode(data) or {}).get("choices")
+        for choice in choices if isinstance(choices, list) else ():
+            delta = choice.get("delta") if isinstance(choice, dict) else None
+            content = delta.get("content") if isinstance(delta, dict) else None
             if isinstance(content, str):
                 self.output_text_bytes += len(content.encode())
 

@@ -14,7 +14,7 @@ import orjson
 from billing.keys import KeyGrant
 from billing.ledger import CallContext, LedgerEntry, build_entry
 from billing.quota import period_start
-from billing.reply import DEFAULT_CACHE_LIFETIME_SECONDS, credited_hours, reply_usage
+from billing.reply import storage_credit_of
 from billing.usage import Usage
 from proxy.errors import ApiError
 from proxy.gateway.headers import upstream_request_headers
@@ -45,23 +45,23 @@ async def _credit(state: ProxyState, grant: KeyGrant, target: Upstream, response
         body = await read_body(upstream, settings.max_upstream_body_bytes, settings.idle_timeout(target))
     finally:
         upstream.release()
-    reply = orjson.loads(body) if 200 <= upstream.status < 300 else None
-    usage = reply_usage(reply) if isinstance(reply, dict) else None
-    if usage is None or not usage.cache_storage_token_hours:
+    try:
+        reply = orjson.loads(body) if 200 <= upstream.status < 300 else None
+    except orjson.JSONDecodeError:
+        reply = None
+    stored = storage_credit_of(reply, time.time())
+    if stored is None:
         return None
-    created = int(reply["created_at"])
-    expires = int(reply.get("expire_at") or created + DEFAULT_CACHE_LIFETIME_SECONDS)
-    hours = credited_hours(created, expires, time.time())
     now = datetime.now(timezone.utc)
-    price = state.mirror.pricebook.resolve(str(reply.get("model")), datetime.fromtimestamp(created, timezone.utc),
+    price = state.mirror.pricebook.resolve(stored.model, datetime.fromtimestamp(stored.created_at, timezone.utc),
                                            grant.tenant_id)
-    if not hours or price is None:
+    if price is None:
         return None
     call = CallContext(request_id=uuid4(), tenant_id=grant.tenant_id, key_id=grant.key_id,
                        endpoint="responses.delete", stream=False, started_at=now, price=price,
                        price_multiplier=grant.price_multiplier, quota_period=period_start(now, grant.time_zone),
                        upstream=target.name)
-    credit = Usage(cache_storage_tokens=usage.cache_storage_tokens, cache_storage_hours=-hours,
-                   flags=("cache_storage_credit",), raw={"credited_storage_hours": hours})
+    credit = Usage(cache_storage_tokens=stored.tokens, cache_storage_hours=-stored.hours,
+                   flags=("cache_storage_credit",), raw={"credited_storage_hours": stored.hours})
     return build_entry(call, credit, status="credit", upstream_response_id=response_id, finished_at=now,
                        first_byte_ms=None)
