@@ -22,7 +22,8 @@ from proxy.gateway.auth import authenticate, check_model_allowed
 from proxy.gateway.calls import owned_upstream, read_request_body
 from proxy.gateway.relay import CLIENT_GONE
 from proxy.gateway.headers import client_response_headers, upstream_request_headers
-from proxy.gateway.request_body import json_object
+from proxy.gateway.paths import query_suffix, upstream_path
+from proxy.gateway.request_body import check_fields_acted_on, json_object
 from proxy.config.routing import Upstream
 from proxy.gateway.sse import SseParser
 from proxy.gateway.state import STATE, ProxyState
@@ -35,7 +36,7 @@ async def relay(request: web.Request, state: ProxyState, target: Upstream, path:
                 body: bytes | None = None, capture: Capture | None = None) -> web.StreamResponse:
     """Forward the client's request to `target` and its reply back, watched by `capture`."""
     settings = state.settings
-    url = target.base_url + path + (f"?{request.query_string}" if request.query_string else "")
+    url = target.base_url + path + query_suffix(request)
     headers = upstream_request_headers(request.headers.items(), target.api_key, state.header_rule)
     upstream = await call_upstream(state.http, request.method, url, headers, body,
                                    first_byte_timeout=settings.first_byte_timeout(target))
@@ -69,11 +70,12 @@ async def owned_response(request: web.Request) -> web.StreamResponse:
     cache storage early is credited the hours it will not be stored."""
     state = request.app[STATE]
     grant = await authenticate(request, state)
+    path = upstream_path(request)  # checks the id before any lookup
     response_id = request.match_info["response_id"]
     target = state.router.named((await state.owners.require(response_id, grant.tenant_id, None)).upstream)
     credit = await storage_credit(state, grant, target, response_id) if request.method == "DELETE" else None
     capture = Capture()
-    response = await relay(request, state, target, request.path.removeprefix("/v1"), capture=capture)
+    response = await relay(request, state, target, path, capture=capture)
     settle_from_capture(state, capture)
     if credit is not None and 200 <= response.status < 300:
         state.writer.submit(credit)
@@ -104,9 +106,10 @@ async def owned_conversation(request: web.Request) -> web.StreamResponse:
     """A conversation and its items, for the tenant that created it."""
     state = request.app[STATE]
     grant = await authenticate(request, state)
+    path = upstream_path(request)  # checks the conversation's and the item's ids before any lookup
     upstream = (await state.owners.require(request.match_info["conversation_id"], grant.tenant_id, None)).upstream
     body = await read_request_body(request, state.settings.client_timeout) if request.method == "POST" else None
-    return await relay(request, state, state.router.named(upstream), request.path.removeprefix("/v1"), body)
+    return await relay(request, state, state.router.named(upstream), path, body)
 
 
 async def count_input_tokens(request: web.Request) -> web.StreamResponse:
@@ -115,6 +118,7 @@ async def count_input_tokens(request: web.Request) -> web.StreamResponse:
     grant = await authenticate(request, state)
     body = await read_request_body(request, state.settings.client_timeout)
     payload = json_object(body)
+    check_fields_acted_on(payload)
     model = payload.get("model")
     target = state.router.for_model(model) if isinstance(model, str) else state.router.default
     if isinstance(model, str):

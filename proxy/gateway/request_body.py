@@ -22,7 +22,9 @@ from typing import Any
 import orjson
 
 from proxy.errors import ApiError
+from proxy.gateway.paths import MAX_ID_CHARS, is_id
 
+_SERVICE_TIER = re.compile(r"[a-z][a-z0-9_-]{0,31}")  # auto, default, flex, priority, scale, ...
 MAX_MODEL_CHARS = 256  # far above any real name; a model name is stored on every ledger row
 MAX_OUTPUT_LIMIT = 10_000_000  # far above any model's; it bounds the quota estimate
 UNSTREAMED = {"embeddings": "embeddings", "responses.compact": "responses/compact"}
@@ -101,6 +103,28 @@ def check_prefix_caching(payload: dict[str, Any]) -> None:
                        "support it); drop one of them.", "max_output_tokens")
 
 
+def check_fields_acted_on(payload: dict[str, Any]) -> None:
+    """The fields that decide how a call is polled, billed or continued, in the one shape each
+    may have: a `background` of `1` would go upstream as a background job the proxy never
+    polls, and a NUL in `service_tier` would come back in the reply and make its entry one
+    the ledger cannot store."""
+    for name in ("background", "store"):
+        if payload.get(name) is not None and not isinstance(payload[name], bool):
+            raise _invalid(f"`{name}` must be a boolean.", name)
+    tier = payload.get("service_tier")
+    if tier is not None and not (isinstance(tier, str) and _SERVICE_TIER.fullmatch(tier)):
+        raise _invalid("`service_tier` must be a tier name such as `auto`, `default`, `flex` or `priority`.",
+                       "service_tier")
+    previous = payload.get("previous_response_id")
+    if previous is not None and not is_id(previous):
+        raise _invalid(f"`previous_response_id` must be a response id: letters, digits, `_` and `-`, at most "
+                       f"{MAX_ID_CHARS} characters.", "previous_response_id")
+    conversation = payload.get("conversation")
+    conversation_id = conversation.get("id") if isinstance(conversation, dict) else conversation
+    if conversation is not None and not is_id(conversation_id):
+        raise _invalid("`conversation` must be a conversation id, or an object whose `id` is one.", "conversation")
+
+
 def parse_request(raw: bytes, *, endpoint: str) -> ClientRequest:
     if not raw:
         raise _invalid("The request body is empty; send a JSON object.")
@@ -143,6 +167,7 @@ def parse_request(raw: bytes, *, endpoint: str) -> ClientRequest:
         raise _invalid("`messages` is required and must be an array.", "messages")
     if endpoint == "embeddings" and not isinstance(payload.get("input"), (str, list)):
         raise _invalid("`input` is required: a string, an array of strings or of token arrays.", "input")
+    check_fields_acted_on(payload)
     stream = payload.get("stream", False)
     if stream is None:
         stream = False

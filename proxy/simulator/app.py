@@ -20,7 +20,7 @@ async def forget(request: web.Request) -> web.Response:
 
 
 def create_simulator(api_key: str | None = None, admin_key: str | None = None) -> web.Application:
-    app = web.Application(client_max_size=64 * 1024 * 1024)
+    app = web.Application(client_max_size=64 * 1024 * 1024, middlewares=[wire.log_paths])
     app[SIM_STATE] = SimulatorState(api_key=api_key)
     if admin_key:
         app[usage.ADMIN_KEY] = admin_key

@@ -65,6 +65,7 @@ class SimulatorState:
     requests: list[dict[str, Any]] = field(default_factory=list)
     billed: list[str] = field(default_factory=list)  # ids of the replies generated, as the upstream bills
     usage_records: list[dict[str, Any]] = field(default_factory=list)  # what each billed reply bills
+    paths: list[tuple[str, str]] = field(default_factory=list)  # (method, raw path) of every request received
 
     def bill(self, reply_id: str, endpoint: str, model: str, usage: dict[str, Any], *, status: str = "completed",
              service_tier: str | None = None, tool_calls: dict[str, int] | None = None,
@@ -149,6 +150,15 @@ def sse_frame(event_type: str | None, payload: dict[str, Any]) -> bytes:
 def header_int(request: web.Request, name: str, default: int | None = None) -> int | None:
     value = request.headers.get(name)
     return int(value) if value is not None else default
+
+
+@web.middleware
+async def log_paths(request: web.Request, handler: Any) -> web.StreamResponse:
+    """Every request's method and path as it arrived (routed or not), so a test can see
+    exactly what reached the upstream."""
+    if not request.raw_path.startswith("/_sim/"):
+        request.app[SIM_STATE].paths.append((request.method, request.raw_path.split("?", 1)[0]))
+    return await handler(request)
 
 
 async def list_requests(request: web.Request) -> web.Response:

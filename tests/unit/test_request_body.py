@@ -122,3 +122,29 @@ def test_output_limits_must_be_sane_whole_numbers(limit):
     with pytest.raises(ApiError) as refused:
         parse_request(b'{"model":"m","max_output_tokens":' + limit + b"}", endpoint="responses")
     assert refused.value.param == "max_output_tokens"
+
+
+@pytest.mark.parametrize(("field", "value"), [
+    ("background", 1), ("background", "true"), ("background", {}), ("store", "false"), ("store", 0),
+    ("service_tier", "flex\u0000"), ("service_tier", "Priority"), ("service_tier", "x" * 33), ("service_tier", 1),
+    ("service_tier", ["auto"]), ("previous_response_id", "../resp_1"), ("previous_response_id", ""),
+    ("previous_response_id", "r" * 129), ("previous_response_id", ["resp_1"]), ("conversation", "conv_1/items"),
+    ("conversation", {"id": 5}), ("conversation", {}), ("conversation", 3),
+])
+def test_fields_the_proxy_acts_on_have_one_shape(field, value):
+    """A `background` of 1 would go upstream as a job the proxy never polls; a NUL in a tier
+    comes back in the reply; an id is looked up and named in the 404."""
+    for endpoint, body in (("responses", {"input": "x"}), ("chat.completions", {"messages": []})):
+        with pytest.raises(ApiError) as error:
+            parse_request(orjson.dumps({"model": "m", **body, field: value}), endpoint=endpoint)
+        assert error.value.status == 400 and error.value.param == field
+
+
+@pytest.mark.parametrize(("field", "value"), [
+    ("background", True), ("background", False), ("background", None), ("store", False), ("service_tier", "auto"),
+    ("service_tier", "priority"), ("service_tier", None), ("previous_response_id", "resp_0217" + "a" * 40),
+    ("conversation", "conv_abc"), ("conversation", {"id": "conv_abc"}), ("previous_response_id", None),
+])
+def test_fields_the_proxy_acts_on_in_their_shape_pass(field, value):
+    request = parse_request(orjson.dumps({"model": "m", "input": "x", field: value}), endpoint="responses")
+    assert request.background is (value is True and field == "background")
