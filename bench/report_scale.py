@@ -31,7 +31,7 @@ async def generate(url: str, entries: int, tenants: int, keys_per_tenant: int) -
     conn = await asyncpg.connect(plain_url(url))
     started = time.perf_counter()
     try:
-        await conn.execute("INSERT INTO tenants (name) SELECT 'tenant-' || i FROM generate_series(1, $1) i", tenants)
+        await conn.execute("INSERT INTO tenants (name, name_key) SELECT 'tenant-' || i, 'tenant-' || i FROM generate_series(1, $1) i", tenants)
         await conn.execute("""
             INSERT INTO api_keys (tenant_id, display_prefix, label)
             SELECT t.id, 'bpk_bench' || t.id || '_' || k, 'bench' FROM tenants t, generate_series(1, $1) k

@@ -1,4 +1,7 @@
-"""Tenants (teams) in the database. Every change is audited in its own transaction."""
+"""Tenants (teams) in the database. Every change is audited in its own transaction.
+
+A name is normalised on the way in (`billing/operator_text.py`), and no two tenants share
+a `name_key`: "Alpha" or "ａｌｐｈａ" beside "alpha" is refused as a look-alike."""
 
 from dataclasses import dataclass
 from datetime import datetime
@@ -10,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from billing.db.audit import record
 from billing.db.tables import tenants
+from billing.operator_text import name_key, tenant_name
 from billing.quota import check_thresholds, check_time_zone
 
 
@@ -23,6 +27,10 @@ class AlreadyExists(ValueError):
 
 class Conflict(ValueError):
     pass
+
+
+class LookAlike(AlreadyExists):
+    """A new name that is another tenant's but for case, width or spacing."""
 
 
 @dataclass(frozen=True)
@@ -81,14 +89,17 @@ async def create_tenant(engine: AsyncEngine, name: str, *, monthly_budget_usd: D
                         actor: str = "system", **limits) -> Tenant:
     """A new tenant; `limits` are any of `LIMITS`."""
     limits = _limits(limits)
+    name = tenant_name(name)
     check_time_zone(time_zone)
     thresholds = check_thresholds(alert_thresholds) if alert_thresholds is not None else [50, 80, 100]
     try:
         async with engine.begin() as conn:
+            await _refuse_look_alike(conn, name)
             row = (await conn.execute(
                 insert(tenants)
-                .values(name=name, monthly_budget_usd=monthly_budget_usd, monthly_token_quota=monthly_token_quota,
-                        price_multiplier=price_multiplier, time_zone=time_zone, alert_thresholds=thresholds,
+                .values(name=name, name_key=name_key(name), monthly_budget_usd=monthly_budget_usd,
+                        monthly_token_quota=monthly_token_quota, price_multiplier=price_multiplier,
+                        time_zone=time_zone, alert_thresholds=thresholds,
                         **{name: value for name, value in limits.items() if value is not None})
                 .returning(*_COLUMNS)
             )).one()
@@ -96,8 +107,36 @@ async def create_tenant(engine: AsyncEngine, name: str, *, monthly_budget_usd: D
                          monthly_budget_usd=monthly_budget_usd, monthly_token_quota=monthly_token_quota,
                          price_multiplier=price_multiplier, **limits)
     except IntegrityError:
-        raise AlreadyExists(f"tenant {name!r} already exists") from None
+        raise await _taken(engine, name) from None
     return _tenant(row)
+
+
+async def _existing_name(conn, name: str, other_than: int | None = None) -> str | None:
+    """The name of the tenant (other than `other_than`) whose name key is `name`'s."""
+    query = select(tenants.c.name).where(tenants.c.name_key == name_key(name))
+    if other_than is not None:
+        query = query.where(tenants.c.id != other_than)
+    return (await conn.execute(query)).scalar_one_or_none()
+
+
+def _refusal(name: str, existing: str) -> AlreadyExists:
+    if existing == name:
+        return AlreadyExists(f"tenant {name!r} already exists")
+    return LookAlike(f"tenant name {name!r} is too like the existing tenant {existing!r} (names that differ only in "
+                     "case, width or spacing are the same tenant)")
+
+
+async def _refuse_look_alike(conn, name: str, other_than: int | None = None) -> None:
+    existing = await _existing_name(conn, name, other_than)
+    if existing is not None:
+        raise _refusal(name, existing)
+
+
+async def _taken(engine: AsyncEngine, name: str) -> AlreadyExists:
+    """Why an insert or rename lost a race to another with the same name key."""
+    async with engine.connect() as conn:
+        existing = await _existing_name(conn, name)
+    return _refusal(name, existing if existing is not None else name)
 
 
 async def list_tenants(engine: AsyncEngine) -> list[Tenant]:
@@ -119,6 +158,8 @@ async def update_tenant(engine: AsyncEngine, tenant: str | int, *, name=UNSET, m
                         monthly_token_quota=UNSET, status=UNSET, price_multiplier=UNSET, time_zone=UNSET,
                         alert_thresholds=UNSET, actor: str = "system", **limits) -> Tenant:
     limits = _limits(limits)
+    if name is not UNSET:
+        name = tenant_name(name)
     if time_zone is not UNSET:
         check_time_zone(time_zone)
     if alert_thresholds is not UNSET:
@@ -131,6 +172,8 @@ async def update_tenant(engine: AsyncEngine, tenant: str | int, *, name=UNSET, m
                               ("alert_thresholds", alert_thresholds))
         if value is not UNSET
     } | limits
+    if name is not UNSET:
+        values["name_key"] = name_key(name)
     if values.get("prepaid", False) is None:
         raise ValueError("prepaid is true or false")
     if not values:
@@ -138,11 +181,17 @@ async def update_tenant(engine: AsyncEngine, tenant: str | int, *, name=UNSET, m
     action = {"suspended": "tenant.suspend", "active": "tenant.resume"}.get(values.get("status"), "tenant.update")
     try:
         async with engine.begin() as conn:
+            if name is not UNSET:
+                current = (await conn.execute(select(tenants.c.id).where(_where(tenant)))).scalar_one_or_none()
+                if current is None:
+                    raise _missing(tenant)
+                await _refuse_look_alike(conn, name, other_than=current)
             row = (await conn.execute(update(tenants).where(_where(tenant)).values(**values)
                                       .returning(*_COLUMNS))).one_or_none()
             if row is None:
                 raise _missing(tenant)
-            await record(conn, actor, action, f"tenant:{row.id}", **values)
+            audited = {k: v for k, v in values.items() if k != "name_key"}
+            await record(conn, actor, action, f"tenant:{row.id}", **audited)
     except IntegrityError:
-        raise AlreadyExists(f"tenant {values.get('name')!r} already exists") from None
+        raise await _taken(engine, name) from None
     return _tenant(row)

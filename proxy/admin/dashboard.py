@@ -6,6 +6,7 @@ token, never the token itself)."""
 
 import hashlib
 import hmac
+import re
 import time
 from datetime import datetime, timezone
 
@@ -16,9 +17,11 @@ from billing.db.limit_use import limit_uses
 from billing.db.refusals import refusals_by_tenant
 from billing.db.reports import monthly_report
 from billing.db.tenants import get_tenant, list_tenants
+from billing.operator_text import MAX_NAME_LENGTH, TextError, line_text
 from billing.report import parse_month, previous_month
 from billing.statement import statement_csv, statement_from
 from proxy.admin.markup import issued_today
+from proxy.admin.models.fields import MONTH_PATTERN
 from proxy.admin.pages import dashboard_page, login_page, statement_page, tenant_page
 from proxy.admin.sections import credit_section, limits_section
 from proxy.errors import ApiError
@@ -42,26 +45,54 @@ def _token(request: web.Request) -> str:
 
 
 def _signed_in(request: web.Request) -> bool:
-    token, guard = _token(request), request.app[ADMIN_GUARD]
-    guard.check(request.remote)
+    """The right bearer token or a valid session cookie; a wrong bearer token is counted
+    (and, past the guard's limit, refused with 429) only when no valid cookie comes with it."""
+    token = _token(request)
     given = bearer_token(request.headers)
-    if given is not None:
-        if same_secret(given, token):
-            return True
-        guard.failed(request.remote, request.path)
+    if given is not None and same_secret(given, token):
+        return True
     expires, _, signature = request.cookies.get(COOKIE, "").partition(".")
     # an expiry is a Unix time: ASCII digits, far fewer than int() refuses (4,300)
-    return (expires.isascii() and expires.isdigit() and len(expires) <= 12 and int(expires) > time.time()
-            and same_secret(signature, _signature(token, int(expires))))
+    if (expires.isascii() and expires.isdigit() and len(expires) <= 12 and int(expires) > time.time()
+            and same_secret(signature, _signature(token, int(expires)))):
+        return True
+    if given is not None:
+        request.app[ADMIN_GUARD].failed(request.remote, request.path)
+    return False
 
 
 def _month(request: web.Request) -> str:
+    """`?month=YYYY-MM` (default: this month), within the years the admin API's reports
+    take (its previous month, shown beside it, must be a month too)."""
     month = request.query.get("month") or datetime.now(timezone.utc).strftime("%Y-%m")
-    try:
-        parse_month(month)
-    except ValueError as exc:
-        raise ApiError(400, str(exc), param="month") from None
+    if not re.fullmatch(MONTH_PATTERN, month):
+        shown = month if len(month) <= 20 else month[:20] + "..."
+        raise ApiError(400, f"month must be YYYY-MM between 1970-01 and 9899-12, not {shown!r}", param="month")
     return month
+
+
+def _choice(request: web.Request, name: str, choices: tuple[str, ...]) -> str:
+    """`?name=` one of `choices` (absent or empty: the first)."""
+    value = request.query.get(name) or choices[0]
+    if value not in choices:
+        raise ApiError(400, f"{name} must be one of {', '.join(choices)}", param=name)
+    return value
+
+
+async def _tenant_name(request: web.Request) -> str:
+    """`?tenant=`: the name of an existing tenant (400 if it could be no tenant's, 404 if none has it)."""
+    name = request.query.get("tenant", "")
+    try:
+        line_text(name, "tenant", MAX_NAME_LENGTH)
+        if not name:
+            raise TextError("tenant is required: the name of the tenant to show")
+    except TextError as exc:
+        raise ApiError(400, str(exc), param="tenant") from None
+    try:
+        await get_tenant(request.app[STATE].engine, name)
+    except LookupError:
+        raise ApiError(404, f"No tenant named {name!r}.", code="tenant_not_found", param="tenant") from None
+    return name
 
 
 def _html(body: str, status: int = 200) -> web.Response:
@@ -73,7 +104,7 @@ async def dashboard(request: web.Request) -> web.Response:
     if not _signed_in(request):
         raise web.HTTPFound("/admin/login")
     month, engine = _month(request), request.app[STATE].engine
-    stack = "model" if request.query.get("stack") == "model" else "tenant"
+    stack = _choice(request, "stack", ("tenant", "model"))
     reports = [await monthly_report(engine, month, by=by) for by in ((), ("tenant",), ("day", stack),
                                                                      ("key", "tenant"), ("model",))]
     prepaid = [t for t in await list_tenants(engine) if t.prepaid]
@@ -92,11 +123,7 @@ async def dashboard(request: web.Request) -> web.Response:
 async def tenant(request: web.Request) -> web.Response:
     if not _signed_in(request):
         raise web.HTTPFound("/admin/login")
-    month, engine, name = _month(request), request.app[STATE].engine, request.query.get("tenant", "")
-    try:
-        await get_tenant(engine, name)
-    except LookupError:
-        raise ApiError(404, f"No tenant named {name!r}.", code="tenant_not_found", param="tenant") from None
+    month, engine, name = _month(request), request.app[STATE].engine, await _tenant_name(request)
     reports = [await monthly_report(engine, month, tenant=name, by=by)
                for by in ((), ("day", "model"), ("key", "tenant"), ("model",))]
     start, end = parse_month(month)
@@ -111,10 +138,11 @@ async def tenant(request: web.Request) -> web.Response:
 async def statement(request: web.Request) -> web.Response:
     if not _signed_in(request):
         raise web.HTTPFound("/admin/login")
-    tenant = request.query.get("tenant", "")
-    report = await monthly_report(request.app[STATE].engine, _month(request), tenant=tenant, by=("model",))
+    month, tenant = _month(request), await _tenant_name(request)
+    kind = _choice(request, "format", ("html", "csv"))
+    report = await monthly_report(request.app[STATE].engine, month, tenant=tenant, by=("model",))
     result = statement_from(report)
-    if request.query.get("format") == "csv":
+    if kind == "csv":
         return web.Response(text=statement_csv(result), content_type="text/csv", headers={
             "Content-Disposition": f'attachment; filename="statement-{result.month}.csv"'})
     return _html(statement_page(result, issued_today()))
@@ -126,11 +154,10 @@ async def login_form(request: web.Request) -> web.Response:
 
 
 async def login(request: web.Request) -> web.Response:
-    token, guard = _token(request), request.app[ADMIN_GUARD]
-    guard.check(request.remote)
+    token = _token(request)
     form = await request.post()
     if not same_secret(str(form.get("token", "")), token):
-        guard.failed(request.remote, request.path)
+        request.app[ADMIN_GUARD].failed(request.remote, request.path)
         return _html(login_page("That is not the admin token."), status=401)
     expires = int(time.time()) + SESSION_SECONDS
     response = web.HTTPFound("/admin/dashboard")

@@ -1,6 +1,13 @@
 """Guessing the admin token: every wrong one is logged, and an address that sends too many
-in a minute is refused (429) for the rest of that minute, right token or not, so that
-guesses cannot be made faster than `MAX_FAILURES` a minute per address."""
+in a minute has its further wrong tokens refused (429) for the rest of that minute.
+
+Only wrong tokens count and only wrong tokens are refused: a request bearing the right
+admin or metrics token is never throttled, so nobody can lock the operator out by sending
+wrong tokens from the operator's address (or through the same NAT or load balancer).
+Guessing is bounded by the tokens' length (at least 24 characters), not by this guard;
+the guard keeps a guesser from flooding the logs and from learning anything quickly.
+Tokens are compared in constant time by the callers (`proxy.gateway.headers.same_secret`).
+"""
 
 import logging
 import math
@@ -30,20 +37,23 @@ class AdminGuard:
         return failures
 
     def check(self, address: str | None) -> None:
-        """Refuse an address that failed too often lately (before its token is looked at)."""
+        """Nothing: kept for callers written when the guard refused an address before its
+        token was looked at. A request is judged by its token; see `failed`."""
+
+    def failed(self, address: str | None, where: str) -> None:
+        """A wrong token from `address`: counted and logged, or, once the address has sent
+        `max_failures` of them within the window, refused with 429 (not counted again, so
+        `Retry-After` is when the address may try again)."""
         now = time.monotonic()
-        failures = self._recent(address or "", now)
+        key = address or ""
+        failures = self._recent(key, now)
         if len(failures) >= self.max_failures:
             retry_after = max(1, math.ceil(failures[0] + self.window - now))
             raise ApiError(429, f"Too many wrong admin tokens from this address; try again in {retry_after} s.",
                            type="rate_limit_exceeded", code="rate_limit_exceeded",
                            headers={"Retry-After": str(retry_after)})
-
-    def failed(self, address: str | None, where: str) -> None:
-        now = time.monotonic()
-        failures = self._recent(address or "", now)
         failures.append(now)
-        self._failures[address or ""] = failures
+        self._failures[key] = failures
         if len(self._failures) > MAX_ADDRESSES:
             del self._failures[next(iter(self._failures))]
         log.warning("wrong admin token from %s on %s (%d in the last %g s)", address, where, len(failures),

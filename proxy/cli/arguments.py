@@ -5,6 +5,7 @@ import argparse
 from datetime import datetime, timezone
 from decimal import Decimal, InvalidOperation
 
+from billing import operator_text
 from billing.catalog import NAME_PATTERN
 from billing.report import parse_dimensions, parse_month
 from proxy.cli.output import parse_duration
@@ -75,6 +76,12 @@ percentages = argument_type(lambda text: [int(v) for v in text.split(",") if v.s
 model_names = argument_type(lambda text: [m.strip() for m in text.split(",") if m.strip()] or _no_models())
 dimensions = argument_type(parse_dimensions)
 year_month = argument_type(lambda text: (parse_month(text), text)[1])
+# Free text (billing/operator_text.py): no control characters; a reason may span lines.
+one_line = argument_type(lambda text: operator_text.line_text(text, "the value"))
+reason = argument_type(lambda text: operator_text.lines_text(text, "the reason"))
+new_tenant_name = argument_type(operator_text.tenant_name)
+tenant_text = argument_type(lambda text: operator_text.line_text(text, "a tenant name",
+                                                                 4 * operator_text.MAX_NAME_LENGTH))
 
 # (flag, column, parser, metavar) of the limits beside the monthly ones; `--no-FLAG` clears one.
 TENANT_LIMIT_FLAGS = (("daily-budget", "daily_budget_usd", non_negative_decimal, "USD"),

@@ -13,7 +13,7 @@ from billing.db.reports import upstream_day_model_totals
 from billing.report import money, parse_month
 from billing.upstream_usage import (MEASURES, OTHER, BillFormatError, Tolerance, Totals, byteplus_bill, drift,
                                     merged, openai_costs, openai_usage)
-from proxy.cli.arguments import FORMATS
+from proxy.cli.arguments import FORMATS, one_line, reason, tenant_text
 from proxy.cli.output import render, to_json
 from proxy.cli.support import CliError, run_db, actor
 from proxy.config.routing import DEFAULT
@@ -242,9 +242,9 @@ def add_finance_commands(sub, data_command, month_type) -> None:
     upstream.set_defaults(handler=cmd_reconcile_upstream)
 
     adjust = data_command("adjust", help="credit (negative) or charge (positive) a tenant's month, audited")
-    adjust.add_argument("--tenant", required=True)
+    adjust.add_argument("--tenant", required=True, type=tenant_text)
     adjust.add_argument("--amount", required=True, type=_usd, metavar="USD")
-    adjust.add_argument("--reason", required=True)
+    adjust.add_argument("--reason", required=True, type=reason)
     adjust.add_argument("--month", type=month_type, metavar="YYYY-MM", help="default: the current month (UTC)")
     adjust.set_defaults(handler=cmd_adjust)
 
@@ -261,5 +261,5 @@ def add_finance_commands(sub, data_command, month_type) -> None:
     status = exports_sub.add_parser("status", help="per sink: pending, lag, held tenants, last error")
     status.add_argument("--format", choices=FORMATS, default="table")
     retry = exports_sub.add_parser("retry", help="retry held tenants now instead of after their backoff")
-    retry.add_argument("--sink")
+    retry.add_argument("--sink", type=one_line)
     exports.set_defaults(handler=cmd_exports)

@@ -6,7 +6,7 @@ from datetime import datetime, timedelta, timezone
 
 from billing.db.keys import get_key, issue_key, list_keys, revoke_key, rotate_key, update_key
 from proxy.cli.arguments import (FORMATS, KEY_LIMIT_FLAGS, add_limit_flags, duration, limit_values, model_names,
-                                 non_negative_decimal)
+                                 non_negative_decimal, one_line, tenant_text)
 from proxy.cli.output import render, to_json
 from proxy.cli.support import run_db, actor
 from proxy.config.settings import Settings
@@ -69,15 +69,15 @@ def add_commands(sub) -> None:
     keys = sub.add_parser("keys", help="issue and revoke tenant API keys")
     keys_sub = keys.add_subparsers(dest="keys_command", required=True)
     issue = keys_sub.add_parser("issue")
-    issue.add_argument("--tenant", required=True)
-    issue.add_argument("--label")
+    issue.add_argument("--tenant", required=True, type=tenant_text)
+    issue.add_argument("--label", type=one_line)
     issue.add_argument("--expires-in", type=duration, metavar="30d")
     issue.add_argument("--models", type=model_names, metavar="a,b*", help="allow only these models (names or patterns)")
     issue.add_argument("--monthly-budget", type=non_negative_decimal, metavar="USD")
     add_limit_flags(issue, KEY_LIMIT_FLAGS, clearable=False)
     issue.add_argument("--format", choices=("table", "json"), default="table")
     listing = keys_sub.add_parser("list")
-    listing.add_argument("--tenant")
+    listing.add_argument("--tenant", type=tenant_text)
     listing.add_argument("--format", choices=FORMATS, default="table")
     for name in ("show", "revoke"):
         command = keys_sub.add_parser(name)
@@ -90,7 +90,7 @@ def add_commands(sub) -> None:
     rotate.add_argument("--format", choices=("table", "json"), default="table")
     change = keys_sub.add_parser("update")
     change.add_argument("id", type=int)
-    change.add_argument("--label")
+    change.add_argument("--label", type=one_line)
     change.add_argument("--models", type=model_names, metavar="a,b*")
     change.add_argument("--any-model", action="store_true", help="remove the allow-list")
     change.add_argument("--monthly-budget", type=non_negative_decimal, metavar="USD")

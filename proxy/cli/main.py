@@ -1,6 +1,7 @@
 """`billing-proxy`: the parser of every command group, and running the command it names."""
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -38,7 +39,27 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# What a shell reports for a command killed by SIGPIPE (128 + 13), as `yes | head -1` does.
+BROKEN_PIPE_STATUS = 141
+
+
 def main(argv: list[str] | None = None) -> int:
+    """Run a command; its exit status. A reader that stops early (`billing-proxy tenants
+    list | head -1`) ends the command quietly, with the status a shell gives SIGPIPE."""
+    try:
+        try:
+            return _run(argv)
+        finally:
+            sys.stdout.flush()  # here, where a closed pipe can be caught, not at interpreter exit
+    except BrokenPipeError:
+        # Python would flush stdout again at exit and complain: point it at /dev/null.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+        return BROKEN_PIPE_STATUS
+
+
+def _run(argv: list[str] | None) -> int:
     args = build_parser().parse_args(argv)
     try:
         settings = load_settings(args.config)

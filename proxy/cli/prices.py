@@ -8,7 +8,7 @@ from billing.db.prices import load_pricebook, set_price
 from billing.db.tenants import NotFound, get_tenant, list_tenants
 from billing.pricing import Tier, revised
 from proxy.admin.prices_view import price_rows, version_rows
-from proxy.cli.arguments import FORMATS, non_negative_decimal, timestamp, tool_price
+from proxy.cli.arguments import FORMATS, non_negative_decimal, one_line, tenant_text, timestamp, tool_price
 from proxy.cli.output import render, to_json
 from proxy.cli.support import CliError, run_db, actor
 from proxy.config.settings import Settings
@@ -88,17 +88,17 @@ def add_commands(sub) -> None:
     plist = prices_sub.add_parser("list")
     plist.add_argument("--at", type=timestamp, help="show the prices in force at this ISO 8601 time")
     plist.add_argument("--history", action="store_true", help="show every version, past and future")
-    plist.add_argument("--model", help="only this model")
+    plist.add_argument("--model", type=one_line, help="only this model")
     plist.add_argument("--format", choices=FORMATS, default="table")
     resolve = prices_sub.add_parser("resolve", help="which price a requested model name gets, and how")
     resolve.add_argument("name", help="a model name as clients send it, e.g. seed-1-6-250915")
-    resolve.add_argument("--tenant", help="also this tenant's own price")
+    resolve.add_argument("--tenant", type=tenant_text, help="also this tenant's own price")
     resolve.add_argument("--service-tier", metavar="NAME", help="the tier the reply reports (default: standard)")
     resolve.add_argument("--at", type=timestamp, help="at this ISO 8601 time (default: now)")
     resolve.add_argument("--format", choices=FORMATS, default="table")
     pset = prices_sub.add_parser("set")
     pset.add_argument("model", help="a model name, or * for the default price of models not priced otherwise")
-    pset.add_argument("--tenant", help="this tenant's own price for the model (what it is charged)")
+    pset.add_argument("--tenant", type=tenant_text, help="this tenant's own price for the model (what it is charged)")
     pset.add_argument("--input", type=non_negative_decimal, required=True, metavar="USD")
     pset.add_argument("--output", type=non_negative_decimal, required=True, metavar="USD")
     pset.add_argument("--cached", type=non_negative_decimal, metavar="USD", help="default: 10%% of --input")

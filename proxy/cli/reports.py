@@ -14,7 +14,7 @@ from billing.report import (COST_FIELDS, COUNT_FIELDS, adjustment_dict, money, p
 from billing.statement import statement_csv, statement_from
 from proxy.admin.markup import issued_today
 from proxy.admin.pages import statement_page
-from proxy.cli.arguments import dimensions, whole_number, year_month
+from proxy.cli.arguments import dimensions, one_line, tenant_text, whole_number, year_month
 from proxy.cli.output import render, to_json
 from proxy.cli.support import CliError, run_db
 from proxy.config.settings import Settings
@@ -123,12 +123,12 @@ def cmd_reconcile(args, settings: Settings) -> None:
 
 def add_log_commands(data_command) -> None:
     audit = data_command("audit", help="list the audit log of key, tenant and price changes")
-    audit.add_argument("--target", help="only this target, e.g. key:12 or tenant:3")
+    audit.add_argument("--target", type=one_line, help="only this target, e.g. key:12 or tenant:3")
     audit.add_argument("--limit", type=whole_number, default=100)
     audit.set_defaults(handler=cmd_audit)
 
     alerts = data_command("alerts", help="list threshold alerts and their delivery")
-    alerts.add_argument("--tenant")
+    alerts.add_argument("--tenant", type=tenant_text)
     alerts.add_argument("--limit", type=whole_number, default=100)
     alerts.set_defaults(handler=cmd_alerts)
 
@@ -137,12 +137,12 @@ def add_commands(sub, data_command) -> None:
     report = data_command("report", help="monthly cost report")
     report.add_argument("--month", type=year_month, default=current_month(), metavar="YYYY-MM",
                         help="default: the current month (UTC)")
-    report.add_argument("--tenant")
+    report.add_argument("--tenant", type=tenant_text)
     report.add_argument("--by", type=dimensions, default=(), metavar="tenant,key,model,service_tier,day")
     report.set_defaults(handler=cmd_report)
 
     statement = sub.add_parser("statement", help="a tenant's monthly statement: one line per model, and the total")
-    statement.add_argument("--tenant", required=True)
+    statement.add_argument("--tenant", required=True, type=tenant_text)
     statement.add_argument("--month", type=year_month, default=current_month(), metavar="YYYY-MM",
                            help="default: the current month (UTC)")
     statement.add_argument("--format", choices=("csv", "html"), default="csv")

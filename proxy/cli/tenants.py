@@ -8,8 +8,8 @@ from billing.db.credits import add_credit, credit_history, credit_standing
 from billing.db.quota import month_standing
 from billing.db.tenants import create_tenant, get_tenant, list_tenants, update_tenant
 from billing.report import money
-from proxy.cli.arguments import (FORMATS, TENANT_LIMIT_FLAGS, add_limit_flags, limit_values, non_negative_decimal,
-                                 percentages, whole_number)
+from proxy.cli.arguments import (FORMATS, TENANT_LIMIT_FLAGS, add_limit_flags, limit_values, new_tenant_name,
+                                 non_negative_decimal, percentages, reason, tenant_text, whole_number)
 from proxy.cli.output import render, to_json
 from proxy.cli.support import run_db, actor
 from proxy.config.settings import Settings
@@ -97,7 +97,7 @@ def add_commands(sub) -> None:
     tenants_sub = tenants.add_subparsers(dest="tenants_command", required=True)
     for name in ("create", "update"):
         command = tenants_sub.add_parser(name)
-        command.add_argument("name")
+        command.add_argument("name", type=new_tenant_name if name == "create" else tenant_text)
         command.add_argument("--monthly-budget", type=non_negative_decimal, metavar="USD")
         command.add_argument("--monthly-token-quota", type=whole_number, metavar="N")
         command.add_argument("--price-multiplier", type=non_negative_decimal, metavar="X",
@@ -107,7 +107,7 @@ def add_commands(sub) -> None:
                              help="percent of a limit at which to send an alert")
         command.add_argument("--format", choices=FORMATS, default="table")
         if name == "update":
-            command.add_argument("--rename", metavar="NEW_NAME")
+            command.add_argument("--rename", metavar="NEW_NAME", type=new_tenant_name)
             command.add_argument("--no-monthly-budget", action="store_true", help="remove the budget")
             command.add_argument("--no-monthly-token-quota", action="store_true", help="remove the token quota")
             billing = command.add_mutually_exclusive_group()
@@ -118,7 +118,7 @@ def add_commands(sub) -> None:
         add_limit_flags(command, TENANT_LIMIT_FLAGS, clearable=name == "update")
     for name in ("show", "suspend", "resume"):
         command = tenants_sub.add_parser(name)
-        command.add_argument("name")
+        command.add_argument("name", type=tenant_text)
         command.add_argument("--format", choices=FORMATS, default="table")
     tenants_sub.add_parser("list").add_argument("--format", choices=FORMATS, default="table")
     tenants.set_defaults(handler=cmd_tenants)
@@ -128,11 +128,11 @@ def add_credit_commands(sub) -> None:
     credits = sub.add_parser("credits", help="prepaid credit: top-ups and balance")
     credits_sub = credits.add_subparsers(dest="credits_command", required=True)
     add = credits_sub.add_parser("add", help="top up a tenant's credit (audited)")
-    add.add_argument("--tenant", required=True)
+    add.add_argument("--tenant", required=True, type=tenant_text)
     add.add_argument("--amount", type=non_negative_decimal, required=True, metavar="USD")
-    add.add_argument("--reason", required=True, metavar="TEXT")
+    add.add_argument("--reason", required=True, metavar="TEXT", type=reason)
     add.add_argument("--format", choices=FORMATS, default="table")
     show = credits_sub.add_parser("show", help="balance and top-ups")
-    show.add_argument("--tenant", required=True)
+    show.add_argument("--tenant", required=True, type=tenant_text)
     show.add_argument("--format", choices=FORMATS, default="table")
     credits.set_defaults(handler=cmd_credits)

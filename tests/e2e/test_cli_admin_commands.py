@@ -115,3 +115,65 @@ def test_prices_show_aliases_and_resolve_a_requested_name(database_url, monkeypa
     code, out, err = run(capsys, "prices", "resolve", "no-such-model")
     assert code == 1 and out == "" and err == ("billing-proxy: no-such-model is not priced: no priced model, alias or "
                                                "pattern matches it, and no default price (model '*') is set\n")
+
+
+def test_look_alike_names_and_control_characters_are_refused(database_url, monkeypatch, capsys):
+    monkeypatch.setenv("DATABASE_URL", database_url)
+    code, out, _ = run(capsys, "tenants", "create", " cli-Look ", "--format", "json")
+    assert code == 0 and json.loads(out)["name"] == "cli-Look"  # trimmed
+    for look_alike, normalised in (("cli-look", "cli-look"), ("CLI-LOOK", "CLI-LOOK"), ("ｃｌｉ-ｌｏｏｋ", "cli-look")):
+        code, _, err = run(capsys, "tenants", "create", look_alike)
+        assert code == 1 and err.strip() == (f"billing-proxy: tenant name {normalised!r} "
+                                             "is too like the existing tenant 'cli-Look' (names that differ only in "
+                                             "case, width or spacing are the same tenant)")
+    run(capsys, "tenants", "create", "cli-other")
+    code, _, err = run(capsys, "tenants", "update", "cli-other", "--rename", "CLI-look")
+    assert code == 1 and "existing tenant 'cli-Look'" in err
+    refused = [("tenants", "create", "cli-\u200bzw"), ("tenants", "create", "cli\u202eevil"),
+               ("tenants", "update", "cli-other", "--rename", "cli\tother"),
+               ("credits", "add", "--tenant", "cli-Look", "--amount", "1", "--reason", "PO \x1b[2J"),
+               ("adjust", "--tenant", "cli-Look", "--amount", "-1", "--reason", "a\rb"),
+               ("keys", "issue", "--tenant", "cli-Look", "--label", "lap\x07top"),
+               ("keys", "list", "--tenant", "cli\x01")]
+    for args in refused:
+        with pytest.raises(SystemExit) as exited:
+            run(capsys, *args)
+        err = capsys.readouterr().err
+        assert exited.value.code == 2 and ("control" in err or "invisible" in err), (args, err)
+        assert "Traceback" not in err
+    code, out, _ = run(capsys, "credits", "add", "--tenant", "cli-Look", "--amount", "1", "--reason", "PO 9\n\tpaid",
+                       "--format", "json")
+    assert code == 0 and json.loads(out)["topups"][0]["reason"] == "PO 9\n\tpaid"
+    code, out, _ = run(capsys, "tenants", "list", "--format", "json")
+    assert not {"cli-look", "cli-\u200bzw", "cli\u202eevil"} & {t["name"] for t in json.loads(out)}
+
+
+LISTINGS = [("tenants", "list"), ("keys", "list"), ("prices", "list"), ("prices", "list", "--history"),
+            ("audit",), ("report", "--by", "tenant,model"), ("tenants", "list", "--format", "csv")]
+
+
+@pytest.mark.parametrize("listing", LISTINGS, ids=" ".join)
+def test_a_listing_piped_into_a_reader_that_stops_early_ends_quietly(database_url, listing):
+    """`billing-proxy ... | head -1`: no BrokenPipeError traceback, the status a shell gives
+    a command killed by SIGPIPE (141), and stdout is all that was cut short."""
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "DATABASE_URL": database_url}
+    subprocess.run([sys.executable, "-m", "proxy.cli", "tenants", "create", "cli-pipe"], env=env, capture_output=True)
+    for reader in ("head -c 0", "head -n 1"):  # closes before anything is written; after the first line
+        done = subprocess.run(f"{sys.executable} -m proxy.cli {' '.join(listing)} | {reader} >/dev/null; "
+                              "echo ${PIPESTATUS[0]} >&2", shell=True, executable="/bin/bash", env=env,
+                              capture_output=True, text=True, timeout=120)
+        *messages, status = done.stderr.strip().splitlines()
+        assert messages == [] and status in ("0", "141"), (reader, done.stderr)
+    # the reader gone before the command writes: always the broken pipe
+    read, write = os.pipe()
+    os.close(read)
+    try:
+        done = subprocess.run([sys.executable, "-m", "proxy.cli", *listing], env=env, stdout=write,
+                              stderr=subprocess.PIPE, text=True, timeout=120)
+    finally:
+        os.close(write)
+    assert (done.returncode, done.stderr) == (141, "")

@@ -12,6 +12,7 @@ tenants = Table(
     metadata,
     Column("id", BigInteger, primary_key=True),
     Column("name", Text, nullable=False, unique=True),
+    Column("name_key", Text, nullable=False, unique=True),  # the name as compared: NFKC, case folded
     Column("status", Text, nullable=False, server_default="active"),
     Column("monthly_budget_usd", Numeric, nullable=True),
     Column("monthly_token_quota", BigInteger, nullable=True),

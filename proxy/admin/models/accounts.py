@@ -4,10 +4,11 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Annotated, Literal
 
-from pydantic import AwareDatetime, BaseModel, Field
+from pydantic import BaseModel, Field
 
-from proxy.admin.models.fields import (Id, ModelPattern, Money, MoneyOut, Name, PerMinute, PositiveMoney, Query, Seconds,
-                                       SignedMoney, Strict, Text, Thresholds, TimeZone, TokenCount)
+from proxy.admin.models.fields import (MONTH_PATTERN, Expiry, Id, ModelPattern, Money, MoneyOut, Name, PerMinute,
+                                       PositiveMoney, Query, Reason, Seconds, SignedMoney, Strict, Text, Thresholds,
+                                       TimeZone, TokenCount)
 
 
 # --- tenants ----------------------------------------------------------------------------
@@ -86,13 +87,13 @@ class TenantList(BaseModel):
 
 class CreditAdd(Strict):
     amount_usd: PositiveMoney
-    reason: Annotated[str, Field(min_length=1, max_length=200, pattern=r"^[^\x00]*\S[^\x00]*$")]
+    reason: Reason
 
 
 class AdjustmentIn(Strict):
     amount_usd: SignedMoney
-    reason: Annotated[str, Field(min_length=1, max_length=200, pattern=r"^[^\x00]*\S[^\x00]*$")]
-    month: Annotated[str, Field(pattern=r"^(19[7-9][0-9]|[2-8][0-9]{3}|9[0-8][0-9]{2})-(0[1-9]|1[0-2])$")] | None = \
+    reason: Reason
+    month: Annotated[str, Field(pattern=MONTH_PATTERN)] | None = \
         Field(default=None, description="Default: the current month (UTC); a closed month refuses it (409)")
 
 
@@ -156,7 +157,7 @@ class KeyLimits(Strict):
 class KeyCreate(KeyLimits):
     tenant_id: Id
     label: Text | None = None
-    expires_at: AwareDatetime | None = None
+    expires_at: Expiry | None = None
     allowed_models: Annotated[list[ModelPattern], Field(min_length=1, max_length=100)] | None = None
     monthly_budget_usd: Money | None = None
 
@@ -165,7 +166,7 @@ class KeyUpdate(KeyLimits):
     """Only the fields sent change; `null` clears (no allow-list: any model)."""
 
     label: Text | None = None
-    expires_at: AwareDatetime | None = None
+    expires_at: Expiry | None = None
     allowed_models: Annotated[list[ModelPattern], Field(min_length=1, max_length=100)] | None = None
     monthly_budget_usd: Money | None = None
 

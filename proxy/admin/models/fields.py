@@ -10,13 +10,15 @@ from decimal import Decimal
 from typing import Annotated
 from zoneinfo import available_timezones
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer, WithJsonSchema
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer, WithJsonSchema
 
+from billing import operator_text
 from billing.quota import check_thresholds, check_time_zone
 from billing.report import money
 
 MONEY_PATTERN = r"^[0-9]{1,15}(\.[0-9]{1,12})?$"
 MAX_ID = 2**63 - 1
+MONTH_PATTERN = r"^(19[7-9][0-9]|[2-8][0-9]{3}|9[0-8][0-9]{2})-(0[1-9]|1[0-2])$"  # 1970-01 to 9899-12
 
 
 POSITIVE_MONEY_PATTERN = r"^([1-9][0-9]{0,14}(\.[0-9]{1,12})?|0\.[0-9]{0,11}[1-9][0-9]{0,11})$"
@@ -45,8 +47,21 @@ MoneyOut = Annotated[
     PlainSerializer(money, return_type=str),
     WithJsonSchema({"type": "string", "pattern": r"^-?[0-9]+\.[0-9]+$", "examples": ["12.50"]}),
 ]
-Name = Annotated[str, Field(min_length=1, max_length=200, pattern=r"^[^\x00]+$")]
-Text = Annotated[str, Field(max_length=200, pattern=r"^[^\x00]*$")]  # Postgres text holds no NUL
+
+
+def _checked(check, pattern: str, max_length: int, min_length: int = 0):
+    """Text checked by `check` (billing/operator_text.py), its JSON Schema saying the same."""
+    return Annotated[str, Field(min_length=min_length, max_length=max_length, json_schema_extra={"pattern": pattern}),
+                     AfterValidator(check)]
+
+
+# A tenant's name, normalised (NFKC, trimmed); no control or invisible characters.
+Name = _checked(operator_text.tenant_name, operator_text.NAME_PATTERN, operator_text.MAX_NAME_LENGTH, 1)
+# One line of free text (labels, names to filter by): no control characters (NUL first:
+# Postgres text holds no NUL), no tab, no newline.
+Text = _checked(operator_text.line_text, operator_text.LINE_PATTERN, operator_text.MAX_TEXT_LENGTH)
+# A reason (of a top-up, an adjustment): not blank; tab and newline allowed, no other control.
+Reason = _checked(operator_text.lines_text, operator_text.LINES_PATTERN, operator_text.MAX_TEXT_LENGTH, 1)
 ModelPattern = Annotated[str, Field(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9._:/@+*?\[\]-]+$")]
 TierBound = Annotated[str, Field(pattern=r"^[1-9][0-9]{0,17}$")]
 
@@ -64,6 +79,21 @@ def _timestamp_in(value: object) -> datetime:
 
 Timestamp = Annotated[datetime, BeforeValidator(_timestamp_in),
                       WithJsonSchema({"type": "string", "format": "date-time", "examples": ["2026-11-01T00:00:00Z"]})]
+
+_EXPIRY_YEARS = r"^(19[7-9][0-9]|[2-8][0-9]{3}|9[0-8][0-9]{2}|99[0-8][0-9])-"  # 1970 to 9989
+
+
+def _expiry_in(value: object) -> datetime:
+    """A key's expiry: a date-time from 1970 to 9989, so any offset keeps it a date in UTC."""
+    parsed = _timestamp_in(value)
+    if not 1970 <= parsed.year <= 9989:
+        raise ValueError("must be a date-time from 1970 to 9989")
+    return parsed
+
+
+Expiry = Annotated[datetime, BeforeValidator(_expiry_in),
+                   WithJsonSchema({"type": "string", "format": "date-time", "pattern": _EXPIRY_YEARS,
+                                   "examples": ["2027-01-01T00:00:00Z"]})]
 Id = Annotated[int, Field(ge=1, le=MAX_ID)]
 TokenCount = Annotated[int, Field(ge=0, le=MAX_ID)]
 Seconds = Annotated[int, Field(ge=0, le=10 * 365 * 86400)]

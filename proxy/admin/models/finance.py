@@ -5,7 +5,8 @@ from typing import Annotated, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
-from proxy.admin.models.fields import Id, ModelPattern, Money, MoneyOut, Query, Strict, Text, TierBound, Timestamp
+from proxy.admin.models.fields import (MONTH_PATTERN, Id, ModelPattern, Money, MoneyOut, Query, Strict, Text,
+                                       TierBound, Timestamp)
 
 
 # --- prices -----------------------------------------------------------------------------
@@ -83,7 +84,7 @@ class PricesQuery(Query):
 # --- reports and audit ------------------------------------------------------------------
 
 class ReportQuery(Query):
-    month: Annotated[str, Field(pattern=r"^(19[7-9][0-9]|[2-8][0-9]{3}|9[0-8][0-9]{2})-(0[1-9]|1[0-2])$")]
+    month: Annotated[str, Field(pattern=MONTH_PATTERN)]
     tenant: Text | None = None
     by: Annotated[str, Field(pattern=r"^(tenant|key|model|service_tier|day)(,(tenant|key|model|service_tier|day))*$")
                   ] | None = None
