@@ -48,6 +48,7 @@ class Relay:
         self.first_byte_ms: int | None = None
         self.entry: LedgerEntry | None = None  # what the call was billed with, once it is
         self.answered = False  # the upstream took the call (200, or it timed out working on it): it bills it
+        self.recorded = False
 
     async def exchange(self, request: web.Request, body: bytes, headers: dict[str, str], target: Upstream,
                        path: str, hide_usage_chunk: bool) -> web.StreamResponse:
@@ -126,7 +127,11 @@ class Relay:
                         self.capture.observe_event(event)
                     elif not self.capture.observe_chat_chunk(event) and hide_usage_chunk:
                         outgoing.append(b"data: " + event.data.encode() + b"\n\n")
-                if self.capture.response_id and time.monotonic() >= progress_due:
+                if self.capture.usage is not None and not self.recorded:
+                    # Spooled before the event that carries the usage reaches the client: once
+                    # the client has its answer, a crash cannot leave the call to an estimate.
+                    self.record()
+                if self.capture.response_id and not self.recorded and time.monotonic() >= progress_due:
                     self.state.writer.spool.progress(str(self.call.request_id), self.capture.response_id,
                                                      self.capture.output_text_bytes)
                     progress_due = time.monotonic() + PROGRESS_SECONDS
@@ -162,6 +167,10 @@ class Relay:
         return time.monotonic() + self.settings.disconnect_drain_timeout
 
     def record(self) -> None:
+        """Bill the call from what was captured; once (the first call does it, later ones are no-ops)."""
+        if self.recorded:
+            return
+        self.recorded = True
         call, capture, state = self.call, self.capture, self.state
         if call.endpoint == "responses" and capture.response_id:
             known = capture.usage

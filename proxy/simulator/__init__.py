@@ -28,7 +28,8 @@ length), `x-sim-delay-ms` (pause before each SSE event, or before a JSON reply),
 reply's success status, 200 by default), `x-sim-cut-after: N` (drop the
 connection after N stream events), `x-sim-error-after: N` (send an error event after N
 stream events and end there; a BytePlus model sends `data: {"error": ...}`),
-`x-sim-stall-after: N` (go quiet after N stream events, never ending), `x-sim-malformed: 1`
+`x-sim-stall-after: N` (go quiet after N stream events, never ending),
+`x-sim-hold-after-end-ms` (keep a stream open that long after its last event), `x-sim-malformed: 1`
 (answer 200 with a body that is not JSON), `x-sim-framing: data-only` (SSE without
 `event:` lines), `x-sim-service-tier` (the tier that serves, whatever was asked).
 `GET /_sim/billed` lists the ids of the replies it billed (generated, whether or not the

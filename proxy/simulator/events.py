@@ -6,7 +6,7 @@ from typing import Any
 
 from aiohttp import web
 
-from proxy.simulator.wire import is_byteplus, reply_words, sse_frame
+from proxy.simulator.wire import header_int, is_byteplus, reply_words, sse_frame
 
 TOOL_EVENTS = {"web_search_call": ("in_progress", "searching", "completed"),
                 "file_search_call": ("in_progress", "searching", "completed"),
@@ -78,6 +78,9 @@ async def send(request: web.Request, frames: list[tuple[int, bytes]], delay: flo
             if delay:
                 await asyncio.sleep(delay)
             await stream.write(frame)
+        hold = header_int(request, "x-sim-hold-after-end-ms")
+        if hold:
+            await asyncio.sleep(hold / 1000)  # the last event is out; the connection stays open a while
         await stream.write_eof()
         return stream
     finally:

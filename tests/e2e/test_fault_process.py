@@ -109,3 +109,33 @@ async def test_sigkill_mid_stream_loses_nothing_and_bills_nothing_twice(proxy_pr
     await start()  # a third start finds nothing left to replay
     await asyncio.sleep(1)
     assert len(await rows_when(engine, 8, timeout=1)) == 7
+
+
+async def test_sigkill_after_the_client_has_its_answer_bills_it_exactly(proxy_process, engine, simulator):
+    """The terminal event reaches the client only once its entry is spooled: a kill between
+    the two (here the upstream holds the stream open after its last event) replays the
+    exact usage, not an estimate."""
+    start, secret, spool = proxy_process
+    url, process = await start()
+    headers = {"Authorization": f"Bearer {secret}", "x-sim-output-tokens": "25", "x-sim-hold-after-end-ms": "30000"}
+    async with aiohttp.ClientSession() as http:
+        replies = []
+        for i in range(3):
+            reply = await http.post(url + "/v1/responses", headers=headers,
+                                    data=orjson.dumps({"model": "gpt-4o-mini", "input": f"answer {i}", "stream": True}))
+            assert reply.status == 200
+            await reply.content.readuntil(b"event: response.completed\n")  # the client has its answer
+            replies.append(reply)
+        process.popen.send_signal(signal.SIGKILL)
+        await asyncio.to_thread(process.popen.wait, 10)
+        for reply in replies:
+            reply.close()
+
+    await start()
+    rows = await rows_when(engine, 3)
+    assert len(rows) == len(simulator.state.billed) == 3
+    billed = {record["id"]: record["usage"] for record in simulator.state.usage_records}
+    for row in rows:
+        assert row.status == "completed" and not row.estimated
+        assert (row.input_tokens, row.output_tokens) == (billed[row.upstream_response_id]["input_tokens"],
+                                                         billed[row.upstream_response_id]["output_tokens"])
