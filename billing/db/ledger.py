@@ -1,5 +1,6 @@
 """Writing ledger entries: a batch in one statement, idempotent on the request id."""
 
+import re
 from datetime import datetime
 from typing import Any, Iterable
 
@@ -60,10 +61,17 @@ def entry_row(entry: LedgerEntry) -> dict:
 _COLUMNS = [c for c in ledger_entries.columns if c.name not in ("recorded_at", "booked_on")]  # set by the database
 
 
+# A JSON `\u0000` escape: one not itself escaped (preceded by an even run of backslashes).
+_NUL_ESCAPE = re.compile(rb"(?<!\\)((?:\\\\)*)\\u0000")
+
+
 def encode_row(row: dict[str, Any]) -> bytes:
     """An `entry_row` as JSON (decimals, times and ids as strings): the form the spool keeps
-    and a batch travels to the database in, so a row is encoded once."""
-    return orjson.dumps(row, default=str)
+    and a batch travels to the database in, so a row is encoded once. A NUL anywhere (an
+    upstream's reply may carry one) becomes U+FFFD: PostgreSQL text and jsonb cannot hold
+    it, and the entry would otherwise be refused, a dead letter instead of a bill."""
+    encoded = orjson.dumps(row, default=str)
+    return _NUL_ESCAPE.sub(rb"\1\\ufffd", encoded) if b"\\u0000" in encoded else encoded
 
 
 def _insert_sql() -> str:

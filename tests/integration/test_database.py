@@ -113,3 +113,15 @@ async def test_catalog_sync_is_idempotent_and_operator_versions_win(engine):
         book = await load_pricebook(conn)
     assert book.resolve("seed-1-6-250915", NOW).version.tiers[0].input == Decimal("0.25")
     assert book.resolve("seed-1-6-250915", later).version.tiers[0].input == Decimal("0.30")
+
+
+async def test_a_nul_in_what_the_upstream_sent_is_stored_not_a_dead_letter(engine, tenant_key):
+    """PostgreSQL text and jsonb hold no NUL; a reply that carries one is still billed."""
+    version, _ = await priced_version(engine)
+    odd = entry(tenant_key, version, **{"vendor\u0000field": "a\u0000b", "note": "\\u0000 stays text"})
+    async with engine.begin() as conn:
+        assert await insert_entries(conn, [odd]) == 1
+    async with engine.connect() as conn:
+        row = (await conn.execute(select(ledger_entries))).one()
+    assert row.raw_usage["vendor\ufffdfield"] == "a\ufffdb" and row.raw_usage["note"] == "\\u0000 stays text"
+    assert (row.input_tokens, row.output_tokens) == (10, 5)
