@@ -31,6 +31,9 @@ _WATCHED = {"response.created", "response.queued", *TERMINAL_EVENTS}
 # Every `*.delta` event carries generated text (output, reasoning, tool arguments, BytePlus'
 # own types): counted to estimate output tokens when no usage ever comes.
 _DELTA_SUFFIX = ".delta"
+# In a whole reply, the fields that hold generated text (output text, refusals, reasoning,
+# tool arguments), under `output` (Responses) or `choices` (Chat Completions).
+_GENERATED_TEXT = frozenset({"text", "content", "arguments", "refusal", "reasoning_content"})
 
 
 @dataclass
@@ -125,6 +128,8 @@ class Capture:
             self._take_response(payload)
             status = payload.get("status")
             self.status = status if isinstance(status, str) else "completed"
+            if self.usage is None:  # estimated then: from the text it holds, not as if it held none
+                self.output_text_bytes += _generated_text_bytes([payload.get("output"), payload.get("choices")])
 
     def _take_response(self, response: dict[str, Any]) -> None:
         if response.get("background") is True:
@@ -135,6 +140,22 @@ class Capture:
         usage = reply_usage(response)
         if usage is not None:
             self.usage = usage
+
+
+def _generated_text_bytes(values: list[Any]) -> int:
+    """Bytes of generated text anywhere under `values` (walked without recursion: any depth)."""
+    total, stack = 0, list(values)
+    while stack:
+        value = stack.pop()
+        if isinstance(value, list):
+            stack.extend(value)
+        elif isinstance(value, dict):
+            for name, inner in value.items():
+                if isinstance(inner, str):
+                    total += len(inner.encode()) if name in _GENERATED_TEXT else 0
+                else:
+                    stack.append(inner)
+    return total
 
 
 def _decode(data: str | bytes) -> dict[str, Any] | None:

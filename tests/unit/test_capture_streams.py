@@ -71,3 +71,28 @@ def test_usage_only_chat_chunk_is_final_and_hidden():
     hidden = feed(capture, chunk("ab", None) + chunk(None, running(9, 5), choices=False), chat=True)
     assert hidden == [False, True]
     assert capture.usage.output_tokens == 5 and capture.status == "completed"
+
+
+def test_a_whole_reply_without_usage_counts_its_generated_text_for_the_estimate():
+    """A JSON 200 whose usage is missing is estimated from the text it holds, not as empty."""
+    response = {"id": "resp_1", "object": "response", "status": "completed", "output": [
+        {"type": "reasoning", "id": "rs_1", "summary": [{"type": "summary_text", "text": "thinking"}]},
+        {"type": "message", "id": "msg_1", "role": "assistant", "status": "completed",
+         "content": [{"type": "output_text", "text": "héllo world", "annotations": []}]},
+        {"type": "function_call", "id": "fc_1", "call_id": "call_1", "name": "pick", "arguments": '{"a":1}'}]}
+    capture = Capture()
+    capture.observe_body(orjson.dumps(response))
+    assert capture.usage is None and capture.status == "completed"
+    assert capture.output_text_bytes == len("thinking") + len("héllo world".encode()) + len('{"a":1}')
+
+    chat = {"id": "chatcmpl-1", "object": "chat.completion", "choices": [{"index": 0, "finish_reason": "stop",
+            "message": {"role": "assistant", "content": "four words of text", "refusal": None,
+                        "tool_calls": [{"id": "c", "type": "function",
+                                        "function": {"name": "f", "arguments": "{}"}}]}}]}
+    capture = Capture()
+    capture.observe_body(orjson.dumps(chat))
+    assert capture.output_text_bytes == len("four words of text") + len("{}")
+
+    with_usage = Capture()
+    with_usage.observe_body(orjson.dumps({**response, "usage": {"input_tokens": 3, "output_tokens": 9}}))
+    assert with_usage.output_text_bytes == 0 and with_usage.usage.output_tokens == 9
