@@ -5,7 +5,10 @@ import time
 from uuid import uuid4
 
 import orjson
+import sqlalchemy.exc
 from aiohttp import web
+
+from billing.db.errors import database_unreachable, refused_by_database
 
 from proxy.observability import metrics
 from proxy.observability.access_log import ACCESS, ERROR_CODE, log_access
@@ -104,6 +107,23 @@ async def _answer(request: web.Request, handler) -> web.StreamResponse:
         message, type_, code = _HTTP_ERRORS.get(exc.status, (exc.reason, "invalid_request_error", None))
         request[ERROR_CODE] = code or type_
         return error_response(ApiError(exc.status, message, type=type_, code=code))
-    except Exception:
+    except web.RequestPayloadError:  # a body that cannot be read as sent (bad gzip, cut off)
+        request[ERROR_CODE] = "invalid_request_body"
+        request.content.feed_eof()  # nothing more of it can be read: aiohttp must not try to drain it
+        response = error_response(ApiError(400, "The request body could not be read as sent: is its "
+                                                "Content-Encoding right?", code="invalid_request_body"))
+        response.force_close()  # where the next request would begin is unknown
+        return response
+    except Exception as exc:
+        if database_unreachable(exc) or isinstance(exc, sqlalchemy.exc.TimeoutError):
+            log.error("database unavailable on %s %s: %s", request.method, request.path, type(exc).__name__)
+            request[ERROR_CODE] = "database_unavailable"
+            return error_response(ApiError(503, "The proxy's database is unavailable; try again shortly.",
+                                           type="server_error", code="database_unavailable",
+                                           headers={"Retry-After": "2", "x-should-retry": "true"}))
+        if refused_by_database(exc):  # what the request held cannot be stored (a number out of range)
+            log.warning("database refused a value on %s %s: %s", request.method, request.path, type(exc).__name__)
+            request[ERROR_CODE] = "invalid_value"
+            return error_response(ApiError(400, "A value in the request cannot be stored.", code="invalid_value"))
         log.exception("unhandled error on %s %s", request.method, request.path)
         return error_response(ApiError(500, "The proxy failed to handle the request.", type="server_error"))

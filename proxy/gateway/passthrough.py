@@ -94,6 +94,7 @@ async def create_conversation(request: web.Request) -> web.StreamResponse:
     state = request.app[STATE]
     grant = await authenticate(request, state)
     body = await read_request_body(request, state.settings.client_timeout)
+    json_object(body)  # what the upstream takes: an object (the SDK sends `{}` at least)
     target = state.router.default
     capture = Capture()
     response = await relay(request, state, target, "/conversations", body, capture)

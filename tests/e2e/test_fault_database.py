@@ -185,3 +185,45 @@ async def test_serve_policy_refuses_what_the_last_known_budget_cannot_cover(outa
         charged = (await conn.execute(select(func.sum(ledger_entries.c.charge_total)))).scalar_one()
         assert (await conn.execute(select(func.count()).select_from(ledger_entries))).scalar_one() == admitted
     assert charged <= D("0.002")
+
+
+async def test_every_endpoint_that_needs_the_database_answers_503_while_it_is_down(
+        own_postgres, aiohttp_server, proxy_settings, simulator):
+    """Not a 500: a 503 with `Retry-After`, which the SDKs retry, on the gateway, self-service
+    and admin endpoints alike."""
+    from tests.e2e.test_admin_api import ADMIN_TOKEN
+    own_postgres.start()
+    engine = make_engine(own_postgres.url, pool_size=2)
+    async with engine.begin() as conn:
+        await conn.exec_driver_sql("TRUNCATE ledger_entries, api_key_secrets, api_keys, tenants, quota_usage, "
+                                   "reservations, alerts, ledger_daily, response_owners RESTART IDENTITY CASCADE")
+    await create_tenant(engine, "team")
+    key = await issue_key(engine, "team")
+    app = create_app(replace(proxy_settings, admin_token=ADMIN_TOKEN, sync_interval=0.2), own_postgres.url)
+    server = await aiohttp_server(app)
+    url = str(server.make_url("")).rstrip("/")
+    team = {"Authorization": f"Bearer {key.secret}", "Content-Type": "application/json"}
+    admin = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+    unknown = "resp_" + "0" * 48
+    try:
+        async with aiohttp.ClientSession() as http:
+            async with http.get(url + "/v1/usage", headers=team) as reply:
+                assert reply.status == 200  # the key is known before the database goes away
+            await asyncio.to_thread(own_postgres.stop)
+            attempts = [
+                ("GET", f"/v1/responses/{unknown}", team, None),
+                ("POST", "/v1/responses", team, {"model": "gpt-4o-mini", "input": "x", "previous_response_id": unknown}),
+                ("GET", "/v1/usage", team, None),
+                ("POST", "/v1/conversations", team, {}),
+                ("GET", "/admin/tenants", admin, None),
+                ("GET", "/admin/dashboard", admin, None),
+            ]
+            answers = []
+            for method, path, headers, body in attempts:
+                async with http.request(method, url + path, headers=headers, json=body) as reply:
+                    answers.append((path, reply.status, reply.headers.get("Retry-After"),
+                                    (await reply.json(content_type=None))["error"]["code"]))
+    finally:
+        await asyncio.to_thread(own_postgres.start)
+        await engine.dispose()
+    assert answers == [(path, 503, "2", "database_unavailable") for _, path, _, _ in attempts]

@@ -144,6 +144,23 @@ async def test_a_compressed_body_goes_upstream_decompressed_and_is_billed(proxy,
         assert len((await conn.execute(select(ledger_entries))).all()) == 1
 
 
+@pytest.mark.parametrize("encoding, body", [
+    ("gzip", b"not gzip at all"), ("gzip", gzip.compress(b'{"model": "gpt-4o-mini"}')[:12]),
+    ("deflate", b"not deflate"),
+])
+async def test_a_body_that_is_not_in_its_content_encoding_is_a_400(proxy, tenant_key, simulator, engine, encoding,
+                                                                   body):
+    received = len(simulator.state.paths)
+    async with aiohttp.ClientSession() as http:
+        for path in ("/v1/responses", "/v1/chat/completions", "/v1/conversations"):
+            async with http.post(proxy.url + path, data=body, headers={
+                    "Authorization": f"Bearer {tenant_key.secret}", "Content-Type": "application/json",
+                    "Content-Encoding": encoding}) as reply:
+                assert reply.status == 400, (path, await reply.text())
+                assert (await reply.json())["error"]["type"] == "invalid_request_error"
+    assert simulator.state.paths[received:] == []
+
+
 async def test_a_success_other_than_200_is_billed(client, proxy, simulator, engine):
     reply = await client.responses.with_raw_response.create(model="gpt-4o-mini", input="x",
                                                              extra_headers={"x-sim-reply-status": "201"})
