@@ -23,10 +23,10 @@ from billing.db.background import claim_due, mark_settled, pending_by_response, 
 from billing.ledger import CallContext, build_entry, call_from_record, call_record
 from billing.reply import reply_usage
 from billing.usage import Usage, estimate_usage
+from proxy.config.routing import Upstream
 from proxy.gateway.capture import Capture
-from proxy.gateway.headers import upstream_request_headers
 from proxy.gateway.state import ProxyState
-from proxy.gateway.upstream import call_upstream, read_body
+from proxy.gateway.stored_reply import stored_reply, upstream_reply
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +58,7 @@ def settle(state: ProxyState, row: dict[str, Any], reply: dict[str, Any] | None)
         status, estimated = "usage_missing", True
     else:  # no usage in the reply (cancelled before it started): nothing was generated
         usage = reply_usage(reply) or Usage(flags=("usage_not_reported",))
-        status, estimated = str(reply.get("status")), False
+        status, estimated = str(reply.get("status"))[:32], False
     entry = build_entry(call, usage, status=status, upstream_response_id=row["response_id"],
                         finished_at=datetime.now(timezone.utc), first_byte_ms=row.get("first_byte_ms"),
                         estimated=estimated)
@@ -94,22 +94,31 @@ async def poll_due(state: ProxyState) -> None:
                              poll_delay(row["polls"], state.settings.background_poll_seconds))
 
 
+async def settle_before_delete(state: ProxyState, target: Upstream, response_id: str, reply: dict | None) -> None:
+    """A background response about to be deleted is billed first, from `reply` (read just
+    before) if it ended, else from the reply of cancelling it: once deleted, the poller
+    would find nothing to bill from."""
+    row = await pending_by_response(state.engine, response_id)
+    if row is None:
+        return
+    if reply is None or reply.get("status") not in ENDED:
+        _, reply = await upstream_reply(state, target, "POST", f"/responses/{response_id}/cancel")
+    if reply is not None and reply.get("status") in ENDED:
+        await mark_settled(state.engine, row["request_id"], settle(state, row, reply))
+    else:
+        log.warning("background response %s deleted before it ended and could not be cancelled: the poller "
+                    "bills it", response_id)
+
+
 async def _poll(state: ProxyState, row: dict[str, Any]) -> None:
     target = state.router.named(row["upstream"])
     settings = state.settings
-    headers = upstream_request_headers((), target.api_key)
-    upstream = await call_upstream(state.http, "GET", f"{target.base_url}/responses/{row['response_id']}", headers,
-                                   first_byte_timeout=settings.first_byte_timeout(target))
-    try:
-        body = await read_body(upstream, settings.max_upstream_body_bytes, settings.idle_timeout(target))
-    finally:
-        upstream.release()
-    if upstream.status == 404:
+    status_code, reply = await stored_reply(state, target, row["response_id"])
+    if status_code == 404:
         log.warning("the upstream forgot background response %s: billed from an estimate", row["response_id"])
         await mark_settled(state.engine, row["request_id"], settle(state, row, None))
         return
-    reply = orjson.loads(body) if 200 <= upstream.status < 300 else None
-    status = reply.get("status") if isinstance(reply, dict) else None
+    status = reply.get("status") if reply is not None else None
     if status in ENDED:
         await mark_settled(state.engine, row["request_id"], settle(state, row, reply))
     elif datetime.now(timezone.utc) - row["queued_at"] > BACKGROUND_GIVE_UP:

@@ -14,7 +14,7 @@ import aiohttp
 from aiohttp import web
 from multidict import CIMultiDict
 
-from proxy.gateway.background import settle_from_capture
+from proxy.gateway.background import settle_before_delete, settle_from_capture
 from proxy.gateway.storage_credit import storage_credit
 from proxy.gateway.capture import Capture
 from proxy.errors import ApiError
@@ -27,6 +27,7 @@ from proxy.gateway.request_body import check_fields_acted_on, json_object
 from proxy.config.routing import Upstream
 from proxy.gateway.sse import SseParser
 from proxy.gateway.state import STATE, ProxyState
+from proxy.gateway.stored_reply import stored_reply
 from proxy.gateway.upstream import call_upstream, chunks, read_body
 
 log = logging.getLogger(__name__)
@@ -73,13 +74,29 @@ async def owned_response(request: web.Request) -> web.StreamResponse:
     path = upstream_path(request)  # checks the id before any lookup
     response_id = request.match_info["response_id"]
     target = state.router.named((await state.owners.require(response_id, grant.tenant_id, None)).upstream)
-    credit = await storage_credit(state, grant, target, response_id) if request.method == "DELETE" else None
+    credit = await _before_delete(state, grant, target, response_id) if request.method == "DELETE" else None
     capture = Capture()
     response = await relay(request, state, target, path, capture=capture)
     settle_from_capture(state, capture)
     if credit is not None and 200 <= response.status < 300:
         state.writer.submit(credit)
     return response
+
+
+async def _before_delete(state: ProxyState, grant, target: Upstream, response_id: str):
+    """Read the response first, with the operator's key: a background job still pending is
+    billed from it (or cancelled and billed from that), and a stored cache is credited the
+    hours it will not be kept. A read that fails blocks no deletion (logged)."""
+    try:
+        _, reply = await stored_reply(state, target, response_id)
+    except ApiError as error:
+        log.warning("could not read response %s before deleting it (%s)", response_id, error.code)
+        reply = None
+    try:
+        await settle_before_delete(state, target, response_id, reply)
+    except ApiError as error:
+        log.warning("could not cancel background response %s before deleting it (%s)", response_id, error.code)
+    return storage_credit(state, grant, target.name, response_id, reply)
 
 
 async def refuse_websocket(request: web.Request) -> web.Response:

@@ -7,7 +7,7 @@ import asyncio
 import aiohttp
 import openai
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, text
 
 from billing.db.tables import background_responses, ledger_entries, quota_usage, reservations
 from billing.db.tenants import update_tenant
@@ -112,3 +112,32 @@ async def test_cancel_and_reads_are_for_the_owner_only(client, stranger):
     with pytest.raises(openai.NotFoundError):
         await stranger.responses.retrieve(queued.id)
     assert (await client.responses.cancel(queued.id)).status == "cancelled"
+
+
+async def test_a_job_deleted_before_the_poller_sees_it_end_is_billed_from_its_reply(proxy, client, engine, simulator):
+    """The delete reads the response first: ended, it is billed from that reply; still
+    running, it is cancelled and billed from the cancel's reply. Never an estimate."""
+    ended = await client.responses.create(model="gpt-5", input="a short job " * 50, background=True,
+                                          extra_headers={"x-sim-background-ms": "100"})
+    running = await client.responses.create(model="gpt-5", input="a long job", background=True,
+                                            extra_headers={"x-sim-background-ms": "60000"})
+    await proxy.state.writer.flush(timeout=5)
+    async with engine.begin() as conn:  # the poller will not look for an hour
+        await conn.execute(text("UPDATE background_responses SET next_poll_at = now() + interval '1 hour'"))
+    await asyncio.sleep(0.5)  # the short job has ended upstream; no one has seen it
+    for job in (ended, running):
+        deleted = await client.responses.delete(job.id)
+        assert deleted is None or getattr(deleted, "deleted", True)
+
+    async def both_billed():
+        return {ended.id, running.id} <= set(await entries(proxy, engine))
+    await wait_for(both_billed)
+    billed, truth = await entries(proxy, engine), billed_by_simulator(simulator)
+    for job, status in ((ended, "completed"), (running, "cancelled")):
+        row = billed[job.id]
+        assert row.status == status and not row.estimated, job.id
+        assert (row.input_tokens, row.output_tokens) == (truth[job.id]["usage"]["input_tokens"],
+                                                         truth[job.id]["usage"]["output_tokens"])
+    assert billed[ended.id].output_tokens > 0
+    async with engine.connect() as conn:
+        assert (await conn.execute(select(background_responses.c.settled_at))).scalars().all().count(None) == 0
