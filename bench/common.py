@@ -39,12 +39,13 @@ def free_port() -> int:
 class Background:
     """A process in the background, its output in a temporary file."""
 
-    def __init__(self, name: str, command: list[str], env: dict[str, str | None] | None = None):
+    def __init__(self, name: str, command: list[str], env: dict[str, str | None] | None = None,
+                 cwd: str | None = None):
         """`env` is laid over this process's environment; a None value removes the variable."""
         self.name = name
         self.log = tempfile.NamedTemporaryFile(prefix=f"bench-{name}-", suffix=".log", delete=False)
         merged = {k: v for k, v in {**os.environ, **(env or {})}.items() if v is not None}
-        self.popen = subprocess.Popen(command, env=merged, stdout=self.log, stderr=subprocess.STDOUT)
+        self.popen = subprocess.Popen(command, env=merged, stdout=self.log, stderr=subprocess.STDOUT, cwd=cwd)
 
     def wait_ready(self, url: str, timeout: float = 60) -> None:
         deadline = time.monotonic() + timeout
@@ -109,15 +110,18 @@ def start_upstream() -> tuple[Background, str]:
     return upstream, f"http://127.0.0.1:{port}"
 
 
-def start_proxy(database_url: str, upstream: str, home: str, workers: int = 1, **env: str) -> tuple[Background, str]:
+def start_proxy(database_url: str, upstream: str, home: str, workers: int = 1, source: str | None = None,
+                **env: str) -> tuple[Background, str]:
+    """`source`: a checkout of another revision to run the proxy from (default: this one)."""
     port = free_port()
     proxy = Background(f"proxy-{workers}w", python("-m", "proxy.cli", "serve", "--port", str(port),
-                                                   "--workers", str(workers)),
+                                                   "--workers", str(workers)), cwd=source,
                        env={"DATABASE_URL": database_url, "UPSTREAM_BASE_URL": upstream + "/v1",
                             "UPSTREAM_API_KEY": "sk-bench", "BILLING_PROXY_HOME": home,
                             "BILLING_PROXY_LOG_LEVEL": "INFO",  # as deployed: the access log on, to a file
                             "BILLING_PROXY_METRICS_TOKEN": METRICS_TOKEN,
-                            "BILLING_PROXY_FORWARD_HEADERS": "x-sim-*", **env})
+                            "BILLING_PROXY_FORWARD_HEADERS": "x-sim-*", **({"PYTHONPATH": source} if source else {}),
+                            **env})
     proxy.wait_ready(f"http://127.0.0.1:{port}/readyz")
     return proxy, f"http://127.0.0.1:{port}"
 

@@ -34,7 +34,7 @@ async def test_an_orphaned_spool_registers_its_queued_background_responses(engin
     row = await queued_row(engine, tenant_key, "resp_orphaned")
     await admit(engine, request_id=uuid.UUID(row["request_id"]), tenant_id=tenant_key.tenant_id,
                 key_id=tenant_key.key_id, at=NOW, estimate=Estimate(10, 10, Decimal("0.01")),
-                expires_at=NOW + timedelta(minutes=15))
+                expires_at=datetime.now(timezone.utc) + timedelta(minutes=15))
     directory = tmp_path / "spool"
     directory.mkdir()
     # what a process that died after queueing the call left behind: a begin and a queued record

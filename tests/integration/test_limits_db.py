@@ -60,7 +60,7 @@ async def test_a_finished_call_holds_its_actual_charge_until_its_entry_settles_i
     await update_tenant(engine, tenant.id, weekly_budget_usd=D("1"))
     request_id = uuid.uuid4()
     await admit(engine, request_id=request_id, tenant_id=tenant.id, key_id=key.id, at=NOW,
-                estimate=Estimate(5000, 5000, D("0.01")), expires_at=NOW + timedelta(minutes=5))
+                estimate=Estimate(5000, 5000, D("0.01")), expires_at=datetime.now(timezone.utc) + timedelta(minutes=5))
     assert await settle(engine, request_id, D("0.0015"), 1500)
     for window in ("day", "week", "month"):
         held = await counters(engine, "tenant", tenant.id, period_start(NOW, "UTC", window), window)
@@ -122,7 +122,7 @@ async def test_a_refusal_tells_spent_from_held_by_calls_still_running(engine):
     running, finished = uuid.uuid4(), uuid.uuid4()
     for request_id in (running, finished):
         await admit(engine, request_id=request_id, tenant_id=tenant.id, key_id=key.id, at=NOW,
-                    estimate=Estimate(0, 0, D("0.45")), expires_at=NOW + timedelta(minutes=5))
+                    estimate=Estimate(0, 0, D("0.45")), expires_at=datetime.now(timezone.utc) + timedelta(minutes=5))
     held = await admit_now(engine, tenant, key, "0.2")
     assert (held.refused, held.held_by_calls_in_flight) == ("tenant_budget", True)  # both may cost less
     await settle(engine, finished, D("0.40"), 0)  # it ended: 0.40 is as good as spent

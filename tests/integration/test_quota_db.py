@@ -46,7 +46,7 @@ async def test_concurrent_admissions_never_exceed_the_budget(engine):
 
     async def one():
         return await admit(engine, request_id=uuid.uuid4(), tenant_id=tenant.id, key_id=key.id, at=NOW,
-                           estimate=estimate, expires_at=NOW + timedelta(minutes=5))
+                           estimate=estimate, expires_at=datetime.now(timezone.utc) + timedelta(minutes=5))
 
     results = await asyncio.gather(*[one() for _ in range(100)])
     admitted = [r for r in results if r.admitted]
@@ -61,7 +61,7 @@ async def test_settlement_by_the_ledger_is_exact_and_happens_once(engine):
     tenant, key, price = await setup(engine, budget=D("1.00"), quota=1_000_000)
     request_id = uuid.uuid4()
     admission = await admit(engine, request_id=request_id, tenant_id=tenant.id, key_id=key.id, at=NOW,
-                            estimate=Estimate(5000, 5000, D("0.01")), expires_at=NOW + timedelta(minutes=5))
+                            estimate=Estimate(5000, 5000, D("0.01")), expires_at=datetime.now(timezone.utc) + timedelta(minutes=5))
     assert admission.admitted and admission.tokens_remaining == 1_000_000 - 10_000
     settled = entry(tenant, key, price, request_id, 1200, 300)  # 1500 tokens at 1 USD/1M = 0.0015
     async with engine.begin() as conn:
@@ -80,9 +80,9 @@ async def test_release_and_expiry_give_reservations_back(engine):
     first, second = uuid.uuid4(), uuid.uuid4()
     estimate = Estimate(0, 0, D("0.03"))
     assert (await admit(engine, request_id=first, tenant_id=tenant.id, key_id=key.id, at=NOW,
-                        estimate=estimate, expires_at=NOW + timedelta(minutes=5))).admitted
+                        estimate=estimate, expires_at=datetime.now(timezone.utc) + timedelta(minutes=5))).admitted
     refused = await admit(engine, request_id=second, tenant_id=tenant.id, key_id=key.id, at=NOW,
-                          estimate=estimate, expires_at=NOW + timedelta(minutes=5))
+                          estimate=estimate, expires_at=datetime.now(timezone.utc) + timedelta(minutes=5))
     assert not refused.admitted and refused.refused == "key_budget"  # 0.06 fits the tenant, not the key
     assert await release(engine, first) is True and await release(engine, first) is False
     stale = uuid.uuid4()
@@ -99,7 +99,7 @@ async def test_a_call_counts_in_the_month_it_started(engine):
     late = datetime(2026, 10, 31, 23, 59, 59, tzinfo=timezone.utc)
     request_id = uuid.uuid4()
     await admit(engine, request_id=request_id, tenant_id=tenant.id, key_id=key.id, at=late,
-                estimate=Estimate(1, 1, D("0.001")), expires_at=NOW + timedelta(minutes=5))
+                estimate=Estimate(1, 1, D("0.001")), expires_at=datetime.now(timezone.utc) + timedelta(minutes=5))
     in_flight = entry(tenant, key, price, request_id, 100, 100, started=late, period=october)
     in_flight = in_flight.__class__(**{**in_flight.__dict__, "finished_at": late + timedelta(seconds=5)})
     november = entry(tenant, key, price, uuid.uuid4(), 10, 10, started=late + timedelta(seconds=2),
@@ -138,7 +138,7 @@ async def test_an_admission_rolled_back_by_a_deadlock_or_serialization_failure_i
     try:
         request_id = uuid.uuid4()
         admission = await admit(engine, request_id=request_id, tenant_id=tenant.id, key_id=key.id, at=NOW,
-                                estimate=Estimate(0, 0, D("0.03")), expires_at=NOW + timedelta(minutes=5))
+                                estimate=Estimate(0, 0, D("0.03")), expires_at=datetime.now(timezone.utc) + timedelta(minutes=5))
         assert admission.admitted
         async with engine.connect() as conn:
             assert (await conn.execute(text("SELECT last_value FROM admit_attempts"))).scalar_one() == 2
