@@ -89,7 +89,7 @@ def _content(value: Any, in_image: bool = False, depth: int = 0) -> int:
     if isinstance(value, str):
         if in_image and value.startswith("data:"):
             return 0
-        return len(value) if value.isascii() else len(value.encode("utf-8", "surrogatepass"))
+        return _scalar(value)
     if depth > MAX_DEPTH and isinstance(value, (dict, list)):
         return _coarse(value)
     if isinstance(value, dict):

@@ -36,10 +36,6 @@ class AdminGuard:
             failures.popleft()
         return failures
 
-    def check(self, address: str | None) -> None:
-        """Nothing: kept for callers written when the guard refused an address before its
-        token was looked at. A request is judged by its token; see `failed`."""
-
     def failed(self, address: str | None, where: str) -> None:
         """A wrong token from `address`: counted and logged, or, once the address has sent
         `max_failures` of them within the window, refused with 429 (not counted again, so

@@ -98,6 +98,8 @@ async def settle_before_delete(state: ProxyState, target: Upstream, response_id:
     """A background response about to be deleted is billed first, from `reply` (read just
     before) if it ended, else from the reply of cancelling it: once deleted, the poller
     would find nothing to bill from."""
+    if reply is not None and reply.get("background") is not True:
+        return  # not a background response: nothing is pending (and no database round trip)
     row = await pending_by_response(state.engine, response_id)
     if row is None:
         return

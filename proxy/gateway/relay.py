@@ -127,9 +127,10 @@ class Relay:
                         self.capture.observe_event(event)
                     elif not self.capture.observe_chat_chunk(event) and hide_usage_chunk:
                         outgoing.append(b"data: " + event.data.encode() + b"\n\n")
-                if self.capture.usage is not None and not self.recorded:
-                    # Spooled before the event that carries the usage reaches the client: once
-                    # the client has its answer, a crash cannot leave the call to an estimate.
+                if self.capture.status is not None and self.capture.usage is not None and not self.recorded:
+                    # The final usage (a terminal event's, not an earlier one's) is spooled before
+                    # the event carrying it reaches the client: once the client has its answer, a
+                    # crash cannot leave the call to an estimate.
                     self.record()
                 if self.capture.response_id and not self.recorded and time.monotonic() >= progress_due:
                     self.state.writer.spool.progress(str(self.call.request_id), self.capture.response_id,
