@@ -62,6 +62,15 @@ class KeyGrant:
     tenant_tokens_per_minute: int | None = None
     prepaid: bool = False  # the tenant spends a credit balance that never resets
     credit_usd: Decimal = Decimal(0)  # every top-up so far
+    max_call_usd: Decimal | None = None  # the key's own: the most one call may cost
+    tenant_max_call_usd: Decimal | None = None
+    fit_floor_tokens: int | None = None  # the key's own: calls are not fitted below this output cap
+    tenant_fit_floor_tokens: int | None = None
+    daily_request_quota: int | None = None  # the key's own, in calls
+    monthly_request_quota: int | None = None
+    tenant_daily_request_quota: int | None = None
+    tenant_monthly_request_quota: int | None = None
+    enforcement: str = "hard"  # the tenant's: hard (never over a limit) | soft (admit while under it)
 
     @property
     def budget_limits(self) -> tuple:
@@ -69,7 +78,23 @@ class KeyGrant:
         return (self.monthly_budget_usd, self.daily_budget_usd, self.weekly_budget_usd, self.tenant_budget_usd,
                 self.tenant_token_quota, self.tenant_daily_budget_usd, self.tenant_weekly_budget_usd,
                 self.tenant_daily_token_quota, self.tenant_weekly_token_quota,
-                self.credit_usd if self.prepaid else None)
+                self.credit_usd if self.prepaid else None, *self.request_quotas)
+
+    @property
+    def request_quotas(self) -> tuple:
+        return (self.daily_request_quota, self.monthly_request_quota, self.tenant_daily_request_quota,
+                self.tenant_monthly_request_quota)
+
+    @property
+    def max_call(self) -> tuple[Decimal | None, str | None]:
+        """The per-call cap that applies (the lower of the key's and the tenant's), and whose."""
+        caps = [(cap, name) for cap, name in ((self.max_call_usd, "key_max_call"),
+                                              (self.tenant_max_call_usd, "tenant_max_call")) if cap is not None]
+        return min(caps, key=lambda pair: pair[0]) if caps else (None, None)
+
+    def fit_floor(self, default: int) -> int:
+        """The fitting floor: the key's, else the tenant's, else `default`."""
+        return next((f for f in (self.fit_floor_tokens, self.tenant_fit_floor_tokens) if f is not None), default)
 
     @property
     def has_limits(self) -> bool:

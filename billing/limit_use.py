@@ -13,10 +13,10 @@ class LimitUse:
     scope: str  # tenant | key
     name: str  # the tenant's name, or the key's display prefix
     tenant: str
-    kind: str  # budget (USD) | tokens
+    kind: str  # budget (USD) | tokens | requests
     limit: Decimal
-    spent: Decimal  # settled calls
-    held: Decimal  # reserved by calls in flight
+    spent: Decimal  # calls that ended (settled, or ended and settling)
+    held: Decimal  # the worst cases reserved by calls still in flight
     thresholds_crossed: tuple[int, ...] = ()  # alert thresholds (percent) crossed this month
     window: str = "month"  # month | week | day
     period_start: datetime | None = None  # the period the counters cover, in the tenant's zone
@@ -27,7 +27,17 @@ class LimitUse:
 
     @property
     def used_percent(self) -> Decimal:
-        return (self.spent + self.held) * 100 / self.limit if self.limit else Decimal(0)
+        """What is spent, as a share of the limit (what calls in flight hold is not used yet)."""
+        return self.spent * 100 / self.limit if self.limit else Decimal(0)
+
+    @property
+    def held_percent(self) -> Decimal:
+        return self.held * 100 / self.limit if self.limit else Decimal(0)
+
+    @property
+    def overrun(self) -> Decimal:
+        """How far spend went past the limit: only under soft enforcement, by calls in flight."""
+        return max(self.spent - self.limit, Decimal(0))
 
 
 def period_fraction(start: datetime, end: datetime, now: datetime) -> Decimal:

@@ -39,6 +39,12 @@ LIMIT_NAMES = {
     "tenant_daily_tokens": "the team's daily token quota",
     "key_daily_budget": "this API key's daily budget",
     "tenant_credit": "the team's prepaid credit balance",
+    "tenant_daily_requests": "the team's daily request quota",
+    "tenant_requests": "the team's monthly request quota",
+    "key_daily_requests": "this API key's daily request quota",
+    "key_requests": "this API key's monthly request quota",
+    "tenant_max_call": "the team's per-call cap",
+    "key_max_call": "this API key's per-call cap",
 }
 
 
@@ -177,18 +183,3 @@ def standing(period: datetime, time_zone: str, budget: Decimal | None, quota: in
         budget_remaining_usd=None if budget is None else budget - spent_usd - reserved_usd,
         tokens_remaining=None if quota is None else quota - spent_tokens - reserved_tokens,
     )
-
-
-def refusal_message(limit: str, resets_at: datetime | None) -> str:
-    """Why a call was refused for good (`insufficient_quota`); `resets_at` None: never (credit)."""
-    if resets_at is None:
-        return (f"Request refused: it could exceed {LIMIT_NAMES.get(limit, limit)}. "
-                "Ask an operator to add credit.")
-    return (f"Request refused: it could exceed {LIMIT_NAMES.get(limit, limit)}. "
-            f"The limit resets at {resets_at.isoformat()}.")
-
-
-def held_message(limit: str) -> str:
-    """A call refused only because calls in flight hold the rest of a limit: worth a retry."""
-    return (f"Calls in flight hold what is left of {LIMIT_NAMES.get(limit, limit)}; "
-            "retry once they finish.")

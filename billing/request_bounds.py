@@ -5,7 +5,8 @@ The worst-case estimate (`billing.quota.estimate`) starts from the content the m
 tokenizers never produce more tokens than bytes, plus an allowance per object and list
 item for the chat template around it) and adds what the body does not carry itself:
 - the output cap the endpoint really honours: `max_output_tokens` on the Responses API;
-  `max_completion_tokens` or `max_tokens` (the larger) on Chat Completions; nothing on
+  `max_completion_tokens` on Chat Completions (or `max_tokens` beside it, if larger; alone,
+  `max_tokens` bounds nothing: BytePlus does not count reasoning in it); nothing on
   embeddings. A cap another endpoint would read is ignored;
 - `n` choices on Chat Completions, each up to the cap;
 - images: each costs tokens whatever its size in the body (a URL or a file id is a few
@@ -135,9 +136,11 @@ def output_cap(payload: Mapping[str, Any], endpoint: str) -> int | None:
     if endpoint in ("responses", "responses.compact"):
         return _whole(payload.get("max_output_tokens"))
     if endpoint == "chat.completions":
-        caps = [c for c in (_whole(payload.get("max_completion_tokens")), _whole(payload.get("max_tokens")))
-                if c is not None]
-        return max(caps) if caps else None
+        # `max_tokens` alone bounds nothing: on BytePlus it caps the answer but not the reasoning
+        completion = _whole(payload.get("max_completion_tokens"))
+        if completion is None:
+            return None
+        return max(completion, _whole(payload.get("max_tokens")) or 0)
     return 0  # embeddings: no output
 
 

@@ -27,10 +27,12 @@ class ApiError(Exception):
     """An error of the proxy's own, answered as {"error": {message, type, param, code}}."""
 
     def __init__(self, status: int, message: str, *, type: str = "invalid_request_error",
-                 code: str | None = None, param: str | None = None, headers: dict[str, str] | None = None):
+                 code: str | None = None, param: str | None = None, headers: dict[str, str] | None = None,
+                 refusal: str | None = None):
         super().__init__(message)
         self.status, self.message, self.type, self.code, self.param = status, message, type, code, param
         self.headers = headers or {}
+        self.refusal = refusal  # a budget refusal's cause, counted for the dashboard
 
 
 def error_body(message: str, type: str, code: str | None = None, param: str | None = None) -> bytes:

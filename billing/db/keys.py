@@ -44,10 +44,15 @@ class KeyListing:
     requests_per_minute: int | None = None
     tokens_per_minute: int | None = None
     max_concurrent: int | None = None
+    max_call_usd: Decimal | None = None
+    fit_floor_tokens: int | None = None
+    daily_request_quota: int | None = None
+    monthly_request_quota: int | None = None
 
 
 # Limits of a key beside its monthly budget, set and changed like it (None clears one).
-LIMITS = ("daily_budget_usd", "weekly_budget_usd", "requests_per_minute", "tokens_per_minute", "max_concurrent")
+LIMITS = ("daily_budget_usd", "weekly_budget_usd", "requests_per_minute", "tokens_per_minute", "max_concurrent",
+          "max_call_usd", "fit_floor_tokens", "daily_request_quota", "monthly_request_quota")
 
 
 def _limits(limits: dict) -> dict:
@@ -188,7 +193,11 @@ async def grants_changed_since(conn: AsyncConnection, revision: int) -> tuple[li
                tenants.c.daily_budget_usd.label("tenant_daily_budget"),
                tenants.c.weekly_budget_usd.label("tenant_weekly_budget"), tenants.c.daily_token_quota,
                tenants.c.weekly_token_quota, tenants.c.requests_per_minute.label("tenant_rpm"),
-               tenants.c.tokens_per_minute.label("tenant_tpm"), tenants.c.prepaid, tenants.c.credit_usd)
+               tenants.c.tokens_per_minute.label("tenant_tpm"), tenants.c.prepaid, tenants.c.credit_usd,
+               api_keys.c.max_call_usd, tenants.c.max_call_usd.label("tenant_max_call"), api_keys.c.fit_floor_tokens,
+               tenants.c.fit_floor_tokens.label("tenant_fit_floor"), api_keys.c.daily_request_quota,
+               api_keys.c.monthly_request_quota, tenants.c.daily_request_quota.label("tenant_daily_requests"),
+               tenants.c.monthly_request_quota.label("tenant_monthly_requests"), tenants.c.enforcement)
         .join(api_keys, api_keys.c.id == api_key_secrets.c.key_id)
         .join(tenants, tenants.c.id == api_keys.c.tenant_id)
         .where(or_(api_key_secrets.c.revision > revision, api_keys.c.revision > revision,
@@ -211,5 +220,10 @@ async def grants_changed_since(conn: AsyncConnection, revision: int) -> tuple[li
             tenant_weekly_budget_usd=row.tenant_weekly_budget, tenant_daily_token_quota=row.daily_token_quota,
             tenant_weekly_token_quota=row.weekly_token_quota, tenant_requests_per_minute=row.tenant_rpm,
             tenant_tokens_per_minute=row.tenant_tpm, prepaid=row.prepaid, credit_usd=row.credit_usd,
+            max_call_usd=row.max_call_usd, tenant_max_call_usd=row.tenant_max_call,
+            fit_floor_tokens=row.fit_floor_tokens, tenant_fit_floor_tokens=row.tenant_fit_floor,
+            daily_request_quota=row.daily_request_quota, monthly_request_quota=row.monthly_request_quota,
+            tenant_daily_request_quota=row.tenant_daily_requests,
+            tenant_monthly_request_quota=row.tenant_monthly_requests, enforcement=row.enforcement,
         )))
     return grants, newest

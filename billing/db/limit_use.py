@@ -1,5 +1,5 @@
-"""The limits and their counters, for the dashboard: every monthly budget and token quota of
-a tenant, every monthly budget of a key, and, for the month under way, the daily and weekly
+"""The limits and their counters, for the dashboard: every monthly budget, token quota and
+request quota of a tenant, every monthly budget and request quota of a key, and, for the month under way, the daily and weekly
 ones too (the current day and week), with the alert thresholds each month's limit crossed.
 A tenant's day, week and month begin at midnight in its own time zone."""
 
@@ -33,7 +33,9 @@ _LIMITS = text(f"""
             ('day', 'budget', t.daily_budget_usd, p.day_start, p.day_end),
             ('day', 'tokens', t.daily_token_quota::numeric, p.day_start, p.day_end),
             ('week', 'budget', t.weekly_budget_usd, p.week_start, p.week_end),
-            ('week', 'tokens', t.weekly_token_quota::numeric, p.week_start, p.week_end)
+            ('week', 'tokens', t.weekly_token_quota::numeric, p.week_start, p.week_end),
+            ('month', 'requests', t.monthly_request_quota::numeric, p.month_start, p.month_end),
+            ('day', 'requests', t.daily_request_quota::numeric, p.day_start, p.day_end)
         ) l(win, kind, amount, period_start, period_end)
         UNION ALL
         SELECT 'key', k.id, k.display_prefix, p.name, l.*
@@ -41,14 +43,18 @@ _LIMITS = text(f"""
         CROSS JOIN LATERAL (VALUES
             ('month', 'budget', k.monthly_budget_usd, p.month_start, p.month_end),
             ('day', 'budget', k.daily_budget_usd, p.day_start, p.day_end),
-            ('week', 'budget', k.weekly_budget_usd, p.week_start, p.week_end)
+            ('week', 'budget', k.weekly_budget_usd, p.week_start, p.week_end),
+            ('month', 'requests', k.monthly_request_quota::numeric, p.month_start, p.month_end),
+            ('day', 'requests', k.daily_request_quota::numeric, p.day_start, p.day_end)
         ) l(win, kind, amount, period_start, period_end)
         WHERE k.status = 'active'
     )
-    SELECT l.*, CASE WHEN l.kind = 'budget' THEN coalesce(q.spent_usd, 0) ELSE coalesce(q.spent_tokens, 0) END
-               AS spent,
-           CASE WHEN l.kind = 'budget' THEN coalesce(q.reserved_usd, 0) ELSE coalesce(q.reserved_tokens, 0) END
-               AS held,
+    SELECT l.*, CASE l.kind WHEN 'budget' THEN coalesce(q.spent_usd + q.finished_usd, 0)
+                            WHEN 'tokens' THEN coalesce(q.spent_tokens + q.finished_tokens, 0)
+                            ELSE coalesce(q.requests, 0) END AS spent,
+           CASE l.kind WHEN 'budget' THEN coalesce(q.reserved_usd - q.finished_usd, 0)
+                       WHEN 'tokens' THEN coalesce(q.reserved_tokens - q.finished_tokens, 0)
+                       ELSE coalesce(q.reserved_requests, 0) END AS held,
            (SELECT array_agg(DISTINCT a.threshold ORDER BY a.threshold) FROM alerts a
             WHERE l.win = 'month' AND a.scope = l.scope AND a.scope_id = l.scope_id AND a.limit_kind = l.kind
               AND a.period_start = l.period_start) AS crossed

@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from billing.db.errors import rolled_back
 from billing.db.tables import quota_usage
 from billing.db.tenants import Tenant
+from billing.fitting import OutputLine
 from billing.quota import Estimate, MonthStanding, period_start, standing
 
 
@@ -30,6 +31,14 @@ class Admission:
     lease: object | None = None  # the in-memory lease that admitted it (billing.quota_lease.Lease), if any
     held_by_calls_in_flight: bool = False  # refused only for what calls in flight hold: worth a retry
     resets_at: datetime | None = None  # when the refusing limit's period ends (None: credit, never)
+    requests_remaining: int | None = None
+    units: int | None = None  # the per-choice output cap granted (None: the call was not fitted)
+    fitted_by: str | None = None  # the limit that lowered it
+    refusal_cause: str | None = None  # spent | over_left | held_in_flight
+    left_usd: Decimal | None = None  # of the refusing budget: unspent, calls in flight aside
+    room_usd: Decimal | None = None  # ... and what calls in flight leave of it
+    left_tokens: int | None = None
+    room_tokens: int | None = None
 
 
 @dataclass(frozen=True)
@@ -40,15 +49,33 @@ class Counters:
     reserved_tokens: int = 0
 
 
-_ADMIT = text("SELECT * FROM quota_admit(:request_id, :tenant_id, :key_id, :at, :usd, :tokens, :expires_at)")
+_ADMIT = text("SELECT * FROM quota_admit(:request_id, :tenant_id, :key_id, :at, :usd, :tokens, :expires_at, "
+              ":requests, :base_usd, :unit_usd, :base_tokens, :unit_tokens, :max_units, :min_units, :shares)")
+
+
+@dataclass(frozen=True)
+class Fitting:
+    """How far admission may lower a call's output cap (`billing.fitting.OutputLine`)."""
+
+    line: OutputLine
+    min_units: int
+    shares: int
 
 
 async def admit(engine: AsyncEngine, *, request_id: UUID, tenant_id: int, key_id: int, at: datetime,
-                estimate: Estimate, expires_at: datetime) -> Admission:
+                estimate: Estimate, expires_at: datetime, fitting: Fitting | None = None,
+                requests: int = 0) -> Admission:
     """Reserve `estimate` under every limit of the tenant and key in the periods containing
-    `at` (the call's start), or say which limit refuses it."""
+    `at` (the call's start), or, with `fitting`, as much of it as every limit leaves room for
+    (the cap it allows is `units`), or say which limit refuses it. `requests`: the calls it
+    counts against request quotas (a lease counts none)."""
+    line = fitting.line if fitting else None
     parameters = {"request_id": request_id, "tenant_id": tenant_id, "key_id": key_id, "at": at,
-                  "usd": estimate.charge, "tokens": estimate.tokens, "expires_at": expires_at}
+                  "usd": estimate.charge, "tokens": estimate.tokens, "expires_at": expires_at, "requests": requests,
+                  "base_usd": line.base.charge if line else None, "unit_usd": line.unit_usd if line else None,
+                  "base_tokens": line.base.tokens if line else None, "unit_tokens": line.unit_tokens if line else None,
+                  "max_units": line.max_units if line else None, "min_units": fitting.min_units if fitting else None,
+                  "shares": fitting.shares if fitting else 1}
     for attempt in (1, 2):
         try:
             async with engine.begin() as conn:
@@ -60,9 +87,14 @@ async def admit(engine: AsyncEngine, *, request_id: UUID, tenant_id: int, key_id
             # one retry is safe. Left to the caller, either reads as a database outage.
             if attempt == 2 or not (error.connection_invalidated or rolled_back(error)):
                 raise
+    fitted = line is not None and row.units is not None and row.units < line.max_units
     return Admission(row.admitted, row.refused, row.budget_remaining, row.tokens_remaining, row.key_budget_remaining,
-                     estimate=estimate, held_by_calls_in_flight=bool(row.held_by_calls_in_flight),
-                     resets_at=row.resets_at)
+                     estimate=line.at(row.units) if fitted and row.admitted else estimate,
+                     held_by_calls_in_flight=bool(row.held_by_calls_in_flight), resets_at=row.resets_at,
+                     requests_remaining=row.requests_remaining, units=row.units if fitted else None,
+                     fitted_by=row.fitted_by if fitted else None, refusal_cause=row.refusal_cause,
+                     left_usd=row.left_usd, room_usd=row.room_usd, left_tokens=row.left_tokens,
+                     room_tokens=row.room_tokens)
 
 
 async def release(engine: AsyncEngine, request_id: UUID) -> bool:

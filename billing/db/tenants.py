@@ -51,12 +51,18 @@ class Tenant:
     requests_per_minute: int | None = None
     tokens_per_minute: int | None = None
     prepaid: bool = False
+    max_call_usd: Decimal | None = None  # the most one call may cost
+    fit_floor_tokens: int | None = None  # calls are not fitted below this output cap (None: the setting)
+    daily_request_quota: int | None = None  # calls
+    monthly_request_quota: int | None = None
+    enforcement: str = "hard"  # hard: never over a limit | soft: admit while under it, report the overrun
     credit_usd: Decimal = Decimal(0)  # every top-up so far (the balance is this less what was spent)
 
 
 # Limits beside the monthly ones, set and changed like them (None clears one).
 LIMITS = ("daily_budget_usd", "weekly_budget_usd", "daily_token_quota", "weekly_token_quota",
-          "requests_per_minute", "tokens_per_minute", "prepaid")
+          "requests_per_minute", "tokens_per_minute", "prepaid", "max_call_usd", "fit_floor_tokens",
+          "daily_request_quota", "monthly_request_quota", "enforcement")
 _COLUMNS = (tenants.c.id, tenants.c.name, tenants.c.status, tenants.c.monthly_budget_usd,
             tenants.c.monthly_token_quota, tenants.c.price_multiplier, tenants.c.time_zone,
             tenants.c.alert_thresholds, tenants.c.created_at, *(tenants.c[name] for name in LIMITS),
@@ -89,6 +95,8 @@ async def create_tenant(engine: AsyncEngine, name: str, *, monthly_budget_usd: D
                         actor: str = "system", **limits) -> Tenant:
     """A new tenant; `limits` are any of `LIMITS`."""
     limits = _limits(limits)
+    if limits.get("enforcement", "hard") not in ("hard", "soft"):
+        raise ValueError("enforcement is hard or soft")
     name = tenant_name(name)
     check_time_zone(time_zone)
     thresholds = check_thresholds(alert_thresholds) if alert_thresholds is not None else [50, 80, 100]
@@ -176,6 +184,8 @@ async def update_tenant(engine: AsyncEngine, tenant: str | int, *, name=UNSET, m
         values["name_key"] = name_key(name)
     if values.get("prepaid", False) is None:
         raise ValueError("prepaid is true or false")
+    if "enforcement" in values and values["enforcement"] not in ("hard", "soft"):
+        raise ValueError("enforcement is hard or soft")
     if not values:
         return await get_tenant(engine, tenant)
     action = {"suspended": "tenant.suspend", "active": "tenant.resume"}.get(values.get("status"), "tenant.update")

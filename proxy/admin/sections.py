@@ -90,14 +90,18 @@ def movers_section(current: Report, previous: Report, limit: int = 5, by: str = 
 
 
 def refusals_table(refusals: dict[str, dict[str, int]]) -> str:
-    """429s per tenant this month, by what refused them."""
+    """429s per tenant this month, by what refused them (days counted before causes were told
+    apart count a budget's refusals as spent or held)."""
     if not refusals:
         return "<p>No call was refused by a limit this month.</p>"
-    rows = [{"tenant": name, "spent": by.get("insufficient_quota", 0),
-             "rate": by.get("requests", 0) + by.get("tokens", 0), "held": by.get("budget_in_flight", 0),
-             "all": sum(by.values())} for name, by in sorted(refusals.items(), key=lambda item: -sum(item[1].values()))]
-    return table(rows, [("tenant", "Tenant", False), ("spent", "Budget or quota spent", True),
-                         ("rate", "Rate limits and concurrency", True), ("held", "Held by calls in flight", True),
+    rows = [{"tenant": name, "spent": by.get("spent", 0) + by.get("insufficient_quota", 0),
+             "over": by.get("over_left", 0), "held": by.get("held_in_flight", 0) + by.get("budget_in_flight", 0),
+             "rate": by.get("requests", 0) + by.get("tokens", 0), "concurrency": by.get("concurrency", 0),
+             "max_call": by.get("max_call", 0), "all": sum(by.values())} for name, by in sorted(refusals.items(), key=lambda item: -sum(item[1].values()))]
+    return table(rows, [("tenant", "Tenant", False), ("spent", "Limit spent", True),
+                         ("over", "Worst case over what is left", True), ("held", "Held by calls in flight", True),
+                         ("rate", "Rate limits", True), ("concurrency", "Concurrency", True),
+                         ("max_call", "Over the per-call cap", True),
                          ("all", "All refusals", True)])
 
 
@@ -111,19 +115,23 @@ def limits_section(uses: list[LimitUse], now: datetime, tenants: Report,
             return "too early"
         return amount(value) if use.kind == "budget" else f"{value.quantize(Decimal(1)):,}"
 
+    kinds = {"budget": "budget USD", "tokens": "tokens", "requests": "calls"}
     periods = {"month": "month", "week": "this week", "day": "today"}
     rows = []
     for u in uses:
         expected = forecast(u.spent, u.fraction_passed(now))
         rows.append({"scope": "tenant" if u.scope == "tenant" else f"key of {u.tenant}", "name": u.name,
-                     "kind": "budget USD" if u.kind == "budget" else "tokens", "period": periods[u.window],
+                     "kind": kinds[u.kind], "period": periods[u.window],
                      "limit": shown(u, u.limit), "used": shown(u, u.spent), "held": shown(u, u.held),
-                     "percent": f"{u.used_percent.quantize(Decimal('0.1'))}%", "forecast": shown(u, expected),
+                     "percent": f"{u.used_percent.quantize(Decimal('0.1'))}%",
+                     "held_percent": f"{u.held_percent.quantize(Decimal('0.1'))}%",
+                     "overrun": shown(u, u.overrun) if u.overrun else "", "forecast": shown(u, expected),
                      "over": "yes" if expected is not None and expected > u.limit else "",
                      "crossed": ", ".join(f"{t}%" for t in u.thresholds_crossed)})
     limits_table = table(rows, [("scope", "Scope", False), ("name", "Name", False), ("kind", "Kind", False),
                           ("period", "Period", False), ("limit", "Limit", True), ("used", "Spent", True),
-                          ("held", "In flight", True), ("percent", "Used", True),
+                          ("percent", "Used", True), ("held", "Held by calls in flight", True),
+                          ("held_percent", "Held", True), ("overrun", "Overrun", True),
                           ("forecast", "Forecast at the period's end", True), ("over", "Over by then", False),
                           ("crossed", "Thresholds crossed", False)]) \
         if rows else "<p class=\"empty\">No tenant or key has a limit.</p>"
@@ -132,7 +140,7 @@ def limits_section(uses: list[LimitUse], now: datetime, tenants: Report,
     return (limits_table + "<p>A forecast extends the spend so far at the same pace to the end of its period (the "
                     "tenant's day, week or month, in its time zone). Daily and weekly limits are shown for the "
                     "month under way: today's and this week's.</p>"
-            + "<h3>Refused calls (429)</h3>" + refusals_table(refusals or {})
+            + "<h3>Refused calls</h3>" + refusals_table(refusals or {})
             + "<h3>Billed from estimates</h3>"
             + (table(estimated, [("tenant", "Tenant", False), ("calls", "Calls", True),
                                   ("charge", "Charged USD", True)]) if estimated

@@ -83,18 +83,25 @@ new_tenant_name = argument_type(operator_text.tenant_name)
 tenant_text = argument_type(lambda text: operator_text.line_text(text, "a tenant name",
                                                                  4 * operator_text.MAX_NAME_LENGTH))
 
+# Per-call caps, fitting and request quotas, on tenants and keys alike.
+FIT_FLAGS = (("max-call-usd", "max_call_usd", non_negative_decimal, "USD"),
+             ("fit-floor-tokens", "fit_floor_tokens", bounded_count, "N"),
+             ("daily-request-quota", "daily_request_quota", whole_number, "N"),
+             ("monthly-request-quota", "monthly_request_quota", whole_number, "N"))
 # (flag, column, parser, metavar) of the limits beside the monthly ones; `--no-FLAG` clears one.
 TENANT_LIMIT_FLAGS = (("daily-budget", "daily_budget_usd", non_negative_decimal, "USD"),
                       ("weekly-budget", "weekly_budget_usd", non_negative_decimal, "USD"),
                       ("daily-token-quota", "daily_token_quota", whole_number, "N"),
                       ("weekly-token-quota", "weekly_token_quota", whole_number, "N"),
                       ("rpm", "requests_per_minute", bounded_count, "N"),
-                      ("tpm", "tokens_per_minute", bounded_count, "N"))
+                      ("tpm", "tokens_per_minute", bounded_count, "N"),
+                      *FIT_FLAGS)
 KEY_LIMIT_FLAGS = (("daily-budget", "daily_budget_usd", non_negative_decimal, "USD"),
                    ("weekly-budget", "weekly_budget_usd", non_negative_decimal, "USD"),
                    ("rpm", "requests_per_minute", bounded_count, "N"),
                    ("tpm", "tokens_per_minute", bounded_count, "N"),
-                   ("max-concurrent", "max_concurrent", bounded_count, "N"))
+                   ("max-concurrent", "max_concurrent", bounded_count, "N"),
+                   *FIT_FLAGS)
 
 
 def add_limit_flags(command, flags, clearable: bool) -> None:

@@ -13,7 +13,7 @@ from proxy.config.settings import Settings
 
 KEY_COLUMNS = ["id", "display_prefix", "tenant", "label", "status", "allowed_models", "monthly_budget_usd",
                "daily_budget_usd", "weekly_budget_usd", "requests_per_minute", "tokens_per_minute", "max_concurrent",
-               "created_at", "last_used_at", "expires_at", "revoked_at"]
+               "daily_request_quota", "monthly_request_quota", "max_call_usd", "fit_floor_tokens", "created_at", "last_used_at", "expires_at", "revoked_at"]
 
 
 def _print_secret(issued, fmt: str, verb: str) -> None:

@@ -16,7 +16,8 @@ from proxy.config.settings import Settings
 
 TENANT_COLUMNS = ["id", "name", "status", "monthly_budget_usd", "monthly_token_quota", "daily_budget_usd",
                   "weekly_budget_usd", "daily_token_quota", "weekly_token_quota", "requests_per_minute",
-                  "tokens_per_minute", "prepaid", "price_multiplier", "time_zone", "alert_thresholds", "created_at"]
+                  "tokens_per_minute", "daily_request_quota", "monthly_request_quota", "max_call_usd",
+                  "fit_floor_tokens", "enforcement", "prepaid", "price_multiplier", "time_zone", "alert_thresholds", "created_at"]
 CREDIT_COLUMNS = ["id", "amount_usd", "reason", "actor", "created_at"]
 STANDING_COLUMNS = ["period_start", "resets_at", "spent_usd", "reserved_usd", "budget_remaining_usd",
                     "spent_tokens", "reserved_tokens", "tokens_remaining"]
@@ -33,7 +34,8 @@ def cmd_tenants(args, settings: Settings) -> None:
                                          monthly_token_quota=args.monthly_token_quota,
                                          price_multiplier=args.price_multiplier or Decimal(1),
                                          time_zone=args.time_zone or "UTC", alert_thresholds=args.alert_thresholds,
-                                         prepaid=args.prepaid, **limit_values(args, TENANT_LIMIT_FLAGS), actor=actor())
+                                         prepaid=args.prepaid, **limit_values(args, TENANT_LIMIT_FLAGS),
+                                         enforcement=args.enforcement or "hard", actor=actor())
         elif command == "update":
             changes = {k: v for k, v in (("name", args.rename), ("monthly_budget_usd", args.monthly_budget),
                                          ("monthly_token_quota", args.monthly_token_quota),
@@ -43,6 +45,8 @@ def cmd_tenants(args, settings: Settings) -> None:
             changes.update({k: None for k, flag in (("monthly_budget_usd", args.no_monthly_budget),
                                                     ("monthly_token_quota", args.no_monthly_token_quota)) if flag})
             changes.update(limit_values(args, TENANT_LIMIT_FLAGS))
+            if args.enforcement:
+                changes["enforcement"] = args.enforcement
             if args.prepaid or args.postpaid:
                 changes["prepaid"] = bool(args.prepaid)
             tenant = await update_tenant(engine, args.name, **changes, actor=actor())
@@ -106,6 +110,9 @@ def add_commands(sub) -> None:
         command.add_argument("--alert-thresholds", type=percentages, metavar="50,80,100",
                              help="percent of a limit at which to send an alert")
         command.add_argument("--format", choices=FORMATS, default="table")
+        command.add_argument("--enforcement", choices=("hard", "soft"),
+                             help="hard (default): no call may take spend past a limit; soft: admit while "
+                                  "spend is under it, and report the overrun")
         if name == "update":
             command.add_argument("--rename", metavar="NEW_NAME", type=new_tenant_name)
             command.add_argument("--no-monthly-budget", action="store_true", help="remove the budget")

@@ -35,6 +35,8 @@ ENVIRONMENT = {
     "BILLING_PROXY_EXPORT_WEBHOOK_SECRET": "export_webhook_secret",
     "UPSTREAM_ADMIN_KEY": "upstream_admin_key",
     "BILLING_PROXY_RESERVATION_TTL": "reservation_ttl",
+    "BILLING_PROXY_FIT_FLOOR_TOKENS": "fit_floor_tokens",
+    "BILLING_PROXY_FIT_SHARES": "fit_shares",
     "BILLING_PROXY_FIRST_BYTE_TIMEOUT": "upstream_first_byte_timeout",
     "BILLING_PROXY_IDLE_TIMEOUT": "upstream_idle_timeout",
     "BILLING_PROXY_ON_CLIENT_DISCONNECT": "on_client_disconnect",
@@ -84,6 +86,8 @@ class Settings:
     export_webhook_secret: str | None = None  # its HMAC key (Standard Webhooks signature)
     upstream_admin_key: str | None = None  # the default upstream's admin key: its Usage and Costs API
     reservation_ttl: float = 900.0  # a quota reservation of a call that never settles expires after this
+    fit_floor_tokens: int = 256  # a call is fitted to what a limit has left, but never below this output cap
+    fit_shares: int = 2  # a fitted call gets at most 1/(this x (1 + calls in flight)) of what its limit has left
     background_poll_seconds: float = 30.0  # the longest pause between two polls of a background response
     default_max_output_tokens: int = 16384  # worst-case output of a model with no cap in its price
     max_context_tokens: int = 1_050_000  # worst-case input of one model turn (the largest context window served)
@@ -125,6 +129,8 @@ _PARSERS = {
     "upstream_read_timeout": positive_seconds,
     "sync_interval": positive_seconds,
     "reservation_ttl": positive_seconds,
+    "fit_floor_tokens": positive_int,
+    "fit_shares": positive_int,
     "background_poll_seconds": positive_seconds,
     "upstream_first_byte_timeout": positive_seconds,
     "upstream_idle_timeout": positive_seconds,

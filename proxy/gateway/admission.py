@@ -1,51 +1,83 @@
-"""Quota admission for one call: reserve its worst case before it goes upstream, or refuse
-it with 429; give the reservation back when the call produced no usage."""
+"""Quota admission for one call: reserve its worst case before it goes upstream, fit its
+output cap to what the limits leave when the whole of it does not fit, or refuse it with
+429 (a call over its per-call cap with 400); give the reservation back when the call
+produced no usage."""
 
 import asyncio
 import logging
 import time
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
 from uuid import UUID, uuid4
 
 from billing.db.errors import database_unreachable
-from billing.db.quota import Admission, admit, release, settle
+from billing.db.quota import Admission, Fitting, admit, release, settle
+from billing.fitting import FITTED_ENDPOINTS, CallFit, CallTooDear, fit_call, output_line
 from billing.keys import KeyGrant
 from billing.ledger import LedgerEntry
 from billing.offline_quota import UNKNOWN
 from billing.quota_lease import Lease, lease_size, worth_leasing
-from proxy.observability import metrics
 from billing.pricebook import ResolvedPrice
-from billing.quota import Estimate, estimate, held_message, next_period_start, period_start, refusal_message
+from billing.quota import Estimate, estimate, next_period_start, period_start
+from billing.quota_refusals import Refused, refusal_text
 from billing.request_bounds import RequestBounds
 from billing.report import money
 from proxy.errors import ApiError
 from proxy.gateway.request_body import ClientRequest
 from proxy.gateway.state import ProxyState
+from proxy.observability import metrics
 
 log = logging.getLogger(__name__)
 
 LEASE_IDLE_SECONDS = 10.0  # a lease no call used for this long is given back
 
 
+@dataclass(frozen=True)
+class OutputFit:
+    """A call whose output cap was lowered to fit a limit: the per-choice cap set, and which
+    limit set it."""
+
+    cap: int
+    limit: str
+
+
 async def admit_call(state: ProxyState, grant: KeyGrant, request_id: UUID, started_at: datetime,
                      request: ClientRequest, price: ResolvedPrice, bounds: RequestBounds,
-                     carried_tokens: int | None) -> tuple[datetime, Admission | None]:
-    """The period the call counts in, and its admission (None: no limit applies, nothing reserved).
-    `carried_tokens`: the context the call continues (None: of unknown size)."""
+                     carried_tokens: int | None, endpoint: str,
+                     unfittable: str | None = None) -> tuple[datetime, Admission | None, OutputFit | None]:
+    """The period the call counts in, its admission (None: no limit applies, nothing
+    reserved), and the output cap it was fitted to, if it was. `carried_tokens`: the context
+    the call continues (None: of unknown size); `unfittable`: why its cap may not be set."""
     period = period_start(started_at, grant.time_zone)
-    if not grant.has_limits:
-        return period, None
     worst = estimate(len(request.body), bounds, price, grant.price_multiplier, state.limits, carried_tokens)
-    # A background call keeps a reservation of its own until it ends, minutes later: no lease.
-    lease = None if request.background else await _leased(state, grant, period, worst, started_at)
+    line = output_line(len(request.body), bounds, price, grant.price_multiplier, state.limits, carried_tokens) \
+        if endpoint in FITTED_ENDPOINTS else None
+    max_call, max_call_name = grant.max_call
+    try:
+        fit = fit_call(worst, line, grant.fit_floor(state.settings.fit_floor_tokens), max_call, max_call_name,
+                       unfittable)
+    except CallTooDear as error:
+        metrics.QUOTA_REFUSED.labels("max_call").inc()
+        raise ApiError(400, error.message, code="max_call_cost_exceeded", param="max_output_tokens",
+                       refusal="max_call") from None
+    capped = OutputFit(fit.line.max_units, fit.fitted_by) if fit.fitted_by else None
+    if not grant.has_limits:
+        return period, None, capped
+    # A background call keeps a reservation of its own until it ends, minutes later: no lease;
+    # nor a call under a request quota (a lease counts no calls).
+    leasable = not request.background and not any(q is not None for q in grant.request_quotas)
+    lease = await _leased(state, grant, period, fit.worst, started_at) if leasable else None
     if lease is not None:
         metrics.ADMISSIONS.labels("lease").inc()
-        return period, Admission(True, None, *lease.room(), estimate=worst, lease=lease)
+        return period, Admission(True, None, *lease.room(), estimate=fit.worst, lease=lease), capped
+    fitting = Fitting(fit.line, fit.floor_units, state.settings.fit_shares) \
+        if fit.line is not None and grant.enforcement == "hard" else None
     try:
         admission = await admit(state.engine, request_id=request_id, tenant_id=grant.tenant_id, key_id=grant.key_id,
-                                at=started_at, estimate=worst,
-                                expires_at=started_at + timedelta(seconds=state.settings.reservation_ttl))
+                                at=started_at, estimate=fit.worst,
+                                expires_at=started_at + timedelta(seconds=state.settings.reservation_ttl),
+                                fitting=fitting, requests=1)
         metrics.ADMISSIONS.labels("statement").inc()
     except Exception as error:
         if not database_unreachable(error):
@@ -56,29 +88,35 @@ async def admit_call(state: ProxyState, grant: KeyGrant, request_id: UUID, start
                            code="quota_unavailable") from None
         log.warning("quota admission failed (%s): the database is unreachable", type(error).__name__,
                     exc_info=log.isEnabledFor(logging.DEBUG))
-        admission = _admit_offline(state, grant, period, worst)
+        admission = _admit_offline(state, grant, period, fit.worst)
     else:
         state.last_known.remember(grant.tenant_id, grant.key_id, period, admission.budget_remaining,
                                   admission.tokens_remaining, admission.key_budget_remaining)
     if not admission.admitted:
-        _refuse(admission, period, grant.time_zone)
-    return period, admission
+        _refuse(admission, period, grant.time_zone, fit)
+    if admission.units is not None:
+        metrics.FITTED_CALLS.inc()
+        return period, admission, OutputFit(admission.units, admission.fitted_by)
+    return period, admission, capped
 
 
-def _refuse(admission: Admission, period: datetime, time_zone: str) -> None:
-    """429: `insufficient_quota` when the limit is spent (retrying cannot help: the SDKs are
-    told not to), `rate_limit_exceeded` when calls in flight hold the rest of it (they will
-    end soon: retry)."""
-    if admission.held_by_calls_in_flight:
-        metrics.QUOTA_REFUSED.labels("held_in_flight").inc()
-        raise ApiError(429, held_message(admission.refused), type="budget_in_flight", code="rate_limit_exceeded",
-                       headers={"retry-after": "1", "retry-after-ms": "1000", "x-should-retry": "true"})
-    metrics.QUOTA_REFUSED.labels("spent").inc()
+def _refuse(admission: Admission, period: datetime, time_zone: str, fit: CallFit) -> None:
+    """429: `insufficient_quota` when the limit is spent or has too little left for this call
+    (retrying cannot help: the SDKs are told not to), `rate_limit_exceeded` when calls in
+    flight hold the rest of it (they will end soon: retry)."""
+    cause = admission.refusal_cause or ("held_in_flight" if admission.held_by_calls_in_flight else "spent")
     resets = admission.resets_at  # None for the credit: it never resets
     if resets is None and admission.refused != "tenant_credit":  # refused offline: by the month
         resets = next_period_start(period, time_zone)
-    raise ApiError(429, refusal_message(admission.refused, resets), type="insufficient_quota",
-                   code="insufficient_quota", headers={"x-should-retry": "false"})
+    message = refusal_text(Refused(admission.refused, cause, fit.worst, resets, fit.line, fit.floor_units,
+                                   admission.left_usd, admission.room_usd, admission.left_tokens,
+                                   admission.room_tokens, fit.unfittable))
+    metrics.QUOTA_REFUSED.labels(cause).inc()
+    if cause == "held_in_flight":
+        raise ApiError(429, message, type="budget_in_flight", code="rate_limit_exceeded", refusal=cause,
+                       headers={"retry-after": "1", "retry-after-ms": "1000", "x-should-retry": "true"})
+    raise ApiError(429, message, type="insufficient_quota", code="insufficient_quota", refusal=cause,
+                   headers={"x-should-retry": "false"})
 
 
 async def _leased(state: ProxyState, grant: KeyGrant, period: datetime, worst: Estimate,
@@ -88,7 +126,7 @@ async def _leased(state: ProxyState, grant: KeyGrant, period: datetime, worst: E
     # The limits are part of the scope: once a changed limit reaches this replica, the old
     # lease admits nothing more and the next one is taken under the new limit.
     scope = (grant.tenant_id, grant.key_id, period, period_start(started_at, grant.time_zone, "day"),
-             grant.budget_limits)
+             grant.budget_limits, grant.enforcement)
     book = state.leases
     lease = book.admit(scope, worst, time.monotonic())
     _release_all(state, book.take_releasable())

@@ -5,6 +5,7 @@ rate limits and concurrency, reserve the worst case, then hand the exchange to t
 import asyncio
 import logging
 import time
+from dataclasses import replace
 from datetime import datetime, timezone
 
 from aiohttp import web
@@ -20,10 +21,11 @@ from proxy.gateway.auth import authenticate, check_model_allowed
 from proxy.gateway.headers import upstream_request_headers
 from proxy.gateway.limits import Taken, end_limits, take_limits
 from proxy.gateway.relay import Relay
-from proxy.gateway.request_body import ClientRequest, check_prefix_caching, parse_request
+from proxy.gateway.request_body import (PREFIX_UNFITTABLE, ClientRequest, check_prefix_caching, parse_request,
+                                        prefix_cached, with_output_cap)
 from proxy.config.routing import Upstream
 from proxy.gateway.state import STATE, ProxyState
-from proxy.observability.access_log import REQUESTED_MODEL
+from proxy.observability.access_log import OUTPUT_FIT, REQUESTED_MODEL
 
 log = logging.getLogger(__name__)
 
@@ -71,7 +73,7 @@ async def _proxy_call(request: web.Request, *, endpoint: str, path: str) -> web.
     try:
         return await _billed_call(request, state, grant, endpoint, path, started_at, started)
     except ApiError as error:
-        if error.status == 429:  # a limit said no: counted for the dashboard
+        if error.status == 429 or error.refusal:  # a limit said no: counted for the dashboard
             state.refusals.count(grant.tenant_id, grant.key_id, error)
         raise
 
@@ -120,8 +122,17 @@ async def _admitted_call(request: web.Request, state: ProxyState, grant: KeyGran
                          taken: Taken) -> asyncio.Task:
     """Reserve the call's budget and start its exchange with the upstream."""
     request_id = request[REQUEST_ID]
-    period, admission = await admit_call(state, grant, request_id, started_at, client_request, price, bounds,
-                                         carried)
+    unfittable = PREFIX_UNFITTABLE if endpoint == "responses" and upstream.refuse_prefix_with_max_output_tokens \
+        and prefix_cached(client_request.payload) else None
+    period, admission, fitted = await admit_call(state, grant, request_id, started_at, client_request, price,
+                                                 bounds, carried, endpoint, unfittable)
+    billing_headers = {**remaining_headers(admission), **taken.headers}
+    if fitted is not None:
+        # forwarded with the cap the budget pays for; the reply may end `incomplete` there
+        client_request = with_output_cap(client_request, endpoint, fitted.cap)
+        bounds = replace(bounds, output_cap=fitted.cap)
+        billing_headers |= {"x-billing-output-cap": str(fitted.cap), "x-billing-output-cap-limit": fitted.limit}
+        request[OUTPUT_FIT] = (fitted.cap, fitted.limit)
     call = CallContext(request_id=request_id, tenant_id=grant.tenant_id, key_id=grant.key_id, endpoint=endpoint,
                        stream=client_request.stream, started_at=started_at, price=price,
                        price_multiplier=grant.price_multiplier, quota_period=period,
@@ -135,8 +146,7 @@ async def _admitted_call(request: web.Request, state: ProxyState, grant: KeyGran
     request[MODEL] = price.model  # the priced model: a bounded set of metric labels, whatever clients send
     # Once the call goes upstream it must be seen through and recorded even if the client
     # hangs up and the server cancels this handler: the upstream bills it either way.
-    relay = Relay(state, call, started, {**remaining_headers(admission), **taken.headers}, grant, admission,
-                   taken, client_request.background)
+    relay = Relay(state, call, started, billing_headers, grant, admission, taken, client_request.background)
     exchange = state.spawn(relay.exchange(request, client_request.body, headers, upstream, path,
                                           client_request.hide_usage_chunk))
     exchange.add_done_callback(_log_failure)

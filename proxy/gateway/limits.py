@@ -75,7 +75,7 @@ async def _claim_slot(state: ProxyState, grant: KeyGrant) -> None:
         metrics.RATE_LIMITED.labels("concurrency").inc()
         raise ApiError(429, f"Too many calls in flight on this API key: at most {grant.max_concurrent} at once. "
                             "Retry once one ends.", type="requests", code="rate_limit_exceeded",
-                       headers=_retry_headers(1.0))
+                       headers=_retry_headers(1.0), refusal="concurrency")
     state.slots.claimed(grant.key_id)
 
 

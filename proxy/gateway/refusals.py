@@ -16,7 +16,10 @@ FLUSH_SECONDS = 5.0
 
 
 def reason_of(error: ApiError) -> str:
-    """insufficient_quota, or the kind of rate limit (requests, tokens, budget_in_flight)."""
+    """A budget refusal's cause (spent, over_left, held_in_flight; billing.quota_refusals),
+    else the kind of rate limit (requests, tokens, concurrency)."""
+    if error.refusal:
+        return error.refusal
     return error.code if error.code == "insufficient_quota" else (error.type or "rate_limit_exceeded")
 
 

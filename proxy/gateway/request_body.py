@@ -16,7 +16,7 @@
 
 import json
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import orjson
@@ -95,10 +95,17 @@ def json_object(raw: bytes) -> dict[str, Any]:
     return payload
 
 
+def prefix_cached(payload: dict[str, Any]) -> bool:
+    caching = payload.get("caching")
+    return isinstance(caching, dict) and caching.get("prefix") is True
+
+
+PREFIX_UNFITTABLE = "BytePlus `caching.prefix` cannot be combined with `max_output_tokens`"
+
+
 def check_prefix_caching(payload: dict[str, Any]) -> None:
     """For upstreams (BytePlus) that cannot combine a prefix cache with an output limit."""
-    caching = payload.get("caching")
-    if isinstance(caching, dict) and caching.get("prefix") is True and payload.get("max_output_tokens") is not None:
+    if prefix_cached(payload) and payload.get("max_output_tokens") is not None:
         raise _invalid("`caching.prefix` cannot be combined with `max_output_tokens` (the upstream does not "
                        "support it); drop one of them.", "max_output_tokens")
 
@@ -123,6 +130,20 @@ def check_fields_acted_on(payload: dict[str, Any]) -> None:
     conversation_id = conversation.get("id") if isinstance(conversation, dict) else conversation
     if conversation is not None and not is_id(conversation_id):
         raise _invalid("`conversation` must be a conversation id, or an object whose `id` is one.", "conversation")
+
+
+def with_output_cap(request: ClientRequest, endpoint: str, cap: int) -> ClientRequest:
+    """The request with its output cap lowered to `cap` (per choice), in the field the
+    endpoint honours: `max_output_tokens` on Responses; on Chat Completions
+    `max_completion_tokens`, which bounds reasoning too, and without `max_tokens` (BytePlus
+    refuses the two together, and there `max_tokens` leaves reasoning unbounded)."""
+    payload = dict(request.payload)
+    if endpoint == "chat.completions":
+        payload.pop("max_tokens", None)
+        payload["max_completion_tokens"] = cap
+    else:
+        payload["max_output_tokens"] = cap
+    return replace(request, payload=payload, body=_encoded(payload))
 
 
 def parse_request(raw: bytes, *, endpoint: str) -> ClientRequest:

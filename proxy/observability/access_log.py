@@ -27,6 +27,7 @@ REQUESTED_MODEL = web.RequestKey("requested_model", str)
 ENTRY = web.RequestKey("ledger_entry", object)  # the LedgerEntry the call was billed with
 FIRST_BYTE_MS = web.RequestKey("first_byte_ms", int)
 ERROR_CODE = web.RequestKey("error_code", str)
+OUTPUT_FIT = web.RequestKey("output_fit", tuple)  # (cap, limit) of a call fitted to what a limit had left
 
 # Probes and scrapes would drown the calls.
 QUIET_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
@@ -108,6 +109,8 @@ def log_access(request: web.Request, request_id: str, status: int, started: floa
         fields.update(input_tokens=usage.input_tokens, cached_tokens=usage.cached_tokens,
                       output_tokens=usage.output_tokens, reasoning_tokens=usage.reasoning_tokens,
                       charge=str(entry.charge), estimated=entry.estimated)
+    if OUTPUT_FIT in request:
+        fields["output_cap"], fields["output_cap_limit"] = request[OUTPUT_FIT]
     if ERROR_CODE in request:
         fields["error"] = request[ERROR_CODE]
     message = f"{request.method} {path} {status}"

@@ -42,9 +42,11 @@ OFFLINE_ADMISSIONS = Counter("billing_proxy_offline_admissions",
                              registry=REGISTRY)
 RATE_LIMITED = Counter("billing_proxy_rate_limited", "Calls refused by a rate limit or the concurrency cap, by "
                        "what refused them (requests, tokens, concurrency).", ["limit"], registry=REGISTRY)
-QUOTA_REFUSED = Counter("billing_proxy_quota_refused", "Calls refused by a budget, token quota or credit: spent "
-                        "(insufficient_quota) or held by calls in flight (worth a retry).", ["why"],
-                        registry=REGISTRY)
+QUOTA_REFUSED = Counter("billing_proxy_quota_refused", "Calls refused by a budget, quota, credit or per-call cap: "
+                        "spent, over_left (its least worst case is more than is left), held_in_flight (worth a "
+                        "retry) or max_call.", ["why"], registry=REGISTRY)
+FITTED_CALLS = Counter("billing_proxy_fitted_calls", "Calls whose output cap was lowered to fit what a limit had "
+                       "left, instead of being refused.", registry=REGISTRY)
 EXPORT_DELIVERED = Counter("billing_proxy_export_delivered", "Ledger entries and adjustments delivered to a "
                            "billing system, by sink.", ["sink"], registry=REGISTRY)
 EXPORT_FAILURES = Counter("billing_proxy_export_failures", "Failed deliveries to a billing system (each is "

@@ -11,6 +11,7 @@ import pytest
 
 from proxy.admin.operations import OPERATIONS
 from proxy.app import create_app
+from proxy.gateway.state import STATE
 from tests.conftest import UPSTREAM_KEY
 from tests.processes import environment, free_port, serve
 
@@ -250,3 +251,22 @@ async def test_limits_and_credit_over_the_admin_api(admin):
     assert status == 201
     status, shown_key = await admin.call("GET", f"/admin/keys/{key['id']}")
     assert (shown_key["max_concurrent"], shown_key["weekly_budget_usd"]) == (2, "1.50")
+
+
+async def test_per_call_caps_request_quotas_and_enforcement_through_the_admin_api(admin, admin_proxy):
+    base = admin_proxy[0]
+    status, tenant = await admin.call("POST", "/admin/tenants", {"name": "agents-team", "max_call_usd": "0.01",
+                                                                 "daily_request_quota": 2, "enforcement": "hard"})
+    assert status == 201 and (tenant["max_call_usd"], tenant["daily_request_quota"], tenant["enforcement"]) == \
+        ("0.01", 2, "hard")
+    status, refused = await admin.call("PATCH", f"/admin/tenants/{tenant['id']}", {"enforcement": "lenient"})
+    assert status == 400
+    status, issued = await admin.call("POST", "/admin/keys", {"tenant_id": tenant["id"], "fit_floor_tokens": 64})
+    assert status == 201
+    async with openai.AsyncOpenAI(base_url=base + "/v1", api_key=issued["key"], max_retries=0) as client:
+        raw = await client.responses.with_raw_response.create(model="gpt-5", input="hi")
+        assert raw.headers["x-billing-output-cap-limit"] == "tenant_max_call"
+        await client.responses.create(model="gpt-4o-mini", input="hi")
+        await admin_proxy[1][STATE].writer.flush(timeout=10)
+        error, _ = await until_refused(client)
+    assert error.status_code == 429 and "daily request quota" in error.message

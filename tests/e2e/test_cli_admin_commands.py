@@ -177,3 +177,25 @@ def test_a_listing_piped_into_a_reader_that_stops_early_ends_quietly(database_ur
     finally:
         os.close(write)
     assert (done.returncode, done.stderr) == (141, "")
+
+
+def test_per_call_caps_fitting_request_quotas_and_enforcement_commands(database_url, monkeypatch, capsys):
+    monkeypatch.setenv("DATABASE_URL", database_url)
+    code, out, _ = run(capsys, "tenants", "create", "cli-fit", "--max-call-usd", "0.25", "--fit-floor-tokens", "128",
+                       "--daily-request-quota", "1000", "--enforcement", "soft", "--format", "json")
+    created = json.loads(out)
+    assert code == 0 and (created["max_call_usd"], created["fit_floor_tokens"], created["daily_request_quota"],
+                          created["enforcement"]) == ("0.25", 128, 1000, "soft")
+    code, out, _ = run(capsys, "tenants", "update", "cli-fit", "--no-max-call-usd", "--monthly-request-quota", "9",
+                       "--enforcement", "hard", "--format", "json")
+    updated = json.loads(out)
+    assert (updated["max_call_usd"], updated["monthly_request_quota"], updated["enforcement"]) == (None, 9, "hard")
+    code, out, _ = run(capsys, "keys", "issue", "--tenant", "cli-fit", "--max-call-usd", "0.05",
+                       "--daily-request-quota", "20", "--format", "json")
+    key_id = json.loads(out)["id"]
+    code, out, _ = run(capsys, "keys", "update", str(key_id), "--fit-floor-tokens", "64", "--format", "json")
+    key = json.loads(out)
+    assert (key["max_call_usd"], key["daily_request_quota"], key["fit_floor_tokens"]) == ("0.05", 20, 64)
+    with pytest.raises(SystemExit) as exited:
+        run(capsys, "tenants", "update", "cli-fit", "--enforcement", "lenient")
+    assert exited.value.code == 2

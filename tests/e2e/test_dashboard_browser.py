@@ -117,7 +117,8 @@ async def test_dashboard_tenant_page_and_statement_in_a_browser(dashboard_proxy,
     pages = await a_full_month(dashboard_proxy, engine)
     month = datetime.now(timezone.utc).strftime("%Y-%m")
     report = await monthly_report(engine, month, tenant="alpha", by=("model",))
-    assert "<td class=\"\">broke</td><td class=\"n\">2</td>" in pages["dashboard"]  # the refusals are shown
+    # the refusals are shown: none spent, 2 whose worst case is over what is left
+    assert "<td class=\"\">broke</td><td class=\"n\">0</td><td class=\"n\">2</td>" in pages["dashboard"]
     assert "50%, 80%, 100%" in pages["dashboard"] and "<h3>Billed from estimates</h3>" in pages["dashboard"]
     await screenshot(tmp_path, pages["dashboard"], "dashboard")
     await screenshot(tmp_path, pages["tenant"], "tenant")

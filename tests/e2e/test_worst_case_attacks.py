@@ -40,10 +40,12 @@ async def test_n_choices_count_in_the_worst_case(proxy, engine):
 async def test_a_cap_the_endpoint_ignores_does_not_lower_the_worst_case(proxy, engine):
     """`max_output_tokens: 1` on chat completions with a $0.001 budget spent $0.06 before."""
     async with await limited_client(proxy, engine, "wrong-cap", "0.001") as client:
-        with pytest.raises(openai.RateLimitError):
-            await client.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": "x"}],
-                                                 extra_body={"max_output_tokens": 1},
-                                                 extra_headers={"x-sim-output-tokens": "100000"})
+        raw = await client.chat.completions.with_raw_response.create(
+            model="gpt-4o-mini", messages=[{"role": "user", "content": "x"}], extra_body={"max_output_tokens": 1},
+            extra_headers={"x-sim-output-tokens": "100000"})
+        # not the ignored cap of 1: the call is fitted with the cap chat honours
+        assert int(raw.headers["x-billing-output-cap"]) > 1
+        assert raw.parse().choices[0].finish_reason == "length"
     assert await spent(proxy, engine) <= D("0.001")
 
 

@@ -33,6 +33,8 @@ def test_forecast(spent, fraction, expected):
     assert forecast(spent, fraction) == expected
 
 
-def test_used_percent_counts_what_calls_in_flight_hold():
+def test_used_is_what_is_spent_and_held_is_shown_beside_it():
     use = LimitUse("tenant", "team", "team", "budget", Decimal("8"), Decimal("3"), Decimal("1"))
-    assert use.used_percent == Decimal(50)
+    assert use.used_percent == Decimal("37.5") and use.held_percent == Decimal("12.5")
+    assert use.overrun == 0
+    assert LimitUse("tenant", "t", "t", "budget", Decimal("8"), Decimal("8.25"), Decimal(0)).overrun == Decimal("0.25")

@@ -27,6 +27,11 @@ tenants = Table(
     Column("tokens_per_minute", BigInteger, nullable=True),
     Column("prepaid", Boolean, nullable=False, server_default="false"),  # spends a credit balance
     Column("credit_usd", Numeric, nullable=False, server_default="0"),  # every top-up so far
+    Column("max_call_usd", Numeric, nullable=True),  # the most one call may cost
+    Column("fit_floor_tokens", Integer, nullable=True),  # a call is not fitted below this output cap
+    Column("daily_request_quota", BigInteger, nullable=True),  # calls
+    Column("monthly_request_quota", BigInteger, nullable=True),
+    Column("enforcement", Text, nullable=False, server_default="hard"),  # hard | soft
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     revision_column(),
 )
@@ -45,6 +50,10 @@ api_keys = Table(
     Column("requests_per_minute", Integer, nullable=True),
     Column("tokens_per_minute", BigInteger, nullable=True),
     Column("max_concurrent", Integer, nullable=True),
+    Column("max_call_usd", Numeric, nullable=True),
+    Column("fit_floor_tokens", Integer, nullable=True),
+    Column("daily_request_quota", BigInteger, nullable=True),
+    Column("monthly_request_quota", BigInteger, nullable=True),
     Column("status", Text, nullable=False, server_default="active"),
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     Column("expires_at", DateTime(timezone=True), nullable=True),

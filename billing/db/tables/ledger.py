@@ -70,6 +70,8 @@ quota_usage = Table(
     # until their ledger entries settle it)
     Column("finished_usd", Numeric, nullable=False),
     Column("finished_tokens", BigInteger, nullable=False),
+    Column("requests", BigInteger, nullable=False, server_default="0"),  # calls settled in the period
+    Column("reserved_requests", BigInteger, nullable=False, server_default="0"),  # calls in flight
 )
 
 reservations = Table(
@@ -85,6 +87,7 @@ reservations = Table(
     Column("finished", Boolean, nullable=False),  # the call ended: it holds its actual charge
     Column("amount_usd", Numeric, nullable=False),
     Column("tokens", BigInteger, nullable=False),
+    Column("requests", Integer, nullable=False, server_default="0"),  # calls it counts against request quotas
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("expires_at", DateTime(timezone=True), nullable=False),
 )

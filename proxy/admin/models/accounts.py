@@ -13,7 +13,19 @@ from proxy.admin.models.fields import (MONTH_PATTERN, Expiry, Id, ModelPattern, 
 
 # --- tenants ----------------------------------------------------------------------------
 
-class TenantLimits(Strict):
+class CallLimits(Strict):
+    """Per-call caps, fitting and request quotas, on tenants and keys alike."""
+
+    max_call_usd: Money | None = Field(None, description="The most one call may cost: a dearer call's output cap is "
+                                       "lowered to fit, and one whose input alone costs more is refused (400)")
+    fit_floor_tokens: PerMinute | None = Field(None, description="Calls are fitted to what a limit has left, but "
+                                               "not below this output cap (null: the key's tenant's, else the "
+                                               "server's setting)")
+    daily_request_quota: TokenCount | None = Field(None, description="Calls per day")
+    monthly_request_quota: TokenCount | None = Field(None, description="Calls per month")
+
+
+class TenantLimits(CallLimits):
     """The limits beside the monthly ones (`null` or absent: none)."""
 
     daily_budget_usd: Money | None = None
@@ -32,6 +44,8 @@ class TenantCreate(TenantLimits):
     time_zone: TimeZone = "UTC"
     alert_thresholds: Thresholds = [50, 80, 100]
     prepaid: bool = Field(False, description="Spend a credit balance (POST .../credits) that never resets")
+    enforcement: Literal["hard", "soft"] = Field("hard", description="hard: no call may take spend past a limit; "
+                                                  "soft: admit while spend is under it, and report the overrun")
 
 
 class TenantUpdate(TenantLimits):
@@ -45,6 +59,7 @@ class TenantUpdate(TenantLimits):
     time_zone: TimeZone = None  # type: ignore[assignment]
     alert_thresholds: Thresholds = None  # type: ignore[assignment]
     prepaid: bool = None  # type: ignore[assignment]
+    enforcement: Literal["hard", "soft"] = None  # type: ignore[assignment]
 
 
 class MonthStandingOut(BaseModel):
@@ -74,6 +89,11 @@ class TenantOut(BaseModel):
     weekly_token_quota: int | None
     requests_per_minute: int | None
     tokens_per_minute: int | None
+    max_call_usd: MoneyOut | None = None
+    fit_floor_tokens: int | None = None
+    daily_request_quota: int | None = None
+    monthly_request_quota: int | None = None
+    enforcement: Literal["hard", "soft"] = "hard"
     prepaid: bool
     credit_usd: MoneyOut = Field(description="Every top-up so far")
     month: MonthStandingOut | None = Field(None, description="This month so far (on single-tenant answers)")
@@ -144,7 +164,7 @@ class CreditOut(BaseModel):
 
 # --- keys -------------------------------------------------------------------------------
 
-class KeyLimits(Strict):
+class KeyLimits(CallLimits):
     """A key's limits beside its monthly budget (`null` or absent: none)."""
 
     daily_budget_usd: Money | None = None
@@ -188,6 +208,10 @@ class KeyOut(BaseModel):
     requests_per_minute: int | None
     tokens_per_minute: int | None
     max_concurrent: int | None
+    max_call_usd: MoneyOut | None = None
+    fit_floor_tokens: int | None = None
+    daily_request_quota: int | None = None
+    monthly_request_quota: int | None = None
     created_at: datetime
     last_used_at: datetime | None
     expires_at: datetime | None
