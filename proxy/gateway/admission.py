@@ -13,7 +13,7 @@ from uuid import UUID, uuid4
 
 from billing.db.errors import database_unreachable
 from billing.db.quota import Admission, Fitting, admit, release, settle
-from billing.fitting import FITTED_ENDPOINTS, CallFit, CallTooDear, fit_call, output_line
+from billing.fitting import FITTED_ENDPOINTS, CallFit, CallTooDear, OutputLine, fit_call, output_line
 from billing.keys import KeyGrant
 from billing.ledger import LedgerEntry
 from billing.offline_quota import UNKNOWN
@@ -50,13 +50,19 @@ async def admit_call(state: ProxyState, grant: KeyGrant, request_id: UUID, start
     reserved), and the output cap it was fitted to, if it was. `carried_tokens`: the context
     the call continues (None: of unknown size); `unfittable`: why its cap may not be set."""
     period = period_start(started_at, grant.time_zone)
-    worst = estimate(len(request.body), bounds, price, grant.price_multiplier, state.limits, carried_tokens)
-    line = output_line(len(request.body), bounds, price, grant.price_multiplier, state.limits, carried_tokens) \
-        if endpoint in FITTED_ENDPOINTS else None
     max_call, max_call_name = grant.max_call
+    if not grant.has_limits and max_call is None:
+        return period, None, None
+    body_bytes, floor = len(request.body), grant.fit_floor(state.settings.fit_floor_tokens)
+    worst = estimate(body_bytes, bounds, price, grant.price_multiplier, state.limits, carried_tokens)
+
+    def line() -> OutputLine | None:  # three more estimates: only where a cap may be lowered
+        return output_line(body_bytes, bounds, price, grant.price_multiplier, state.limits, carried_tokens) \
+            if endpoint in FITTED_ENDPOINTS and not unfittable else None
+
+    over_cap = max_call is not None and worst.charge > max_call
     try:
-        fit = fit_call(worst, line, grant.fit_floor(state.settings.fit_floor_tokens), max_call, max_call_name,
-                       unfittable)
+        fit = fit_call(worst, line() if over_cap else None, floor, max_call, max_call_name, unfittable)
     except CallTooDear as error:
         metrics.QUOTA_REFUSED.labels("max_call").inc()
         raise ApiError(400, error.message, code="max_call_cost_exceeded", param="max_output_tokens",
@@ -71,6 +77,8 @@ async def admit_call(state: ProxyState, grant: KeyGrant, request_id: UUID, start
     if lease is not None:
         metrics.ADMISSIONS.labels("lease").inc()
         return period, Admission(True, None, *lease.room(), estimate=fit.worst, lease=lease), capped
+    if fit.line is None and grant.enforcement == "hard":
+        fit = fit_call(worst, line(), floor, None, None, unfittable)  # under no per-call cap: it never raises
     fitting = Fitting(fit.line, fit.floor_units, state.settings.fit_shares) \
         if fit.line is not None and grant.enforcement == "hard" else None
     try:
