@@ -101,6 +101,13 @@ class KeyGrant:
         return any(limit is not None for limit in self.budget_limits)
 
     @property
+    def weighs_calls(self) -> bool:
+        """Some limit needs each call's worst case: a budget or quota, a per-call cap, or a
+        tokens-per-minute rate limit."""
+        return self.has_limits or self.max_call[0] is not None \
+            or self.tokens_per_minute is not None or self.tenant_tokens_per_minute is not None
+
+    @property
     def rate_limits(self) -> tuple[tuple[str, int, str, int], ...]:
         """(scope, scope id, measure, limit per minute) of each rate limit that applies."""
         return tuple((scope, scope_id, measure, limit) for scope, scope_id, measure, limit in (

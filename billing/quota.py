@@ -3,9 +3,9 @@
 A request is admitted only if what the tenant (and key) already spent, plus what other
 requests in flight have reserved, plus this request's worst case, stays within every
 limit. The worst case must never be below what the upstream can bill:
-- input tokens: at most one per UTF-8 byte of the content the model reads, with an
-  allowance for the template around it (`billing.request_bounds`; never more than the
-  body's bytes), plus the context a `previous_response_id` carries (the
+- input tokens: at most one per UTF-8 byte of the content the model reads (or its count
+  in the model's tokenizer, where that is known and fewer), with an allowance for the
+  template around it (`billing.request_bounds`; never more than the body's bytes), plus the context a `previous_response_id` carries (the
   ledger knows its tokens), plus an allowance per image; up to the context window when the
   input holds what has no known size (files, a conversation), and once more per built-in
   tool call;

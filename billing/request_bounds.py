@@ -3,7 +3,11 @@
 The worst-case estimate (`billing.quota.estimate`) starts from the content the model reads
 (`content_tokens`: one token per UTF-8 byte of its text at most, since byte-level BPE
 tokenizers never produce more tokens than bytes, plus an allowance per object and list
-item for the chat template around it) and adds what the body does not carry itself:
+item for the chat template around it). Where the model's tokenizer is known
+(`billing.tokenizer`), each string counts its tokens instead, with room for the quotes and
+escapes of a JSON rendering, and the request a frame of its own; opaque strings
+(`encrypted_content`) keep their bytes, as the model reads what they decrypt to. Then it
+adds what the body does not carry itself:
 - the output cap the endpoint really honours: `max_output_tokens` on the Responses API;
   `max_completion_tokens` on Chat Completions (or `max_tokens` beside it, if larger; alone,
   `max_tokens` bounds nothing: BytePlus does not count reasoning in it); nothing on
@@ -17,9 +21,11 @@ item for the chat template around it) and adds what the body does not carry itse
 - BytePlus cache storage, booked for the hours until `expire_at` (3 days by default).
 """
 
+import json
 import math
+import re
 from dataclasses import dataclass
-from typing import Any, Iterator, Mapping
+from typing import Any, Callable, Iterator, Mapping
 
 IMAGE_PARTS = frozenset({"input_image", "image_url", "image"})
 UNSIZED_PARTS = frozenset({"input_file", "file", "input_video", "video_url", "input_audio", "audio"})
@@ -41,6 +47,16 @@ NOT_READ = frozenset({
     "frequency_penalty", "logit_bias", "caching", "thinking", "expire_at", "reasoning_effort", "verbosity",
     "encoding_format", "dimensions"})
 TEMPLATE_TOKENS = 4  # per object key and list item: role markers, separators, a tool's rendering
+# A string may be rendered as JSON (a response schema is): room for its quotes, and for
+# each character JSON escapes, `\n` in two characters, a control character as `\u0007`.
+QUOTES = 2
+SHORT_ESCAPES = re.compile(r'["\\\n\r\t\x08\x0c]')  # one character more, at most two tokens more
+LONG_ESCAPES = re.compile(r'[\x00-\x07\x0b\x0e-\x1f]')  # five characters more, at most six tokens more
+FRAME_TOKENS = 64  # counted in tokens: the frame around the conversation (role headers, the reply's priming)
+# A longer string is bounded by its bytes: BPE slows down on a long run without a break
+# (a million `a`s take half a second), and bytes bound tokens anyway.
+MAX_COUNTED_CHARS = 256 * 1024
+OPAQUE = frozenset({"encrypted_content"})  # read by the model as what they decrypt to: bytes
 DEFAULT_CACHE_HOURS = 72  # BytePlus keeps a cached response 3 days unless `expire_at` says otherwise
 MAX_CHOICES = 128  # the most `n` Chat Completions accepts
 
@@ -83,22 +99,38 @@ def _parts(value: Any, depth: int = 0) -> Iterator[Mapping[str, Any]]:
             yield from _parts(inner, depth + 1)
 
 
-def _content(value: Any, in_image: bool = False, depth: int = 0) -> int:
-    """Tokens a piece of the body can become at most: its text's UTF-8 bytes, plus the
-    template allowance per key and item. An image's inline data is left out: every image
-    is counted at the image allowance."""
+Count = Callable[[str], int] | None  # a string's tokens; None: its UTF-8 bytes
+
+
+def _content(value: Any, count: Count, in_image: bool = False, depth: int = 0) -> int:
+    """Tokens a piece of the body can become at most: its text (`_text`), plus the template
+    allowance per key and item. An image's inline data is left out: every image is counted
+    at the image allowance."""
     if isinstance(value, str):
         if in_image and value.startswith("data:"):
             return 0
-        return _scalar(value)
+        return _text(value, count)
     if depth > MAX_DEPTH and isinstance(value, (dict, list)):
         return _coarse(value)
     if isinstance(value, dict):
         image = in_image or _kind(value) in IMAGE_PARTS
-        return sum(len(key) + TEMPLATE_TOKENS + _content(inner, image, depth + 1) for key, inner in value.items())
+        return sum(_text(key, count) + TEMPLATE_TOKENS + _content(inner, None if key in OPAQUE else count, image,
+                                                                  depth + 1)
+                   for key, inner in value.items())
     if isinstance(value, list):
-        return sum(TEMPLATE_TOKENS + _content(inner, in_image, depth + 1) for inner in value)
+        return sum(TEMPLATE_TOKENS + _content(inner, count, in_image, depth + 1) for inner in value)
     return _scalar(value)
+
+
+def _text(value: str, count: Count) -> int:
+    """A string's bytes (or tokens), its quotes and escapes included."""
+    if value.isalnum() or not value:  # most keys and names: nothing to escape
+        escapes = 0
+    else:
+        short, long = len(SHORT_ESCAPES.findall(value)), len(LONG_ESCAPES.findall(value))
+        escapes = short + 5 * long if count is None else 2 * short + 6 * long
+    counted = count is not None and len(value) <= MAX_COUNTED_CHARS
+    return QUOTES + escapes + (count(value) if counted else _scalar(value))
 
 
 def _scalar(value: Any) -> int:
@@ -108,8 +140,8 @@ def _scalar(value: Any) -> int:
 
 
 def _coarse(value: Any) -> int:
-    """`_content` of a deeply nested value without recursion, inline image data included
-    (so never less)."""
+    """`_content` of a deeply nested value by bytes, without recursion, inline image data
+    included."""
     total, stack = 0, [value]
     while stack:
         current = stack.pop()
@@ -124,8 +156,31 @@ def _coarse(value: Any) -> int:
     return total
 
 
-def content_tokens(payload: Mapping[str, Any]) -> int:
-    return sum(len(key) + TEMPLATE_TOKENS + _content(value) for key, value in payload.items() if key not in NOT_READ)
+def content_tokens(payload: Mapping[str, Any], count: Count = None) -> int:
+    """The most tokens the body's content can become: by bytes, or, given the model's
+    tokenizer, the fewer of that and its count in tokens (with the request's frame)."""
+    def total(counter: Count) -> int:
+        return sum(_text(key, counter) + TEMPLATE_TOKENS + _content(value, counter)
+                   for key, value in payload.items() if key not in NOT_READ)
+    by_bytes = total(None)
+    return by_bytes if count is None else min(by_bytes, FRAME_TOKENS + total(count))
+
+
+def read_texts(value: Any) -> Iterator[str]:
+    """Every string of a value, keys included, and each number or boolean as JSON writes it:
+    the text a bound is measured against (tests, benchmarks)."""
+    stack = [value]
+    while stack:
+        current = stack.pop()
+        if isinstance(current, str):
+            yield current
+        elif isinstance(current, dict):
+            for key, inner in reversed(current.items()):
+                stack.extend((inner, key))
+        elif isinstance(current, list):
+            stack.extend(reversed(current))
+        elif current is not None:
+            yield json.dumps(current)
 
 
 def _whole(value: Any) -> int | None:
@@ -173,7 +228,8 @@ def requested_service_tier(payload: Mapping[str, Any]) -> str | None:
     return "priority" if tier == "fast" else tier
 
 
-def request_bounds(payload: Mapping[str, Any], endpoint: str, now_seconds: int) -> RequestBounds:
+def request_bounds(payload: Mapping[str, Any], endpoint: str, now_seconds: int, count: Count = None) -> RequestBounds:
+    """`count`: the model's tokenizer, where it is known (`billing.tokenizer.text_counter`)."""
     counted = [payload.get("input"), payload.get("messages")]
     parts = [part for value in counted for part in _parts(value)]
     choices = _whole(payload.get("n")) if endpoint == "chat.completions" else None
@@ -192,5 +248,5 @@ def request_bounds(payload: Mapping[str, Any], endpoint: str, now_seconds: int) 
         reasoning=asks_for_reasoning(payload),
         cache_hours=cache_hours(payload, now_seconds) if endpoint == "responses" else 0,
         service_tier=requested_service_tier(payload),
-        content_tokens=content_tokens(payload),
+        content_tokens=content_tokens(payload, count),
     )

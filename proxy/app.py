@@ -12,6 +12,7 @@ from billing.db.engine import make_engine
 from billing.db.exports import register_sinks
 from billing.db.prices import sync_catalog
 from billing.quota_lease import LeaseBook
+from billing.tokenizer import o200k_base
 from proxy import probes
 from proxy.admin.api import add_admin_routes
 from proxy.admin.dashboard import add_dashboard_routes
@@ -78,6 +79,8 @@ def create_app(settings: Settings, database_url: str) -> web.Application:
 
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
         catalog = merged_catalog(settings)
+        if settings.o200k_models:
+            await asyncio.to_thread(o200k_base)  # read once at start, not on a first call
         engine = make_engine(database_url)
         http = make_client_session(settings)
         try:

@@ -11,10 +11,11 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from billing.exports import SinkConfig
+from billing.tokenizer import O200K_MODELS
 from proxy.config.routing import Upstream
 from proxy.config.tables import parse_exports, parse_upstreams
-from proxy.config.values import (ConfigError, choice, header_names, path_value, positive_int, positive_seconds,
-                                 text_value, token_value, url_value)
+from proxy.config.values import (ConfigError, choice, header_names, model_patterns, path_value, positive_int,
+                                 positive_seconds, text_value, token_value, url_value)
 
 ENVIRONMENT = {
     "DATABASE_URL": "database_url",
@@ -37,6 +38,7 @@ ENVIRONMENT = {
     "BILLING_PROXY_RESERVATION_TTL": "reservation_ttl",
     "BILLING_PROXY_FIT_FLOOR_TOKENS": "fit_floor_tokens",
     "BILLING_PROXY_FIT_SHARES": "fit_shares",
+    "BILLING_PROXY_O200K_MODELS": "o200k_models",
     "BILLING_PROXY_FIRST_BYTE_TIMEOUT": "upstream_first_byte_timeout",
     "BILLING_PROXY_IDLE_TIMEOUT": "upstream_idle_timeout",
     "BILLING_PROXY_ON_CLIENT_DISCONNECT": "on_client_disconnect",
@@ -88,6 +90,7 @@ class Settings:
     reservation_ttl: float = 900.0  # a quota reservation of a call that never settles expires after this
     fit_floor_tokens: int = 256  # a call is fitted to what a limit has left, but never below this output cap
     fit_shares: int = 2  # a fitted call gets at most 1/(this x (1 + calls in flight)) of what its limit has left
+    o200k_models: tuple[str, ...] = O200K_MODELS  # models whose input is counted in o200k_base tokens, not bytes
     background_poll_seconds: float = 30.0  # the longest pause between two polls of a background response
     default_max_output_tokens: int = 16384  # worst-case output of a model with no cap in its price
     max_context_tokens: int = 1_050_000  # worst-case input of one model turn (the largest context window served)
@@ -149,6 +152,7 @@ _PARSERS = {
     "export_webhook_url": url_value,
     "metrics_token": token_value,
     "forward_headers": header_names,
+    "o200k_models": model_patterns,
     "admin_failures_per_minute": positive_int,
 }
 

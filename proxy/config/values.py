@@ -74,6 +74,20 @@ def header_names(name: str, value: Any) -> tuple[str, ...]:
     return cleaned
 
 
+def model_patterns(name: str, value: Any) -> tuple[str, ...]:
+    """Model names or patterns (`gpt-5*`), comma-separated or a TOML array; `none` (or an
+    empty array): none."""
+    if isinstance(value, str) and value.strip().lower() == "none":
+        return ()
+    names = value.split(",") if isinstance(value, str) else value
+    if not isinstance(names, (list, tuple)) or not all(isinstance(n, str) for n in names):
+        raise ConfigError(f"{name} must be model names or patterns (gpt-5*), comma-separated")
+    cleaned = tuple(n.strip() for n in names if n.strip())
+    if any(not (n.isascii() and n.isprintable()) or " " in n for n in cleaned):
+        raise ConfigError(f"{name}: {value!r} is not a list of model names or patterns")
+    return cleaned
+
+
 def url_value(name: str, value: Any) -> str:
     if not isinstance(value, str) or not value.startswith(("http://", "https://")):
         raise ConfigError(f"{name} must start with http:// or https://")

@@ -118,7 +118,8 @@ async def test_a_per_call_cap_fits_calls_and_refuses_one_whose_input_alone_costs
         reply = raw.parse()
         assert reply.status == "incomplete"
         with pytest.raises(openai.BadRequestError) as refused:
-            await client.responses.create(model="gpt-5", input="x" * 20_000)  # 20,000 tokens at most: $0.025
+            # o200k_base merges x in eights: 25,000 tokens at most, $0.031 of input
+            await client.responses.create(model="gpt-5", input="x" * 200_000)
         assert refused.value.code == "max_call_cost_exceeded" and "input alone" in refused.value.message
     entries = await spent(proxy, engine, tenant.id)
     assert 0 < entries <= D("0.01")

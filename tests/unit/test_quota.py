@@ -14,6 +14,7 @@ from billing.pricing import PriceVersion, Tier, price_usage
 from billing.quota import (ModelLimits, check_thresholds, check_time_zone, estimate, next_period_start,
                            period_start, standing)
 from billing.request_bounds import request_bounds
+from billing.tokenizer import count_o200k
 from billing.usage import Usage
 
 UTC = timezone.utc
@@ -180,20 +181,40 @@ def test_days_and_weeks_in_the_tenants_zone(at, zone, window, start, end):
 
 
 @pytest.mark.parametrize(("payload", "tokens"), [
-    # "input" 5 + 4 (template) + "hello" 5 = 14; model, metadata and the cap are not read
-    ({"model": "gpt-4o", "input": "hello", "metadata": {"a": "b" * 500}, "max_output_tokens": 5}, 14),
-    # a message: "input" 5 + 4, the list item 4, "role" 4 + 4 + "user" 4, "content" 7 + 4 + 2 ("hé" is 3 bytes)
-    ({"input": [{"role": "user", "content": "hé"}]}, 5 + 4 + 4 + 4 + 4 + 4 + 7 + 4 + 3),
+    # each string counts its bytes and its 2 quotes; each key and list item 4 more (template)
+    # "input" 5 + 2, 4, "hello" 5 + 2 = 18; model, metadata and the cap are not read
+    ({"model": "gpt-4o", "input": "hello", "metadata": {"a": "b" * 500}, "max_output_tokens": 5}, 18),
+    # a message: "input" 7 + 4, the list item 4, "role" 6 + 4 + "user" 6, "content" 9 + 4 + "hé" 5 (3 bytes)
+    ({"input": [{"role": "user", "content": "hé"}]}, 7 + 4 + 4 + 6 + 4 + 6 + 9 + 4 + 5),
     # an inline image's data is not counted (the image allowance covers it), its other fields are
     ({"input": [{"type": "input_image", "image_url": "data:image/png;base64," + "A" * 10_000}]},
-     5 + 4 + 4 + (4 + 4 + 11) + (9 + 4 + 0)),
+     7 + 4 + 4 + (6 + 4 + 13) + (11 + 4 + 0)),
     # a tool's schema is read: every key and value counts
     ({"tools": [{"type": "function", "name": "f", "parameters": {"type": "object"}}]},
-     5 + 4 + 4 + (4 + 4 + 8) + (4 + 4 + 1) + (10 + 4 + 4 + 4 + 6)),
+     7 + 4 + 4 + (6 + 4 + 10) + (6 + 4 + 3) + (12 + 4 + 6 + 4 + 8)),
+    # JSON escapes: a newline is one byte more (`\n`), a control character five (`\u0007`)
+    ({"input": "a\nb\x07"}, 7 + 4 + (4 + 2 + 1 + 5)),
 ])
 def test_content_tokens_hand_worked(payload, tokens):
     assert request_bounds(payload, "responses", NOW).content_tokens == tokens
 
+
+@pytest.mark.parametrize(("payload", "tokens"), [
+    # in o200k_base tokens, each of these words is one token: "input" 1 + 2, 4, "hello" 1 + 2,
+    # and the frame 64 = 74; but the body's bytes (18, above) are fewer: the bound is 18
+    ({"model": "gpt-5", "input": "hello"}, 18),
+    # "instructions" 1 + 2 + 4 + "Be brief." 3 + 2; "input" 1 + 2 + 4, "x" * 4000 500 tokens + 2; frame 64
+    ({"instructions": "Be brief.", "input": "x" * 4000}, (3 + 4 + 5) + (3 + 4 + 502) + 64),
+    # "a\nb" is 3 tokens, its quotes 2, the newline's escape 2 more: 7 (its bytes: 6)
+    ({"input": ["a\nb"] * 200, "text": "x" * 4000}, min(7 + 4 + 200 * (4 + 6) + 6 + 4 + 4002,
+                                                          64 + 3 + 4 + 200 * (4 + 7) + 3 + 4 + 502)),
+    # an opaque `encrypted_content` keeps its bytes: the model reads what it decrypts to
+    # ("reasoning" and "encrypted_content" are 2 tokens each; "x" * 4000 is 500)
+    ({"input": [{"type": "reasoning", "encrypted_content": "gAAAAABo" * 500}], "text": "x" * 4000},
+     64 + (3 + 4) + 4 + (3 + 4 + 4) + (4 + 4 + 4000 + 2) + (3 + 4 + 502)),
+])
+def test_content_tokens_hand_worked_in_o200k_tokens(payload, tokens):
+    assert request_bounds(payload, "responses", NOW, count_o200k).content_tokens == tokens
 
 
 @settings(max_examples=300)

@@ -21,7 +21,15 @@ def test_config_file_then_environment_wins(tmp_path):
     assert settings.upstream_base_url == "http://env/v1" and settings.max_body_bytes == 1000
 
 
+def test_the_models_counted_in_o200k_tokens():
+    assert "gpt-5*" in load_settings(environ={}).o200k_models
+    assert load_settings(environ={"BILLING_PROXY_O200K_MODELS": "none"}).o200k_models == ()
+    assert load_settings(environ={"BILLING_PROXY_O200K_MODELS": " gpt-5*, my-gpt "}).o200k_models == ("gpt-5*", "my-gpt")
+
+
 @pytest.mark.parametrize(("text", "message"), [
+    ("o200k_models = 5\n", "o200k_models must be model names"),
+    ('o200k_models = ["gpt 5"]\n', "not a list of model names"),
     ("colour = 1\n", "unknown setting 'colour'"),
     ("max_body_bytes = -5\n", "max_body_bytes must be a positive integer"),
     ('upstream_base_url = "ftp://x"\n', "must start with http"),
