@@ -13,7 +13,6 @@ uses what every version since issue 14 has, so it can measure an older checkout 
 import asyncio
 import json
 import sys
-import tempfile
 from decimal import Decimal
 from pathlib import Path
 
@@ -24,10 +23,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from billing.db.engine import make_engine
 from billing.db.keys import issue_key
-from billing.db.migrate import upgrade_to_head
-from billing.db.scratch import scratch_database, server_url
 from billing.db.tenants import create_tenant
-from bench.common import Background, free_port, python, start_proxy  # noqa: E402
+from bench.common import simulator_and_proxies  # noqa: E402
 
 SCENARIOS = {
     # name: (request body, output tokens the upstream writes, budget in USD)
@@ -76,20 +73,9 @@ async def scenario(urls: list[str], database_url: str, name: str) -> str:
 
 
 def main() -> None:
-    with scratch_database(server_url(), "bench_burst") as url, tempfile.TemporaryDirectory() as home:
-        upgrade_to_head(url)
-        port = free_port()
-        upstream = Background("simulator", python("-m", "proxy.cli", "simulate-upstream", "--port", str(port)))
-        upstream.wait_ready(f"http://127.0.0.1:{port}/v1/models")
-        proxies = [start_proxy(url, f"http://127.0.0.1:{port}", f"{home}/{i}") for i in range(2)]
-        try:
-            for name in SCENARIOS:
-                print(asyncio.run(scenario([address for _, address in proxies], url, name)), flush=True)
-        finally:
-            for process, _ in proxies:
-                process.stop()
-            upstream.stop()
-
+    with simulator_and_proxies("bench_burst") as (url, proxies):
+        for name in SCENARIOS:
+            print(asyncio.run(scenario(proxies, url, name)), flush=True)
 
 if __name__ == "__main__":
     main()

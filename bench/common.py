@@ -127,6 +127,25 @@ def start_proxy(database_url: str, upstream: str, home: str, workers: int = 1, s
 
 
 @contextmanager
+def simulator_and_proxies(database_name: str, count: int = 2) -> Iterator[tuple[str, list[str]]]:
+    """A migrated scratch database, the simulated upstream and `count` proxy processes in
+    front of it: (database URL, the proxies' addresses); all stopped at the end."""
+    with scratch_database(server_url(), database_name) as url, tempfile.TemporaryDirectory() as home:
+        upgrade_to_head(url)
+        port = free_port()
+        upstream = Background("simulator", python("-m", "proxy.cli", "simulate-upstream", "--port", str(port)))
+        proxies = []
+        try:
+            upstream.wait_ready(f"http://127.0.0.1:{port}/v1/models")
+            proxies = [start_proxy(url, f"http://127.0.0.1:{port}", f"{home}/{i}") for i in range(count)]
+            yield url, [address for _, address in proxies]
+        finally:
+            for process, _ in proxies:
+                process.stop()
+            upstream.stop()
+
+
+@contextmanager
 def bench_database() -> Iterator[tuple[str, dict[str, str]]]:
     """A scratch database with three tenants: `open` (no limits), `limited` (a budget far
     above what a run spends, so every call is admitted under budget leases) and `rated`

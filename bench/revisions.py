@@ -1,10 +1,11 @@
 """The request path's cost at another revision beside this checkout's, in one run:
 
-    python bench/revisions.py --base REV [--rounds 6] [--duration 8] [--connections 16]
+    python bench/revisions.py --base REV [--rounds 6] [--duration 8] [--connections 16] [--budget USD]
 
 It exports REV (`git archive`) to a temporary directory, starts the canned upstream, a
 scratch database for each tree (migrated, and given a tenant without limits, by that
-tree's own code) and a proxy from each tree, then measures them in alternating rounds (the order flips every
+tree's own code; `--budget`: with a monthly budget, so that every call takes the quota
+path) and a proxy from each tree, then measures them in alternating rounds (the order flips every
 round, so drift on a noisy machine falls on both alike) with `wrk`, JSON and streaming.
 It prints each round, then per mode the median of the rounds' paired ratios (this
 checkout over REV, within one round, so that drift over the run cancels) of CPU time per
@@ -38,9 +39,11 @@ def export(revision: str, into: Path) -> Path:
     return tree
 
 
-# Run by each tree's own Python code: migrate, then a tenant without limits and its key.
+# Run by each tree's own Python code: migrate, then a tenant (a monthly budget if one is
+# given) and its key.
 _SET_UP = """
 import asyncio, sys
+from decimal import Decimal
 from billing.db.engine import make_engine
 from billing.db.keys import issue_key
 from billing.db.migrate import upgrade_to_head
@@ -48,17 +51,19 @@ from billing.db.tenants import create_tenant
 upgrade_to_head(sys.argv[1])
 async def main():
     engine = make_engine(sys.argv[1], pool_size=1)
-    await create_tenant(engine, "open")
+    limits = {"monthly_budget_usd": Decimal(sys.argv[2])} if len(sys.argv) > 2 else {}
+    await create_tenant(engine, "open", **limits)
     print((await issue_key(engine, "open")).secret)
     await engine.dispose()
 asyncio.run(main())
 """
 
 
-def set_up(database: str, source: str | None) -> str:
-    """The key of a tenant without limits in `database`, set up by the code in `source`."""
+def set_up(database: str, source: str | None, budget: str | None) -> str:
+    """The key of a tenant in `database` (with that monthly budget, or no limit), set up by
+    the code in `source`."""
     env = {**os.environ, **({"PYTHONPATH": source} if source else {})}
-    done = subprocess.run(python("-c", _SET_UP, database), cwd=source, env=env, capture_output=True, text=True,
+    done = subprocess.run(python("-c", _SET_UP, database, *([budget] if budget else [])), cwd=source, env=env, capture_output=True, text=True,
                           check=True)
     return done.stdout.strip().splitlines()[-1]
 
@@ -76,6 +81,7 @@ def main() -> int:
     parser.add_argument("--duration", type=int, default=8, help="seconds per measurement")
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--modes", default="json,stream")
+    parser.add_argument("--budget", help="give the tenant this monthly budget in USD (default: no limit)")
     args = parser.parse_args()
     modes = args.modes.split(",")
     server = server_url()
@@ -88,7 +94,7 @@ def main() -> int:
             for name, source, db in (("base", str(base_tree), base_database), ("this", None, database)):
                 home = Path(scratch) / f"home-{name}"
                 home.mkdir()
-                keys[name] = set_up(db, source)
+                keys[name] = set_up(db, source, args.budget)
                 proxies[name] = start_proxy(db, upstream_url, str(home), source=source)
             for name, (proxy, url) in proxies.items():  # warm-up
                 for mode in modes:
@@ -109,7 +115,7 @@ def main() -> int:
                 proxy.stop()
             upstream.stop()
     print(f"\n{args.rounds} alternating rounds, {args.duration} s each, c={args.connections}; "
-          f"this checkout against {args.base}")
+          f"this checkout against {args.base}" + (f", a tenant with a ${args.budget} monthly budget" if args.budget else ""))
     for mode in modes:
         pairs = list(zip(samples[("this", mode)], samples[("base", mode)]))
         cpu = sorted(this[0] / base[0] for this, base in pairs)

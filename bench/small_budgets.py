@@ -17,7 +17,6 @@ import argparse
 import asyncio
 import json
 import sys
-import tempfile
 from decimal import Decimal
 from pathlib import Path
 
@@ -29,10 +28,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from billing.db.credits import add_credit  # noqa: E402
 from billing.db.engine import make_engine  # noqa: E402
 from billing.db.keys import issue_key  # noqa: E402
-from billing.db.migrate import upgrade_to_head  # noqa: E402
-from billing.db.scratch import scratch_database, server_url  # noqa: E402
 from billing.db.tenants import create_tenant  # noqa: E402
-from bench.common import Background, free_port, python, start_proxy  # noqa: E402
+from bench.common import simulator_and_proxies  # noqa: E402
 
 BUDGETS = {  # name: (tenant settings, the limit in USD)
     "monthly $0.05": ({"monthly_budget_usd": Decimal("0.05")}, Decimal("0.05")),
@@ -103,24 +100,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", action="append", help="repeatable; default: gpt-5 and gpt-5-mini")
     models = parser.parse_args().model or ["gpt-5", "gpt-5-mini"]
-    with scratch_database(server_url(), "bench_small_budgets") as url, tempfile.TemporaryDirectory() as home:
-        upgrade_to_head(url)
-        port = free_port()
-        upstream = Background("simulator", python("-m", "proxy.cli", "simulate-upstream", "--port", str(port)))
-        upstream.wait_ready(f"http://127.0.0.1:{port}/v1/models")
-        proxies = [start_proxy(url, f"http://127.0.0.1:{port}", f"{home}/{i}") for i in range(2)]
-        try:
-            index = 0
-            for model in models:
-                for label in BUDGETS:
-                    index += 1
-                    for line in asyncio.run(run([address for _, address in proxies], url, label, model, index)):
-                        print(line, flush=True)
-        finally:
-            for process, _ in proxies:
-                process.stop()
-            upstream.stop()
-
+    with simulator_and_proxies("bench_small_budgets") as (url, proxies):
+        index = 0
+        for model in models:
+            for label in BUDGETS:
+                index += 1
+                for line in asyncio.run(run(proxies, url, label, model, index)):
+                    print(line, flush=True)
 
 if __name__ == "__main__":
     main()

@@ -163,7 +163,9 @@ def content_tokens(payload: Mapping[str, Any], count: Count = None) -> int:
         return sum(_text(key, counter) + TEMPLATE_TOKENS + _content(value, counter)
                    for key, value in payload.items() if key not in NOT_READ)
     by_bytes = total(None)
-    return by_bytes if count is None else min(by_bytes, FRAME_TOKENS + total(count))
+    if count is None or by_bytes <= FRAME_TOKENS:  # counted in tokens, it is never below the frame
+        return by_bytes
+    return min(by_bytes, FRAME_TOKENS + total(count))
 
 
 def read_texts(value: Any) -> Iterator[str]:

@@ -10,7 +10,7 @@ stays bounded by its bytes.
 import fnmatch
 import threading
 from collections import OrderedDict
-from functools import cache
+from functools import cache, lru_cache
 from pathlib import Path
 from typing import Callable
 
@@ -87,6 +87,7 @@ REMEMBERED_FROM = 64  # characters: a shorter string is counted again each time 
 REMEMBERED = RememberedCounts(max_chars=8_000_000)
 
 
+@lru_cache(maxsize=1024)  # names are priced ones, but aliases' patterns let a client vary them
 def text_counter(model: str, patterns: tuple[str, ...] = O200K_MODELS) -> Callable[[str], int] | None:
     """How to count the tokens of a model's text; None where its tokenizer is not known."""
     return count_o200k if any(fnmatch.fnmatchcase(model, pattern) for pattern in patterns) else None
