@@ -129,7 +129,7 @@ def _text(value: str, count: Count) -> int:
     else:
         short, long = len(SHORT_ESCAPES.findall(value)), len(LONG_ESCAPES.findall(value))
         escapes = short + 5 * long if count is None else 2 * short + 6 * long
-    counted = count is not None and len(value) <= MAX_COUNTED_CHARS
+    counted = count is not None and 0 < len(value) <= MAX_COUNTED_CHARS
     return QUOTES + escapes + (count(value) if counted else _scalar(value))
 
 
