@@ -1,5 +1,10 @@
 """Read a TOML price catalog into price versions and aliases.
 
+A model's table is its first version; each of its `changes` (an array of tables, each with
+an `effective_from`) is a later version that replaces its prices and service tiers and
+keeps the rest (aliases, tools, output cap). `tool_prices = "NAME"` lays a shared table
+`[tool_prices.NAME]` under the model's own `tools`.
+
 A malformed catalog fails with `CatalogError` naming the file, the line of the model's
 table and the field, so an operator can fix it without guessing.
 """
@@ -18,10 +23,11 @@ from billing.pricing import PriceVersion, Tier
 EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 PRICE_FIELDS = ("input", "output", "cached", "cache_write", "reasoning")
 MODEL_FIELDS = {"source", "as_of", "effective_from", "aliases", "tiers", "max_output_tokens", "service_tiers",
-                "tools", "cache_storage", *PRICE_FIELDS}
-SERVICE_TIER_FIELDS = {"tiers", *PRICE_FIELDS}
+                "tools", "tool_prices", "cache_storage", "changes", *PRICE_FIELDS}
+CHANGE_FIELDS = {"source", "effective_from", "tiers", "service_tiers", "tools", *PRICE_FIELDS}
+SERVICE_TIER_FIELDS = {"tiers", "source", *PRICE_FIELDS}
 TIER_FIELDS = {"up_to_input_tokens", *PRICE_FIELDS}
-NAME_PATTERN = re.compile(r"[a-z][a-z0-9_.-]{0,31}")  # service tiers and tools
+NAME_PATTERN = re.compile(r"[a-z][a-z0-9_.-]{0,63}")  # service tiers and tool units
 
 
 class CatalogError(ValueError):
@@ -55,23 +61,74 @@ def parse_catalog(text: str, origin: str) -> Catalog:
     models = data.get("models", {})
     if not isinstance(models, dict):
         raise CatalogError(f"{origin}: `models` must be a table of models")
+    shared = _tool_tables(data.get("tool_prices", {}), origin)
     versions: list[PriceVersion] = []
     aliases: dict[str, str] = {}
     for name, spec in models.items():
         where = f"{origin}:{_line_of_model(text, name)}: models.{name}"
-        version, model_aliases = _parse_model(name, spec, where, origin)
-        versions.append(version)
+        model_versions, model_aliases = _parse_model(name, spec, where, origin, shared)
+        versions.extend(model_versions)
         for alias in model_aliases:
             aliases[alias] = name
     return Catalog(versions=tuple(versions), aliases=aliases)
 
 
-def _parse_model(name: str, spec: Any, where: str, origin: str):
+def _tool_tables(value: Any, origin: str) -> dict[str, dict[str, Decimal]]:
+    """`[tool_prices.NAME]` tables: tool unit -> USD per 1,000, shared by the models naming them."""
+    if not isinstance(value, dict):
+        raise CatalogError(f"{origin}: `tool_prices` must be a table of named tables")
+    tables = {}
+    for table, prices in value.items():
+        where = f"{origin}: tool_prices.{table}"
+        tables[table] = {unit: parse_price(price, f"{where}.{unit}")
+                         for unit, price in _named_table(prices, where).items()}
+    return tables
+
+
+def _parse_model(name: str, spec: Any, where: str, origin: str, shared: dict[str, dict[str, Decimal]]):
     if not isinstance(spec, dict):
         raise CatalogError(f"{where}: must be a table")
     unknown = set(spec) - MODEL_FIELDS
     if unknown:
         raise CatalogError(f"{where}.{sorted(unknown)[0]}: unknown field")
+    table = spec.get("tool_prices")
+    if table is not None and table not in shared:
+        raise CatalogError(f"{where}.tool_prices: no [tool_prices.{table}] table in this catalog")
+    tools = {**shared.get(table, {}), **_tools(spec, where)}
+    first = _parse_version(name, spec, where, origin, tools)
+    changes = spec.get("changes", [])
+    if not isinstance(changes, list) or not all(isinstance(c, dict) for c in changes):
+        raise CatalogError(f"{where}.changes: must be an array of tables")
+    versions = [first]
+    for index, change in enumerate(changes):
+        change_where = f"{where}.changes[{index}]"
+        unknown = set(change) - CHANGE_FIELDS
+        if unknown:
+            raise CatalogError(f"{change_where}.{sorted(unknown)[0]}: unknown field")
+        if "effective_from" not in change:
+            raise CatalogError(f"{change_where}.effective_from: missing")
+        kept = {field: spec.get(field) for field in ("max_output_tokens", "source", "cache_storage")}
+        version = _parse_version(name, {**kept, **change}, change_where, origin,
+                                 {**tools, **_tools(change, change_where)})
+        if version.effective_from <= versions[-1].effective_from:
+            raise CatalogError(f"{change_where}.effective_from: must be later than the version before it")
+        versions.append(version)
+    return versions, _aliases(spec, where)
+
+
+def _tools(spec: dict, where: str) -> dict[str, Decimal]:
+    return {name: parse_price(price, f"{where}.tools.{name}")
+            for name, price in _named_table(spec.get("tools", {}), f"{where}.tools").items()}
+
+
+def _aliases(spec: dict, where: str) -> list[str]:
+    aliases = spec.get("aliases", [])
+    if not isinstance(aliases, list) or not all(isinstance(a, str) and a for a in aliases):
+        raise CatalogError(f"{where}.aliases: must be an array of names or patterns")
+    return aliases
+
+
+def _parse_version(name: str, spec: dict, where: str, origin: str, tools: dict[str, Decimal]) -> PriceVersion:
     tiers = _parse_tiers(spec, where)
     service_tiers = {}
     for tier_name, tier_spec in _named_table(spec.get("service_tiers", {}), f"{where}.service_tiers").items():
@@ -81,12 +138,7 @@ def _parse_model(name: str, spec: Any, where: str, origin: str):
         unknown = set(tier_spec) - SERVICE_TIER_FIELDS
         if unknown:
             raise CatalogError(f"{tier_where}.{sorted(unknown)[0]}: unknown field")
-        service_tiers[tier_name] = _parse_tiers(tier_spec, tier_where)
-    tools = {name: parse_price(price, f"{where}.tools.{name}")
-             for name, price in _named_table(spec.get("tools", {}), f"{where}.tools").items()}
-    aliases = spec.get("aliases", [])
-    if not isinstance(aliases, list) or not all(isinstance(a, str) and a for a in aliases):
-        raise CatalogError(f"{where}.aliases: must be an array of names or patterns")
+        service_tiers[tier_name] = _parse_tiers({k: v for k, v in tier_spec.items() if k != "source"}, tier_where)
     cap = spec.get("max_output_tokens")
     if cap is not None and (isinstance(cap, bool) or not isinstance(cap, int) or cap <= 0):
         raise CatalogError(f"{where}.max_output_tokens: must be a positive integer")
@@ -103,7 +155,7 @@ def _parse_model(name: str, spec: Any, where: str, origin: str):
         )
     except ValueError as exc:
         raise CatalogError(f"{where}.tiers: {exc}") from exc
-    return version, aliases
+    return version
 
 
 def _parse_tiers(spec: dict, where: str) -> tuple[Tier, ...]:

@@ -30,6 +30,7 @@ class CallContext:
     carried_tokens: int = 0  # context carried over from `previous_response_id`, for estimates
     output_cap: int = 0  # the most output the call may generate (all choices)
     reasoning: bool = False  # the request asked for reasoning: an estimate allows for it
+    cost_uplift: Decimal = Decimal(0)  # what its upstream adds on list prices (0.10: 10%, residency)
 
 
 @dataclass(frozen=True)
@@ -71,7 +72,7 @@ def call_record(call: CallContext) -> dict[str, Any]:
             "price_multiplier": str(call.price_multiplier),
             "quota_period": call.quota_period.isoformat() if call.quota_period else None,
             "request_bytes": call.request_bytes, "upstream": call.upstream, "carried_tokens": call.carried_tokens,
-            "output_cap": call.output_cap, "reasoning": call.reasoning}
+            "output_cap": call.output_cap, "reasoning": call.reasoning, "cost_uplift": str(call.cost_uplift)}
 
 
 def call_from_record(record: Mapping[str, Any], versions: Mapping[int, PriceVersion]) -> CallContext:
@@ -86,7 +87,8 @@ def call_from_record(record: Mapping[str, Any], versions: Mapping[int, PriceVers
         price=price, price_multiplier=Decimal(record["price_multiplier"]),
         quota_period=datetime.fromisoformat(period) if period else None, request_bytes=record["request_bytes"],
         upstream=record["upstream"], carried_tokens=record.get("carried_tokens", 0),
-        output_cap=record.get("output_cap", 0), reasoning=record.get("reasoning", False))
+        output_cap=record.get("output_cap", 0), reasoning=record.get("reasoning", False),
+        cost_uplift=Decimal(record.get("cost_uplift", "0")))
 
 
 def tenant_charge(usage: Usage, cost: Cost, price: ResolvedPrice, multiplier: Decimal) -> Decimal:
@@ -111,7 +113,9 @@ def build_entry(
     estimated: bool = False,
 ) -> LedgerEntry:
     usage = usage.with_flags(*unpriced(usage, call.price.version))
-    cost = price_usage(usage, call.price.version)
+    if call.cost_uplift:
+        usage = usage.with_flags(f"cost_uplift:{call.cost_uplift}")
+    cost = price_usage(usage, call.price.version, call.cost_uplift)
     charge = tenant_charge(usage, cost, call.price, call.price_multiplier)
     return LedgerEntry(
         request_id=call.request_id,

@@ -1,4 +1,5 @@
-"""Which price applies to a model name at a moment. Pure.
+"""Which price applies to a model name at a moment, and, for a name with none, the priced
+names nearest to it. Pure.
 
 A name resolves, in order: an exact priced model; an exact alias; the most specific
 matching pattern (`seed-1-6-*`; the longest pattern wins, so `seed-1-6-flash-*` beats
@@ -11,6 +12,7 @@ is charged; the general version still gives the upstream cost.
 
 import bisect
 import fnmatch
+import re
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime
@@ -59,6 +61,7 @@ class PriceBook:
             key=lambda am: (-len(am[0].replace("*", "")), am[0]),
         )
         self._resolved: dict[str, str | None] = {}
+        self._nearest: dict[tuple[str, int], list[str]] = {}
 
     @property
     def models(self) -> list[str]:
@@ -98,6 +101,18 @@ class PriceBook:
         if len(self._resolved) < 10_000:  # requested names are few; bound it anyway
             self._resolved[name] = model
         return model
+
+    def nearest_priced(self, name: object, limit: int = 3) -> list[str]:
+        """The priced names (models and exact aliases) nearest to an unpriced `name`, nearest
+        first (`nearest_names`); none when nothing shares its family (or `name` is no string)."""
+        if not isinstance(name, str):
+            return []
+        if (name, limit) not in self._nearest:
+            found = nearest_names(name, self.names, limit)
+            if len(self._nearest) >= 10_000:  # a flood of made-up names must not grow it
+                return found
+            self._nearest[(name, limit)] = found
+        return list(self._nearest[(name, limit)])
 
     def aliases_of(self, model: str) -> list[str]:
         """The exact aliases, then the patterns, that point at `model`."""
@@ -152,3 +167,55 @@ class PriceBook:
 
 def _is_pattern(name: str) -> bool:
     return any(c in name for c in "*?[")
+
+
+_TOKENS = re.compile(r"[0-9]+|[^\W\d_]+")  # runs of digits, runs of letters: gpt-4o -> gpt 4 o
+
+
+def _tokens(name: str) -> list[int | str]:
+    """A name's parts, split on anything but letters and digits (`-`, `.`, `/`, ...) and
+    where letters and digits meet; numbers as numbers, so 6.10 comes after 6.9."""
+    # int() of 4,300 digits fails; '²' is a digit to isdigit(), but not to the pattern
+    return [int(t[:18]) if "0" <= t[0] <= "9" else t for t in _TOKENS.findall(name.lower())]
+
+
+def _nearness(wanted: list[int | str], candidate: list[int | str]) -> tuple | None:
+    """How far `candidate` is from `wanted` (smaller is nearer), None if not of its family
+    (they must share their first part). In order: how many variant words (`sol`, `mini`,
+    `codex`: every word but the first) differ; the longest shared prefix; then, at the first
+    version number they differ in, an earlier version before a later one (a new model is
+    most often priced from its predecessor), the closer first, and among earlier ones the
+    latest (6.1.9 before 6.1)."""
+    if not candidate or candidate[0] != wanted[0]:
+        return None
+    variant = {t for t in wanted[1:] if isinstance(t, str)} ^ {t for t in candidate[1:] if isinstance(t, str)}
+    shared = next((i for i, (a, b) in enumerate(zip(wanted, candidate)) if a != b), min(len(wanted), len(candidate)))
+    mine = [t for t in wanted if isinstance(t, int)]
+    theirs = [t for t in candidate if isinstance(t, int)]
+    version: tuple = (False, 0, ())
+    for i in range(max(len(mine), len(theirs))):
+        a, b = (mine[i] if i < len(mine) else 0), (theirs[i] if i < len(theirs) else 0)
+        if a != b:
+            rest = theirs[i + 1:i + 9] + [0] * (8 - len(theirs[i + 1:i + 9]))  # the parts after, padded
+            version = (b > a, abs(a - b), tuple(rest) if b > a else tuple(-x for x in rest))
+            break
+    return len(variant), -shared, version, len(candidate)
+
+
+def nearest_names(name: object, candidates: Iterable[str], limit: int = 3) -> list[str]:
+    """The `limit` candidates nearest to `name` by family (see `_nearness`), nearest first:
+    `gpt-6.2-sol` is nearest to `gpt-6.1-sol`, then `gpt-6-sol`, `gpt-6.3-sol`, and only
+    then `gpt-6.2` (another variant)."""
+    if not isinstance(name, str) or limit < 1:
+        return []
+    wanted = _tokens(name)
+    if not wanted:
+        return []
+    ranked = []
+    for candidate in candidates:
+        if candidate == name or candidate == DEFAULT_MODEL:
+            continue
+        near = _nearness(wanted, _tokens(candidate))
+        if near is not None:
+            ranked.append((near, candidate))
+    return [candidate for _, candidate in sorted(ranked)[:limit]]

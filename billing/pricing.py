@@ -20,6 +20,13 @@ from billing.usage import Usage
 PER_MILLION = Decimal(1_000_000)
 PER_THOUSAND = Decimal(1_000)
 DEFAULT_SERVICE_TIERS = frozenset({None, "", "auto", "default", "standard"})  # the standard prices
+# Tiers the upstream bills at another tier's prices when a version has none of their own:
+# OpenAI serves `fast` as priority processing, and Scale Tier calls are metered at the
+# standard token prices (its committed capacity units are invoiced apart).
+BILLED_AS = {"fast": "priority", "scale": "default"}
+# The price unit a container of each memory size is billed under; a 1g container takes the
+# older `code_interpreter` price when a version names no `container.1g`.
+CONTAINER_1G, LEGACY_CONTAINER = "container.1g", "code_interpreter"
 CACHED_DEFAULT_SHARE = Decimal("0.1")  # cached input at 10% of input unless priced
 _EXACT = decimal.Context(prec=60, traps=[decimal.Inexact, decimal.InvalidOperation])
 
@@ -76,15 +83,35 @@ class PriceVersion:
         if any(name in DEFAULT_SERVICE_TIERS for name in self.service_tiers):
             raise ValueError(f"price of {self.model!r}: the standard prices are the `tiers` themselves")
 
+    def billed_tier(self, service_tier: str | None) -> str | None:
+        """The tier whose prices bill a reply served in `service_tier`: its own, else the one
+        the upstream bills it as (`fast` as priority, `scale` as standard), else None (no
+        price of its own: billed at the standard prices and flagged)."""
+        if service_tier in DEFAULT_SERVICE_TIERS:
+            return "default"
+        if service_tier in self.service_tiers:
+            return service_tier
+        billed_as = BILLED_AS.get(service_tier or "")
+        if billed_as == "default" or billed_as in self.service_tiers:
+            return billed_as
+        return None
+
     def prices_service_tier(self, service_tier: str | None) -> bool:
-        return service_tier in DEFAULT_SERVICE_TIERS or service_tier in self.service_tiers
+        return self.billed_tier(service_tier) is not None
+
+    def tool_price(self, unit: str) -> Decimal | None:
+        """USD per 1,000 of a tool's billed units (calls, containers, images), or None."""
+        price = self.tools.get(unit)
+        if price is None and unit == CONTAINER_1G:
+            return self.tools.get(LEGACY_CONTAINER)
+        return price
 
     def tier_for(self, input_tokens: int, service_tier: str | None = None) -> Tier:
         """The first tier whose bound covers the input; past the last bound, the last tier
         (an upstream that accepted a longer input is still billed, never dropped). A service
         tier without prices of its own is priced at the standard ones (and flagged by
         `price_usage`)."""
-        tiers = self.service_tiers.get(service_tier or "", self.tiers)
+        tiers = self.service_tiers.get(self.billed_tier(service_tier) or "", self.tiers)
         for tier in tiers:
             if tier.up_to_input_tokens is None or input_tokens <= tier.up_to_input_tokens:
                 return tier
@@ -171,10 +198,11 @@ def cost_of(usage: Usage, tier: Tier, tool_calls: Decimal = Decimal(0), cache_st
 
 
 def tool_calls_cost(usage: Usage, version: PriceVersion) -> Decimal:
-    """Each tool's calls at its price per 1,000 calls; a tool without a price costs nothing
-    here and is flagged by `unpriced`."""
-    return _sum(_EXACT.divide(_EXACT.multiply(Decimal(count), version.tools[name]), PER_THOUSAND)
-                for name, count in usage.tool_calls if name in version.tools)
+    """Each tool unit at its price per 1,000; a unit without a price costs nothing here and
+    is flagged by `unpriced`."""
+    prices = ((count, version.tool_price(name)) for name, count in usage.tool_calls)
+    return _sum(_EXACT.divide(_EXACT.multiply(Decimal(count), price), PER_THOUSAND)
+                for count, price in prices if price is not None)
 
 
 def cache_storage_cost(usage: Usage, version: PriceVersion) -> Decimal:
@@ -183,10 +211,19 @@ def cache_storage_cost(usage: Usage, version: PriceVersion) -> Decimal:
     return _component(usage.cache_storage_token_hours, version.cache_storage)
 
 
-def price_usage(usage: Usage, version: PriceVersion) -> Cost:
-    return cost_of(usage, version.tier_for(usage.input_tokens, usage.service_tier),
+def price_usage(usage: Usage, version: PriceVersion, uplift: Decimal = Decimal(0)) -> Cost:
+    """`uplift`: what the upstream adds on every price, as a fraction (0.10 for the 10% that
+    OpenAI's data-residency and regional-processing endpoints add)."""
+    cost = cost_of(usage, version.tier_for(usage.input_tokens, usage.service_tier),
                    tool_calls_cost(usage, version) if usage.tool_calls else Decimal(0),
                    cache_storage_cost(usage, version))
+    return uplifted(cost, uplift) if uplift else cost
+
+
+def uplifted(cost: Cost, uplift: Decimal) -> Cost:
+    """Every component of `cost` raised by `uplift`, exactly."""
+    factor = _EXACT.add(Decimal(1), uplift)
+    return Cost(*(_EXACT.multiply(getattr(cost, name), factor) for name in Cost.__dataclass_fields__))
 
 
 def unpriced(usage: Usage, version: PriceVersion) -> tuple[str, ...]:
@@ -194,7 +231,8 @@ def unpriced(usage: Usage, version: PriceVersion) -> tuple[str, ...]:
     at nothing), as flags for the ledger entry: an operator must add the price."""
     if not usage.tool_calls and usage.service_tier is None and not usage.cache_storage_tokens:
         return ()
-    flags = [f"tool_unpriced:{name}" for name, count in usage.tool_calls if count and name not in version.tools]
+    flags = [f"tool_unpriced:{name}" for name, count in usage.tool_calls
+             if count and version.tool_price(name) is None]
     if not version.prices_service_tier(usage.service_tier):
         flags.append(f"service_tier_unpriced:{usage.service_tier}")
     if usage.cache_storage_token_hours and version.cache_storage is None:

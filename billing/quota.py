@@ -26,6 +26,7 @@ from billing.ledger import tenant_charge
 from billing.pricebook import ResolvedPrice
 from billing.pricing import PriceVersion, price_usage
 from billing.request_bounds import RequestBounds
+from billing.tool_units import units_of_tool
 from billing.usage import Usage
 
 LIMIT_NAMES = {
@@ -134,7 +135,8 @@ def worst_usage(body_bytes: int, bounds: RequestBounds, price: ResolvedPrice, li
     calls = (limits.tool_calls if bounds.max_tool_calls is None else bounds.max_tool_calls) if bounds.tools else 0
     input_tokens = first_turn + calls * limits.context_window  # each tool call lets the model read again
     tools = price.tenant_version.tools if price.tenant_version and price.tenant_version.tools else price.version.tools
-    dearest = max(bounds.tools, key=lambda name: tools.get(name, Decimal(0))) if calls else None
+    units = [unit for tool in bounds.tools for unit in units_of_tool(tool, tools)]
+    dearest = max(units, key=lambda name: tools.get(name, Decimal(0))) if calls else None
     return Usage(input_tokens=input_tokens, output_tokens=output_tokens,
                  tool_calls=((dearest, calls),) if dearest else (),
                  cache_storage_tokens=input_tokens + output_tokens if bounds.cache_hours else 0,

@@ -3,9 +3,13 @@ what the upstream charges outside the token counts. Pure.
 
 - **Service tier**: the `service_tier` the reply reports it was served in (which may differ
   from the one requested) picks the prices.
-- **Built-in tools**: BytePlus counts them in `usage.tool_usage`; OpenAI bills each
-  `web_search_call` and `file_search_call` output item, and each code-interpreter
-  container (counted once per distinct `container_id` in the reply).
+- **Built-in tools**: BytePlus counts them in `usage.tool_usage`; OpenAI bills, outside
+  `usage`, each `file_search_call`; each `web_search_call` that searched (opening a page or
+  finding in it carries no fee), as `web_search_preview` when the reply's tools offered
+  only that variant (dearer on non-reasoning models); each distinct container that code
+  interpreter or hosted shell ran in, by its memory size (`container.4g`); and each image
+  the image generation tool made, at its image model's price by quality and size
+  (`billing.tool_units`).
 - **Cache storage** (BytePlus ModelArk): a response stored with `caching: {type:
   enabled}` keeps its context cached until `expire_at` (3 days after `created_at` when
   the reply does not say), billed per token per started hour. The context is the reply's
@@ -16,17 +20,16 @@ what the upstream charges outside the token counts. Pure.
 """
 
 import math
-from collections import Counter
 from dataclasses import dataclass, replace
 from decimal import Decimal
 from typing import Any, Mapping
 
+from billing.tool_units import ToolUse, units_in_output
 from billing.usage import Usage, parse_usage
 
 DEFAULT_CACHE_LIFETIME_SECONDS = 3 * 24 * 3600
 PREFIX_CACHE_MIN_TOKENS = 256
 SECONDS_PER_HOUR = 3600
-_TOOL_ITEMS = {"web_search_call": "web_search", "file_search_call": "file_search"}
 _STORED_STATUSES = {"completed", "incomplete"}
 
 
@@ -36,11 +39,12 @@ def reply_usage(reply: Mapping[str, Any]) -> Usage | None:
     if usage is None:
         return None
     tier = _tier(reply.get("service_tier"))
-    tools = usage.tool_calls or tool_calls_in_output(reply.get("output"))
+    tools = ToolUse(usage.tool_calls) if usage.tool_calls else units_in_output(reply.get("output"), reply.get("tools"))
     tokens, hours = cache_storage(reply, usage) if "caching" in reply else (0, 0)
-    if tier is None and not tools and not tokens:  # the common reply: nothing beyond its tokens
+    if tier is None and not tools.units and not tokens:  # the common reply: nothing beyond its tokens
         return usage
-    return replace(usage, tool_calls=tools, service_tier=tier, cache_storage_tokens=tokens, cache_storage_hours=hours)
+    return replace(usage, tool_calls=tools.units, containers=tools.containers, service_tier=tier,
+                   cache_storage_tokens=tokens, cache_storage_hours=hours).with_flags(*tools.flags)
 
 
 def _text(value: Any) -> str | None:
@@ -55,22 +59,6 @@ def _tier(value: Any) -> str | None:
         return None
     tier = value[:32]
     return tier if tier.isprintable() else None
-
-
-def tool_calls_in_output(output: Any) -> tuple[tuple[str, int], ...]:
-    if not isinstance(output, list):
-        return ()
-    counts: Counter[str] = Counter()
-    containers = set()
-    for item in output:
-        kind = _text(item.get("type")) if isinstance(item, dict) else None
-        if kind in _TOOL_ITEMS:
-            counts[_TOOL_ITEMS[kind]] += 1
-        elif kind == "code_interpreter_call":
-            containers.add(str(item.get("container_id")))
-    if containers:
-        counts["code_interpreter"] = len(containers)
-    return tuple(sorted(counts.items()))
 
 
 def cache_storage(reply: Mapping[str, Any], usage: Usage) -> tuple[int, int]:

@@ -7,7 +7,9 @@ Sources, each read into the same shape, {(day, model): {measure: value}}:
   the ListBillDetail API): one line per day, model (ConfigName / InstanceName) and
   billing item (Element: input, cache hit, output, cache storage, ...).
 A measure the source does not report is absent, and is not compared (OpenAI's Usage API
-counts reasoning inside output; a BytePlus bill counts tokens, not requests)."""
+counts reasoning inside output; a BytePlus bill counts tokens, not requests). The Usage
+API's splits are compared where it reports them: cache writes, audio and image tokens in
+and out, against the same splits of the ledger's entries (their `usage` details)."""
 
 import csv
 import functools
@@ -19,7 +21,14 @@ from datetime import datetime, timezone
 from decimal import Decimal, InvalidOperation
 from typing import Any, Callable, Iterable, Mapping
 
-MEASURES = ("requests", "input_tokens", "cached_tokens", "output_tokens", "reasoning_tokens", "cost")
+MEASURES = ("requests", "input_tokens", "cached_tokens", "cache_write_tokens", "input_audio_tokens",
+            "output_audio_tokens", "input_image_tokens", "output_image_tokens", "output_tokens", "reasoning_tokens",
+            "cost")
+# The Usage API's splits of a result, by the measure each is compared as; one a result does
+# not carry is absent (and so not compared).
+_USAGE_SPLITS = {"input_cached_tokens": "cached_tokens", "input_cache_write_tokens": "cache_write_tokens",
+                 "input_audio_tokens": "input_audio_tokens", "output_audio_tokens": "output_audio_tokens",
+                 "input_image_tokens": "input_image_tokens", "output_image_tokens": "output_image_tokens"}
 OTHER = "(tools and other)"  # line items of no one model: built-in tool calls, storage, ...
 
 Totals = dict[tuple[str, str], dict[str, Decimal]]
@@ -67,6 +76,9 @@ def openai_usage(pages: Iterable[Mapping[str, Any]], normalize: Callable[[str], 
                 if "output_tokens" in result:  # embeddings have none
                     _add(totals, day, model, "output_tokens", Decimal(result.get("output_tokens") or 0))
                 _add(totals, day, model, "cached_tokens", Decimal(result.get("input_cached_tokens") or 0))
+                for field, measure in _USAGE_SPLITS.items():
+                    if field in result and field != "input_cached_tokens":
+                        _add(totals, day, model, measure, Decimal(result.get(field) or 0))
     return totals
 
 

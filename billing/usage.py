@@ -17,7 +17,7 @@ component can ever be negative or counted twice.
 """
 
 from dataclasses import dataclass, field, replace
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 
 @dataclass(frozen=True)
@@ -27,7 +27,8 @@ class Usage:
     cache_write_tokens: int = 0
     output_tokens: int = 0
     reasoning_tokens: int = 0
-    tool_calls: tuple[tuple[str, int], ...] = ()  # (tool, calls), sorted by tool
+    tool_calls: tuple[tuple[str, int], ...] = ()  # (tool unit, count), sorted by unit
+    containers: tuple[tuple[str, str], ...] = ()  # (container id, its unit) a reply's tools ran in
     service_tier: str | None = None  # the tier the upstream reports it served the call in
     cache_storage_tokens: int = 0  # tokens the upstream keeps cached for this reply...
     cache_storage_hours: int = 0  # ...for this many (started) hours; negative in a credit
@@ -60,15 +61,15 @@ class Usage:
 
 
 def estimate_usage(input_bytes: int, output_text_bytes: int, floor: Usage | None = None, *,
-                   carried_tokens: int = 0, reasoning_cap: int = 0) -> Usage:
+                   carried_tokens: int = 0, reasoning: Callable[[int], int] | None = None) -> Usage:
     """Usage for a call whose upstream never reported any: about 4 bytes of text a token,
     counted from the request and from the output that passed through, plus the context the
-    call carried over (`previous_response_id`); for a call that reasoned, reasoning up to the
-    rest of its output cap (`reasoning_cap`: what the upstream may have generated unseen);
-    and never less than a running total the upstream reported before it stopped (`floor`).
-    Flagged."""
+    call carried over (`previous_response_id`); for a call that reasoned, the reasoning
+    `reasoning(visible_tokens)` allows for (`billing.reasoning_share`: what the model
+    typically generates unseen, within the call's output cap); and never less than a running
+    total the upstream reported before it stopped (`floor`). Flagged."""
     visible = -(-output_text_bytes // 4)
-    reasoning = max(0, reasoning_cap - visible)
+    reasoning = reasoning(visible) if reasoning else 0
     raw: dict[str, Any] = {"estimated_from_bytes": {"input": input_bytes, "output_text": output_text_bytes},
                            "carried_tokens": carried_tokens, "reasoning_allowance": reasoning}
     flags = ("estimated", "reasoning_allowance") if reasoning else ("estimated",)

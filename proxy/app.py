@@ -53,7 +53,7 @@ def merged_catalog(settings: Settings) -> Catalog:
 
 def router_for(settings: Settings) -> Router:
     default = Upstream(DEFAULT, settings.upstream_base_url, settings.upstream_api_key,
-                       admin_api_key=settings.upstream_admin_key)
+                       admin_api_key=settings.upstream_admin_key, price_uplift=settings.upstream_price_uplift)
     return Router(default, settings.upstreams)
 
 
@@ -106,7 +106,8 @@ def create_app(settings: Settings, database_url: str) -> web.Application:
                 await release_leases_now(state)
                 await give_back_all(state)
                 await writer.close()
-                await asyncio.gather(state.refusals.flush(engine), return_exceptions=True)
+                await asyncio.gather(state.refusals.flush(engine), state.unpriced.flush(engine),
+                                     return_exceptions=True)
                 await flush_access_log()
                 await mirror.stop()
         finally:

@@ -15,6 +15,7 @@ from proxy.gateway.background import poll_due
 from proxy.gateway.limits import SLOT_TTL_SECONDS, SWEEP_SECONDS, give_back_idle, keep_slots
 from proxy.gateway.refusals import FLUSH_SECONDS as REFUSALS_FLUSH_SECONDS
 from proxy.gateway.state import ProxyState
+from proxy.gateway.unpriced import FLUSH_SECONDS as UNPRICED_FLUSH_SECONDS
 from proxy.observability.access_log import flush_access_log
 
 log = logging.getLogger(__name__)
@@ -51,4 +52,5 @@ def start_chores(state: ProxyState, sinks: tuple[SinkConfig, ...]) -> list[async
         asyncio.create_task(every(3600, lambda: prune_delivered(engine), "export pruning")),
         asyncio.create_task(every(ACCESS_LOG_FLUSH_SECONDS, flush_access_log, "access log flush")),
         asyncio.create_task(every(REFUSALS_FLUSH_SECONDS, lambda: state.refusals.flush(engine), "refusal counts")),
+        asyncio.create_task(every(UNPRICED_FLUSH_SECONDS, lambda: state.unpriced.flush(engine), "unpriced counts")),
     ]

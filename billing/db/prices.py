@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from billing.catalog import Catalog
 from billing.db.audit import record
 from billing.db.tables import model_aliases, price_tiers, price_versions
+from billing.price_import import ImportPlan
 from billing.pricebook import PriceBook
 from billing.pricing import PriceVersion, Tier
 
@@ -135,3 +136,19 @@ async def prices_revision(conn: AsyncConnection) -> int:
         select(func.coalesce(func.max(model_aliases.c.revision), 0)).scalar_subquery(),
     ))
     return (await conn.execute(newest)).scalar_one()
+
+
+async def apply_import(engine: AsyncEngine, plan: ImportPlan, *, actor: str = "system") -> int:
+    """Write what `plan_import` found, in one transaction: its versions (each once, however
+    often the import runs: by content) and aliases; returns the versions added."""
+    added = 0
+    async with engine.begin() as conn:
+        for version in plan.versions:
+            if await _insert_version(conn, version, unique_content=True) is not None:
+                added += 1
+        for alias, model in plan.aliases:
+            statement = pg_insert(model_aliases).values(alias=alias, model=model, source=plan.source[:64])
+            await conn.execute(statement.on_conflict_do_nothing(index_elements=["alias"]))
+        await record(conn, actor, "price.import", "prices", source=plan.source, versions=added,
+                     models=sorted({v.model for v in plan.versions}), aliases=len(plan.aliases))
+    return added

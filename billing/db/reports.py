@@ -4,7 +4,7 @@ the same totals recomputed from raw ledger entries, for reconciliation."""
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import String, cast, func, literal_column, select
+from sqlalchemy import Numeric, String, Text, case, cast, func, literal_column, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from billing.db.months import list_adjustments
@@ -132,6 +132,22 @@ async def quota_comparison(engine: AsyncEngine, month: str) -> tuple[dict, dict]
     return summed, counted
 
 
+# Splits of a usage block kept in `raw_usage`, by measure: the Responses and the Chat shape.
+USAGE_DETAILS = {
+    "input_audio_tokens": (("input_tokens_details", "audio_tokens"), ("prompt_tokens_details", "audio_tokens")),
+    "output_audio_tokens": (("output_tokens_details", "audio_tokens"), ("completion_tokens_details", "audio_tokens")),
+    "input_image_tokens": (("input_tokens_details", "image_tokens"), ("prompt_tokens_details", "image_tokens")),
+    "output_image_tokens": (("output_tokens_details", "image_tokens"), ("completion_tokens_details", "image_tokens")),
+}
+
+
+def _usage_detail(raw, paths):
+    """The first of `paths` in the usage block that holds a whole number, else 0 (the block is
+    the upstream's, kept as it came: any JSON)."""
+    value = func.coalesce(*(raw[outer][inner] for outer, inner in paths))
+    return case((func.jsonb_typeof(value) == "number", cast(cast(value, Text), Numeric)), else_=0)
+
+
 async def upstream_day_model_totals(engine: AsyncEngine, start: datetime, end: datetime, upstream: str
                                     ) -> dict[tuple[str, str], dict]:
     """Per (UTC day of use, model) of one upstream's calls, straight from the ledger entries
@@ -142,9 +158,11 @@ async def upstream_day_model_totals(engine: AsyncEngine, start: datetime, end: d
     token_cost = (led.c.cost_uncached_input + led.c.cost_cached_input + led.c.cost_cache_write + led.c.cost_output
                   + led.c.cost_reasoning)
     query = (select(day.label("day"), led.c.model, func.count().label("requests"),
-                    *[func.sum(led.c[f]).label(f) for f in ("input_tokens", "cached_tokens", "output_tokens",
-                                                            "reasoning_tokens", "cost_tool_calls",
+                    *[func.sum(led.c[f]).label(f) for f in ("input_tokens", "cached_tokens", "cache_write_tokens",
+                                                            "output_tokens", "reasoning_tokens", "cost_tool_calls",
                                                             "cost_cache_storage")],
+                    *[func.sum(_usage_detail(led.c.raw_usage, paths)).label(measure)
+                      for measure, paths in USAGE_DETAILS.items()],
                     func.sum(token_cost).label("token_cost"))
              .where(led.c.started_at >= start, led.c.started_at < end, led.c.upstream == upstream)
              .group_by(day, led.c.model))

@@ -17,6 +17,7 @@ from billing.db.limit_use import limit_uses
 from billing.db.refusals import refusals_by_tenant
 from billing.db.reports import monthly_report
 from billing.db.tenants import get_tenant, list_tenants
+from billing.db.unpriced import unpriced_models
 from billing.operator_text import MAX_NAME_LENGTH, TextError, line_text
 from billing.report import parse_month, previous_month
 from billing.statement import statement_csv, statement_from
@@ -24,6 +25,7 @@ from proxy.admin.markup import issued_today
 from proxy.admin.models.fields import MONTH_PATTERN
 from proxy.admin.pages import dashboard_page, login_page, statement_page, tenant_page
 from proxy.admin.sections import credit_section, limits_section
+from proxy.admin.unpriced_section import unpriced_section
 from proxy.errors import ApiError
 from proxy.gateway.headers import bearer_token, same_secret
 from proxy.admin.guard import ADMIN_GUARD
@@ -100,6 +102,16 @@ def _html(body: str, status: int = 200) -> web.Response:
                         headers={"Cache-Control": "no-store", "X-Frame-Options": "DENY"})
 
 
+async def _unpriced(request: web.Request, start: datetime, end: datetime, now: datetime,
+                    tenant: str | None = None) -> str:
+    """The models refused as unpriced in the month, with the nearest priced names of each."""
+    state = request.app[STATE]
+    models = await unpriced_models(state.engine, start.date(), end.date(), tenant)
+    book = state.mirror.pricebook
+    return unpriced_section(models, {m.model: book.nearest_priced(m.model) for m in models},
+                            {m.model for m in models if book.resolve(m.model, now) is not None})
+
+
 async def dashboard(request: web.Request) -> web.Response:
     if not _signed_in(request):
         raise web.HTTPFound("/admin/login")
@@ -116,8 +128,9 @@ async def dashboard(request: web.Request) -> web.Response:
     uses = await limit_uses(engine, start.date(), current=start <= now < end)
     refused = await refusals_by_tenant(engine, start.date(), end.date())
     limits = limits_section(uses, now, reports[1], refused)
+    unpriced = await _unpriced(request, start, end, now)
     return _html(dashboard_page(month, *reports, credits=credit_section(credits), stack=stack, previous=previous,
-                                limits=limits, previous_models=previous_models))
+                                limits=limits, previous_models=previous_models, unpriced=unpriced))
 
 
 async def tenant(request: web.Request) -> web.Response:
@@ -132,7 +145,8 @@ async def tenant(request: web.Request) -> web.Response:
     by_tenant = await monthly_report(engine, month, tenant=name, by=("tenant",))
     refused = await refusals_by_tenant(engine, start.date(), end.date(), name)
     limits = limits_section(uses, now, by_tenant, refused)
-    return _html(tenant_page(month, name, *reports, limits=limits))
+    return _html(tenant_page(month, name, *reports, limits=limits,
+                             unpriced=await _unpriced(request, start, end, now, name)))
 
 
 async def statement(request: web.Request) -> web.Response:

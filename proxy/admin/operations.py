@@ -19,8 +19,10 @@ from billing.db.reports import monthly_report
 from billing.db.exports import export_status
 from billing.db.months import add_adjustment
 from billing.db.tenants import create_tenant, get_tenant, list_tenants, update_tenant
+from billing.db.unpriced import unpriced_models
+from billing.model_labels import OTHER
 from billing.pricing import NoStandardPrice, Tier, revised
-from billing.report import parse_dimensions, report_csv_text, report_dict
+from billing.report import parse_dimensions, parse_month, report_csv_text, report_dict
 from proxy.admin.models import accounts, finance
 from proxy.admin.prices_view import price_rows
 from proxy.errors import ApiError
@@ -172,6 +174,19 @@ async def prices_set(engine, ids, body: finance.PriceSet, query):
     return finance.PriceVersionOut(version=version_id, model=version.model, effective_from=version.effective_from)
 
 
+async def unpriced(engine, ids, body, query: finance.UnpricedQuery):
+    now = datetime.now(timezone.utc)
+    month = query.month or now.strftime("%Y-%m")
+    start, end = parse_month(month)
+    models = await unpriced_models(engine, start.date(), end.date(), query.tenant)
+    async with engine.connect() as conn:
+        book = await load_pricebook(conn)
+    return finance.UnpricedModelList(month=month, data=[finance.UnpricedModelOut(
+        model=m.model, calls=m.calls, tenants=list(m.tenants), first_seen=m.first_seen, last_seen=m.last_seen,
+        priced_now=m.model != OTHER and book.resolve(m.model, now) is not None,
+        nearest_priced=[] if m.model == OTHER else book.nearest_priced(m.model)) for m in models])
+
+
 async def report(engine, ids, body, query: finance.ReportQuery):
     result = await monthly_report(engine, query.month, tenant=query.tenant, by=parse_dimensions(query.by))
     return finance.ReportOut(**report_dict(result))
@@ -223,6 +238,9 @@ OPERATIONS = (
               finance.PriceList, query=finance.PricesQuery, errors=(400, 401)),
     Operation("POST", "/admin/prices", prices_set, "Add a price version", finance.PriceVersionOut, 201, body=finance.PriceSet,
               errors=(400, 401, 404, 409)),
+    Operation("GET", "/admin/unpriced-models", unpriced, "Models refused as unpriced in a month (400 "
+              "model_not_priced): calls, tenants, first and last seen, the nearest priced names",
+              finance.UnpricedModelList, query=finance.UnpricedQuery, errors=(400, 401)),
     Operation("GET", "/admin/reports", report, "Monthly cost report", finance.ReportOut, query=finance.ReportQuery,
               errors=(400, 401)),
     Operation("GET", "/admin/reports.csv", report_csv, "Monthly cost report as CSV (one header row, exact decimals)",

@@ -15,7 +15,7 @@ from proxy.admin.sections import components_section, daily_chart, movers_section
 
 def dashboard_page(month: str, total: Report, tenants: Report, days: Report, keys: Report, models: Report,
                    credits: str = "", stack: str = "tenant", previous: Report | None = None,
-                   limits: str = "", previous_models: Report | None = None) -> str:
+                   limits: str = "", previous_models: Report | None = None, unpriced: str = "") -> str:
     cards = "".join(f'<div class="card">{escape(name)}<b>{value}</b></div>' for name, value in (
         ("Charged (USD)", amount(total.total_charge, "charge")),
         ("Adjustments (USD)", amount(total.total_adjustments, "adjustments")),
@@ -38,6 +38,7 @@ def dashboard_page(month: str, total: Report, tenants: Report, days: Report, key
  value="{escape(month)}"></label> <button type="submit">Show</button></form>
 <div class="cards">{cards}</div>
 {f"<h2>Limits</h2>{limits}" if limits else ""}
+{unpriced}
 <h2>Charged per tenant</h2>{bar_chart([(r.group["tenant"], r.charge) for r in ranked], "Charged per tenant", readable)}
 {table(tenant_rows, [("tenant", "Tenant", False), *money_columns, ("page", "Page", False)])}
 <h2>Charged per day</h2>{daily_chart(month, days, stack)}
@@ -62,7 +63,7 @@ def _statement_links(tenant: str, month: str) -> str:
 
 
 def tenant_page(month: str, tenant: str, total: Report, days: Report, keys: Report, models: Report,
-                limits: str) -> str:
+                limits: str, unpriced: str = "") -> str:
     """One tenant's month: its figures, limits, days (stacked by model), keys, models and
     statement."""
     cards = "".join(f'<div class="card">{escape(name)}<b>{value}</b></div>' for name, value in (
@@ -80,6 +81,7 @@ def tenant_page(month: str, tenant: str, total: Report, days: Report, keys: Repo
  <button type="submit">Show</button></form>
 <div class="cards">{cards}</div>
 <h2>Limits</h2>{limits}
+{unpriced}
 <h2>Charged per day, by model</h2>{stacked_days(month_days(month), {
     (date.fromisoformat(r.group["day"]), r.group["model"]): r.charge for r in days.rows},
     f"Charged per day of {month} by {tenant}, by model (USD)", readable)}

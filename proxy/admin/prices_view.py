@@ -29,10 +29,26 @@ def price_rows(book: PriceBook, at: datetime, history: bool, model: str | None,
     return rows
 
 
+def tool_prices_text(tools) -> str:
+    """Tool prices (USD per 1,000 units) as `web_search=10.00 file_search=2.50`; the many
+    per-image prices of an image model in one item, their range:
+    `image_generation.gpt-image-1.*=11.00..250.00` (`prices list --format json` on the admin
+    API, or the catalog, has each)."""
+    items, images = [], {}
+    for unit, price in sorted(tools.items()):
+        parts = unit.split(".")
+        if parts[0] == "image_generation" and len(parts) >= 4:
+            images.setdefault(".".join(parts[:-2]), []).append(price)
+        else:
+            items.append(f"{unit}={price}")
+    items += [f"{model}.*={min(prices)}..{max(prices)}" for model, prices in sorted(images.items())]
+    return " ".join(items)
+
+
 def version_rows(version: PriceVersion, tenant: str | None, aliases: list[str]) -> list[dict]:
-    """One row per tier of each service tier of one version. Tool prices (USD per 1,000
-    calls) read `web_search=10.00 file_search=2.50`; aliases and patterns, space-separated."""
-    tools = " ".join(f"{tool}={price}" for tool, price in sorted(version.tools.items()))
+    """One row per tier of each service tier of one version (`tool_prices_text`); aliases
+    and patterns, space-separated."""
+    tools = tool_prices_text(version.tools)
     return [{"model": version.model, "tenant": tenant, "version": version.id,
              "effective_from": version.effective_from, "service_tier": service_tier,
              "up_to_input_tokens": tier.up_to_input_tokens, "input": tier.input, "cached": tier.cached_price,

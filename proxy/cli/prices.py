@@ -1,13 +1,17 @@
 """`prices`: list them (now, at a moment, or every version), set a version, and resolve
 which price a requested model name gets."""
 
+import shlex
 import sys
 from datetime import datetime, timezone
 
 from billing.db.prices import load_pricebook, set_price
 from billing.db.tenants import NotFound, get_tenant, list_tenants
+from billing.pricebook import PriceBook
 from billing.pricing import Tier, revised
+from billing.report import money
 from proxy.admin.prices_view import price_rows, version_rows
+from proxy.cli import price_import
 from proxy.cli.arguments import FORMATS, non_negative_decimal, one_line, tenant_text, timestamp, tool_price
 from proxy.cli.output import render, to_json
 from proxy.cli.support import CliError, run_db, actor
@@ -42,7 +46,9 @@ def cmd_prices(args, settings: Settings) -> None:
             tenant_id = next((t.id for t in tenants if t.name == args.tenant), None) if args.tenant else None
             if args.tenant and tenant_id is None:
                 raise NotFound(f"no tenant named {args.tenant!r}")
-            print_resolution(book.explain(args.name, at, tenant_id), args, tenant_names)
+            match = book.explain(args.name, at, tenant_id)
+            print_resolution(match, args, tenant_names, nearest_priced(book, args.name, at) if match.model is None
+                             else None)
             return
         if args.model and args.model not in book.models:
             match = book.explain(args.model, at)
@@ -58,9 +64,48 @@ def _how(match) -> str:
             "default": "the default price '*'"}[match.matched_by]
 
 
-def print_resolution(match, args, tenant_names: dict[int, str]) -> None:
-    """Which price a requested name gets, and how; or why it gets none (exit 1)."""
+def nearest_priced(book: PriceBook, name: str, at: datetime) -> list[dict]:
+    """The priced names nearest to an unpriced `name` (PriceBook.nearest_priced), each with
+    its standard prices (the top tier: a guess from it never bills below cost) and the
+    `prices set` command that would price `name` the same."""
+    found = []
+    for near in book.nearest_priced(name):
+        model = book.resolve_name(near)
+        version = book.version_at(model, at) if model is not None else None
+        if version is None:
+            continue
+        tier = next((t for t in version.tiers if t.up_to_input_tokens is None), version.tiers[-1])
+        prices = {"input": tier.input, "output": tier.output, "cached": tier.cached_price,
+                  "cache_write": tier.cache_write_price, "reasoning": tier.reasoning_price}
+        words = ["billing-proxy", "prices", "set", name, *(
+            part for field, value in prices.items() for part in (f"--{field.replace('_', '-')}", money(value))),
+            *(part for tool, price in sorted(version.tools.items()) for part in ("--tool", f"{tool}={money(price)}")),
+            *(("--cache-storage", money(version.cache_storage)) if version.cache_storage is not None else ())]
+        found.append({"nearest": near, "model": model, **prices, "command": shlex.join(words)})
+    return found
+
+
+def _print_unpriced(match, args, nearest: list[dict]) -> None:
+    """An unpriced name: the nearest priced names and the commands that would price it like
+    each (nothing in a table when none is near), then exit 1 with the reason."""
+    if args.format == "json":
+        print(to_json({"name": match.name, "model": None, "matched_by": match.matched_by, "alias": match.alias,
+                       "reason": match.reason, "nearest_priced": nearest}))
+    elif nearest:
+        print(render(nearest, ["nearest", "model", "input", "output", "cached", "cache_write", "reasoning"]
+                     + (["command"] if args.format == "csv" else []), args.format))
+        if args.format == "table":
+            for near in nearest:
+                print(f"\nTo price {match.name} like {near['nearest']}:\n  {near['command']}")
+    raise CliError(f"{match.name} is not priced: {match.reason}")
+
+
+def print_resolution(match, args, tenant_names: dict[int, str], nearest: list[dict] | None = None) -> None:
+    """Which price a requested name gets, and how; or why it gets none (exit 1), with the
+    nearest priced names (`nearest_priced`) when given."""
     if match.model is None:
+        if nearest is not None:
+            _print_unpriced(match, args, nearest)
         raise CliError(f"{match.name} is not priced: {match.reason}")
     version, service_tier = match.version, args.service_tier or "default"
     tier_note = "" if version.prices_service_tier(args.service_tier) else (
@@ -112,3 +157,4 @@ def add_commands(sub) -> None:
     pset.add_argument("--effective-from", type=timestamp, metavar="ISO8601", help="default: now")
     pset.add_argument("--format", choices=("table", "json"), default="table")
     prices.set_defaults(handler=cmd_prices)
+    price_import.add_command(prices_sub)

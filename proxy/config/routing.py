@@ -3,6 +3,7 @@ the default upstream (UPSTREAM_BASE_URL / UPSTREAM_API_KEY). Pure."""
 
 import fnmatch
 from dataclasses import dataclass, field
+from decimal import Decimal
 
 DEFAULT = "default"
 
@@ -17,6 +18,7 @@ class Upstream:
     # BytePlus does not support `caching.prefix` with `max_output_tokens`: refuse before forwarding.
     refuse_prefix_with_max_output_tokens: bool = True
     admin_api_key: str | None = field(default=None, repr=False)  # its Usage and Costs API (reconcile-upstream)
+    price_uplift: Decimal = Decimal(0)  # what it adds on list prices: 0.10 for a data-residency endpoint
 
 
 class Router:

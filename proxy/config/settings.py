@@ -7,6 +7,7 @@ Every key of the environment table below may also appear in the TOML file, lower
 import os
 import tomllib
 from dataclasses import dataclass, field, fields, replace
+from decimal import Decimal
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -15,7 +16,7 @@ from billing.tokenizer import O200K_MODELS
 from proxy.config.routing import Upstream
 from proxy.config.tables import parse_exports, parse_upstreams
 from proxy.config.values import (ConfigError, choice, header_names, model_patterns, path_value, positive_int,
-                                 positive_seconds, text_value, token_value, url_value)
+                                 positive_seconds, price_uplift, text_value, token_value, url_value)
 
 ENVIRONMENT = {
     "DATABASE_URL": "database_url",
@@ -35,6 +36,7 @@ ENVIRONMENT = {
     "BILLING_PROXY_EXPORT_WEBHOOK_URL": "export_webhook_url",
     "BILLING_PROXY_EXPORT_WEBHOOK_SECRET": "export_webhook_secret",
     "UPSTREAM_ADMIN_KEY": "upstream_admin_key",
+    "UPSTREAM_PRICE_UPLIFT": "upstream_price_uplift",
     "BILLING_PROXY_RESERVATION_TTL": "reservation_ttl",
     "BILLING_PROXY_FIT_FLOOR_TOKENS": "fit_floor_tokens",
     "BILLING_PROXY_FIT_SHARES": "fit_shares",
@@ -87,6 +89,7 @@ class Settings:
     export_webhook_url: str | None = None  # every ledger entry, as CloudEvents (the sink named "webhook")
     export_webhook_secret: str | None = None  # its HMAC key (Standard Webhooks signature)
     upstream_admin_key: str | None = None  # the default upstream's admin key: its Usage and Costs API
+    upstream_price_uplift: Decimal = Decimal(0)  # what the default upstream adds on list prices (0.10)
     reservation_ttl: float = 900.0  # a quota reservation of a call that never settles expires after this
     fit_floor_tokens: int = 256  # a call is fitted to what a limit has left, but never below this output cap
     fit_shares: int = 2  # a fitted call gets at most 1/(this x (1 + calls in flight)) of what its limit has left
@@ -154,6 +157,7 @@ _PARSERS = {
     "forward_headers": header_names,
     "o200k_models": model_patterns,
     "admin_failures_per_minute": positive_int,
+    "upstream_price_uplift": price_uplift,
 }
 
 

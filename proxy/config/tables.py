@@ -6,11 +6,11 @@ from typing import Any, Mapping
 
 from billing.exports import DEFAULT_URLS, KINDS, STRIPE_VALUES, SinkConfig
 from proxy.config.routing import DEFAULT, Upstream
-from proxy.config.values import ConfigError, positive_int, positive_seconds, text_value
+from proxy.config.values import ConfigError, positive_int, positive_seconds, price_uplift, text_value
 
 
 UPSTREAM_FIELDS = {"base_url", "api_key", "api_key_env", "admin_api_key", "admin_api_key_env", "models",
-                   "read_timeout", "refuse_prefix_with_max_output_tokens"}
+                   "read_timeout", "refuse_prefix_with_max_output_tokens", "price_uplift"}
 EXPORT_FIELDS = {"type", "url", "secret", "secret_env", "api_key", "api_key_env", "source", "event_name", "value",
                  "customers", "batch_size"}
 
@@ -67,7 +67,7 @@ def parse_exports(tables: Any, environ: Mapping[str, str], origin: str) -> tuple
 
 def parse_upstreams(tables: Any, environ: Mapping[str, str], origin: str) -> tuple[Upstream, ...]:
     """`[upstreams.NAME]` tables: base_url, api_key or api_key_env, models, read_timeout,
-    refuse_prefix_with_max_output_tokens."""
+    refuse_prefix_with_max_output_tokens, price_uplift."""
     if not isinstance(tables, dict):
         raise ConfigError(f"{origin}: `upstreams` must be a table of upstreams")
     upstreams = []
@@ -97,5 +97,6 @@ def parse_upstreams(tables: Any, environ: Mapping[str, str], origin: str) -> tup
         upstreams.append(Upstream(
             name=name, base_url=base_url.rstrip("/"), api_key=api_key, models=tuple(models),
             read_timeout=None if timeout is None else positive_seconds(f"{where}.read_timeout", timeout),
-            refuse_prefix_with_max_output_tokens=refuse, admin_api_key=admin_api_key))
+            refuse_prefix_with_max_output_tokens=refuse, admin_api_key=admin_api_key,
+            price_uplift=price_uplift(f"{where}.price_uplift", spec.get("price_uplift", "0"))))
     return tuple(upstreams)

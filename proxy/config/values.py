@@ -2,6 +2,7 @@
 tokens long enough not to be guessed, header names, URLs. Each refuses a bad value with a
 message that names the setting."""
 
+from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +34,20 @@ def positive_seconds(name: str, value: Any) -> float:
     if not 0 < seconds < float("inf"):
         raise ConfigError(f"{name} must be a positive number of seconds, not {value!r}")
     return seconds
+
+
+def price_uplift(name: str, value: Any) -> Decimal:
+    """A fraction added on every list price ("0.10": 10%), from 0 to 1, read exactly: a
+    string or an integer, never a binary float."""
+    try:
+        if isinstance(value, bool) or not isinstance(value, (str, int)):
+            raise InvalidOperation
+        uplift = Decimal(value)
+    except InvalidOperation:
+        raise ConfigError(f'{name} must be a fraction written as a string, such as "0.10", not {value!r}') from None
+    if not (uplift.is_finite() and 0 <= uplift <= 1):
+        raise ConfigError(f"{name} must be from 0 to 1 (0.10 adds 10%), not {value!r}")
+    return uplift
 
 
 def path_value(name: str, value: Any) -> Path:

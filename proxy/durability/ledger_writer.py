@@ -22,6 +22,7 @@ import logging
 import time
 from collections import deque
 from datetime import datetime
+from functools import partial
 from typing import Any
 
 import orjson
@@ -35,6 +36,7 @@ from billing.db.errors import refused_by_database, rolled_back
 from billing.db.ledger import encode_row, entry_row, insert_encoded
 from billing.db.prices import load_pricebook
 from billing.ledger import LedgerEntry, build_entry, call_from_record
+from billing.reasoning_share import ReasoningHistory
 from billing.usage import estimate_usage
 from proxy.observability import metrics
 from proxy.durability.spool import Replay, Segment, Spool, collect, read_records
@@ -42,6 +44,7 @@ from proxy.durability.spool import Replay, Segment, Spool, collect, read_records
 log = logging.getLogger(__name__)
 
 ORPHAN_SCAN_SECONDS = 30.0  # how often segments of dead sibling processes are looked for
+UNLEARNT = ReasoningHistory()  # a replay after a crash knows no model's habits: the defaults
 ENTRY, BACKGROUND, INTERRUPTED = "entry", "background", "interrupted"  # kinds of rows (and of dead letters)
 # What the writer stores: (ENTRY, the row as JSON bytes, its start) or (BACKGROUND, the row, None).
 Item = tuple[str, Any, datetime | None]
@@ -52,8 +55,9 @@ def interrupted_entry(call, record: dict) -> LedgerEntry:
     """A call its process died in: billed from an estimate of its input (with the context it
     carried over) and of the output its last progress record saw (a stream's text so far;
     nothing for a JSON reply), with a reasoning allowance when it asked for reasoning."""
+    reasoning = partial(UNLEARNT.allowance, call.price.model, output_cap=call.output_cap) if call.reasoning else None
     usage = estimate_usage(call.request_bytes, record.get("output_text_bytes", 0), carried_tokens=call.carried_tokens,
-                           reasoning_cap=call.output_cap if call.reasoning else 0)
+                           reasoning=reasoning)
     return build_entry(call, usage, status="interrupted", upstream_response_id=record.get("upstream_response_id"),
                        finished_at=call.started_at, first_byte_ms=None, estimated=True)
 

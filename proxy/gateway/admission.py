@@ -19,6 +19,7 @@ from billing.ledger import LedgerEntry
 from billing.offline_quota import UNKNOWN
 from billing.quota_lease import Lease, lease_size, worth_leasing
 from billing.pricebook import ResolvedPrice
+from billing.pricing import charge_of
 from billing.quota import Estimate, estimate, next_period_start, period_start
 from billing.quota_refusals import Refused, refusal_text
 from billing.request_bounds import RequestBounds
@@ -45,19 +46,23 @@ class OutputFit:
 async def admit_call(state: ProxyState, grant: KeyGrant, request_id: UUID, started_at: datetime,
                      request: ClientRequest, price: ResolvedPrice, bounds: RequestBounds,
                      carried_tokens: int | None, endpoint: str,
-                     unfittable: str | None = None) -> tuple[datetime, Admission | None, OutputFit | None]:
+                     unfittable: str | None = None,
+                     uplift: Decimal = Decimal(0)) -> tuple[datetime, Admission | None, OutputFit | None]:
     """The period the call counts in, its admission (None: no limit applies, nothing
     reserved), and the output cap it was fitted to, if it was. `carried_tokens`: the context
-    the call continues (None: of unknown size); `unfittable`: why its cap may not be set."""
+    the call continues (None: of unknown size); `unfittable`: why its cap may not be set;
+    `uplift`: what the call's upstream adds on list prices."""
     period = period_start(started_at, grant.time_zone)
     max_call, max_call_name = grant.max_call
     if not grant.has_limits and max_call is None:
         return period, None, None
     body_bytes, floor = len(request.body), grant.fit_floor(state.settings.fit_floor_tokens)
-    worst = estimate(body_bytes, bounds, price, grant.price_multiplier, state.limits, carried_tokens)
+    # the upstream's uplift raises the cost, and so the charge, by one factor
+    multiplier = charge_of(grant.price_multiplier, 1 + uplift) if uplift else grant.price_multiplier
+    worst = estimate(body_bytes, bounds, price, multiplier, state.limits, carried_tokens)
 
     def line() -> OutputLine | None:  # three more estimates: only where a cap may be lowered
-        return output_line(body_bytes, bounds, price, grant.price_multiplier, state.limits, carried_tokens) \
+        return output_line(body_bytes, bounds, price, multiplier, state.limits, carried_tokens) \
             if endpoint in FITTED_ENDPOINTS and not unfittable else None
 
     over_cap = max_call is not None and worst.charge > max_call

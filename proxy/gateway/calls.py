@@ -26,6 +26,8 @@ from proxy.gateway.request_body import (PREFIX_UNFITTABLE, ClientRequest, check_
                                         prefix_cached, with_output_cap)
 from proxy.config.routing import Upstream
 from proxy.gateway.state import STATE, ProxyState
+from proxy.gateway.unpriced import unpriced_error
+from proxy.observability import metrics
 from proxy.observability.access_log import OUTPUT_FIT, REQUESTED_MODEL
 
 log = logging.getLogger(__name__)
@@ -92,9 +94,10 @@ async def _billed_call(request: web.Request, state: ProxyState, grant: KeyGrant,
     if endpoint == "responses" and upstream.refuse_prefix_with_max_output_tokens:
         check_prefix_caching(client_request.payload)
     price = pricebook.resolve(client_request.model, started_at, grant.tenant_id)
-    if price is None:
-        raise ApiError(400, f"The model {client_request.model!r} has no price configured, so it cannot be "
-                            "billed; ask an operator to add one.", code="model_not_priced", param="model")
+    if price is None:  # counted, so an operator sees the model the day clients start sending it
+        metrics.count_unpriced(client_request.model)
+        state.unpriced.count(grant.tenant_id, grant.key_id, client_request.model, started_at)
+        raise unpriced_error(pricebook, grant, client_request.model)
     bounds = await _bounds(state, grant, client_request, endpoint, started_at)
     taken = NOTHING_TAKEN
     if grant.rate_limits or grant.max_concurrent is not None:
@@ -140,7 +143,7 @@ async def _admitted_call(request: web.Request, state: ProxyState, grant: KeyGran
     unfittable = PREFIX_UNFITTABLE if endpoint == "responses" and upstream.refuse_prefix_with_max_output_tokens \
         and prefix_cached(client_request.payload) else None
     period, admission, fitted = await admit_call(state, grant, request_id, started_at, client_request, price,
-                                                 bounds, carried, endpoint, unfittable)
+                                                 bounds, carried, endpoint, unfittable, upstream.price_uplift)
     billing_headers = {**remaining_headers(admission), **taken.headers}
     if fitted is not None:
         # forwarded with the cap the budget pays for; the reply may end `incomplete` there
@@ -153,7 +156,8 @@ async def _admitted_call(request: web.Request, state: ProxyState, grant: KeyGran
                        price_multiplier=grant.price_multiplier, quota_period=period,
                        reserved=admission is not None and not admission.offline and admission.lease is None,
                        request_bytes=len(client_request.body), upstream=upstream.name, carried_tokens=carried or 0,
-                       output_cap=worst_output_tokens(bounds, price, state.limits), reasoning=bounds.reasoning)
+                       output_cap=worst_output_tokens(bounds, price, state.limits), reasoning=bounds.reasoning,
+                       cost_uplift=upstream.price_uplift)
     # From here the call may be billed: the spool knows of it before the upstream does, so
     # even a crash mid-call leaves an (estimated) entry behind (unless the disk fails: logged).
     state.writer.spool.begin(str(request_id), call_record(call))

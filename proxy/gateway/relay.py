@@ -6,6 +6,8 @@ import asyncio
 import logging
 import time
 from datetime import datetime, timezone
+from dataclasses import replace
+from functools import partial
 
 import aiohttp
 from aiohttp import web
@@ -13,7 +15,9 @@ from multidict import CIMultiDict
 
 from billing.db.quota import Admission
 from billing.keys import KeyGrant
+from billing.db.container_sessions import claim_sessions
 from billing.ledger import CallContext, LedgerEntry, build_entry
+from billing.tool_units import continuing
 from billing.usage import estimate_usage
 from proxy.errors import ApiError
 from proxy.gateway.admission import release_later, settle_in_memory, settle_later
@@ -32,6 +36,7 @@ log = logging.getLogger(__name__)
 
 CLIENT_GONE = (ConnectionError, aiohttp.ClientConnectionResetError)  # writing to a client that left
 PROGRESS_SECONDS = 1.0  # how often a stream's progress is spooled (for a crash mid-stream)
+CONTAINER_CHECK_SECONDS = 2.0  # the most a reply with containers waits to learn which sessions it starts
 
 
 class Relay:
@@ -73,7 +78,10 @@ class Relay:
             finally:
                 upstream.release()
         finally:
-            self.record()
+            try:
+                await self.continue_container_sessions()
+            finally:
+                self.record()
             if self.entry is not None:
                 request[ENTRY] = self.entry
             if self.first_byte_ms is not None:
@@ -167,6 +175,27 @@ class Relay:
             return time.monotonic()
         return time.monotonic() + self.settings.disconnect_drain_timeout
 
+    async def continue_container_sessions(self) -> None:
+        """Bill none of the containers whose 20-minute session an earlier reply paid for. If
+        the database cannot say in time, they are all billed (flagged): never one unbilled."""
+        usage = self.capture.usage
+        if usage is None or not usage.containers:
+            return
+        containers = [container for container, _ in usage.containers]
+        try:
+            starting = await asyncio.wait_for(
+                claim_sessions(self.state.engine, self.call.tenant_id, containers, datetime.now(timezone.utc)),
+                CONTAINER_CHECK_SECONDS)
+        except Exception as error:  # noqa: BLE001 - whatever failed, the containers are billed
+            log.warning("container sessions of call %s unchecked (%s): billed as new", self.call.request_id,
+                        type(error).__name__)
+            self.capture.usage = usage.with_flags("container_session_unchecked")
+            return
+        continued = set(containers) - starting
+        if continued:
+            self.capture.usage = replace(usage, tool_calls=continuing(usage.tool_calls, usage.containers, continued)
+                                         ).with_flags("container_session_continued")
+
     def record(self) -> None:
         """Bill the call from what was captured; once (the first call does it, later ones are no-ops)."""
         if self.recorded:
@@ -188,9 +217,11 @@ class Relay:
             # The upstream took the call (200) but its usage never came: an `error` event, a
             # stream cut or abandoned, a broken body. It may still bill it, so it is recorded
             # from an estimate, flagged, never as zero.
+            reasoned = call.reasoning or capture.reasoning_seen
             usage = estimate_usage(call.request_bytes, capture.output_text_bytes, capture.running_usage,
                                    carried_tokens=call.carried_tokens,
-                                   reasoning_cap=call.output_cap if call.reasoning or capture.reasoning_seen else 0)
+                                   reasoning=partial(state.reasoning.allowance, call.price.model,
+                                                     output_cap=call.output_cap) if reasoned else None)
             status, estimated = "usage_missing", True
             log.warning("call %s ended without usage (%s); recorded from an estimate", call.request_id,
                         "error event" if capture.error_event else "no reply in time" if self.first_byte_ms is None
@@ -208,6 +239,8 @@ class Relay:
         )
         state.writer.submit(entry)
         self.entry = entry
+        if not estimated and usage.reasoning_tokens:
+            state.reasoning.observe(call.price.model, usage.output_tokens, usage.reasoning_tokens)
         metrics.add_spend(self.grant.tenant_name, entry.charge)
         tokens = usage.input_tokens + usage.output_tokens
         if call.reserved:

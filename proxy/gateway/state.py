@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from billing.concurrency import SlotBook
 from billing.offline_quota import LastKnownQuota
 from billing.quota import ModelLimits
+from billing.reasoning_share import ReasoningHistory
 from billing.quota_lease import LeaseBook
 from billing.rate_limit import RateBook
 from proxy.gateway.headers import forwarded_header_rule
@@ -20,6 +21,7 @@ from proxy.config.routing import Router
 from proxy.gateway.sessions import ResponseOwners
 from proxy.config.settings import Settings
 from proxy.gateway.refusals import RefusalTally
+from proxy.gateway.unpriced import UnpricedTally
 
 
 @dataclass
@@ -40,6 +42,8 @@ class ProxyState:
     holder: UUID = field(default_factory=uuid4)  # this replica, in concurrency claims
     inflight: set[asyncio.Task] = field(default_factory=set)  # upstream exchanges and releases under way
     refusals: RefusalTally = field(default_factory=RefusalTally)  # 429s, added to the database every few seconds
+    reasoning: ReasoningHistory = field(default_factory=ReasoningHistory)  # how much each model reasons, for estimates
+    unpriced: UnpricedTally = field(default_factory=UnpricedTally)  # unpriced calls, added to the database likewise
     header_rule: tuple = field(init=False)  # the client headers that go upstream
     limits: ModelLimits = field(init=False)  # what bounds a call's worst case besides its body
 

@@ -15,6 +15,8 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Proc
 from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily
 from prometheus_client.utils import floatToGoString
 
+from billing.model_labels import MAX_DISTINCT, LabelCap
+
 REGISTRY = CollectorRegistry()
 ProcessCollector(registry=REGISTRY)  # process_resident_memory_bytes, process_start_time_seconds, ...
 
@@ -45,6 +47,11 @@ RATE_LIMITED = Counter("billing_proxy_rate_limited", "Calls refused by a rate li
 QUOTA_REFUSED = Counter("billing_proxy_quota_refused", "Calls refused by a budget, quota, credit or per-call cap: "
                         "spent, over_left (its least worst case is more than is left), held_in_flight (worth a "
                         "retry) or max_call.", ["why"], registry=REGISTRY)
+UNPRICED_CALLS = Counter("billing_proxy_unpriced_calls", "Calls refused because their model has no price "
+                         f"(400 model_not_priced), by the model as requested: the first {MAX_DISTINCT} names "
+                         "this process saw, every other one (or one too long or unreadable) as `other`.",
+                         ["model"], registry=REGISTRY)
+_UNPRICED_LABELS = LabelCap()  # for the process's life: a counter's series must not come and go
 FITTED_CALLS = Counter("billing_proxy_fitted_calls", "Calls whose output cap was lowered to fit what a limit had "
                        "left, instead of being refused.", registry=REGISTRY)
 EXPORT_DELIVERED = Counter("billing_proxy_export_delivered", "Ledger entries and adjustments delivered to a "
@@ -109,6 +116,10 @@ def count_request(endpoint: str, model: str, status: int, seconds: float) -> Non
 
 def first_byte(endpoint: str, seconds: float) -> None:
     _FIRST_BYTE_SECONDS.observe((endpoint,), seconds)
+
+
+def count_unpriced(model: object) -> None:
+    UNPRICED_CALLS.labels(_UNPRICED_LABELS.label(model)).inc()
 
 
 def add_spend(tenant: str, charge: Decimal) -> None:

@@ -15,16 +15,20 @@ Plausible, deterministic behaviour:
   gpt-5) produces reasoning tokens; `max_output_tokens` ends the reply as `incomplete`;
 - `service_tier` is served as asked (`fast` as `priority`, `auto` as `default`) and
   reported in the reply;
-- built-in tools in `tools` (`web_search`, `file_search`, `code_interpreter`) are called
-  (`x-sim-tool-calls` times each, default 1): `*_call` output items, and for BytePlus
-  models `usage.tool_usage` as well;
+- built-in tools in `tools` (web search and its preview, file search, code interpreter,
+  hosted shell, image generation) are called (`x-sim-tool-calls` times each, default 1):
+  `*_call` output items, and for BytePlus models `usage.tool_usage` as well
+  (`proxy.simulator.tools`); what they bill is priced at the simulator's own list prices
+  (`proxy.simulator.list_prices`), never the proxy's catalog;
 - `background: true` answers `queued` at once and finishes after `x-sim-background-ms`
   (default 300); it can be read, cancelled (billed what it used: its input) and, when it
   was streamed, resumed with `GET /responses/{id}?stream=true&starting_after=N`.
 
 Test knobs, as request headers (the proxy forwards them): `x-sim-output-tokens` (reply
 length), `x-sim-delay-ms` (pause before each SSE event, or before a JSON reply),
-`x-sim-status` (answer with that error status instead), `x-sim-reply-status` (a JSON
+`x-sim-extra-input-tokens` (tokens a file in the input adds), `x-sim-web-actions` (the
+actions of web search calls in turn: search, open_page, find_in_page), `x-sim-image-quality`
+(the quality an image of quality `auto` is made in), `x-sim-status` (answer with that error status instead), `x-sim-reply-status` (a JSON
 reply's success status, 200 by default), `x-sim-cut-after: N` (drop the
 connection after N stream events), `x-sim-error-after: N` (send an error event after N
 stream events and end there; a BytePlus model sends `data: {"error": ...}`),

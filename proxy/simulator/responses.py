@@ -12,6 +12,7 @@ import orjson
 from aiohttp import web
 
 from proxy.simulator.events import event_frames, send
+from proxy.simulator.tools import tool_calls
 from proxy.simulator.wire import (
     BYTEPLUS_CACHE_SECONDS, DEFAULT_OUTPUT_TOKENS, SIM_STATE, StoredResponse, accept, count_tokens, error,
     header_int, is_byteplus, reply_words, served_tier, texts,
@@ -19,37 +20,6 @@ from proxy.simulator.wire import (
 
 PREFIX_CACHE_MIN_TOKENS = 256
 BACKGROUND_MS = 300
-_TOOL_ITEMS = {"web_search": "web_search_call", "web_search_preview": "web_search_call",
-               "file_search": "file_search_call", "code_interpreter": "code_interpreter_call"}
-
-
-def _tool_calls(body: dict[str, Any], request: web.Request, response_id: str) -> tuple[list[dict], dict[str, int]]:
-    """Output items for the built-in tools the request offers, and the calls per tool; at
-    most `max_tool_calls` in all, as the real API honours it."""
-    per_tool = header_int(request, "x-sim-tool-calls", 1)
-    limit = body.get("max_tool_calls") if isinstance(body.get("max_tool_calls"), int) else None
-    items, counts = [], {}
-    container = "cntr_" + response_id[5:21]
-    for tool in body.get("tools") or ():
-        kind = _TOOL_ITEMS.get(tool.get("type")) if isinstance(tool, dict) else None
-        if kind is None:
-            continue
-        name = "web_search" if kind == "web_search_call" else tool["type"]
-        for n in range(per_tool if limit is None else max(0, min(per_tool, limit - len(items)))):
-            item = {"id": f"{kind[:2]}_{response_id[5:17]}{len(items)}", "type": kind, "status": "completed"}
-            if kind == "web_search_call":
-                item["action"] = {"type": "search", "query": f"query {n}", "sources": []}
-            elif kind == "file_search_call":
-                item.update(queries=[f"query {n}"], results=None)
-            else:
-                item.update(container_id=container, code="print(1)", outputs=None)
-            items.append(item)
-        made = sum(1 for item in items if item["type"] == kind)
-        if made:
-            counts[name] = made if name != "code_interpreter" else 1
-    return items, counts
-
-
 def _storage(model: str, caching: dict, prefix: bool, response: dict, input_tokens: int, visible: int) -> tuple[int, int]:
     """ModelArk's cache storage of a stored response: (tokens, started hours until expire_at)."""
     if not is_byteplus(model) or caching.get("type") != "enabled" or response.get("store") is False \
@@ -76,6 +46,8 @@ async def create_response(request: web.Request) -> web.StreamResponse:
                      "invalid_request_error", param="max_output_tokens")
 
     new_tokens = sum(count_tokens(t) for t in texts(body.get("input")) + texts(body.get("instructions")))
+    # what a file or a long document in the input would add (a body the proxy bounds by its bytes)
+    new_tokens += header_int(request, "x-sim-extra-input-tokens", 0)
     carried = cached = 0
     previous_id = body.get("previous_response_id")
     if previous_id is not None:
@@ -110,7 +82,7 @@ async def create_response(request: web.Request) -> web.StreamResponse:
         visible, reasoning = 0, 0  # creating a prefix cache generates nothing
 
     response_id = "resp_" + secrets.token_hex(24)
-    tool_items, tool_counts = _tool_calls(body, request, response_id)
+    tool_items, tool_counts = tool_calls(body, request, response_id, state.containers)
     cacheable = caching_on and (not prefix or input_tokens >= PREFIX_CACHE_MIN_TOKENS)
     stored = state.responses[response_id] = StoredResponse(
         context_tokens=input_tokens + (0 if prefix else visible), cached=cacheable, input_tokens=input_tokens)

@@ -7,42 +7,49 @@
 - `GET /_sim/billed/bill.csv?month=YYYY-MM`: a BytePlus ModelArk bill-details export of the
   `seed-*` models (one line per day, model and billing item), as the console downloads it.
 
-Both are built from the simulator's billing record, priced with the prices shipped in the
-package (the upstream's list prices), never from the proxy's ledger."""
+Both are built from the simulator's billing record, priced with its own list prices
+(`proxy.simulator.list_prices`, written from the vendors' pages), never from the proxy's
+catalog or ledger: a wrong price in the catalog shows as a difference in reconciliation.
+A call the list prices cannot price (a model or case no page publishes) bills nothing here."""
 
 import csv
 import io
 from collections import defaultdict
 from datetime import datetime, timezone
 from decimal import Decimal
-from functools import lru_cache
 
 from aiohttp import web
 
-from billing.catalog import load_catalog, shipped_catalog_path
-from billing.pricebook import PriceBook
-from billing.pricing import Cost, price_usage
 from billing.usage import Usage, parse_usage
 from billing.exact_json import exact_json, json_number
+from proxy.simulator.list_prices import UnpublishedPrice, list_cost_items
 from proxy.simulator.wire import SIM_STATE, error, is_byteplus
 
 DAY = 86400
 ADMIN_KEY = web.AppKey("simulator_admin_key", str)
 
 
-@lru_cache(maxsize=1)
-def _list_prices() -> PriceBook:
-    catalog = load_catalog(shipped_catalog_path())
-    return PriceBook(catalog.versions, catalog.aliases)
-
-
-def _priced(record: dict) -> tuple[Usage, Cost | None]:
+def _priced(record: dict) -> tuple[Usage, dict[str, Decimal] | None]:
+    """The record's usage, and what it bills by line at the list prices (None: not priced)."""
     usage = parse_usage(record["usage"]) or Usage()
     usage = Usage(usage.input_tokens, usage.cached_tokens, usage.cache_write_tokens, usage.output_tokens,
-                  usage.reasoning_tokens, tuple(sorted(record["tool_calls"].items())), record["service_tier"],
-                  record["cache_storage_tokens"], record["cache_storage_hours"])
-    resolved = _list_prices().resolve(record["model"], datetime.fromtimestamp(record["at"], timezone.utc))
-    return usage, (price_usage(usage, resolved.version) if resolved else None)
+                  usage.reasoning_tokens, tool_calls=tuple(sorted(record["tool_calls"].items())),
+                  service_tier=record["service_tier"], cache_storage_tokens=record["cache_storage_tokens"],
+                  cache_storage_hours=record["cache_storage_hours"])
+    def priced(tools: dict[str, int]) -> dict[str, Decimal] | None:
+        return list_cost_items(
+            record["model"], datetime.fromtimestamp(record["at"], timezone.utc), input_tokens=usage.input_tokens,
+            cached_tokens=usage.cached_tokens, cache_write_tokens=usage.cache_write_tokens,
+            output_tokens=usage.output_tokens, reasoning_tokens=usage.reasoning_tokens,
+            service_tier=usage.service_tier, tools=tools, cache_storage_token_hours=usage.cache_storage_token_hours)
+    try:
+        return usage, priced(dict(usage.tool_calls))
+    except UnpublishedPrice:
+        pass
+    try:  # a tool fee no page publishes (BytePlus web search): its tokens are billed still
+        return usage, priced({})
+    except UnpublishedPrice:
+        return usage, None
 
 
 def _refused(request: web.Request) -> web.Response | None:
@@ -108,6 +115,7 @@ def _usage_handler(endpoints: tuple[str, ...], result_object: str, with_output: 
             bucket["num_model_requests"] += 1
             bucket["input_tokens"] += usage.input_tokens
             bucket["input_cached_tokens"] += usage.cached_tokens
+            bucket["input_cache_write_tokens"] += usage.cache_write_tokens
             bucket["output_tokens"] += usage.output_tokens
         def result(model: str | None, sums_of: dict[str, int]) -> dict:
             made = {"object": result_object, "input_tokens": sums_of["input_tokens"],
@@ -115,6 +123,7 @@ def _usage_handler(endpoints: tuple[str, ...], result_object: str, with_output: 
                     "api_key_id": None, "model": model, "batch": None}
             if with_output:
                 made.update(output_tokens=sums_of["output_tokens"], input_cached_tokens=sums_of["input_cached_tokens"],
+                            input_cache_write_tokens=sums_of["input_cache_write_tokens"],
                             input_audio_tokens=0, output_audio_tokens=0)
             return made
 
@@ -128,10 +137,10 @@ def _line_items(record: dict) -> list[tuple[str, Decimal]]:
     if cost is None:
         return []
     model = record["model"]
-    items = [(f"{model}, input", cost.uncached_input + cost.cache_write), (f"{model}, cached input", cost.cached_input),
-             (f"{model}, output", cost.output + cost.reasoning), (f"{model}, cache storage", cost.cache_storage)]
+    items = [(f"{model}, input", cost["input"]), (f"{model}, cached input", cost["cached input"]),
+             (f"{model}, output", cost["output"]), (f"{model}, cache storage", cost.get("cache storage", Decimal(0)))]
     if usage.tool_calls:
-        items.append(("built-in tool calls", cost.tool_calls))
+        items.append(("built-in tool calls", cost["tools"]))
     return [(name, amount) for name, amount in items if amount]
 
 
@@ -169,12 +178,11 @@ async def byteplus_bill(request: web.Request) -> web.Response:
         if cost is None:
             continue
         for element, count, amount in (
-                ("Input tokens", usage.uncached_input_tokens + usage.cache_write_tokens,
-                 cost.uncached_input + cost.cache_write),
-                ("Cache hit input tokens", usage.cached_tokens, cost.cached_input),
-                ("Output tokens", usage.output_tokens, cost.output + cost.reasoning),
-                ("Cache storage", usage.cache_storage_token_hours, cost.cache_storage),
-                ("Tool calls", usage.tool_call_count, cost.tool_calls)):
+                ("Input tokens", usage.uncached_input_tokens + usage.cache_write_tokens, cost["input"]),
+                ("Cache hit input tokens", usage.cached_tokens, cost["cached input"]),
+                ("Output tokens", usage.output_tokens, cost["output"]),
+                ("Cache storage", usage.cache_storage_token_hours, cost["cache storage"]),
+                ("Tool calls", usage.tool_call_count, cost["tools"])):
             if count or amount:
                 line = lines[(day, record["model"], element)]
                 line[0] += count

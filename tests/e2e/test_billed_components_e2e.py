@@ -53,7 +53,7 @@ async def test_tool_calls_are_counted_and_priced_json_and_streamed(proxy, client
     seed = await client.responses.create(model="seed-1-6-250915", input="搜索", tools=[{"type": "web_search"}],
                                          extra_headers={"x-sim-tool-calls": "3"})
     rows = await rows_by_reply(proxy, engine)
-    assert rows[whole.id].tool_calls == {"web_search": 2, "file_search": 2, "code_interpreter": 1}
+    assert rows[whole.id].tool_calls == {"web_search": 2, "file_search": 2, "container.1g": 1}
     # 2 x 10.00 + 2 x 2.50 per 1,000 calls, and one container at 0.03
     assert rows[whole.id].cost_tool_calls == D("0.02") + D("0.005") + D("0.03")
     assert rows[streamed.id].tool_calls == {"web_search": 1} and rows[streamed.id].cost_tool_calls == D("0.01")

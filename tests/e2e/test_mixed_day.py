@@ -24,7 +24,7 @@ from billing.db.tenants import update_tenant
 from billing.pricing import revised
 
 LONG_PROMPT = "你是一个文学分析助手。" + "一块八毛七。" * 200
-GPT5_TOOLS = {"web_search": Fraction(10), "file_search": Fraction(5, 2), "code_interpreter": Fraction(30)}
+GPT5_TOOLS = {"web_search": Fraction(10), "file_search": Fraction(5, 2), "container.1g": Fraction(30)}
 # (input, cached, output) per service tier, USD per 1M tokens: the published prices, again.
 PRICES = {
     "gpt-5": {"default": (Fraction(5, 4), Fraction(1, 8), Fraction(10)),

@@ -11,7 +11,8 @@ from hypothesis import given, strategies as st
 from billing.catalog import CatalogError, load_catalog, parse_catalog, shipped_catalog_path
 from billing.pricebook import PriceBook
 from billing.pricing import PriceVersion, Tier, price_usage, unpriced
-from billing.reply import cache_storage, credited_hours, reply_usage, tool_calls_in_output
+from billing.reply import cache_storage, credited_hours, reply_usage
+from billing.tool_units import ToolUse, units_in_output
 from billing.usage import Usage, parse_usage
 
 D = Decimal
@@ -49,8 +50,16 @@ CASES = [
     # one file search (0.0025) and one container (0.03)
     (GPT5, used("priority", [("code_interpreter", 1), ("file_search", 1)], **CALL), D("0.0325"), D(0),
      D("0.04455")),
-    # a tier with no price of its own ("scale") is priced at the standard prices
+    # a tier with no price of its own ("turbo") is priced at the standard prices (and flagged)
+    (GPT5, used("turbo", **CALL), D(0), D(0), D("0.006025")),
+    # Scale Tier calls are metered at the standard prices
     (GPT5, used("scale", **CALL), D(0), D(0), D("0.006025")),
+    # `fast` is priority processing: the priority prices, as above (0.01205 of tokens)
+    (GPT5, used("fast", **CALL), D(0), D(0), D("0.01205")),
+    # a 4g container at 120 per 1,000 (0.12) and a 1g one at the older code_interpreter price (0.03)
+    (GPT5, used(None, [("container.1g", 1)], **CALL), D("0.03"), D(0), D("0.036025")),
+    (GPT5.__class__(GPT5.model, NOW, GPT5.tiers, tools={"container.4g": D("120.00")}),
+     used(None, [("container.4g", 1)], **CALL), D("0.12"), D(0), D("0.126025")),
     # seed tier 1: 1000 x 0.25 + 200 x 2, / 1M = 0.00025 + 0.0004 = 0.00065; storage 1200 tokens x 72 h x 0.0083 / 1M
     # = 86400 x 0.0083 / 1M = 0.00071712; three web searches at 5 per 1,000 = 0.015
     (SEED, used(None, [("web_search", 3)], (1200, 72), input_tokens=1000, output_tokens=200),
@@ -71,9 +80,10 @@ def test_components_hand_worked(version, usage, tools, storage, total):
 
 
 def test_what_a_price_cannot_price_is_flagged():
-    usage = used("scale", [("web_search", 1), ("image_generation", 2)], (100, 1))
-    assert unpriced(usage, GPT5) == ("tool_unpriced:image_generation", "service_tier_unpriced:scale",
-                                     "cache_storage_unpriced")
+    usage = used("turbo", [("web_search", 1), ("image_generation.gpt-image-1.high.1024x1024", 2)], (100, 1))
+    assert unpriced(usage, GPT5) == ("tool_unpriced:image_generation.gpt-image-1.high.1024x1024",
+                                     "service_tier_unpriced:turbo", "cache_storage_unpriced")
+    assert unpriced(used("scale"), GPT5) == unpriced(used("fast"), GPT5) == ()
     assert unpriced(used("flex", [("web_search", 1)]), GPT5) == ()
 
 
@@ -100,7 +110,7 @@ def test_openai_tool_items_and_service_tier():
               {"type": "code_interpreter_call", "id": "ci_3", "container_id": "cntr_b", "status": "completed"},
               {"type": "message", "id": "msg_1", "content": []}]
     usage = reply_usage({"status": "completed", "service_tier": "priority", "output": output, "usage": USAGE})
-    assert usage.tool_calls == (("code_interpreter", 2), ("file_search", 1), ("web_search", 2))
+    assert usage.tool_calls == (("container.1g", 2), ("file_search", 1), ("web_search", 2))
     assert usage.service_tier == "priority"
     assert usage.cache_storage_token_hours == 0
 
@@ -110,7 +120,7 @@ def test_byteplus_tool_usage_is_the_count_when_present():
     output = [{"type": "web_search_call", "id": "ws_1", "status": "completed"}]
     assert reply_usage({"output": output, "usage": block}).tool_calls == (("web_search", 3),)
     assert parse_usage({**USAGE, "tool_usage": {"web_search": -1}}).flags == ("tool_usage_negative",)
-    assert tool_calls_in_output("not a list") == ()
+    assert units_in_output("not a list", None) == ToolUse()
 
 
 def byteplus(caching, **fields):
@@ -217,8 +227,32 @@ def shipped(name: str) -> PriceVersion:
     ("gpt-5", used("priority", [("web_search", 1)], input_tokens=1000, output_tokens=100), D("0.0145")),
     # the Codex models: gpt-5.1-codex-max at 1.25 / 10.00: 0.00125 + 0.001
     ("gpt-5.1-codex-max", used(input_tokens=1000, output_tokens=100), D("0.00225")),
-    # gpt-5.6-terra cache writes at 3.125 (1.25 x 2.50): 500 x 2.50 + 500 x 3.125, / 1M
-    ("gpt-5.6-terra", used(input_tokens=1000, cache_write_tokens=500), D("0.0028125")),
+    # gpt-5.6-terra since its cut of 2026-07-30, cache writes at 2.50 (1.25 x 2.00): 500 x 2.00 + 500 x 2.50, / 1M
+    ("gpt-5.6-terra", used(input_tokens=1000, cache_write_tokens=500), D("0.00225")),
+    # gpt-5.5 above 272K input tokens, the whole request at 10.00 / 45.00: 300,000 x 10 + 1,000 x 45, / 1M
+    ("gpt-5.5", used(input_tokens=300_000, output_tokens=1_000), D("3.045")),
+    # ...and at 272,000 exactly, still the short-context prices: 272,000 x 5 + 1,000 x 30, / 1M
+    ("gpt-5.5", used(input_tokens=272_000, output_tokens=1_000), D("1.39")),
+    # long context, cached: 200,000 uncached x 10 + 100,000 cached x 1.00 + 1,000 x 45, / 1M = 2 + 0.1 + 0.045
+    ("gpt-5.5", used(input_tokens=300_000, cached_tokens=100_000, output_tokens=1_000), D("2.145")),
+    # gpt-5.6-sol priority (the Fast mode page: 10.00 / 1.00 / 60.00): 1,000 x 10 + 500 x 60, / 1M
+    ("gpt-5.6-sol", used("priority", input_tokens=1_000, output_tokens=500), D("0.04")),
+    # `fast` is billed as priority
+    ("gpt-5.6-sol", used("fast", input_tokens=1_000, output_tokens=500), D("0.04")),
+    # gpt-6.2-sol, the Codex CLI's default: 10,000 x 2.00 + 2,000 cached x 0.10 + 800 x 10.00, / 1M
+    # = 0.016 + 0.0002 + 0.008 (8,000 of the 10,000 uncached)
+    ("gpt-6.2-sol", used(input_tokens=10_000, cached_tokens=2_000, output_tokens=800), D("0.0242")),
+    # gpt-6.2-sol ultrafast, 3x until March 2027: 1,000 x 6 + 100 x 30, / 1M
+    ("gpt-6.2-sol", used("ultrafast", input_tokens=1_000, output_tokens=100), D("0.009")),
+    # web_search_preview on gpt-4o is 25.00 per 1,000 calls: 0.025, plus 1,000 x 2.50 / 1M
+    ("gpt-4o", used(None, [("web_search_preview", 1)], input_tokens=1_000), D("0.0275")),
+    # web_search on gpt-4o is 10.00: 0.01 + 0.0025
+    ("gpt-4o", used(None, [("web_search", 1)], input_tokens=1_000), D("0.0125")),
+    # a 4g container (0.12) and a high 1024x1024 gpt-image-1 image (0.167) on gpt-5.5, plus 1,000 x 5 / 1M
+    ("gpt-5.5", used(None, [("container.4g", 1), ("image_generation.gpt-image-1.high.1024x1024", 1)],
+                     input_tokens=1_000), D("0.292")),
+    # a fine-tune of gpt-4o-mini: 1,000 x 0.30 + 1,000 x 1.20, / 1M
+    ("ft:gpt-4o-mini-2024-07-18:acme::abc123", used(input_tokens=1_000, output_tokens=1_000), D("0.0015")),
     # seed-1-6 storage: 2000 tokens for 72 h at 0.0083 = 144000 x 0.0083 / 1M = 0.0011952, plus
     # 2000 x 0.25 / 1M = 0.0005 of input
     ("seed-1-6-250915", used(None, (), (2000, 72), input_tokens=2000), D("0.0016952")),

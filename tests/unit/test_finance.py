@@ -42,6 +42,25 @@ def test_openai_usage_and_costs_pages_become_day_by_model():
     }
 
 
+def test_the_usage_apis_splits_are_compared_where_it_reports_them():
+    usage = [{"data": [{"start_time": NOV_3, "results": [
+        {"model": "gpt-6.2-sol", "num_model_requests": 1, "input_tokens": 1000, "input_cached_tokens": 100,
+         "input_cache_write_tokens": 400, "input_audio_tokens": 0, "output_audio_tokens": 0,
+         "output_tokens": 50}]}]}]
+    upstream = openai_usage(usage)
+    assert upstream[("2026-11-03", "gpt-6.2-sol")]["cache_write_tokens"] == 400
+    ledger = {("2026-11-03", "gpt-6.2-sol"): {"requests": Decimal(1), "input_tokens": Decimal(1000),
+                                             "cached_tokens": Decimal(100), "cache_write_tokens": Decimal(0),
+                                             "input_audio_tokens": Decimal(0), "output_audio_tokens": Decimal(0),
+                                             "output_tokens": Decimal(50)}}
+    # the ledger counted the cache writes as plain input: a drift in cache writes (cache writes
+    # bill at 1.25x input on GPT-5.6 and later, so the cost drifts too)
+    (row,) = drift(ledger, upstream, Tolerance())
+    assert row.status == "drift" and row.drifted == ("cache_write_tokens",)
+    # a split the page does not carry (image tokens here) is not compared
+    assert "input_image_tokens" not in upstream[("2026-11-03", "gpt-6.2-sol")]
+
+
 def test_costs_in_another_currency_are_refused():
     with pytest.raises(BillFormatError, match="only USD"):
         openai_costs([{"data": [{"start_time": NOV_3, "results": [{"amount": {"value": 1, "currency": "eur"}}]}]}])

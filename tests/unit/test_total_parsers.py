@@ -6,7 +6,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from billing.reply import cache_storage, reply_usage, storage_credit_of, tool_calls_in_output
+from billing.reply import cache_storage, reply_usage, storage_credit_of
+from billing.tool_units import image_size, units_in_output, units_of_tool
 from billing.request_bounds import content_tokens, request_bounds
 from billing.upstream_usage import BillFormatError, byteplus_bill, openai_costs, openai_usage
 from billing.usage import Usage, parse_usage
@@ -94,7 +95,10 @@ def test_chat_chunks_with_any_choices(choices):
 def test_usage_and_reply_of_any_value(value):
     usage = parse_usage(value)
     assert usage is None or min(usage.input_tokens, usage.output_tokens, usage.cached_tokens) >= 0
-    tool_calls_in_output(value)
+    units_in_output(value, value)
+    units_in_output([value], [value])
+    image_size(value)
+    units_of_tool("web_search", value if isinstance(value, (dict, list)) else {})
     reply = value if isinstance(value, dict) else {"usage": value, "output": value, "caching": value}
     reply_usage(reply)
     cache_storage(reply, Usage(input_tokens=300, output_tokens=10))

@@ -127,6 +127,15 @@ response_owners = Table(
     Column("context_tokens", BigInteger, nullable=True),  # input + output of the response (migration 0012)
 )
 
+# Containers whose 20-minute session a ledger entry paid for, per tenant (migration 0020).
+container_sessions = Table(
+    "container_sessions",
+    metadata,
+    Column("tenant_id", BigInteger, ForeignKey("tenants.id"), primary_key=True),
+    Column("container_id", Text, primary_key=True),
+    Column("session_started_at", DateTime(timezone=True), nullable=False),
+)
+
 # Background responses waiting for their true usage (migration 0010).
 background_responses = Table(
     "background_responses",

@@ -168,3 +168,25 @@ class AlertList(BaseModel):
 class AlertsQuery(Query):
     tenant: Text | None = None
     limit: Annotated[int, Field(ge=1, le=1000)] = 100
+
+
+# --- models refused as unpriced -------------------------------------------------------
+
+class UnpricedQuery(Query):
+    month: Annotated[str, Field(pattern=MONTH_PATTERN, description="Default: the current month (UTC)")] | None = None
+    tenant: Text | None = None
+
+
+class UnpricedModelOut(BaseModel):
+    model: str  # as clients sent it; `other`: names too long or unreadable, or past the first 100 of a day
+    calls: int
+    tenants: list[str]
+    first_seen: datetime
+    last_seen: datetime
+    priced_now: bool
+    nearest_priced: list[str]  # the priced names nearest to it, nearest first (as `prices resolve`)
+
+
+class UnpricedModelList(BaseModel):
+    month: str
+    data: list[UnpricedModelOut]

@@ -1,0 +1,109 @@
+"""What a reply's built-in tools bill outside `usage`: searches by variant and action,
+containers by memory (code interpreter and hosted shell), generated images by model,
+quality and size."""
+
+import base64
+import struct
+import zlib
+
+import pytest
+
+from billing.tool_units import continuing, image_size, units_in_output, units_of_tool
+
+
+def search(action="search"):
+    return {"type": "web_search_call", "id": "ws", "status": "completed", "action": {"type": action, "query": "q"}}
+
+
+def png(width, height) -> str:
+    header = struct.pack(">IIBBBBB", width, height, 8, 6, 0, 0, 0)
+    chunk = b"IHDR" + header
+    data = b"\x89PNG\r\n\x1a\n" + struct.pack(">I", len(header)) + chunk + struct.pack(">I", zlib.crc32(chunk))
+    return base64.b64encode(data + b"\0" * 200).decode()
+
+
+def jpeg(width, height) -> str:
+    app0 = b"\xff\xe0" + struct.pack(">H", 16) + b"JFIF\0\x01\x01\0\0\x01\0\x01\0\0"
+    tables = (b"\xff\xdb" + struct.pack(">H", 67) + b"\0" + b"\x01" * 64) * 2
+    frame = b"\xff\xc0" + struct.pack(">HBHHB", 17, 8, height, width, 3) + b"\0" * 9
+    return base64.b64encode(b"\xff\xd8" + app0 + tables + frame).decode()
+
+
+@pytest.mark.parametrize(("output", "tools", "units"), [
+    # every search bills; opening a page and finding in it do not
+    ([search(), search("open_page"), search("find_in_page"), search()], [{"type": "web_search"}],
+     (("web_search", 2),)),
+    # a search call whose action is missing or unreadable still bills
+    ([{"type": "web_search_call", "id": "ws"}, {"type": "web_search_call", "action": "x"}], [],
+     (("web_search", 2),)),
+    # the preview tool, under its dated name, bills as web_search_preview...
+    ([search()], [{"type": "web_search_preview_2025_03_11"}], (("web_search_preview", 1),)),
+    # ...unless plain web search was offered too
+    ([search()], [{"type": "web_search_preview"}, {"type": "web_search_2025_08_26"}], (("web_search", 1),)),
+    # one container per distinct id, at the memory the tool asked for
+    ([{"type": "code_interpreter_call", "container_id": "cntr_a"},
+      {"type": "code_interpreter_call", "container_id": "cntr_a"}],
+     [{"type": "code_interpreter", "container": {"type": "auto", "memory_limit": "4g"}}], (("container.4g", 1),)),
+    # a container made beforehand (an id in the tool): its size is not shown, 1g
+    ([{"type": "code_interpreter_call", "container_id": "cntr_b"}],
+     [{"type": "code_interpreter", "container": "cntr_b"}], (("container.1g", 1),)),
+    # hosted shell containers count too, at the shell's memory; two containers, two units
+    ([{"type": "shell_call", "environment": {"type": "container_reference", "container_id": "cntr_s"}},
+      {"type": "code_interpreter_call", "container_id": "cntr_c"}],
+     [{"type": "shell", "environment": {"type": "container_auto", "memory_limit": "16g"}},
+      {"type": "code_interpreter", "container": {"type": "auto"}}],
+     (("container.16g", 1), ("container.1g", 1))),
+    # a shell running locally bills no container
+    ([{"type": "shell_call", "environment": {"type": "local"}}], [{"type": "shell"}], ()),
+    # an image at the tool's model, quality and size; a failed one bills nothing
+    ([{"type": "image_generation_call", "status": "completed", "result": png(1024, 1024)},
+      {"type": "image_generation_call", "status": "failed"}],
+     [{"type": "image_generation", "model": "gpt-image-1", "quality": "high", "size": "1024x1024"}],
+     (("image_generation.gpt-image-1.high.1024x1024", 1),)),
+    # size auto: read from the image itself; a dated model is priced as its model
+    ([{"type": "image_generation_call", "status": "completed", "result": png(1536, 1024)},
+      {"type": "image_generation_call", "status": "completed", "result": jpeg(1024, 1536)}],
+     [{"type": "image_generation", "model": "gpt-image-1-mini-2025-10-06", "quality": "low", "size": "auto"}],
+     (("image_generation.gpt-image-1-mini.low.1024x1536", 1), ("image_generation.gpt-image-1-mini.low.1536x1024", 1))),
+])
+def test_units_hand_worked(output, tools, units):
+    assert units_in_output(output, tools).units == units
+
+
+def test_auto_quality_is_billed_at_the_dearest_and_flagged():
+    output = [{"type": "image_generation_call", "status": "completed", "result": png(1024, 1024)}]
+    use = units_in_output(output, [{"type": "image_generation"}])
+    assert use.units == (("image_generation.gpt-image-1.high.1024x1024", 1),)  # the tool's default model
+    assert use.flags == ("image_quality_assumed",)
+
+
+def test_a_container_paid_for_in_its_session_is_not_billed_again():
+    output = [{"type": "code_interpreter_call", "container_id": "cntr_a"},
+              {"type": "shell_call", "environment": {"type": "container_reference", "container_id": "cntr_b"}}]
+    tools = [{"type": "code_interpreter", "container": "cntr_a"},
+             {"type": "shell", "environment": {"type": "container_reference", "container_id": "cntr_b"}}]
+    use = units_in_output(output, tools)
+    assert use.units == (("container.1g", 2),)
+    assert use.containers == (("cntr_a", "container.1g"), ("cntr_b", "container.1g"))
+    assert continuing(use.units, use.containers, {"cntr_a"}) == (("container.1g", 1),)
+    assert continuing(use.units, use.containers, {"cntr_a", "cntr_b"}) == ()
+    assert continuing(use.units, use.containers, set()) == use.units
+
+
+@pytest.mark.parametrize(("result", "size"), [
+    (png(1024, 1536), "1024x1536"), (jpeg(1536, 1024), "1536x1024"), ("not base64!", None),
+    (base64.b64encode(b"GIF89a....").decode(), None), ("", None), (None, None), (12, None),
+])
+def test_image_size_from_its_header(result, size):
+    assert image_size(result) == size
+
+
+def test_units_a_request_tool_may_bill():
+    priced = {"web_search": 1, "web_search_preview": 1, "container.4g": 1, "code_interpreter": 1,
+              "image_generation.gpt-image-1.high.1024x1024": 1, "file_search": 1}
+    assert units_of_tool("web_search", priced) == ["web_search", "web_search", "web_search_preview"]
+    assert units_of_tool("shell", priced) == ["shell", "container.4g"]
+    assert units_of_tool("code_interpreter", priced) == ["code_interpreter", "container.4g", "code_interpreter"]
+    assert units_of_tool("image_generation", priced) == [
+        "image_generation", "image_generation.gpt-image-1.high.1024x1024"]
+    assert units_of_tool("mcp", priced) == ["mcp"]
