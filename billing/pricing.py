@@ -27,6 +27,9 @@ BILLED_AS = {"fast": "priority", "scale": "default"}
 # The price unit a container of each memory size is billed under; a 1g container takes the
 # older `code_interpreter` price when a version names no `container.1g`.
 CONTAINER_1G, LEGACY_CONTAINER = "container.1g", "code_interpreter"
+# An image of a model (or size) with no per-image price of its own is billed at the dearest
+# priced image of its quality and size, else at the dearest priced image: never free.
+IMAGE_UNITS = "image_generation."
 CACHED_DEFAULT_SHARE = Decimal("0.1")  # cached input at 10% of input unless priced
 _EXACT = decimal.Context(prec=60, traps=[decimal.Inexact, decimal.InvalidOperation])
 
@@ -104,7 +107,14 @@ class PriceVersion:
         price = self.tools.get(unit)
         if price is None and unit == CONTAINER_1G:
             return self.tools.get(LEGACY_CONTAINER)
+        if price is None and unit.startswith(IMAGE_UNITS):
+            return self._dearest_image(unit)
         return price
+
+    def _dearest_image(self, unit: str) -> Decimal | None:
+        images = {name: price for name, price in self.tools.items() if name.startswith(IMAGE_UNITS)}
+        alike = [price for name, price in images.items() if name.split(".")[-2:] == unit.split(".")[-2:]]
+        return max(alike or images.values(), default=None)
 
     def tier_for(self, input_tokens: int, service_tier: str | None = None) -> Tier:
         """The first tier whose bound covers the input; past the last bound, the last tier
@@ -233,6 +243,9 @@ def unpriced(usage: Usage, version: PriceVersion) -> tuple[str, ...]:
         return ()
     flags = [f"tool_unpriced:{name}" for name, count in usage.tool_calls
              if count and version.tool_price(name) is None]
+    flags += [f"tool_price_assumed:{name}" for name, count in usage.tool_calls
+              if count and name.startswith(IMAGE_UNITS) and name not in version.tools
+              and version.tool_price(name) is not None]
     if not version.prices_service_tier(usage.service_tier):
         flags.append(f"service_tier_unpriced:{usage.service_tier}")
     if usage.cache_storage_token_hours and version.cache_storage is None:

@@ -107,3 +107,21 @@ def test_units_a_request_tool_may_bill():
     assert units_of_tool("image_generation", priced) == [
         "image_generation", "image_generation.gpt-image-1.high.1024x1024"]
     assert units_of_tool("mcp", priced) == ["mcp"]
+
+
+def test_an_image_without_a_price_of_its_own_is_never_free():
+    from decimal import Decimal as D
+    from billing.pricing import PriceVersion, Tier, tool_calls_cost, unpriced
+    from billing.usage import Usage
+    from billing.catalog import EPOCH
+    version = PriceVersion("m", EPOCH, (Tier(input=D(1), output=D(1)),), tools={
+        "image_generation.gpt-image-1.high.1024x1024": D("167"),
+        "image_generation.gpt-image-1-mini.high.1024x1024": D("36"),
+        "image_generation.gpt-image-1.high.1536x1024": D("250")})
+    # a model priced by tokens only (gpt-image-2): the dearest image of its quality and size, 0.167
+    usage = Usage(tool_calls=(("image_generation.gpt-image-2.high.1024x1024", 1),))
+    assert tool_calls_cost(usage, version) == D("0.167")
+    assert unpriced(usage, version) == ("tool_price_assumed:image_generation.gpt-image-2.high.1024x1024",)
+    # a size priced nowhere: the dearest image there is, 0.25
+    odd = Usage(tool_calls=(("image_generation.gpt-image-1.high.2048x2048", 2),))
+    assert tool_calls_cost(odd, version) == D("0.5")
