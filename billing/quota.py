@@ -15,7 +15,9 @@ limit. The worst case must never be below what the upstream can bill:
   plus built-in tool fees and BytePlus cache storage.
 """
 
+import fnmatch
 import math
+from collections import Counter
 from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal
@@ -24,9 +26,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from billing.ledger import tenant_charge
 from billing.pricebook import ResolvedPrice
-from billing.pricing import PriceVersion, price_usage
+from billing.pricing import IMAGE_UNITS, PriceVersion, price_usage
 from billing.request_bounds import RequestBounds
-from billing.tool_units import units_of_tool
 from billing.usage import Usage
 
 LIMIT_NAMES = {
@@ -134,13 +135,35 @@ def worst_usage(body_bytes: int, bounds: RequestBounds, price: ResolvedPrice, li
         first_turn = min(limits.context_window, read + carried_tokens + bounds.images * limits.image_tokens)
     calls = (limits.tool_calls if bounds.max_tool_calls is None else bounds.max_tool_calls) if bounds.tools else 0
     input_tokens = first_turn + calls * limits.context_window  # each tool call lets the model read again
-    tools = price.tenant_version.tools if price.tenant_version and price.tenant_version.tools else price.version.tools
-    units = [unit for tool in bounds.tools for unit in units_of_tool(tool, tools)]
-    dearest = max(units, key=lambda name: tools.get(name, Decimal(0))) if calls else None
+    priced = price.tenant_version if price.tenant_version and price.tenant_version.tools else price.version
     return Usage(input_tokens=input_tokens, output_tokens=output_tokens,
-                 tool_calls=((dearest, calls),) if dearest else (),
+                 tool_calls=worst_tool_units(bounds.tool_units, priced, calls) if calls else (),
                  cache_storage_tokens=input_tokens + output_tokens if bounds.cache_hours else 0,
                  cache_storage_hours=bounds.cache_hours)
+
+
+def worst_tool_units(units: tuple[tuple[str, bool], ...], version: PriceVersion,
+                     calls: int) -> tuple[tuple[str, int], ...]:
+    """The dearest unit billed per call, `calls` times, and each container once."""
+    counts: Counter[str] = Counter()
+    per_call = [dearest_unit(pattern, version) for pattern, each in units if each]
+    if per_call:
+        counts[max(per_call, key=lambda unit: version.tool_price(unit) or Decimal(0))] += calls
+    for pattern, each in units:
+        if not each:
+            counts[dearest_unit(pattern, version)] += 1
+    return tuple(sorted(counts.items()))
+
+
+def dearest_unit(pattern: str, version: PriceVersion) -> str:
+    """The priced unit matching `pattern` with the highest price; the pattern itself when
+    none matches (priced as `PriceVersion.tool_price` prices it: an image never free)."""
+    if not any(c in pattern for c in "*?["):
+        return pattern
+    matching = [unit for unit in version.tools if fnmatch.fnmatchcase(unit, pattern)]
+    if not matching and pattern.startswith(IMAGE_UNITS):  # a model priced by tokens only: any image
+        matching = [unit for unit in version.tools if unit.startswith(IMAGE_UNITS)]
+    return max(matching, key=lambda unit: version.tools[unit], default=pattern)
 
 
 def _dearest_rates(usage: Usage, version: PriceVersion, service_tier: str | None) -> Usage:

@@ -27,6 +27,8 @@ import re
 from dataclasses import dataclass
 from typing import Any, Callable, Iterator, Mapping
 
+from billing.tool_units import request_units
+
 IMAGE_PARTS = frozenset({"input_image", "image_url", "image"})
 UNSIZED_PARTS = frozenset({"input_file", "file", "input_video", "video_url", "input_audio", "audio"})
 # Request tool types the upstream runs itself, by the name their calls are billed under.
@@ -73,6 +75,7 @@ class RequestBounds:
     cache_hours: int  # hours BytePlus would store the reply's context (0: not cached)
     service_tier: str | None = None  # the tier asked for by name; None: the account's default
     content_tokens: int | None = None  # the most the body's own content can tokenize to; None: unknown
+    tool_units: tuple[tuple[str, bool], ...] = ()  # what its tools may bill (`billing.tool_units.request_units`)
 
 
 MAX_DEPTH = 64  # deeper than any real body nests; beyond it a walk goes coarse, never recursing
@@ -246,6 +249,7 @@ def request_bounds(payload: Mapping[str, Any], endpoint: str, now_seconds: int, 
         unsized_input=payload.get("conversation") is not None or payload.get("prompt") is not None
         or any(_kind(part) in UNSIZED_PARTS for part in parts),
         tools=tuple(built_in),
+        tool_units=request_units(tools, BUILT_IN_TOOLS),
         max_tool_calls=_whole(payload.get("max_tool_calls")),
         reasoning=asks_for_reasoning(payload),
         cache_hours=cache_hours(payload, now_seconds) if endpoint == "responses" else 0,

@@ -38,20 +38,39 @@ _SIZE = re.compile(r"[1-9][0-9]{1,4}x[1-9][0-9]{1,4}")
 _HEADER_BASE64_CHARS = 1024  # 768 bytes: past a JPEG's tables to its frame header
 
 
-# The units each request tool (by its name in `billing.request_bounds.BUILT_IN_TOOLS`) can
-# bill, by prefix: what a worst case prices the tool's calls at.
-_UNITS_OF_TOOL = {
-    WEB_SEARCH: (WEB_SEARCH, WEB_SEARCH_PREVIEW), "code_interpreter": ("container.", "code_interpreter"),
-    "shell": ("container.",), IMAGE_TOOL: (IMAGE_TOOL + ".",),
-}
-
-
-def units_of_tool(tool: str, priced: Any) -> list[str]:
-    """The priced units (names in `priced`) a call of request tool `tool` may bill, and the
-    tool's own name (for a tool billed per call under its name)."""
-    prefixes = _UNITS_OF_TOOL.get(tool, (tool,))
-    return [tool, *(unit for unit in priced if any(
-        unit == prefix or (prefix.endswith(".") and unit.startswith(prefix)) for prefix in prefixes))]
+def request_units(tools: Any, billed_names: dict[str, str]) -> tuple[tuple[str, bool], ...]:
+    """The units a request's built-in tools may bill, as patterns (`*` where the upstream
+    chooses), each with whether it bills per call (else once a reply: a container):
+    what its worst case is priced at. `billed_names`: the name each other built-in tool's
+    calls bill under (`billing.request_bounds.BUILT_IN_TOOLS`)."""
+    units: set[tuple[str, bool]] = set()
+    for tool in tools if isinstance(tools, list) else ():
+        kind = tool.get("type") if isinstance(tool, dict) else None
+        if not isinstance(kind, str):
+            continue
+        family = _tool_family(kind)
+        if family in (WEB_SEARCH, WEB_SEARCH_PREVIEW, FILE_SEARCH):
+            units.add((family, True))
+        elif family == "code_interpreter":
+            units.add((container_unit(_memory(tool.get("container"))), False))
+        elif family == "shell":
+            environment = tool.get("environment")
+            if isinstance(environment, dict) and environment.get("type") in ("container_auto", "container_reference"):
+                units.add((container_unit(_memory(environment)), False))
+            elif kind == "shell" and not isinstance(environment, dict):
+                units.add((container_unit(DEFAULT_MEMORY), False))  # no environment said: perhaps hosted
+        elif family == IMAGE_TOOL:
+            offered = _Offered([tool])._image
+            model = offered.get("model")
+            model = _DATED.sub("", model.lower()) if isinstance(model, str) and _NAME.fullmatch(model.lower()) \
+                else DEFAULT_IMAGE_MODEL
+            quality = offered.get("quality") if offered.get("quality") in IMAGE_QUALITIES else "*"
+            size = offered.get("size") if isinstance(offered.get("size"), str) and _SIZE.fullmatch(offered["size"]) \
+                else "*"
+            units.add((image_unit(model, quality, size), True))
+        elif kind in billed_names:
+            units.add((billed_names[kind], True))
+    return tuple(sorted(units))
 
 
 def container_unit(memory: str) -> str:

@@ -8,7 +8,16 @@ import zlib
 
 import pytest
 
-from billing.tool_units import continuing, image_size, units_in_output, units_of_tool
+from datetime import datetime, timezone
+
+from billing.catalog import load_catalog, shipped_catalog_path
+from billing.pricebook import PriceBook
+from billing.request_bounds import BUILT_IN_TOOLS
+from billing.tool_units import continuing, image_size, request_units, units_in_output
+
+CATALOG = load_catalog(shipped_catalog_path())
+SHIPPED = PriceBook(CATALOG.versions, CATALOG.aliases)
+NOW = datetime(2026, 12, 3, tzinfo=timezone.utc)
 
 
 def search(action="search"):
@@ -98,15 +107,30 @@ def test_image_size_from_its_header(result, size):
     assert image_size(result) == size
 
 
-def test_units_a_request_tool_may_bill():
-    priced = {"web_search": 1, "web_search_preview": 1, "container.4g": 1, "code_interpreter": 1,
-              "image_generation.gpt-image-1.high.1024x1024": 1, "file_search": 1}
-    assert units_of_tool("web_search", priced) == ["web_search", "web_search", "web_search_preview"]
-    assert units_of_tool("shell", priced) == ["shell", "container.4g"]
-    assert units_of_tool("code_interpreter", priced) == ["code_interpreter", "container.4g", "code_interpreter"]
-    assert units_of_tool("image_generation", priced) == [
-        "image_generation", "image_generation.gpt-image-1.high.1024x1024"]
-    assert units_of_tool("mcp", priced) == ["mcp"]
+def test_units_a_requests_tools_may_bill():
+    tools = [{"type": "web_search_preview_2025_03_11"}, {"type": "file_search"},
+             {"type": "code_interpreter", "container": {"type": "auto", "memory_limit": "4g"}},
+             {"type": "shell", "environment": {"type": "local"}},
+             {"type": "image_generation", "model": "gpt-image-1-mini", "size": "auto"},
+             {"type": "mcp", "server_url": "https://x"}, "not a tool", {"type": 7}]
+    assert request_units(tools, BUILT_IN_TOOLS) == (
+        ("container.4g", False), ("file_search", True), ("image_generation.gpt-image-1-mini.*.*", True),
+        ("mcp", True), ("web_search_preview", True))
+
+
+def test_a_worst_case_prices_the_dearest_call_each_time_and_each_container_once():
+    from billing.quota import worst_tool_units
+    version = SHIPPED.resolve("gpt-5.5", NOW).version
+    units = request_units([{"type": "code_interpreter", "container": {"type": "auto"}},
+                           {"type": "web_search"},
+                           {"type": "image_generation", "quality": "low"}], BUILT_IN_TOOLS)
+    # ten calls at the dearest per call (a low gpt-image-1 image of a tall or wide size: 16.00 per
+    # 1,000), and the 1g container once (not 1.92 ten times over)
+    assert worst_tool_units(units, version, 10) == (("container.1g", 1),
+                                                    ("image_generation.gpt-image-1.low.1024x1536", 10))
+    # a model priced by tokens only: the dearest image there is
+    tokens_only = request_units([{"type": "image_generation", "model": "gpt-image-2"}], BUILT_IN_TOOLS)
+    assert worst_tool_units(tokens_only, version, 2) == (("image_generation.gpt-image-1.high.1024x1536", 2),)
 
 
 def test_an_image_without_a_price_of_its_own_is_never_free():

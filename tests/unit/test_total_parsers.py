@@ -7,8 +7,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from billing.reply import cache_storage, reply_usage, storage_credit_of
-from billing.tool_units import image_size, units_in_output, units_of_tool
-from billing.request_bounds import content_tokens, request_bounds
+from billing.request_bounds import BUILT_IN_TOOLS, content_tokens, request_bounds
+from billing.tool_units import image_size, request_units, units_in_output
 from billing.upstream_usage import BillFormatError, byteplus_bill, openai_costs, openai_usage
 from billing.usage import Usage, parse_usage
 from proxy.errors import ApiError
@@ -98,7 +98,8 @@ def test_usage_and_reply_of_any_value(value):
     units_in_output(value, value)
     units_in_output([value], [value])
     image_size(value)
-    units_of_tool("web_search", value if isinstance(value, (dict, list)) else {})
+    request_units(value, BUILT_IN_TOOLS)
+    request_units([value], BUILT_IN_TOOLS)
     reply = value if isinstance(value, dict) else {"usage": value, "output": value, "caching": value}
     reply_usage(reply)
     cache_storage(reply, Usage(input_tokens=300, output_tokens=10))
