@@ -10,7 +10,7 @@ differ per service tier: the tier the response reports it was served in picks th
 """
 
 import decimal
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from decimal import Decimal
 from typing import Mapping
@@ -222,18 +222,22 @@ def cache_storage_cost(usage: Usage, version: PriceVersion) -> Decimal:
 
 
 def price_usage(usage: Usage, version: PriceVersion, uplift: Decimal = Decimal(0)) -> Cost:
-    """`uplift`: what the upstream adds on every price, as a fraction (0.10 for the 10% that
-    OpenAI's data-residency and regional-processing endpoints add)."""
+    """`uplift`: what the upstream adds on the model's token prices, as a fraction (0.10 for
+    the 10% that OpenAI's data-residency and regional-processing endpoints add; its tool
+    fees stay as listed)."""
     cost = cost_of(usage, version.tier_for(usage.input_tokens, usage.service_tier),
                    tool_calls_cost(usage, version) if usage.tool_calls else Decimal(0),
                    cache_storage_cost(usage, version))
     return uplifted(cost, uplift) if uplift else cost
 
 
+_TOKEN_COMPONENTS = ("uncached_input", "cached_input", "cache_write", "output", "reasoning")
+
+
 def uplifted(cost: Cost, uplift: Decimal) -> Cost:
-    """Every component of `cost` raised by `uplift`, exactly."""
+    """The token components of `cost` raised by `uplift`, exactly."""
     factor = _EXACT.add(Decimal(1), uplift)
-    return Cost(*(_EXACT.multiply(getattr(cost, name), factor) for name in Cost.__dataclass_fields__))
+    return replace(cost, **{name: _EXACT.multiply(getattr(cost, name), factor) for name in _TOKEN_COMPONENTS})
 
 
 def unpriced(usage: Usage, version: PriceVersion) -> tuple[str, ...]:

@@ -126,3 +126,29 @@ async def test_web_search_preview_on_a_non_reasoning_model(proxy, client, engine
     for reply in (preview, plain):
         tokens = (reply.usage.input_tokens * D("2.50") + reply.usage.output_tokens * D(10)) / MILLION
         assert rows[reply.id].cost_total == tokens + rows[reply.id].cost_tool_calls == bill[reply.id]
+
+
+async def test_a_residency_upstreams_uplift_raises_every_component(aiohttp_server, engine, database_url,
+                                                                   proxy_settings, tenant_key, simulator):
+    """OpenAI's data-residency endpoints bill 10% above list: `price_uplift` on the upstream."""
+    from dataclasses import replace
+
+    import openai
+
+    from billing.db.tenants import update_tenant
+    from proxy.app import create_app
+    from tests.conftest import RunningProxy
+
+    settings = replace(proxy_settings, upstream_price_uplift=D("0.10"))
+    server = await aiohttp_server(create_app(settings, database_url))
+    proxy = RunningProxy(str(server.make_url("")).rstrip("/"), server.app, settings)
+    await update_tenant(engine, tenant_key.tenant, monthly_budget_usd=D("5"))  # the quota path prices it too
+    async with openai.AsyncOpenAI(base_url=proxy.url + "/v1", api_key=tenant_key.secret, max_retries=0) as client:
+        reply = await client.responses.create(model="gpt-5.5", input="hello from the EU",
+                                              tools=[{"type": "web_search"}],
+                                              extra_headers={"x-sim-output-tokens": "100"})
+    row = (await billed(proxy, engine))[reply.id]
+    # the token prices 10% up; the web search fee as listed
+    tokens = (reply.usage.input_tokens * D(5) + reply.usage.output_tokens * D(30)) / MILLION
+    assert row.cost_total == tokens * D("1.10") + D("0.01") and row.cost_tool_calls == D("0.01")
+    assert row.charge_total == row.cost_total and "cost_uplift:0.10" in row.usage_flags

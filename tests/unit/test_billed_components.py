@@ -277,3 +277,11 @@ def test_background_polls_back_off_to_the_cap():
     from proxy.gateway.background import poll_delay
     assert [poll_delay(n, 30) for n in range(1, 8)] == [1, 2, 4, 8, 16, 30, 30]
     assert poll_delay(1000, 0.2) == 0.2
+
+
+def test_an_uplift_raises_the_token_prices_not_the_tool_fees():
+    from billing.pricing import uplifted
+    usage = used(None, [("web_search", 1)], input_tokens=1000, output_tokens=100)
+    # tokens 1000 x 1.25 + 100 x 10, / 1M = 0.00225, x 1.1 = 0.002475; the search 0.01 as listed
+    assert price_usage(usage, GPT5, D("0.10")).total == D("0.012475")
+    assert uplifted(price_usage(usage, GPT5), D(0)) == price_usage(usage, GPT5)

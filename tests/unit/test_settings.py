@@ -1,3 +1,4 @@
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -40,3 +41,21 @@ def test_invalid_config_is_refused(tmp_path, text, message):
     config.write_text(text)
     with pytest.raises(ConfigError, match=message):
         load_settings(config, environ={})
+
+
+def test_a_price_uplift_is_a_fraction_written_exactly():
+    from proxy.config.values import price_uplift
+    assert price_uplift("x", "0.10") == Decimal("0.10") and price_uplift("x", 0) == 0
+    for bad in (0.1, "1.5", "-0.1", "ten", True, None, "NaN"):
+        with pytest.raises(ConfigError, match="x must"):
+            price_uplift("x", bad)
+
+
+def test_an_upstream_table_names_its_uplift():
+    from proxy.config.tables import parse_upstreams
+    (eu,) = parse_upstreams({"openai-eu": {"base_url": "https://eu.api.openai.com/v1", "models": ["gpt-6*"],
+                                           "price_uplift": "0.10"}}, {}, "config.toml")
+    assert eu.price_uplift == Decimal("0.10")
+    with pytest.raises(ConfigError, match="upstreams.openai-eu.price_uplift must"):
+        parse_upstreams({"openai-eu": {"base_url": "https://eu.api.openai.com/v1", "models": ["gpt-6*"],
+                                       "price_uplift": 0.1}}, {}, "config.toml")
