@@ -17,16 +17,26 @@ from dataclasses import dataclass
 from threading import Lock
 
 DEFAULT_REASONING_TOKENS = 4_096
-DEFAULT_SHARE = 0.5
-MAX_SHARE = 0.95  # beyond this one visible token would imply twenty unseen: not evidence enough
-WEIGHT = 0.1  # of each new reply in the average
+SCALE = 10_000  # shares are kept in parts per ten thousand, integers: no float anywhere here
+DEFAULT_SHARE = 5_000  # one half
+MAX_SHARE = 9_500  # beyond this one visible token would imply twenty unseen: not evidence enough
+WEIGHT = 10  # each new reply moves the averages a tenth of the way
 MAX_MODELS = 1_000
 
 
 @dataclass
 class _Typical:
-    reasoning_tokens: float
-    share: float
+    reasoning_tokens: int
+    share: int  # of the output, per SCALE
+
+
+def _moved(average: int, sample: int) -> int:
+    """`average` a tenth of the way to `sample`, rounded to the nearer integer."""
+    return average + _divided(sample - average, WEIGHT)
+
+
+def _divided(a: int, b: int) -> int:
+    return (2 * a + b) // (2 * b)
 
 
 class ReasoningHistory:
@@ -38,16 +48,16 @@ class ReasoningHistory:
         """A reply that reported its usage, of a call that reasoned."""
         if output_tokens <= 0 or not 0 <= reasoning_tokens <= output_tokens:
             return
-        share = reasoning_tokens / output_tokens
+        share = _divided(reasoning_tokens * SCALE, output_tokens)
         with self._lock:
             typical = self._models.get(model)
             if typical is None:
                 if len(self._models) >= MAX_MODELS:
                     return
-                self._models[model] = _Typical(float(reasoning_tokens), share)
+                self._models[model] = _Typical(reasoning_tokens, share)
                 return
-            typical.reasoning_tokens += WEIGHT * (reasoning_tokens - typical.reasoning_tokens)
-            typical.share += WEIGHT * (share - typical.share)
+            typical.reasoning_tokens = _moved(typical.reasoning_tokens, reasoning_tokens)
+            typical.share = _moved(typical.share, share)
 
     def allowance(self, model: str, visible_tokens: int, output_cap: int) -> int:
         """Reasoning tokens to estimate for a call of `model` that relayed `visible_tokens`
@@ -55,5 +65,5 @@ class ReasoningHistory:
         typical = self._models.get(model)
         per_call = typical.reasoning_tokens if typical else DEFAULT_REASONING_TOKENS
         share = min(typical.share if typical else DEFAULT_SHARE, MAX_SHARE)
-        by_share = visible_tokens * share / (1 - share)
-        return max(0, min(output_cap - visible_tokens, round(max(per_call, by_share))))
+        by_share = _divided(visible_tokens * share, SCALE - share)
+        return max(0, min(output_cap - visible_tokens, max(per_call, by_share)))
