@@ -7,10 +7,17 @@ usage may have been billed for them. The estimate allows for them from what was 
   its output (reasoning = visible x share / (1 - share)), and
 - no less than the reasoning the model typically does in a call (a call cut before its
   answer still reasoned),
-never more than the output the admission allowed for (its worst case). A model not seen yet
-is assumed to reason `DEFAULT_REASONING_TOKENS` a call, at `DEFAULT_SHARE` of its output.
-Each process learns on its own, from its own replies; the figures move as an exponential
-average, so a few odd replies do not swing them.
+never more than the output the admission allowed for (its worst case).
+
+What is learnt can raise the estimate, never lower it: the reasoning a call allows for is
+at least `DEFAULT_REASONING_TOKENS` and the share at least `DEFAULT_SHARE`, whatever was
+observed. A tenant cannot make a few calls that reason little and then cut a large one to
+pay for less than the defaults. Each tenant's figures are its own, per (tenant, model): one
+tenant's replies never move another's estimate. A (tenant, model) not seen yet gets the
+defaults. At most `MAX_MODELS` models are kept per tenant and `MAX_KEYS` figures in all,
+so a tenant naming many models cannot grow memory without bound (a figure not kept is the
+defaults). Each process learns on its own, from its own replies; the figures move as an
+exponential average, so a few odd replies do not swing them.
 """
 
 from dataclasses import dataclass
@@ -21,13 +28,14 @@ SCALE = 10_000  # shares are kept in parts per ten thousand, integers: no float 
 DEFAULT_SHARE = 5_000  # one half
 MAX_SHARE = 9_500  # beyond this one visible token would imply twenty unseen: not evidence enough
 WEIGHT = 10  # each new reply moves the averages a tenth of the way
-MAX_MODELS = 1_000
+MAX_MODELS = 100  # per tenant
+MAX_KEYS = 20_000  # (tenant, model) figures in all
 
 
 @dataclass
 class _Typical:
-    reasoning_tokens: int
-    share: int  # of the output, per SCALE
+    reasoning_tokens: int  # never below DEFAULT_REASONING_TOKENS
+    share: int  # of the output, per SCALE; never below DEFAULT_SHARE
 
 
 def _moved(average: int, sample: int) -> int:
@@ -41,29 +49,35 @@ def _divided(a: int, b: int) -> int:
 
 class ReasoningHistory:
     def __init__(self) -> None:
-        self._models: dict[str, _Typical] = {}
+        self._figures: dict[tuple[int | None, str], _Typical] = {}
+        self._models_of: dict[int | None, int] = {}  # how many models each tenant has figures for
         self._lock = Lock()
 
-    def observe(self, model: str, output_tokens: int, reasoning_tokens: int) -> None:
-        """A reply that reported its usage, of a call that reasoned."""
+    def observe(self, model: str, output_tokens: int, reasoning_tokens: int, tenant_id: int | None = None) -> None:
+        """A reply that reported its usage, of a call of `tenant_id` that reasoned."""
         if output_tokens <= 0 or not 0 <= reasoning_tokens <= output_tokens:
             return
         share = _divided(reasoning_tokens * SCALE, output_tokens)
+        key = (tenant_id, model)
         with self._lock:
-            typical = self._models.get(model)
+            typical = self._figures.get(key)
             if typical is None:
-                if len(self._models) >= MAX_MODELS:
+                models = self._models_of.get(tenant_id, 0)
+                if models >= MAX_MODELS or len(self._figures) >= MAX_KEYS:
                     return
-                self._models[model] = _Typical(reasoning_tokens, share)
+                self._models_of[tenant_id] = models + 1
+                self._figures[key] = _Typical(max(DEFAULT_REASONING_TOKENS, reasoning_tokens),
+                                              max(DEFAULT_SHARE, share))
                 return
-            typical.reasoning_tokens = _moved(typical.reasoning_tokens, reasoning_tokens)
-            typical.share = _moved(typical.share, share)
+            typical.reasoning_tokens = max(DEFAULT_REASONING_TOKENS, _moved(typical.reasoning_tokens, reasoning_tokens))
+            typical.share = max(DEFAULT_SHARE, _moved(typical.share, share))
 
-    def allowance(self, model: str, visible_tokens: int, output_cap: int) -> int:
-        """Reasoning tokens to estimate for a call of `model` that relayed `visible_tokens`
-        and was allowed `output_cap` in all."""
-        typical = self._models.get(model)
-        per_call = typical.reasoning_tokens if typical else DEFAULT_REASONING_TOKENS
-        share = min(typical.share if typical else DEFAULT_SHARE, MAX_SHARE)
-        by_share = _divided(visible_tokens * share, SCALE - share)
+    def allowance(self, model: str, visible_tokens: int, output_cap: int, tenant_id: int | None = None) -> int:
+        """Reasoning tokens to estimate for a call of `tenant_id` to `model` that relayed
+        `visible_tokens` and was allowed `output_cap` in all: the larger of the per-call
+        figure and the share of what was seen, neither below its default, within the cap."""
+        typical = self._figures.get((tenant_id, model))
+        per_call = max(DEFAULT_REASONING_TOKENS, typical.reasoning_tokens if typical else 0)
+        share = min(max(DEFAULT_SHARE, typical.share if typical else 0), MAX_SHARE)
+        by_share = _divided(max(visible_tokens, 0) * share, SCALE - share)
         return max(0, min(output_cap - visible_tokens, max(per_call, by_share)))
