@@ -7,6 +7,9 @@ nothing is ever rounded (a cost has at most a few dozen significant digits).
 Besides tokens, a price may charge for built-in tool calls (USD per 1,000 calls of each
 tool) and for cache storage (USD per 1,000,000 tokens per hour stored, BytePlus), and may
 differ per service tier: the tier the response reports it was served in picks the prices.
+A service tier priced without the long-context step its standard prices have (OpenAI lists
+priority prices that exclude long context) is billed, past that step, at the dearer of its
+own price and the standard long-context one, and the entry is flagged.
 """
 
 import decimal
@@ -31,6 +34,7 @@ CONTAINER_1G, LEGACY_CONTAINER = "container.1g", "code_interpreter"
 # priced image of its quality and size, else at the dearest priced image: never free.
 IMAGE_UNITS = "image_generation."
 CACHED_DEFAULT_SHARE = Decimal("0.1")  # cached input at 10% of input unless priced
+LONG_CONTEXT_ASSUMED = "long_context_tier_assumed"  # the flag of a price `_dearer` made up
 _EXACT = decimal.Context(prec=60, traps=[decimal.Inexact, decimal.InvalidOperation])
 
 
@@ -103,7 +107,11 @@ class PriceVersion:
         return self.billed_tier(service_tier) is not None
 
     def tool_price(self, unit: str) -> Decimal | None:
-        """USD per 1,000 of a tool's billed units (calls, containers, images), or None."""
+        """USD per 1,000 of a tool's billed units (calls, containers, images), or None. A
+        unit naming alternatives (`a|b`: a call that was one of them) is priced at the dearest."""
+        if "|" in unit:
+            prices = [price for alternative in unit.split("|") if (price := self.tool_price(alternative)) is not None]
+            return max(prices, default=None)
         price = self.tools.get(unit)
         if price is None and unit == CONTAINER_1G:
             return self.tools.get(LEGACY_CONTAINER)
@@ -120,12 +128,48 @@ class PriceVersion:
         """The first tier whose bound covers the input; past the last bound, the last tier
         (an upstream that accepted a longer input is still billed, never dropped). A service
         tier without prices of its own is priced at the standard ones (and flagged by
-        `price_usage`)."""
+        `price_usage`). Past a standard bound its own tiers do not know (gpt-5.4 priority has
+        one tier; the standard prices step up above 272,000 input tokens), each component is
+        the dearer of its own tier's and the standard tier's: never below either, as the
+        upstream publishes no price of that service tier for that input (flagged by `unpriced`)."""
         tiers = self.service_tiers.get(self.billed_tier(service_tier) or "", self.tiers)
-        for tier in tiers:
-            if tier.up_to_input_tokens is None or input_tokens <= tier.up_to_input_tokens:
-                return tier
-        return tiers[-1]
+        tier = _covering(tiers, input_tokens)
+        standard = self._standard_past_known_bounds(input_tokens, service_tier)
+        return tier if standard is None else _dearer(tier, standard)
+
+    def assumes_long_context(self, input_tokens: int, service_tier: str | None) -> bool:
+        """`tier_for` made the price up from two tier lists (`LONG_CONTEXT_ASSUMED`)."""
+        return self._standard_past_known_bounds(input_tokens, service_tier) is not None
+
+    def _standard_past_known_bounds(self, input_tokens: int, service_tier: str | None) -> Tier | None:
+        """The standard tier of the input, where the input passed a standard bound that lies
+        above every bound of the service tier's own list; else None (no service tier of its
+        own, or its list knows the step)."""
+        own = self.service_tiers.get(self.billed_tier(service_tier) or "")
+        if own is None:
+            return None
+        known = max((t.up_to_input_tokens for t in own if t.up_to_input_tokens is not None), default=None)
+        passed = [t.up_to_input_tokens for t in self.tiers
+                  if t.up_to_input_tokens is not None and t.up_to_input_tokens < input_tokens]
+        if not any(known is None or bound > known for bound in passed):
+            return None
+        return _covering(self.tiers, input_tokens)
+
+
+def _covering(tiers: tuple[Tier, ...], input_tokens: int) -> Tier:
+    for tier in tiers:
+        if tier.up_to_input_tokens is None or input_tokens <= tier.up_to_input_tokens:
+            return tier
+    return tiers[-1]
+
+
+def _dearer(tier: Tier, other: Tier) -> Tier:
+    """Each price the higher of the two (defaults resolved first: 10% cached, and so on)."""
+    return Tier(input=max(tier.input, other.input), output=max(tier.output, other.output),
+                cached=max(tier.cached_price, other.cached_price),
+                cache_write=max(tier.cache_write_price, other.cache_write_price),
+                reasoning=max(tier.reasoning_price, other.reasoning_price),
+                up_to_input_tokens=tier.up_to_input_tokens)
 
 
 def _check_tiers(model: str, service_tier: str, tiers: tuple[Tier, ...]) -> None:
@@ -252,6 +296,8 @@ def unpriced(usage: Usage, version: PriceVersion) -> tuple[str, ...]:
               and version.tool_price(name) is not None]
     if not version.prices_service_tier(usage.service_tier):
         flags.append(f"service_tier_unpriced:{usage.service_tier}")
+    if version.assumes_long_context(usage.input_tokens, usage.service_tier):
+        flags.append(LONG_CONTEXT_ASSUMED)
     if usage.cache_storage_token_hours and version.cache_storage is None:
         flags.append("cache_storage_unpriced")
     return tuple(flags)

@@ -133,25 +133,42 @@ def worst_usage(body_bytes: int, bounds: RequestBounds, price: ResolvedPrice, li
     else:
         read = body_bytes if bounds.content_tokens is None else min(body_bytes, bounds.content_tokens)
         first_turn = min(limits.context_window, read + carried_tokens + bounds.images * limits.image_tokens)
-    calls = (limits.tool_calls if bounds.max_tool_calls is None else bounds.max_tool_calls) if bounds.tools else 0
+    calls = _tool_calls(bounds, limits)
     input_tokens = first_turn + calls * limits.context_window  # each tool call lets the model read again
-    priced = price.tenant_version if price.tenant_version and price.tenant_version.tools else price.version
-    return Usage(input_tokens=input_tokens, output_tokens=output_tokens,
-                 tool_calls=worst_tool_units(bounds.tool_units, priced, calls) if calls else (),
+    return Usage(input_tokens=input_tokens, output_tokens=output_tokens, tool_calls=worst_tools(bounds, price, limits),
                  cache_storage_tokens=input_tokens + output_tokens if bounds.cache_hours else 0,
                  cache_storage_hours=bounds.cache_hours)
 
 
+def _tool_calls(bounds: RequestBounds, limits: ModelLimits) -> int:
+    """The built-in tool calls the upstream may make: the request's `max_tool_calls`, else
+    the default the proxy forwards in its place."""
+    if not bounds.tools:
+        return 0
+    return limits.tool_calls if bounds.max_tool_calls is None else bounds.max_tool_calls
+
+
+def worst_tools(bounds: RequestBounds, price: ResolvedPrice, limits: ModelLimits) -> tuple[tuple[str, int], ...]:
+    """The most the request's built-in tools may bill, in units."""
+    calls = _tool_calls(bounds, limits)
+    priced = price.tenant_version if price.tenant_version and price.tenant_version.tools else price.version
+    return worst_tool_units(bounds.tool_units, priced, calls) if calls else ()
+
+
 def worst_tool_units(units: tuple[tuple[str, bool], ...], version: PriceVersion,
                      calls: int) -> tuple[tuple[str, int], ...]:
-    """The dearest unit billed per call, `calls` times, and each container once."""
+    """The dearest unit billed per call, `calls` times, and a container for each tool that
+    makes one (the dearest first), as many as there are calls to run in them."""
+    def price(unit: str) -> Decimal:
+        return version.tool_price(unit) or Decimal(0)
+
     counts: Counter[str] = Counter()
     per_call = [dearest_unit(pattern, version) for pattern, each in units if each]
     if per_call:
-        counts[max(per_call, key=lambda unit: version.tool_price(unit) or Decimal(0))] += calls
-    for pattern, each in units:
-        if not each:
-            counts[dearest_unit(pattern, version)] += 1
+        counts[max(per_call, key=price)] += calls
+    containers = sorted((dearest_unit(pattern, version) for pattern, each in units if not each), key=price,
+                        reverse=True)
+    counts.update(containers[:calls])
     return tuple(sorted(counts.items()))
 
 

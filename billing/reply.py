@@ -24,7 +24,7 @@ from dataclasses import dataclass, replace
 from decimal import Decimal
 from typing import Any, Mapping
 
-from billing.tool_units import ToolUse, units_in_output
+from billing.tool_units import ToolUse, remembered, units_in_output
 from billing.usage import Usage, parse_usage
 
 DEFAULT_CACHE_LIFETIME_SECONDS = 3 * 24 * 3600
@@ -45,6 +45,18 @@ def reply_usage(reply: Mapping[str, Any]) -> Usage | None:
         return usage
     return replace(usage, tool_calls=tools.units, containers=tools.containers, service_tier=tier,
                    cache_storage_tokens=tokens, cache_storage_hours=hours).with_flags(*tools.flags)
+
+
+def in_sessions(usage: Usage, known: Mapping[str, tuple[str, bool]]) -> Usage:
+    """`usage` with its containers billed as their session records say (`known`: id -> (the
+    unit it was made as, whether this call starts its session)): a container whose session
+    an earlier call paid for is not billed again, one named by its id at what it was made as."""
+    if not usage.containers:
+        return usage
+    units, containers = remembered(usage.tool_calls, usage.containers, known)
+    continued = any(not known[c][1] for c, _ in usage.containers if c in known)
+    billed = replace(usage, tool_calls=units, containers=containers)
+    return billed.with_flags("container_session_continued") if continued else billed
 
 
 def _text(value: Any) -> str | None:

@@ -27,7 +27,7 @@ import re
 from dataclasses import dataclass
 from typing import Any, Callable, Iterator, Mapping
 
-from billing.tool_units import request_units
+from billing.tool_units import request_units, tool_family
 
 IMAGE_PARTS = frozenset({"input_image", "image_url", "image"})
 UNSIZED_PARTS = frozenset({"input_file", "file", "input_video", "video_url", "input_audio", "audio"})
@@ -233,14 +233,16 @@ def requested_service_tier(payload: Mapping[str, Any]) -> str | None:
     return "priority" if tier == "fast" else tier
 
 
-def request_bounds(payload: Mapping[str, Any], endpoint: str, now_seconds: int, count: Count = None) -> RequestBounds:
-    """`count`: the model's tokenizer, where it is known (`billing.tokenizer.text_counter`)."""
+def request_bounds(payload: Mapping[str, Any], endpoint: str, now_seconds: int, count: Count = None,
+                   containers: Mapping[str, str] | None = None) -> RequestBounds:
+    """`count`: the model's tokenizer, where it is known (`billing.tokenizer.text_counter`);
+    `containers`: the unit each container the tools name by id was made as."""
     counted = [payload.get("input"), payload.get("messages")]
     parts = [part for value in counted for part in _parts(value)]
     choices = _whole(payload.get("n")) if endpoint == "chat.completions" else None
     tools = payload.get("tools") if isinstance(payload.get("tools"), list) else []
-    built_in = sorted({BUILT_IN_TOOLS[t["type"]] for t in tools
-                       if isinstance(t, dict) and isinstance(t.get("type"), str) and t["type"] in BUILT_IN_TOOLS})
+    kinds = (tool_family(t["type"]) for t in tools if isinstance(t, dict) and isinstance(t.get("type"), str))
+    built_in = sorted({BUILT_IN_TOOLS[kind] for kind in kinds if kind in BUILT_IN_TOOLS})
     return RequestBounds(
         output_cap=output_cap(payload, endpoint),
         choices=min(max(choices or 1, 1), MAX_CHOICES),
@@ -249,7 +251,7 @@ def request_bounds(payload: Mapping[str, Any], endpoint: str, now_seconds: int, 
         unsized_input=payload.get("conversation") is not None or payload.get("prompt") is not None
         or any(_kind(part) in UNSIZED_PARTS for part in parts),
         tools=tuple(built_in),
-        tool_units=request_units(tools, BUILT_IN_TOOLS),
+        tool_units=request_units(tools, BUILT_IN_TOOLS, containers),
         max_tool_calls=_whole(payload.get("max_tool_calls")),
         reasoning=asks_for_reasoning(payload),
         cache_hours=cache_hours(payload, now_seconds) if endpoint == "responses" else 0,

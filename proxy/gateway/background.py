@@ -14,6 +14,7 @@ is one still unfinished after `BACKGROUND_GIVE_UP`.
 """
 
 import logging
+from functools import partial
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
@@ -21,7 +22,8 @@ import orjson
 
 from billing.db.background import claim_due, mark_settled, pending_by_response, reschedule
 from billing.ledger import CallContext, build_entry, call_from_record, call_record
-from billing.reply import reply_usage
+from billing.db.container_sessions import ContainerCall, claim_sessions
+from billing.reply import in_sessions, reply_usage
 from billing.usage import Usage, estimate_usage
 from proxy.config.routing import Upstream
 from proxy.gateway.capture import Capture
@@ -47,23 +49,40 @@ def poll_delay(polls: int, cap: float) -> float:
     return min(2.0 ** min(max(polls - 1, 0), 16), cap)
 
 
-def settle(state: ProxyState, row: dict[str, Any], reply: dict[str, Any] | None) -> str:
+async def settle(state: ProxyState, row: dict[str, Any], reply: dict[str, Any] | None) -> str:
     """Bill a background call from the reply that shows it ended (None: the upstream forgot
-    it, so from an estimate). Returns the status billed."""
+    it, so from an estimate), its containers' sessions claimed first (as a relayed reply's
+    are). Returns the status billed."""
     versions = {v.id: v for v in state.mirror.pricebook.all_versions()}
     record = row["call"] if isinstance(row["call"], dict) else orjson.loads(row["call"])
     call = call_from_record(record, versions)
     if reply is None:
-        usage = estimate_usage(call.request_bytes, 0).with_flags("background_forgotten")
+        reasoning = partial(state.reasoning.allowance, call.price.model, output_cap=call.output_cap,
+                            tenant_id=call.tenant_id) if call.reasoning else None
+        usage = estimate_usage(call.request_bytes, 0, carried_tokens=call.carried_tokens,
+                               reasoning=reasoning).with_flags("background_forgotten")
         status, estimated = "usage_missing", True
     else:  # no usage in the reply (cancelled before it started): nothing was generated
         usage = reply_usage(reply) or Usage(flags=("usage_not_reported",))
         status, estimated = str(reply.get("status"))[:32], False
+        if usage.containers:
+            usage = await _in_sessions(state, call, usage)
     entry = build_entry(call, usage, status=status, upstream_response_id=row["response_id"],
                         finished_at=datetime.now(timezone.utc), first_byte_ms=row.get("first_byte_ms"),
                         estimated=estimated)
     state.writer.submit(entry)
     return status
+
+
+async def _in_sessions(state: ProxyState, call: CallContext, usage: Usage) -> Usage:
+    try:
+        known = await claim_sessions(state.engine, ContainerCall(call.tenant_id, call.request_id, call.started_at,
+                                                                 datetime.now(timezone.utc)), usage.containers)
+    except Exception as error:  # noqa: BLE001 - whatever failed, the containers are billed
+        log.warning("container sessions of background call %s unchecked (%s): billed as new", call.request_id,
+                    type(error).__name__)
+        return usage.with_flags("container_session_unchecked")
+    return in_sessions(usage, known)
 
 
 def settle_from_capture(state: ProxyState, capture: Capture) -> None:
@@ -76,7 +95,7 @@ def settle_from_capture(state: ProxyState, capture: Capture) -> None:
     async def settle_now() -> None:
         row = await pending_by_response(state.engine, capture.response_id)
         if row is not None and reply is not None:
-            status = settle(state, row, reply)
+            status = await settle(state, row, reply)
             await mark_settled(state.engine, row["request_id"], status)
 
     state.spawn(settle_now())
@@ -106,7 +125,7 @@ async def settle_before_delete(state: ProxyState, target: Upstream, response_id:
     if reply is None or reply.get("status") not in ENDED:
         _, reply = await upstream_reply(state, target, "POST", f"/responses/{response_id}/cancel")
     if reply is not None and reply.get("status") in ENDED:
-        await mark_settled(state.engine, row["request_id"], settle(state, row, reply))
+        await mark_settled(state.engine, row["request_id"], await settle(state, row, reply))
     else:
         log.warning("background response %s deleted before it ended and could not be cancelled: the poller "
                     "bills it", response_id)
@@ -118,15 +137,15 @@ async def _poll(state: ProxyState, row: dict[str, Any]) -> None:
     status_code, reply = await stored_reply(state, target, row["response_id"])
     if status_code == 404:
         log.warning("the upstream forgot background response %s: billed from an estimate", row["response_id"])
-        await mark_settled(state.engine, row["request_id"], settle(state, row, None))
+        await mark_settled(state.engine, row["request_id"], await settle(state, row, None))
         return
     status = reply.get("status") if reply is not None else None
     if status in ENDED:
-        await mark_settled(state.engine, row["request_id"], settle(state, row, reply))
+        await mark_settled(state.engine, row["request_id"], await settle(state, row, reply))
     elif datetime.now(timezone.utc) - row["queued_at"] > BACKGROUND_GIVE_UP:
         log.warning("background response %s still %s after %s: billed from an estimate", row["response_id"],
                     status, BACKGROUND_GIVE_UP)
-        await mark_settled(state.engine, row["request_id"], settle(state, row, None))
+        await mark_settled(state.engine, row["request_id"], await settle(state, row, None))
     else:
         await reschedule(state.engine, row["request_id"], status if isinstance(status, str) else None,
                          poll_delay(row["polls"], settings.background_poll_seconds))

@@ -13,17 +13,19 @@ from aiohttp import web
 from billing.keys import KeyGrant
 from billing.ledger import CallContext, call_record
 from billing.pricebook import ResolvedPrice
-from billing.quota import worst_output_tokens, worst_usage
+from billing.model_traits import reasoning_turned_off, reasons_by_default
+from billing.quota import worst_output_tokens, worst_tools, worst_usage
 from billing.request_bounds import RequestBounds, request_bounds
 from billing.tokenizer import text_counter
 from proxy.errors import MODEL, REQUEST_ID, ApiError
 from proxy.gateway.admission import admit_call, remaining_headers
 from proxy.gateway.auth import authenticate, check_model_allowed
+from proxy.gateway.containers import owned_container_units
 from proxy.gateway.headers import upstream_request_headers
 from proxy.gateway.limits import Taken, end_limits, take_limits
 from proxy.gateway.relay import Relay
 from proxy.gateway.request_body import (PREFIX_UNFITTABLE, ClientRequest, check_prefix_caching, parse_request,
-                                        prefix_cached, with_output_cap)
+                                        prefix_cached, with_output_cap, with_tool_call_cap)
 from proxy.config.routing import Upstream
 from proxy.gateway.state import STATE, ProxyState
 from proxy.gateway.unpriced import unpriced_error
@@ -98,7 +100,9 @@ async def _billed_call(request: web.Request, state: ProxyState, grant: KeyGrant,
         metrics.count_unpriced(client_request.model)
         state.unpriced.count(grant.tenant_id, grant.key_id, client_request.model, started_at)
         raise unpriced_error(pricebook, grant, client_request.model)
-    bounds = await _bounds(state, grant, client_request, endpoint, started_at)
+    containers = await owned_container_units(state, grant.tenant_id, client_request.payload.get("tools")) \
+        if endpoint == "responses" else {}
+    bounds = await _bounds(state, grant, client_request, endpoint, started_at, containers)
     taken = NOTHING_TAKEN
     if grant.rate_limits or grant.max_concurrent is not None:
         tokens = 0
@@ -123,15 +127,15 @@ COUNTED_BODY_BYTES = 8 * 1024 * 1024  # a larger one is bounded by its bytes (ab
 
 
 async def _bounds(state: ProxyState, grant: KeyGrant, client_request: ClientRequest, endpoint: str,
-                  started_at: datetime) -> RequestBounds:
+                  started_at: datetime, containers: dict[str, str]) -> RequestBounds:
     """The request's bounds; its input counted in tokens where the model's tokenizer is known
     and a limit weighs the call (bytes are free to count, tokens are not)."""
     count = text_counter(client_request.model, state.settings.o200k_models) \
         if grant.weighs_calls and len(client_request.body) <= COUNTED_BODY_BYTES else None
     now = int(started_at.timestamp())
     if count is None or len(client_request.body) <= INLINE_COUNT_BYTES:
-        return request_bounds(client_request.payload, endpoint, now, count)
-    return await asyncio.to_thread(request_bounds, client_request.payload, endpoint, now, count)
+        return request_bounds(client_request.payload, endpoint, now, count, containers)
+    return await asyncio.to_thread(request_bounds, client_request.payload, endpoint, now, count, containers)
 
 
 async def _admitted_call(request: web.Request, state: ProxyState, grant: KeyGrant, client_request: ClientRequest,
@@ -151,12 +155,17 @@ async def _admitted_call(request: web.Request, state: ProxyState, grant: KeyGran
         bounds = replace(bounds, output_cap=fitted.cap)
         billing_headers |= {"x-billing-output-cap": str(fitted.cap), "x-billing-output-cap-limit": fitted.limit}
         request[OUTPUT_FIT] = (fitted.cap, fitted.limit)
+    if endpoint == "responses" and bounds.tool_units and bounds.max_tool_calls is None:
+        # what the worst case assumed, made a bound the upstream honours
+        client_request = with_tool_call_cap(client_request, state.limits.tool_calls)
     call = CallContext(request_id=request_id, tenant_id=grant.tenant_id, key_id=grant.key_id, endpoint=endpoint,
                        stream=client_request.stream, started_at=started_at, price=price,
                        price_multiplier=grant.price_multiplier, quota_period=period,
                        reserved=admission is not None and not admission.offline and admission.lease is None,
                        request_bytes=len(client_request.body), upstream=upstream.name, carried_tokens=carried or 0,
-                       output_cap=worst_output_tokens(bounds, price, state.limits), reasoning=bounds.reasoning,
+                       output_cap=worst_output_tokens(bounds, price, state.limits),
+                       reasoning=bounds.reasoning or (reasons_by_default(price.model)
+                                                      and not reasoning_turned_off(client_request.payload)),
                        cost_uplift=upstream.price_uplift)
     # From here the call may be billed: the spool knows of it before the upstream does, so
     # even a crash mid-call leaves an (estimated) entry behind (unless the disk fails: logged).
@@ -165,7 +174,8 @@ async def _admitted_call(request: web.Request, state: ProxyState, grant: KeyGran
     request[MODEL] = price.model  # the priced model: a bounded set of metric labels, whatever clients send
     # Once the call goes upstream it must be seen through and recorded even if the client
     # hangs up and the server cancels this handler: the upstream bills it either way.
-    relay = Relay(state, call, started, billing_headers, grant, admission, taken, client_request.background)
+    relay = Relay(state, call, started, billing_headers, grant, admission, taken, client_request.background,
+                  worst_tools=worst_tools(bounds, price, state.limits))
     exchange = state.spawn(relay.exchange(request, client_request.body, headers, upstream, path,
                                           client_request.hide_usage_chunk))
     exchange.add_done_callback(_log_failure)

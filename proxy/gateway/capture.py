@@ -1,8 +1,9 @@
 """Watch a reply go by and pick out what billing needs. Pure.
 
-Only the few events that matter are decoded (`response.created` for the id, the terminal
-`response.completed` / `response.incomplete` / `response.failed` for usage, and text
-deltas for an estimate should usage never come); every other event passes by undecoded.
+Only the few events that matter are decoded (`response.created` for the id and the tools
+offered, the terminal `response.completed` / `response.incomplete` / `response.failed` for
+usage, and, for an estimate should usage never come, text deltas and the output items the
+reply made, whose built-in tool calls bill); every other event passes by undecoded.
 Streams framed with `data:` lines only (no `event:`) carry their type inside the data, so
 there each frame is decoded. A BytePlus `data: {"error": ...}` frame counts as an error
 event.
@@ -13,7 +14,7 @@ once the usage-only chunk or `data: [DONE]` arrived. A stream cut before that ke
 running total only as the floor of an estimate.
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
@@ -28,6 +29,9 @@ TERMINAL_EVENTS = {
     "response.failed": "failed",
 }
 _WATCHED = {"response.created", "response.queued", *TERMINAL_EVENTS}
+_ITEM_EVENTS = frozenset({"response.output_item.added", "response.output_item.done"})
+MAX_ITEMS = 4_096  # output items kept for an estimate (a reply makes a few)
+_KEPT_RESULT_CHARS = 2_048  # of an image's base64: its header, enough to read its size
 # Every `*.delta` event carries generated text (output, reasoning, tool arguments, BytePlus'
 # own types): counted to estimate output tokens when no usage ever comes.
 _DELTA_SUFFIX = ".delta"
@@ -47,6 +51,13 @@ class Capture:
     running_usage: Usage | None = None  # chat: the last running total, not yet known final
     background: bool = False  # the reply is a background response...
     reply: dict[str, Any] | None = None  # ...and this is its latest state, to settle it from
+    tools: Any = None  # the tools the reply says it offered
+    items: dict[int, Any] = field(default_factory=dict)  # output items seen, by output index
+
+    @property
+    def output_items(self) -> list[Any]:
+        """The output items the reply made so far (a tool call begun counts: it may bill)."""
+        return [self.items[index] for index in sorted(self.items)]
 
     def observe_event(self, event: SseEvent) -> None:
         name = event.event
@@ -67,6 +78,9 @@ class Capture:
             return
         if name == "error":
             self.error_event = True
+            return
+        if name in _ITEM_EVENTS:
+            self._take_item(payload if payload is not None else _decode(event.data))
             return
         if name not in _WATCHED:
             return
@@ -131,7 +145,23 @@ class Capture:
             if self.usage is None:  # estimated then: from the text it holds, not as if it held none
                 self.output_text_bytes += _generated_text_bytes([payload.get("output"), payload.get("choices")])
 
+    def _take_item(self, payload: dict[str, Any] | None) -> None:
+        item, index = (payload.get("item"), payload.get("output_index")) if payload else (None, None)
+        if not isinstance(item, dict) or not isinstance(index, int) or isinstance(index, bool):
+            return
+        if index not in self.items and len(self.items) >= MAX_ITEMS:
+            return
+        result = item.get("result")
+        if isinstance(result, str) and len(result) > _KEPT_RESULT_CHARS:
+            item = {**item, "result": result[:_KEPT_RESULT_CHARS]}
+        self.items[index] = item
+
     def _take_response(self, response: dict[str, Any]) -> None:
+        if isinstance(response.get("tools"), list):
+            self.tools = response["tools"]
+        output = response.get("output")
+        if isinstance(output, list) and output:
+            self.items = dict(enumerate(output[:MAX_ITEMS]))
         if response.get("background") is True:
             self.background, self.reply = True, response
         response_id = response.get("id")

@@ -15,10 +15,11 @@ from multidict import CIMultiDict
 
 from billing.db.quota import Admission
 from billing.keys import KeyGrant
-from billing.db.container_sessions import claim_sessions
+from billing.db.container_sessions import ContainerCall, claim_sessions
 from billing.ledger import CallContext, LedgerEntry, build_entry
-from billing.tool_units import continuing
-from billing.usage import estimate_usage
+from billing.reply import in_sessions
+from billing.tool_units import merged, units_in_output
+from billing.usage import Usage, estimate_usage
 from proxy.errors import ApiError
 from proxy.gateway.admission import release_later, settle_in_memory, settle_later
 from proxy.gateway.background import queued_row
@@ -43,12 +44,14 @@ class Relay:
     """Relays one upstream reply to the client and records its usage exactly once."""
 
     def __init__(self, state: ProxyState, call: CallContext, started: float, billing_headers: dict[str, str],
-                 grant: KeyGrant, admission: Admission | None, taken: Taken, background: bool = False):
+                 grant: KeyGrant, admission: Admission | None, taken: Taken, background: bool = False,
+                 worst_tools: tuple[tuple[str, int], ...] = ()):
         self.state, self.call, self.started = state, call, started
         self.background = background  # `background: true`: may end after the reply, billed then
         self.settings = state.settings
         self.billing_headers = billing_headers
         self.grant, self.admission, self.taken = grant, admission, taken
+        self.worst_tools = worst_tools  # the most its built-in tools may bill (its admitted worst case)
         self.capture = Capture()
         self.first_byte_ms: int | None = None
         self.entry: LedgerEntry | None = None  # what the call was billed with, once it is
@@ -78,10 +81,7 @@ class Relay:
             finally:
                 upstream.release()
         finally:
-            try:
-                await self.continue_container_sessions()
-            finally:
-                self.record()
+            await self.record()
             if self.entry is not None:
                 request[ENTRY] = self.entry
             if self.first_byte_ms is not None:
@@ -139,7 +139,7 @@ class Relay:
                     # The final usage (a terminal event's, not an earlier one's) is spooled before
                     # the event carrying it reaches the client: once the client has its answer, a
                     # crash cannot leave the call to an estimate.
-                    self.record()
+                    await self.record()
                 if self.capture.response_id and not self.recorded and time.monotonic() >= progress_due:
                     self.state.writer.spool.progress(str(self.call.request_id), self.capture.response_id,
                                                      self.capture.output_text_bytes)
@@ -175,29 +175,10 @@ class Relay:
             return time.monotonic()
         return time.monotonic() + self.settings.disconnect_drain_timeout
 
-    async def continue_container_sessions(self) -> None:
-        """Bill none of the containers whose 20-minute session an earlier reply paid for. If
-        the database cannot say in time, they are all billed (flagged): never one unbilled."""
-        usage = self.capture.usage
-        if usage is None or not usage.containers:
-            return
-        containers = [container for container, _ in usage.containers]
-        try:
-            starting = await asyncio.wait_for(
-                claim_sessions(self.state.engine, self.call.tenant_id, containers, datetime.now(timezone.utc)),
-                CONTAINER_CHECK_SECONDS)
-        except Exception as error:  # noqa: BLE001 - whatever failed, the containers are billed
-            log.warning("container sessions of call %s unchecked (%s): billed as new", self.call.request_id,
-                        type(error).__name__)
-            self.capture.usage = usage.with_flags("container_session_unchecked")
-            return
-        continued = set(containers) - starting
-        if continued:
-            self.capture.usage = replace(usage, tool_calls=continuing(usage.tool_calls, usage.containers, continued)
-                                         ).with_flags("container_session_continued")
-
-    def record(self) -> None:
-        """Bill the call from what was captured; once (the first call does it, later ones are no-ops)."""
+    async def record(self) -> None:
+        """Bill the call from what was captured; once (the first call does it, later ones are
+        no-ops). Its containers' sessions are claimed first, on every path, so that a
+        container is billed once a session however its replies came."""
         if self.recorded:
             return
         self.recorded = True
@@ -214,18 +195,7 @@ class Relay:
             return
         usage, status, estimated = capture.usage, capture.status or "completed", False
         if usage is None and self.answered:
-            # The upstream took the call (200) but its usage never came: an `error` event, a
-            # stream cut or abandoned, a broken body. It may still bill it, so it is recorded
-            # from an estimate, flagged, never as zero.
-            reasoned = call.reasoning or capture.reasoning_seen
-            usage = estimate_usage(call.request_bytes, capture.output_text_bytes, capture.running_usage,
-                                   carried_tokens=call.carried_tokens,
-                                   reasoning=partial(state.reasoning.allowance, call.price.model,
-                                                     output_cap=call.output_cap) if reasoned else None)
-            status, estimated = "usage_missing", True
-            log.warning("call %s ended without usage (%s); recorded from an estimate", call.request_id,
-                        "error event" if capture.error_event else "no reply in time" if self.first_byte_ms is None
-                        else "cut off")
+            usage, status, estimated = self._estimate(), "usage_missing", True
         if usage is None:
             state.writer.spool.close_call(str(call.request_id))
             if call.reserved:
@@ -233,14 +203,64 @@ class Relay:
             settle_in_memory(state, self.grant, self.admission, call.quota_period, None)
             end_limits(state, self.taken, 0)
             return
+        try:
+            usage = await self._in_sessions(usage)
+        except asyncio.CancelledError:  # shutting down: billed as new rather than lost
+            self._write(usage.with_flags("container_session_unchecked"), status, estimated)
+            raise
+        self._write(usage, status, estimated)
+
+    def _estimate(self) -> Usage:
+        """The usage of a call the upstream took whose usage never came: an `error` event, a
+        stream cut or abandoned, a broken body. It may still bill it, so it is recorded from
+        an estimate, flagged, never as zero: its tokens from the bytes seen, its tools from
+        the items seen, and, unless the upstream showed it stopped, the most its tools may
+        have billed besides (it may have gone on after the proxy stopped reading)."""
+        call, capture, state = self.call, self.capture, self.state
+        reasoned = call.reasoning or capture.reasoning_seen
+        usage = estimate_usage(call.request_bytes, capture.output_text_bytes, capture.running_usage,
+                               carried_tokens=call.carried_tokens,
+                               reasoning=partial(state.reasoning.allowance, call.price.model,
+                                                 output_cap=call.output_cap, tenant_id=call.tenant_id)
+                               if reasoned else None)
+        seen = units_in_output(capture.output_items, capture.tools)
+        tool_calls, flags = merged(usage.tool_calls, seen.units), seen.flags
+        stopped = capture.error_event or capture.status is not None
+        if self.worst_tools and not stopped:
+            tool_calls, flags = merged(tool_calls, self.worst_tools), (*flags, "tool_units_worst_case")
+        log.warning("call %s ended without usage (%s); recorded from an estimate", call.request_id,
+                    "error event" if capture.error_event else "no reply in time" if self.first_byte_ms is None
+                    else "cut off")
+        return replace(usage, tool_calls=tool_calls, containers=seen.containers).with_flags(*flags)
+
+    async def _in_sessions(self, usage: Usage) -> Usage:
+        """Bill none of the containers whose 20-minute session an earlier reply paid for, and
+        those named by id at what they were made as. If the database cannot say in time, they
+        are all billed as they are (flagged): never one unbilled."""
+        if not usage.containers:
+            return usage
+        call = ContainerCall(self.call.tenant_id, self.call.request_id, self.call.started_at,
+                             datetime.now(timezone.utc))
+        try:
+            known = await asyncio.wait_for(claim_sessions(self.state.engine, call, usage.containers),
+                                           CONTAINER_CHECK_SECONDS)
+        except Exception as error:  # noqa: BLE001 - whatever failed, the containers are billed
+            log.warning("container sessions of call %s unchecked (%s): billed as new", self.call.request_id,
+                        type(error).__name__)
+            return usage.with_flags("container_session_unchecked")
+        return in_sessions(usage, known)
+
+    def _write(self, usage: Usage, status: str, estimated: bool) -> None:
+        call, state = self.call, self.state
         entry = build_entry(
-            call, usage, status=status, upstream_response_id=capture.response_id,
+            call, usage, status=status, upstream_response_id=self.capture.response_id,
             finished_at=datetime.now(timezone.utc), first_byte_ms=self.first_byte_ms, estimated=estimated,
         )
         state.writer.submit(entry)
         self.entry = entry
         if not estimated and usage.reasoning_tokens:
-            state.reasoning.observe(call.price.model, usage.output_tokens, usage.reasoning_tokens)
+            state.reasoning.observe(call.price.model, usage.output_tokens, usage.reasoning_tokens,
+                                    tenant_id=call.tenant_id)
         metrics.add_spend(self.grant.tenant_name, entry.charge)
         tokens = usage.input_tokens + usage.output_tokens
         if call.reserved:

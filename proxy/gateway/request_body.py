@@ -27,6 +27,7 @@ from proxy.gateway.paths import MAX_ID_CHARS, is_id
 _SERVICE_TIER = re.compile(r"[a-z][a-z0-9_-]{0,31}")  # auto, default, flex, priority, scale, ...
 MAX_MODEL_CHARS = 256  # far above any real name; a model name is stored on every ledger row
 MAX_OUTPUT_LIMIT = 10_000_000  # far above any model's; it bounds the quota estimate
+MAX_TOOL_CALLS = 1_000  # far above any agent's turn; it bounds the quota estimate
 UNSTREAMED = {"embeddings": "embeddings", "responses.compact": "responses/compact"}
 
 
@@ -146,6 +147,14 @@ def with_output_cap(request: ClientRequest, endpoint: str, cap: int) -> ClientRe
     return replace(request, payload=payload, body=_encoded(payload))
 
 
+def with_tool_call_cap(request: ClientRequest, calls: int) -> ClientRequest:
+    """The request with `max_tool_calls` set to `calls`: a request that offers built-in
+    tools and sets none is bounded at what its worst case assumed (the upstream's own
+    default may be higher, or none)."""
+    payload = {**request.payload, "max_tool_calls": calls}
+    return replace(request, payload=payload, body=_encoded(payload))
+
+
 def parse_request(raw: bytes, *, endpoint: str) -> ClientRequest:
     if not raw:
         raise _invalid("The request body is empty; send a JSON object.")
@@ -182,6 +191,10 @@ def parse_request(raw: bytes, *, endpoint: str) -> ClientRequest:
         if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int)
                                   or not 0 <= limit <= MAX_OUTPUT_LIMIT):
             raise _invalid(f"`{name}` must be a whole number from 0 to {MAX_OUTPUT_LIMIT}.", name)
+    calls = payload.get("max_tool_calls")
+    if calls is not None and (isinstance(calls, bool) or not isinstance(calls, int)
+                              or not 0 <= calls <= MAX_TOOL_CALLS):
+        raise _invalid(f"`max_tool_calls` must be a whole number from 0 to {MAX_TOOL_CALLS}.", "max_tool_calls")
     if endpoint == "responses" and payload.get("input") is not None and not isinstance(payload["input"], (str, list)):
         raise _invalid("`input` must be a string or an array of input items.", "input")
     if endpoint == "chat.completions" and not isinstance(payload.get("messages"), list):

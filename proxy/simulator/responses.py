@@ -164,7 +164,7 @@ def _response_object(body: dict, response_id: str, model: str, status: str, inco
         "id": response_id, "object": "response", "created_at": created, "status": status,
         "background": body.get("background") is True, "error": None, "incomplete_details": incomplete,
         "instructions": body.get("instructions"), "max_output_tokens": body.get("max_output_tokens"),
-        "model": model, "output": output, "parallel_tool_calls": True,
+        "max_tool_calls": body.get("max_tool_calls"), "model": model, "output": output, "parallel_tool_calls": True,
         "previous_response_id": body.get("previous_response_id"),
         "reasoning": {"effort": None, "summary": None}, "service_tier": service_tier, "store": body.get("store", True),
         "temperature": body.get("temperature", 1.0), "text": {"format": {"type": "text"}},

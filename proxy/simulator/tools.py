@@ -7,7 +7,8 @@ names of `proxy.simulator.list_prices` (never read from the proxy's billing code
   under the tool's variant, opening a page or finding in it bills nothing;
 - file search: a `file_search_call` per call, each billed;
 - code interpreter: `code_interpreter_call`s in one container, of the tool's `memory_limit`
-  (1g when it names none); hosted shell (`shell` with a `container_auto` or
+  (1g when it names none; a container named by its id keeps the memory it was made with),
+  each tool its own container; hosted shell (`shell` with a `container_auto` or
   `container_reference` environment): `shell_call`s in one container. A container bills once
   per 20-minute session: a reply that names a container (its id in the tool) billed less than
   20 minutes before bills nothing for it;
@@ -56,10 +57,11 @@ def _memory(config: Any) -> str:
 class ToolRun:
     """The tool calls of one reply: `items` to put in its output, `billed` units to bill."""
 
-    def __init__(self, containers: dict[str, float], request: web.Request, response_id: str, limit: Any):
+    def __init__(self, containers: dict[str, tuple[float, str]], request: web.Request, response_id: str, limit: Any):
         self.items: list[dict[str, Any]] = []
         self.billed: dict[str, int] = {}
         self._containers, self._request, self._id = containers, request, response_id
+        self._made = 0  # containers this reply's tools made: each tool its own
         self._per_tool = header_int(request, "x-sim-tool-calls", 1)
         self._limit = limit if isinstance(limit, int) and not isinstance(limit, bool) else None
         actions = request.headers.get("x-sim-web-actions", "search")
@@ -90,26 +92,27 @@ class ToolRun:
                 self._bill("file_search")
         elif family == "code_interpreter":
             config = tool.get("container")
-            container = config if isinstance(config, str) else f"cntr_{self._id[5:21]}ci"
+            container = config if isinstance(config, str) else f"cntr_{self._id[5:21]}ci{self._made}"
             made = self._room()
             for _ in range(made):
                 self._item("code_interpreter_call", container_id=container, code="print(1)", outputs=None)
             if made:
-                self._container(container, _memory(config))
+                self._container(container, None if isinstance(config, str) else _memory(config))
         elif family == "shell":
             environment = tool.get("environment")
             if not isinstance(environment, dict) or environment.get("type") not in ("container_auto",
                                                                                     "container_reference"):
                 return  # a local shell runs on the client: nothing runs, nothing bills here
             container = environment.get("container_id") if environment["type"] == "container_reference" \
-                else f"cntr_{self._id[5:21]}sh"
+                else f"cntr_{self._id[5:21]}sh{self._made}"
             made = self._room()
             for _ in range(made):
                 self._item("shell_call", call_id=f"call_{len(self.items)}",
                            action={"commands": ["ls"], "max_output_length": None, "timeout_ms": None},
                            environment={"type": "container_reference", "container_id": str(container)})
             if made:
-                self._container(str(container), _memory(environment))
+                self._container(str(container), _memory(environment) if environment["type"] == "container_auto"
+                                else None)
         elif family == "image_generation":
             size = tool.get("size") if tool.get("size") in ("1024x1024", "1024x1536", "1536x1024") else "1024x1024"
             quality = tool.get("quality")
@@ -121,18 +124,20 @@ class ToolRun:
                 self._item("image_generation_call", result=_png(width, height))
                 self._bill(f"image.{model}.{quality}.{size}")
 
-    def _container(self, container: str, memory: str) -> None:
-        """Bill a container once per session of 20 minutes from when it was billed."""
+    def _container(self, container: str, memory: str | None) -> None:
+        """Bill a container once per session of 20 minutes from when it was billed, at the
+        memory it was made with (`None`: named by its id, made earlier; 1g if never seen)."""
+        self._made += 1
         now = time.time()
-        started = self._containers.get(container)
+        started, made_with = self._containers.get(container, (None, memory or "1g"))
         if started is not None and now < started + CONTAINER_SESSION_SECONDS:
             return
-        self._containers[container] = now
-        self._bill(f"container.{memory}")
+        self._containers[container] = (now, made_with)
+        self._bill(f"container.{made_with}")
 
 
 def tool_calls(body: dict[str, Any], request: web.Request, response_id: str,
-               containers: dict[str, float]) -> tuple[list[dict], dict[str, int]]:
+               containers: dict[str, tuple[float, str]]) -> tuple[list[dict], dict[str, int]]:
     """Output items for the built-in tools the request offers, and the units they bill."""
     run = ToolRun(containers, request, response_id, body.get("max_tool_calls"))
     for tool in body.get("tools") or ():

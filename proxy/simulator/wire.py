@@ -66,7 +66,8 @@ class SimulatorState:
     billed: list[str] = field(default_factory=list)  # ids of the replies generated, as the upstream bills
     usage_records: list[dict[str, Any]] = field(default_factory=list)  # what each billed reply bills
     paths: list[tuple[str, str]] = field(default_factory=list)  # (method, raw path) of every request received
-    containers: dict[str, float] = field(default_factory=dict)  # container id -> when its session was billed
+    # container id -> when its session was billed, and the memory it was made with
+    containers: dict[str, tuple[float, str]] = field(default_factory=dict)
 
     def bill(self, reply_id: str, endpoint: str, model: str, usage: dict[str, Any], *, status: str = "completed",
              service_tier: str | None = None, tool_calls: dict[str, int] | None = None,

@@ -8,12 +8,15 @@ import zlib
 
 import pytest
 
+from decimal import Decimal as D
+
 from datetime import datetime, timezone
 
 from billing.catalog import load_catalog, shipped_catalog_path
 from billing.pricebook import PriceBook
 from billing.request_bounds import BUILT_IN_TOOLS
-from billing.tool_units import continuing, image_size, request_units, units_in_output
+from billing.tool_units import (image_size, merged, named_containers, remembered, request_units, tool_family,
+                                units_in_output)
 
 CATALOG = load_catalog(shipped_catalog_path())
 SHIPPED = PriceBook(CATALOG.versions, CATALOG.aliases)
@@ -47,8 +50,9 @@ def jpeg(width, height) -> str:
      (("web_search", 2),)),
     # the preview tool, under its dated name, bills as web_search_preview...
     ([search()], [{"type": "web_search_preview_2025_03_11"}], (("web_search_preview", 1),)),
-    # ...unless plain web search was offered too
-    ([search()], [{"type": "web_search_preview"}, {"type": "web_search_2025_08_26"}], (("web_search", 1),)),
+    # both variants offered: the call does not say which it was, so it names both (billed at the dearer)
+    ([search()], [{"type": "web_search_preview"}, {"type": "web_search_2025_08_26"}],
+     (("web_search|web_search_preview", 1),)),
     # one container per distinct id, at the memory the tool asked for
     ([{"type": "code_interpreter_call", "container_id": "cntr_a"},
       {"type": "code_interpreter_call", "container_id": "cntr_a"}],
@@ -94,9 +98,75 @@ def test_a_container_paid_for_in_its_session_is_not_billed_again():
     use = units_in_output(output, tools)
     assert use.units == (("container.1g", 2),)
     assert use.containers == (("cntr_a", "container.1g"), ("cntr_b", "container.1g"))
-    assert continuing(use.units, use.containers, {"cntr_a"}) == (("container.1g", 1),)
-    assert continuing(use.units, use.containers, {"cntr_a", "cntr_b"}) == ()
-    assert continuing(use.units, use.containers, set()) == use.units
+    # cntr_a was made as 64g and its session goes on; cntr_b was made as 4g and starts a new one
+    known = {"cntr_a": ("container.64g", False), "cntr_b": ("container.4g", True)}
+    assert remembered(use.units, use.containers, known) == (
+        (("container.4g", 1),), (("cntr_a", "container.64g"), ("cntr_b", "container.4g")))
+    assert remembered(use.units, use.containers, {"cntr_a": ("container.1g", False),
+                                                  "cntr_b": ("container.1g", False)})[0] == ()
+    assert remembered(use.units, use.containers, {}) == (use.units, use.containers)
+
+
+@pytest.mark.parametrize(("output", "tools", "units", "flags"), [
+    # five searches, both variants offered: each names both, billed at the dearer
+    ([search()] * 5, [{"type": "web_search"}, {"type": "web_search_preview"}],
+     (("web_search|web_search_preview", 5),), ("tool_unit_assumed",)),
+    # a 1g and a 64g code interpreter, two containers: which made which is not shown
+    ([{"type": "code_interpreter_call", "container_id": "cntr_1"},
+      {"type": "code_interpreter_call", "container_id": "cntr_2"}],
+     [{"type": "code_interpreter", "container": {"type": "auto"}},
+      {"type": "code_interpreter", "container": {"type": "auto", "memory_limit": "64g"}}],
+     (("container.1g|container.64g", 2),), ("tool_unit_assumed",)),
+    # a hosted shell offered after a local one: the hosted shell's memory, not the local one's default
+    ([{"type": "shell_call", "environment": {"type": "container_reference", "container_id": "cntr_s"}}],
+     [{"type": "local_shell"}, {"type": "shell", "environment": {"type": "local"}},
+      {"type": "shell", "environment": {"type": "container_auto", "memory_limit": "16g"}}],
+     (("container.16g", 1),), ()),
+    # a container the tool named, beside one it makes: the named one is 1g here (its record says more)
+    ([{"type": "code_interpreter_call", "container_id": "cntr_old"},
+      {"type": "code_interpreter_call", "container_id": "cntr_new"}],
+     [{"type": "code_interpreter", "container": "cntr_old"},
+      {"type": "code_interpreter", "container": {"type": "auto", "memory_limit": "4g"}}],
+     (("container.1g", 1), ("container.4g", 1)), ()),
+    # two image tools: each image names both tools' units
+    ([{"type": "image_generation_call", "status": "completed", "result": png(1024, 1024)}] * 3,
+     [{"type": "image_generation", "model": "gpt-image-1-mini", "quality": "low", "size": "1024x1024"},
+      {"type": "image_generation", "model": "gpt-image-1", "quality": "high", "size": "1536x1024"}],
+     (("image_generation.gpt-image-1-mini.low.1024x1024|image_generation.gpt-image-1.high.1536x1024", 3),),
+     ("tool_unit_assumed",)),
+])
+def test_several_tools_of_a_kind_bill_as_the_dearest_they_may_be(output, tools, units, flags):
+    use = units_in_output(output, tools)
+    assert (use.units, use.flags) == (units, flags)
+
+
+def test_alternatives_are_priced_at_the_dearest():
+    version = SHIPPED.resolve("gpt-4.1", NOW).version  # a non-reasoning model: preview is 25, plain 10
+    assert version.tool_price("web_search|web_search_preview") == version.tool_price("web_search_preview") \
+        == D(25)
+    assert version.tool_price("container.1g|container.64g") == version.tool_price("container.64g")
+
+
+def test_merged_takes_the_most_of_each_unit():
+    assert merged((("a", 2), ("b", 1)), (("a", 1), ("c", 3)), ()) == (("a", 2), ("b", 1), ("c", 3))
+
+
+@pytest.mark.parametrize(("kind", "family"), [
+    ("web_search_preview_2025_03_11", "web_search_preview"), ("web_search_2025_08_26", "web_search"),
+    ("file_search_2026_01_15", "file_search"), ("code_interpreter_2027_02_02", "code_interpreter"),
+    ("local_shell", "shell"), ("web_search_previewer", "web_search_previewer"), ("", "")])
+def test_a_tool_family_drops_a_version_date(kind, family):
+    assert tool_family(kind) == family
+
+
+def test_the_containers_a_requests_tools_name():
+    tools = [{"type": "code_interpreter", "container": "cntr_a"},
+             {"type": "code_interpreter", "container": {"type": "auto"}},
+             {"type": "shell", "environment": {"type": "container_reference", "container_id": "cntr_b"}},
+             {"type": "local_shell", "environment": {"type": "container_reference", "container_id": "cntr_c"}},
+             {"type": "code_interpreter", "container": "cntr_a"}, {"type": "code_interpreter", "container": 5}]
+    assert named_containers(tools) == ["cntr_a", "cntr_b"]
+    assert named_containers("x") == named_containers([None, {"type": None}]) == []
 
 
 @pytest.mark.parametrize(("result", "size"), [
@@ -116,6 +186,13 @@ def test_units_a_requests_tools_may_bill():
     assert request_units(tools, BUILT_IN_TOOLS) == (
         ("container.4g", False), ("file_search", True), ("image_generation.gpt-image-1-mini.*.*", True),
         ("mcp", True), ("web_search_preview", True))
+    # identical container tools may make a container each; a named one is priced as it was made
+    five = [{"type": "shell", "environment": {"type": "container_auto", "memory_limit": "64g"}}] * 5
+    assert request_units(five, BUILT_IN_TOOLS) == (("container.64g", False),) * 5
+    named = [{"type": "code_interpreter", "container": "cntr_a"}, {"type": "local_shell"},
+             {"type": "file_search_2026_01_15"}]
+    assert request_units(named, BUILT_IN_TOOLS, {"cntr_a": "container.16g"}) == (
+        ("container.16g", False), ("file_search", True))
 
 
 def test_a_worst_case_prices_the_dearest_call_each_time_and_each_container_once():
@@ -128,6 +205,11 @@ def test_a_worst_case_prices_the_dearest_call_each_time_and_each_container_once(
     # 1,000), and the 1g container once (not 1.92 ten times over)
     assert worst_tool_units(units, version, 10) == (("container.1g", 1),
                                                     ("image_generation.gpt-image-1.low.1024x1536", 10))
+    # five 64g shells: five containers, as many as there are calls to run in them (dearest first)
+    shells = request_units([{"type": "shell", "environment": {"type": "container_auto", "memory_limit": "64g"}}] * 5
+                           + [{"type": "code_interpreter", "container": {"type": "auto"}}], BUILT_IN_TOOLS)
+    assert worst_tool_units(shells, version, 10) == (("container.1g", 1), ("container.64g", 5))
+    assert worst_tool_units(shells, version, 3) == (("container.64g", 3),)
     # a model priced by tokens only: the dearest image there is
     tokens_only = request_units([{"type": "image_generation", "model": "gpt-image-2"}], BUILT_IN_TOOLS)
     assert worst_tool_units(tokens_only, version, 2) == (("image_generation.gpt-image-1.high.1024x1536", 2),)

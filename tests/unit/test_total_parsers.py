@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 
 from billing.reply import cache_storage, reply_usage, storage_credit_of
 from billing.request_bounds import BUILT_IN_TOOLS, content_tokens, request_bounds
-from billing.tool_units import image_size, request_units, units_in_output
+from billing.tool_units import image_size, named_containers, request_units, units_in_output
 from billing.upstream_usage import BillFormatError, byteplus_bill, openai_costs, openai_usage
 from billing.usage import Usage, parse_usage
 from proxy.errors import ApiError
@@ -81,6 +81,19 @@ def test_capture_of_any_event(name, data):
     assert capture.output_text_bytes >= 0
 
 
+@given(json_values, json_values, json_values)
+def test_output_items_of_any_value_are_read_for_an_estimate(item, index, tools):
+    capture = Capture()
+    for name in ("response.output_item.added", "response.output_item.done"):
+        for payload in ({"type": name, "output_index": index, "item": item}, {"type": name, "item": {"result": item}},
+                        {"type": name, "output_index": 0, "item": {"type": "image_generation_call", "result": item}}):
+            capture.observe_event(SseEvent(name, orjson.dumps(payload).decode()))
+            capture.observe_event(SseEvent(None, orjson.dumps(payload).decode()))
+    capture.observe_event(SseEvent("response.created", orjson.dumps({"response": {"tools": tools}}).decode()))
+    assert all(isinstance(i, dict) for i in capture.output_items)
+    units_in_output(capture.output_items, capture.tools)
+
+
 @given(json_values)
 def test_chat_chunks_with_any_choices(choices):
     capture = Capture()
@@ -100,6 +113,10 @@ def test_usage_and_reply_of_any_value(value):
     image_size(value)
     request_units(value, BUILT_IN_TOOLS)
     request_units([value], BUILT_IN_TOOLS)
+    request_units([value], BUILT_IN_TOOLS, {"cntr": "container.4g"})
+    named_containers(value)
+    named_containers([value, {"type": "code_interpreter", "container": value},
+                      {"type": "shell", "environment": {"type": "container_reference", "container_id": value}}])
     reply = value if isinstance(value, dict) else {"usage": value, "output": value, "caching": value}
     reply_usage(reply)
     cache_storage(reply, Usage(input_tokens=300, output_tokens=10))
