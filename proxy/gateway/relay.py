@@ -56,6 +56,7 @@ class Relay:
         self.first_byte_ms: int | None = None
         self.entry: LedgerEntry | None = None  # what the call was billed with, once it is
         self.answered = False  # the upstream took the call (200, or it timed out working on it): it bills it
+        self.read_to_its_end = False  # a stream read until the upstream itself stopped sending
         self.recorded = False
 
     async def exchange(self, request: web.Request, body: bytes, headers: dict[str, str], target: Upstream,
@@ -152,10 +153,13 @@ class Relay:
                         deadline = self._client_left()
                 if deadline is not None and time.monotonic() >= deadline:
                     break
+            else:
+                self.read_to_its_end = True
         except asyncio.TimeoutError:
             metrics.UPSTREAM_ERRORS.labels("idle_timeout").inc()
             log.warning("upstream stream %s went quiet for %gs: cut", self.call.request_id, idle_timeout)
         except aiohttp.ClientError as exc:
+            self.read_to_its_end = True  # the upstream's side broke it off: what it sent is what it did
             metrics.UPSTREAM_ERRORS.labels("stream_cut").inc()
             log.warning("upstream stream %s broke off: %s", self.call.request_id, type(exc).__name__)
         if deadline is None:
@@ -214,8 +218,10 @@ class Relay:
         """The usage of a call the upstream took whose usage never came: an `error` event, a
         stream cut or abandoned, a broken body. It may still bill it, so it is recorded from
         an estimate, flagged, never as zero: its tokens from the bytes seen, its tools from
-        the items seen, and, unless the upstream showed it stopped, the most its tools may
-        have billed besides (it may have gone on after the proxy stopped reading)."""
+        the tool calls seen (one begun counts). Where the proxy did not see all the upstream
+        did (a stream it stopped reading, the upstream working on; a JSON reply, made whole
+        before it is sent, that never arrived whole), the most its tools may have billed is
+        billed instead, flagged `tool_units_worst_case`."""
         call, capture, state = self.call, self.capture, self.state
         reasoned = call.reasoning or capture.reasoning_seen
         usage = estimate_usage(call.request_bytes, capture.output_text_bytes, capture.running_usage,
@@ -225,8 +231,8 @@ class Relay:
                                if reasoned else None)
         seen = units_in_output(capture.output_items, capture.tools)
         tool_calls, flags = merged(usage.tool_calls, seen.units), seen.flags
-        stopped = capture.error_event or capture.status is not None
-        if self.worst_tools and not stopped:
+        saw_all = capture.error_event or capture.status is not None or self.read_to_its_end
+        if self.worst_tools and not saw_all:
             tool_calls, flags = merged(tool_calls, self.worst_tools), (*flags, "tool_units_worst_case")
         log.warning("call %s ended without usage (%s); recorded from an estimate", call.request_id,
                     "error event" if capture.error_event else "no reply in time" if self.first_byte_ms is None

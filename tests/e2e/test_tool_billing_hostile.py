@@ -165,7 +165,7 @@ async def test_a_stream_cut_before_its_usage_bills_the_images_it_made(proxy, ten
             "tools": [{"type": "image_generation", "model": "gpt-image-1", "quality": "high", "size": "1024x1024"}]}
     knobs = {"x-sim-tool-calls": "3", "x-sim-output-tokens": "20"}
     whole = await stream_text(proxy, tenant_key.secret, body, knobs)
-    # the same reply again, cut just before its last event (the one with the usage)
+    # the same reply again, cut by the upstream just before its last event (the one with the usage)
     async with aiohttp.ClientSession() as http:
         async with http.post(proxy.url + "/v1/responses", json={**body, "stream": True},
                              headers={"authorization": f"Bearer {tenant_key.secret}", **knobs,
@@ -173,9 +173,28 @@ async def test_a_stream_cut_before_its_usage_bills_the_images_it_made(proxy, ten
             raw = (await answer.read()).decode()
     cut_id = json.loads(next(line for line in raw.splitlines() if line.startswith("data: "))[6:])["response"]["id"]
     row = (await billed(proxy, engine))[cut_id]
-    assert row.estimated and row.tool_calls["image_generation.gpt-image-1.high.1024x1024"] >= 3
-    assert row.cost_total >= upstream_bill(simulator)[cut_id]  # upstream: 3 x 0.167 and the tokens
-    assert "tool_units_worst_case" in row.usage_flags  # the upstream may have gone on after the cut
+    # upstream: 3 x 0.167 and the tokens; the ledger: the three images the stream showed, and an estimate
+    assert row.estimated and row.tool_calls == {"image_generation.gpt-image-1.high.1024x1024": 3}
+    assert row.cost_tool_calls == 3 * D("0.167") and row.cost_total >= upstream_bill(simulator)[cut_id]
+    assert "tool_units_worst_case" not in row.usage_flags
+
+
+async def test_a_stream_the_proxy_stops_reading_bills_its_tools_worst_case(aiohttp_server, engine, database_url,
+                                                                           proxy_settings, tenant_key, simulator):
+    from dataclasses import replace
+
+    from proxy.app import create_app
+    from tests.conftest import RunningProxy
+
+    # the upstream goes quiet after its first events: the proxy stops reading, the upstream may go on
+    settings = replace(proxy_settings, upstream_idle_timeout=0.3)
+    server = await aiohttp_server(create_app(settings, database_url))
+    proxy = RunningProxy(str(server.make_url("")).rstrip("/"), server.app, settings)
+    body = {"model": "gpt-5.5", "input": "search", "tools": [{"type": "web_search"}]}
+    events = await stream_text(proxy, tenant_key.secret, body, {"x-sim-tool-calls": "4", "x-sim-stall-after": "3"})
+    row = (await billed(proxy, engine))[events[0]["response"]["id"]]
+    # the worst case its tools were admitted at: ten searches (the max_tool_calls forwarded)
+    assert row.estimated and row.tool_calls == {"web_search": 10} and "tool_units_worst_case" in row.usage_flags
 
 
 async def test_a_stream_cut_by_an_error_event_bills_the_tool_calls_seen(proxy, tenant_key, engine, simulator):
