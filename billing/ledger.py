@@ -31,6 +31,10 @@ class CallContext:
     output_cap: int = 0  # the most output the call may generate (all choices)
     reasoning: bool = False  # the request asked for reasoning: an estimate allows for it
     cost_uplift: Decimal = Decimal(0)  # what its upstream adds on list prices (0.10: 10%, residency)
+    # input the body does not show (images; a file, prompt or context of unknown size: the
+    # context window), for estimates
+    unseen_input_tokens: int = 0
+    worst_tools: tuple[tuple[str, int], ...] = ()  # the most its built-in tools may bill, for estimates
 
 
 @dataclass(frozen=True)
@@ -72,7 +76,8 @@ def call_record(call: CallContext) -> dict[str, Any]:
             "price_multiplier": str(call.price_multiplier),
             "quota_period": call.quota_period.isoformat() if call.quota_period else None,
             "request_bytes": call.request_bytes, "upstream": call.upstream, "carried_tokens": call.carried_tokens,
-            "output_cap": call.output_cap, "reasoning": call.reasoning, "cost_uplift": str(call.cost_uplift)}
+            "output_cap": call.output_cap, "reasoning": call.reasoning, "cost_uplift": str(call.cost_uplift),
+            "unseen_input_tokens": call.unseen_input_tokens, "worst_tools": [list(pair) for pair in call.worst_tools]}
 
 
 def call_from_record(record: Mapping[str, Any], versions: Mapping[int, PriceVersion]) -> CallContext:
@@ -88,7 +93,9 @@ def call_from_record(record: Mapping[str, Any], versions: Mapping[int, PriceVers
         quota_period=datetime.fromisoformat(period) if period else None, request_bytes=record["request_bytes"],
         upstream=record["upstream"], carried_tokens=record.get("carried_tokens", 0),
         output_cap=record.get("output_cap", 0), reasoning=record.get("reasoning", False),
-        cost_uplift=Decimal(record.get("cost_uplift", "0")))
+        cost_uplift=Decimal(record.get("cost_uplift", "0")),
+        unseen_input_tokens=record.get("unseen_input_tokens", 0),
+        worst_tools=tuple((str(unit), int(count)) for unit, count in record.get("worst_tools", ())))
 
 
 def tenant_charge(usage: Usage, cost: Cost, price: ResolvedPrice, multiplier: Decimal) -> Decimal:

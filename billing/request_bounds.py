@@ -69,6 +69,7 @@ class RequestBounds:
     choices: int  # `n`
     images: int
     unsized_input: bool  # files, videos, audio or a conversation: up to the context window
+    unsized_parts: bool  # the same but a conversation (whose context the proxy may know)
     tools: tuple[str, ...]  # built-in tools the upstream may call (billed names)
     max_tool_calls: int | None
     reasoning: bool  # the request turns reasoning on
@@ -241,6 +242,7 @@ def request_bounds(payload: Mapping[str, Any], endpoint: str, now_seconds: int, 
     parts = [part for value in counted for part in _parts(value)]
     choices = _whole(payload.get("n")) if endpoint == "chat.completions" else None
     tools = payload.get("tools") if isinstance(payload.get("tools"), list) else []
+    unsized_parts = payload.get("prompt") is not None or any(_kind(part) in UNSIZED_PARTS for part in parts)
     kinds = (tool_family(t["type"]) for t in tools if isinstance(t, dict) and isinstance(t.get("type"), str))
     built_in = sorted({BUILT_IN_TOOLS[kind] for kind in kinds if kind in BUILT_IN_TOOLS})
     return RequestBounds(
@@ -248,8 +250,8 @@ def request_bounds(payload: Mapping[str, Any], endpoint: str, now_seconds: int, 
         choices=min(max(choices or 1, 1), MAX_CHOICES),
         images=sum(1 for part in parts if _kind(part) in IMAGE_PARTS),
         # a conversation, or a stored prompt template, holds input of a size the body does not show
-        unsized_input=payload.get("conversation") is not None or payload.get("prompt") is not None
-        or any(_kind(part) in UNSIZED_PARTS for part in parts),
+        unsized_input=payload.get("conversation") is not None or unsized_parts,
+        unsized_parts=unsized_parts,
         tools=tuple(built_in),
         tool_units=request_units(tools, BUILT_IN_TOOLS, containers),
         max_tool_calls=_whole(payload.get("max_tool_calls")),

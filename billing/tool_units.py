@@ -201,7 +201,7 @@ class _Offered:
                     self.named.add(container[:128])
                 else:
                     self.interpreter_memories.add(_memory(container))
-            elif kind == "shell":  # `local_shell` runs on the client: no container
+            elif family == "shell" and kind != "local_shell":  # a local shell runs on the client
                 environment = tool.get("environment")
                 if (named := _shell_container(environment)) is not None:
                     self.named.add(named)
@@ -306,15 +306,16 @@ def _jpeg_size(data: bytes) -> tuple[int, int] | None:
 
 
 def named_containers(tools: Any) -> list[str]:
-    """The container ids a request's tools name (a code interpreter's `container` string, a
-    hosted shell's `container_reference`): containers made beforehand, in order, once each."""
+    """The container ids a request's tools name, whatever the tool's type (a code
+    interpreter's `container` string, a hosted shell's `container_reference`, and the same
+    fields of any later tool): containers made beforehand, in order, once each."""
     named: list[str] = []
     for tool in tools if isinstance(tools, list) else ():
-        if not isinstance(tool, dict) or not isinstance(tool.get("type"), str):
+        if not isinstance(tool, dict):
             continue
-        family = tool_family(tool["type"])
-        container = tool.get("container") if family == "code_interpreter" else \
-            _shell_container(tool.get("environment")) if tool["type"] == "shell" else None
-        if isinstance(container, str) and container not in named:
-            named.append(container)
+        environment = tool.get("environment")
+        for container in (tool.get("container"), environment.get("container_id") if isinstance(environment, dict)
+                          else None):
+            if isinstance(container, str) and container not in named:
+                named.append(container)
     return named

@@ -18,6 +18,13 @@ async def response_owner(engine: AsyncEngine, response_id: str) -> tuple[int, st
     return (row.tenant_id, row.upstream, row.context_tokens) if row else None
 
 
+async def record_context(engine: AsyncEngine, resource_id: str, context_tokens: int) -> None:
+    """The context a continuation of a conversation reads: its latest turn's input and output."""
+    async with engine.begin() as conn:
+        await conn.execute(response_owners.update().where(response_owners.c.response_id == resource_id)
+                           .values(context_tokens=context_tokens))
+
+
 async def record_owner(engine: AsyncEngine, resource_id: str, tenant_id: int, upstream: str) -> None:
     """An id created by a call that leaves no ledger entry of its own (a conversation)."""
     async with engine.begin() as conn:

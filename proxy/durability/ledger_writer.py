@@ -22,7 +22,6 @@ import logging
 import time
 from collections import deque
 from datetime import datetime
-from functools import partial
 from typing import Any
 
 import orjson
@@ -37,7 +36,7 @@ from billing.db.ledger import encode_row, entry_row, insert_encoded
 from billing.db.prices import load_pricebook
 from billing.ledger import LedgerEntry, build_entry, call_from_record
 from billing.reasoning_share import ReasoningHistory
-from billing.usage import estimate_usage
+from billing.unreported import unreported_usage
 from proxy.observability import metrics
 from proxy.durability.spool import Replay, Segment, Spool, collect, read_records
 
@@ -52,12 +51,11 @@ SYNC_SECONDS = 0.1  # the spool is fsynced this often while it is written to (a 
 
 
 def interrupted_entry(call, record: dict) -> LedgerEntry:
-    """A call its process died in: billed from an estimate of its input (with the context it
-    carried over) and of the output its last progress record saw (a stream's text so far;
-    nothing for a JSON reply), with a reasoning allowance when it asked for reasoning."""
-    reasoning = partial(UNLEARNT.allowance, call.price.model, output_cap=call.output_cap) if call.reasoning else None
-    usage = estimate_usage(call.request_bytes, record.get("output_text_bytes", 0), carried_tokens=call.carried_tokens,
-                           reasoning=reasoning)
+    """A call its process died in: billed from an estimate (`billing.unreported`) of its
+    input and of the output its last progress record saw, and, as the upstream's end was
+    never seen, the most it may have billed beyond that (its output cap and tools' worst
+    case, what its admission reserved)."""
+    usage = unreported_usage(call, UNLEARNT, saw_all=False, output_text_bytes=record.get("output_text_bytes", 0))
     return build_entry(call, usage, status="interrupted", upstream_response_id=record.get("upstream_response_id"),
                        finished_at=call.started_at, first_byte_ms=None, estimated=True)
 

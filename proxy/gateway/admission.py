@@ -205,13 +205,15 @@ def _admit_offline(state: ProxyState, grant: KeyGrant, period: datetime, worst: 
 
 
 def settle_in_memory(state: ProxyState, grant: KeyGrant, admission: Admission | None, period: datetime,
-                     entry: LedgerEntry | None) -> None:
+                     entry: LedgerEntry | None, hold_worst: bool = False) -> None:
     """A call admitted in memory (offline, or under a lease) ended: hold its actual charge
-    instead of its worst case. (The database settles every entry itself.)"""
+    instead of its worst case (`hold_worst`: its charge is not known yet, it is billed later:
+    keep holding the worst case). (The database settles every entry itself.)"""
     if admission is None or admission.estimate is None or not (admission.offline or admission.lease):
         return
-    charge = entry.charge if entry else Decimal(0)
-    tokens = entry.usage.input_tokens + entry.usage.output_tokens if entry else 0
+    charge = entry.charge if entry else admission.estimate.charge if hold_worst else Decimal(0)
+    tokens = entry.usage.input_tokens + entry.usage.output_tokens if entry else \
+        admission.estimate.tokens if hold_worst else 0
     if admission.offline:
         state.last_known.settle(grant.tenant_id, grant.key_id, period, admission.estimate, charge, tokens)
     elif state.leases.end_call(admission.lease, admission.estimate, charge, tokens):

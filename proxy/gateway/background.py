@@ -9,12 +9,16 @@ shows the response ended settles it at once. Settling writes the call's ledger e
 its own request id, so a second settlement (two replicas, a crash between writing the
 entry and marking the row) is a no-op.
 
-A response the upstream no longer knows (404) is billed from an estimate and flagged, as
-is one still unfinished after `BACKGROUND_GIVE_UP`.
+A stored response whose stream the proxy stopped reading before its end (the client left,
+the stream broke) is handed over the same way: the upstream keeps it, so its true usage can
+be read back.
+
+A response the upstream no longer knows (404) is billed from an estimate, at what its
+admission reserved (`billing.unreported`), and flagged, as is one still unfinished after
+`BACKGROUND_GIVE_UP`.
 """
 
 import logging
-from functools import partial
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
@@ -24,7 +28,8 @@ from billing.db.background import claim_due, mark_settled, pending_by_response, 
 from billing.ledger import CallContext, build_entry, call_from_record, call_record
 from billing.db.container_sessions import ContainerCall, claim_sessions
 from billing.reply import in_sessions, reply_usage
-from billing.usage import Usage, estimate_usage
+from billing.unreported import unreported_usage
+from billing.usage import Usage
 from proxy.config.routing import Upstream
 from proxy.gateway.capture import Capture
 from proxy.gateway.state import ProxyState
@@ -57,10 +62,8 @@ async def settle(state: ProxyState, row: dict[str, Any], reply: dict[str, Any] |
     record = row["call"] if isinstance(row["call"], dict) else orjson.loads(row["call"])
     call = call_from_record(record, versions)
     if reply is None:
-        reasoning = partial(state.reasoning.allowance, call.price.model, output_cap=call.output_cap,
-                            tenant_id=call.tenant_id) if call.reasoning else None
-        usage = estimate_usage(call.request_bytes, 0, carried_tokens=call.carried_tokens,
-                               reasoning=reasoning).with_flags("background_forgotten")
+        # the upstream's end was never seen: the most the call may have billed
+        usage = unreported_usage(call, state.reasoning, saw_all=False).with_flags("background_forgotten")
         status, estimated = "usage_missing", True
     else:  # no usage in the reply (cancelled before it started): nothing was generated
         usage = reply_usage(reply) or Usage(flags=("usage_not_reported",))
@@ -114,11 +117,9 @@ async def poll_due(state: ProxyState) -> None:
 
 
 async def settle_before_delete(state: ProxyState, target: Upstream, response_id: str, reply: dict | None) -> None:
-    """A background response about to be deleted is billed first, from `reply` (read just
-    before) if it ended, else from the reply of cancelling it: once deleted, the poller
-    would find nothing to bill from."""
-    if reply is not None and reply.get("background") is not True:
-        return  # not a background response: nothing is pending (and no database round trip)
+    """A background response (or a stream left early, billed by the poller) about to be
+    deleted is billed first, from `reply` (read just before) if it ended, else from the
+    reply of cancelling it: once deleted, the poller would find nothing to bill from."""
     row = await pending_by_response(state.engine, response_id)
     if row is None:
         return

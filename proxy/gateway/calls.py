@@ -54,20 +54,23 @@ async def compact_response(request: web.Request) -> web.StreamResponse:
 async def owned_upstream(state: ProxyState, grant: KeyGrant, payload: dict) -> tuple[Upstream | None, int | None]:
     """The upstream holding the response or conversation a call continues, once the tenant is
     known to own it (else the 404 of an unknown id), None when it continues nothing; and the
-    tokens of context it carries over (None: of unknown size, as a conversation's)."""
+    tokens of context it carries over (None: of a size not known yet)."""
     owner, carried = None, 0
-    conversation = payload.get("conversation")
-    if isinstance(conversation, dict):
-        conversation = conversation.get("id")
+    conversation = conversation_id(payload)
     if conversation is not None:
         owner = await state.owners.require(conversation, grant.tenant_id, "conversation")
-        carried = None
+        carried = await state.owners.context_tokens(conversation, owner)
     previous = payload.get("previous_response_id")
     if previous is not None:
         owner = await state.owners.require(previous, grant.tenant_id, "previous_response_id")
         context = await state.owners.context_tokens(previous, owner)
         carried = None if carried is None or context is None else context
     return (state.router.named(owner.upstream) if owner is not None else None), carried
+
+
+def conversation_id(payload: dict) -> object:
+    conversation = payload.get("conversation")
+    return conversation.get("id") if isinstance(conversation, dict) else conversation
 
 
 async def _proxy_call(request: web.Request, *, endpoint: str, path: str) -> web.StreamResponse:
@@ -166,7 +169,9 @@ async def _admitted_call(request: web.Request, state: ProxyState, grant: KeyGran
                        output_cap=worst_output_tokens(bounds, price, state.limits),
                        reasoning=bounds.reasoning or (reasons_by_default(price.model)
                                                       and not reasoning_turned_off(client_request.payload)),
-                       cost_uplift=upstream.price_uplift)
+                       cost_uplift=upstream.price_uplift,
+                       unseen_input_tokens=unseen_input_tokens(state, bounds, carried),
+                       worst_tools=worst_tools(bounds, price, state.limits))
     # From here the call may be billed: the spool knows of it before the upstream does, so
     # even a crash mid-call leaves an (estimated) entry behind (unless the disk fails: logged).
     state.writer.spool.begin(str(request_id), call_record(call))
@@ -174,12 +179,21 @@ async def _admitted_call(request: web.Request, state: ProxyState, grant: KeyGran
     request[MODEL] = price.model  # the priced model: a bounded set of metric labels, whatever clients send
     # Once the call goes upstream it must be seen through and recorded even if the client
     # hangs up and the server cancels this handler: the upstream bills it either way.
+    conversation = conversation_id(client_request.payload) if endpoint == "responses" else None
     relay = Relay(state, call, started, billing_headers, grant, admission, taken, client_request.background,
-                  worst_tools=worst_tools(bounds, price, state.limits))
+                  conversation=conversation if isinstance(conversation, str) else None)
     exchange = state.spawn(relay.exchange(request, client_request.body, headers, upstream, path,
                                           client_request.hide_usage_chunk))
     exchange.add_done_callback(_log_failure)
     return exchange
+
+
+def unseen_input_tokens(state: ProxyState, bounds: RequestBounds, carried: int | None) -> int:
+    """Input the body does not show, for an estimate should usage never come: its images,
+    and the context window when a part (a file, a stored prompt) or the context carried over
+    is of a size the proxy cannot know."""
+    images = bounds.images * state.limits.image_tokens
+    return max(images, state.limits.context_window) if bounds.unsized_parts or carried is None else images
 
 
 async def read_request_body(request: web.Request, timeout: float) -> bytes:

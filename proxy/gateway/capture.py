@@ -52,6 +52,7 @@ class Capture:
     background: bool = False  # the reply is a background response...
     reply: dict[str, Any] | None = None  # ...and this is its latest state, to settle it from
     tools: Any = None  # the tools the reply says it offered
+    stored: bool = False  # the upstream keeps the response (`store` is not false): it can be read back
     items: dict[int, Any] = field(default_factory=dict)  # output items seen, by output index
 
     @property
@@ -157,6 +158,7 @@ class Capture:
         self.items[index] = item
 
     def _take_response(self, response: dict[str, Any]) -> None:
+        self.stored = response.get("store") is not False
         if isinstance(response.get("tools"), list):
             self.tools = response["tools"]
         output = response.get("output")

@@ -7,7 +7,6 @@ import logging
 import time
 from datetime import datetime, timezone
 from dataclasses import replace
-from functools import partial
 
 import aiohttp
 from aiohttp import web
@@ -18,8 +17,9 @@ from billing.keys import KeyGrant
 from billing.db.container_sessions import ContainerCall, claim_sessions
 from billing.ledger import CallContext, LedgerEntry, build_entry
 from billing.reply import in_sessions
-from billing.tool_units import merged, units_in_output
-from billing.usage import Usage, estimate_usage
+from billing.tool_units import units_in_output
+from billing.unreported import unreported_usage
+from billing.usage import Usage
 from proxy.errors import ApiError
 from proxy.gateway.admission import release_later, settle_in_memory, settle_later
 from proxy.gateway.background import queued_row
@@ -45,13 +45,13 @@ class Relay:
 
     def __init__(self, state: ProxyState, call: CallContext, started: float, billing_headers: dict[str, str],
                  grant: KeyGrant, admission: Admission | None, taken: Taken, background: bool = False,
-                 worst_tools: tuple[tuple[str, int], ...] = ()):
+                 conversation: str | None = None):
         self.state, self.call, self.started = state, call, started
         self.background = background  # `background: true`: may end after the reply, billed then
         self.settings = state.settings
         self.billing_headers = billing_headers
         self.grant, self.admission, self.taken = grant, admission, taken
-        self.worst_tools = worst_tools  # the most its built-in tools may bill (its admitted worst case)
+        self.conversation = conversation  # the conversation the call continues: its context grows
         self.capture = Capture()
         self.first_byte_ms: int | None = None
         self.entry: LedgerEntry | None = None  # what the call was billed with, once it is
@@ -158,8 +158,7 @@ class Relay:
         except asyncio.TimeoutError:
             metrics.UPSTREAM_ERRORS.labels("idle_timeout").inc()
             log.warning("upstream stream %s went quiet for %gs: cut", self.call.request_id, idle_timeout)
-        except aiohttp.ClientError as exc:
-            self.read_to_its_end = True  # the upstream's side broke it off: what it sent is what it did
+        except aiohttp.ClientError as exc:  # a reset on the way: the upstream may go on
             metrics.UPSTREAM_ERRORS.labels("stream_cut").inc()
             log.warning("upstream stream %s broke off: %s", self.call.request_id, type(exc).__name__)
         if deadline is None:
@@ -191,10 +190,12 @@ class Relay:
             known = capture.usage
             state.owners.remember(capture.response_id, call.tenant_id, call.upstream,
                                   known.input_tokens + known.output_tokens if known else None)
-        if self.background and capture.usage is None and capture.response_id and self.answered:
-            # Queued (or its stream left early): the upstream works on; bill it when it ends.
+        later = self.background or self._left_early()
+        if later and capture.usage is None and capture.response_id and self.answered:
+            # Queued, or its stream left early while the upstream works on: the poller reads the
+            # stored response until it ends, and bills it then, with its true usage.
             state.writer.submit_background(queued_row(call, capture.response_id, self.first_byte_ms))
-            settle_in_memory(state, self.grant, self.admission, call.quota_period, None)
+            settle_in_memory(state, self.grant, self.admission, call.quota_period, None, hold_worst=True)
             end_limits(state, self.taken, None)  # its tokens are not known yet: it keeps what it took
             return
         usage, status, estimated = capture.usage, capture.status or "completed", False
@@ -214,30 +215,27 @@ class Relay:
             raise
         self._write(usage, status, estimated)
 
+    def _left_early(self) -> bool:
+        """A stored response's stream the proxy stopped reading (or that broke) before its end:
+        the upstream keeps the response, so its true usage can be read later."""
+        capture = self.capture
+        return self.call.endpoint == "responses" and self.call.stream and not self.read_to_its_end \
+            and not capture.error_event and capture.status is None and capture.stored
+
     def _estimate(self) -> Usage:
-        """The usage of a call the upstream took whose usage never came: an `error` event, a
-        stream cut or abandoned, a broken body. It may still bill it, so it is recorded from
-        an estimate, flagged, never as zero: its tokens from the bytes seen, its tools from
-        the tool calls seen (one begun counts). Where the proxy did not see all the upstream
-        did (a stream it stopped reading, the upstream working on; a JSON reply, made whole
-        before it is sent, that never arrived whole), the most its tools may have billed is
-        billed instead, flagged `tool_units_worst_case`."""
-        call, capture, state = self.call, self.capture, self.state
-        reasoned = call.reasoning or capture.reasoning_seen
-        usage = estimate_usage(call.request_bytes, capture.output_text_bytes, capture.running_usage,
-                               carried_tokens=call.carried_tokens,
-                               reasoning=partial(state.reasoning.allowance, call.price.model,
-                                                 output_cap=call.output_cap, tenant_id=call.tenant_id)
-                               if reasoned else None)
-        seen = units_in_output(capture.output_items, capture.tools)
-        tool_calls, flags = merged(usage.tool_calls, seen.units), seen.flags
+        """The usage of a call the upstream took whose usage never came (`billing.unreported`).
+        The proxy saw all the upstream did when the upstream said it stopped (an `error`
+        event, a whole reply) or the stream was read to its clean end; not when the proxy
+        stopped reading, the stream broke, or the JSON reply (made whole before it is sent)
+        never arrived whole."""
+        capture = self.capture
         saw_all = capture.error_event or capture.status is not None or self.read_to_its_end
-        if self.worst_tools and not saw_all:
-            tool_calls, flags = merged(tool_calls, self.worst_tools), (*flags, "tool_units_worst_case")
-        log.warning("call %s ended without usage (%s); recorded from an estimate", call.request_id,
+        log.warning("call %s ended without usage (%s); recorded from an estimate", self.call.request_id,
                     "error event" if capture.error_event else "no reply in time" if self.first_byte_ms is None
                     else "cut off")
-        return replace(usage, tool_calls=tool_calls, containers=seen.containers).with_flags(*flags)
+        return unreported_usage(self.call, self.state.reasoning, saw_all=saw_all,
+                                output_text_bytes=capture.output_text_bytes, reasoned=capture.reasoning_seen,
+                                floor=capture.running_usage, seen=units_in_output(capture.output_items, capture.tools))
 
     async def _in_sessions(self, usage: Usage) -> Usage:
         """Bill none of the containers whose 20-minute session an earlier reply paid for, and
@@ -264,6 +262,10 @@ class Relay:
         )
         state.writer.submit(entry)
         self.entry = entry
+        if not estimated and self.conversation is not None:  # what its next turn carries over
+            context = usage.input_tokens + usage.output_tokens
+            state.owners.remember(self.conversation, call.tenant_id, call.upstream, context)
+            state.spawn(state.owners.record_context(self.conversation, context))
         if not estimated and usage.reasoning_tokens:
             state.reasoning.observe(call.price.model, usage.output_tokens, usage.reasoning_tokens,
                                     tenant_id=call.tenant_id)

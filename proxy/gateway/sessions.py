@@ -8,14 +8,17 @@ ledger entry (so every replica finds them). An id not found yet is looked up onc
 after a short pause: its entry may still be in another replica's ledger batch."""
 
 import asyncio
+import logging
 import time
 from collections import OrderedDict
 from typing import NamedTuple
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from billing.db.sessions import record_owner, response_owner
+from billing.db.sessions import record_context, record_owner, response_owner
 from proxy.errors import ApiError
+
+log = logging.getLogger(__name__)
 
 RECENT_OWNERS = 20_000  # about 4 MiB; older ids are looked up in the database (one round trip)
 LEDGER_BATCH_GRACE_SECONDS = 0.15
@@ -47,6 +50,14 @@ class ResponseOwners:
         """An id no ledger entry will name (a conversation): remembered here and stored now."""
         self.remember(resource_id, tenant_id, upstream)
         await record_owner(self._engine, resource_id, tenant_id, upstream)
+
+    async def record_context(self, resource_id: str, context_tokens: int) -> None:
+        """A conversation's context after a turn, for every replica (a response's is
+        recorded with its entry; `remember` it here first)."""
+        try:
+            await record_context(self._engine, resource_id, context_tokens)
+        except Exception as error:  # noqa: BLE001 - other replicas then estimate it from the context window
+            log.warning("context of conversation %s not recorded (%s)", resource_id, type(error).__name__)
 
     async def owner(self, response_id: str) -> Owner | None:
         if response_id in self._recent:

@@ -51,7 +51,7 @@ def event_frames(final: dict[str, Any], text: str, reasoning_words: int, *, data
 
 async def send(request: web.Request, frames: list[tuple[int, bytes]], delay: float, model: str, *,
                   cut_after: int | None = None, error_after: int | None = None, stall_after: int | None = None,
-                  on_end=None) -> web.StreamResponse:
+                  on_end=None, data_only: bool = False) -> web.StreamResponse:
     """Send `frames`, cut, failed or stalled where the knobs say. A background response
     (`on_end`) finishes upstream however its stream ends."""
     stream = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"})
@@ -67,7 +67,7 @@ async def send(request: web.Request, frames: list[tuple[int, bytes]], delay: flo
                                          "param": "", "type": "InternalServiceError"}}
                     await stream.write(sse_frame(None, payload))
                 else:
-                    await stream.write(sse_frame("error", {
+                    await stream.write(sse_frame(None if data_only else "error", {
                         "type": "error", "sequence_number": sequence, "code": "server_error",
                         "message": "The model failed mid-stream.", "param": None}))
                 break

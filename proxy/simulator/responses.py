@@ -127,7 +127,8 @@ async def create_response(request: web.Request) -> web.StreamResponse:
         return await send(request, frames, delay, model, cut_after=header_int(request, "x-sim-cut-after"),
                              error_after=header_int(request, "x-sim-error-after"),
                              stall_after=header_int(request, "x-sim-stall-after"),
-                             on_end=finish if background else None)
+                             on_end=finish if background else None,
+                             data_only=request.headers.get("x-sim-framing") == "data-only")
     if background:
         stored.body = {**response, "status": "queued", "output": [], "usage": None}
 

@@ -59,14 +59,19 @@ async def test_each_fault_is_a_clear_status_and_each_generated_reply_is_billed_o
         got_status, got_body = await post(url, tenant_key.secret, body, knobs)
         assert (got_status, expected in got_body) == (status, True), (knobs, got_status, got_body[:200])
         assert time.monotonic() - started < 3
-    rows = await ledger(state, engine)
+    deadline = time.monotonic() + 10  # the quiet and the cut stream are read back by the poller
+    while len(rows := await ledger(state, engine)) < 6 and time.monotonic() < deadline:
+        await asyncio.sleep(0.1)
     billed = simulator.state.billed
     assert len(rows) == len(billed) == 6  # the two 5xx generated nothing
     by_id = {r.upstream_response_id: r for r in rows}
     assert set(by_id) - {None} <= set(billed)
+    # no first byte, a body that is not JSON, an error event: estimates
     estimated = [r for r in rows if r.estimated]
-    assert len(estimated) == 5 and all(r.status == "usage_missing" for r in estimated)
-    assert [r for r in rows if not r.estimated][0].status == "completed"
+    assert len(estimated) == 3 and all(r.status == "usage_missing" for r in estimated)
+    # the quiet and the cut stream are stored responses: read back, their true usage; and the last call
+    exact = [r for r in rows if not r.estimated]
+    assert len(exact) == 3 and all(r.status == "completed" for r in exact)
 
 
 async def test_refused_connection_is_retried_once_then_502_and_not_billed(
@@ -99,28 +104,28 @@ async def test_refused_connection_is_retried_once_then_502_and_not_billed(
     assert len(await ledger(state, engine)) == 1
 
 
-async def read_first_event_and_leave(url, secret, *, delay_ms, tokens):
+async def read_first_event_and_leave(url, secret, *, delay_ms, tokens, store=True):
     headers = {"Authorization": f"Bearer {secret}", "x-sim-delay-ms": str(delay_ms), "x-sim-output-tokens": str(tokens)}
     async with aiohttp.ClientSession() as http:
         reply = await http.post(url + "/v1/responses", headers=headers,
-                                json={"model": "gpt-4o-mini", "input": "Hi", "stream": True})
+                                json={"model": "gpt-4o-mini", "input": "Hi", "stream": True, "store": store})
         await reply.content.readuntil(b"\n\n")
         reply.close()
 
 
-@pytest.mark.parametrize("policy", ["finish", "cancel"])
-async def test_client_disconnect_policy(start_proxy, tenant_key, engine, simulator, policy):
+@pytest.mark.parametrize(("policy", "store"), [("finish", True), ("cancel", True), ("cancel", False)])
+async def test_client_disconnect_policy(start_proxy, tenant_key, engine, simulator, policy, store):
     url, state = await start_proxy(on_client_disconnect=policy)
-    await read_first_event_and_leave(url, tenant_key.secret, delay_ms=40, tokens=20)
+    await read_first_event_and_leave(url, tenant_key.secret, delay_ms=40, tokens=20, store=store)
     deadline = time.monotonic() + 10
     while not (rows := await ledger(state, engine)) and time.monotonic() < deadline:
         await asyncio.sleep(0.1)
     assert len(rows) == 1 == len(simulator.state.billed)
-    if policy == "finish":  # read to the end: the true usage
+    if store:  # read to the end, or dropped and read back from the upstream: the true usage
         assert (rows[0].status, rows[0].estimated, rows[0].output_tokens) == ("completed", False, 20)
-    else:  # dropped at once: billed from what passed through, flagged
+    else:  # dropped, nothing to read back, the upstream may go on: what its admission reserved
         assert (rows[0].status, rows[0].estimated) == ("usage_missing", True)
-        assert rows[0].output_tokens < 20
+        assert rows[0].output_tokens == 16_384 and "output_worst_case" in rows[0].usage_flags
 
 
 async def test_disconnected_client_drain_is_bounded(start_proxy, tenant_key, engine, simulator):
@@ -128,4 +133,5 @@ async def test_disconnected_client_drain_is_bounded(start_proxy, tenant_key, eng
     await read_first_event_and_leave(url, tenant_key.secret, delay_ms=100, tokens=30)
     await asyncio.sleep(1.5)  # the stream would take 3.7 s; the drain stops after about 0.3 s more
     rows = await ledger(state, engine)
-    assert len(rows) == 1 and rows[0].estimated and rows[0].status == "usage_missing"
+    # billed before the stream would have ended: from the stored response, read back
+    assert len(rows) == 1 and not rows[0].estimated and rows[0].output_tokens == 30

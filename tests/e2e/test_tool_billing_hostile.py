@@ -160,41 +160,53 @@ async def test_another_tenants_container_is_not_found(proxy, client, stranger, e
     assert len(simulator.state.usage_records) == forwarded  # none of them went upstream
 
 
-async def test_a_stream_cut_before_its_usage_bills_the_images_it_made(proxy, tenant_key, engine, simulator):
+async def settled(proxy, engine, response_id):
+    for _ in range(200):
+        rows = await billed(proxy, engine)
+        if response_id in rows:
+            return rows[response_id]
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"{response_id} was never billed")
+
+
+async def test_a_stream_cut_before_its_usage_is_billed_from_the_stored_response(proxy, tenant_key, engine, simulator):
     body = {"model": "gpt-5.5", "input": "draw three",
             "tools": [{"type": "image_generation", "model": "gpt-image-1", "quality": "high", "size": "1024x1024"}]}
     knobs = {"x-sim-tool-calls": "3", "x-sim-output-tokens": "20"}
     whole = await stream_text(proxy, tenant_key.secret, body, knobs)
-    # the same reply again, cut by the upstream just before its last event (the one with the usage)
+    # the same reply again, cut on the way just before its last event (the one with the usage)
     async with aiohttp.ClientSession() as http:
         async with http.post(proxy.url + "/v1/responses", json={**body, "stream": True},
                              headers={"authorization": f"Bearer {tenant_key.secret}", **knobs,
                                       "x-sim-cut-after": str(len(whole) - 1)}) as answer:
             raw = (await answer.read()).decode()
     cut_id = json.loads(next(line for line in raw.splitlines() if line.startswith("data: "))[6:])["response"]["id"]
-    row = (await billed(proxy, engine))[cut_id]
-    # upstream: 3 x 0.167 and the tokens; the ledger: the three images the stream showed, and an estimate
-    assert row.estimated and row.tool_calls == {"image_generation.gpt-image-1.high.1024x1024": 3}
-    assert row.cost_tool_calls == 3 * D("0.167") and row.cost_total >= upstream_bill(simulator)[cut_id]
-    assert "tool_units_worst_case" not in row.usage_flags
+    # the upstream keeps the response: the poller reads it back and bills its true usage
+    row = await settled(proxy, engine, cut_id)
+    assert not row.estimated and row.tool_calls == {"image_generation.gpt-image-1.high.1024x1024": 3}
+    assert row.cost_total == upstream_bill(simulator)[cut_id]
 
 
-async def test_a_stream_the_proxy_stops_reading_bills_its_tools_worst_case(aiohttp_server, engine, database_url,
-                                                                           proxy_settings, tenant_key, simulator):
+async def test_an_unstored_stream_the_proxy_stops_reading_bills_its_worst_case(aiohttp_server, engine, database_url,
+                                                                              proxy_settings, tenant_key, simulator):
     from dataclasses import replace
 
     from proxy.app import create_app
     from tests.conftest import RunningProxy
 
-    # the upstream goes quiet after its first events: the proxy stops reading, the upstream may go on
+    # the upstream goes quiet after its first events: the proxy stops reading, the upstream may
+    # go on, and keeps nothing to read back
     settings = replace(proxy_settings, upstream_idle_timeout=0.3)
     server = await aiohttp_server(create_app(settings, database_url))
     proxy = RunningProxy(str(server.make_url("")).rstrip("/"), server.app, settings)
-    body = {"model": "gpt-5.5", "input": "search", "tools": [{"type": "web_search"}]}
+    body = {"model": "gpt-5.5", "input": "search", "tools": [{"type": "web_search"}], "store": False,
+            "max_output_tokens": 2000}
     events = await stream_text(proxy, tenant_key.secret, body, {"x-sim-tool-calls": "4", "x-sim-stall-after": "3"})
     row = (await billed(proxy, engine))[events[0]["response"]["id"]]
-    # the worst case its tools were admitted at: ten searches (the max_tool_calls forwarded)
-    assert row.estimated and row.tool_calls == {"web_search": 10} and "tool_units_worst_case" in row.usage_flags
+    # what its admission reserved: ten searches (the max_tool_calls forwarded), its whole output cap
+    assert row.estimated and row.tool_calls == {"web_search": 10} and row.output_tokens == 2000
+    assert {"tool_units_worst_case", "output_worst_case"} <= set(row.usage_flags)
+    assert row.cost_total >= upstream_bill(simulator)[events[0]["response"]["id"]]
 
 
 async def test_a_stream_cut_by_an_error_event_bills_the_tool_calls_seen(proxy, tenant_key, engine, simulator):
@@ -231,18 +243,44 @@ async def test_without_max_tool_calls_the_upstream_is_held_to_the_assumed_defaul
     assert dated.max_tool_calls == 10
 
 
-async def test_a_cut_stream_of_a_model_that_reasons_by_default_allows_for_its_reasoning(proxy, tenant_key, engine,
-                                                                                       simulator):
-    # seed-1-6 thinks unless told not to: nothing in the request asks for reasoning
-    # cut after `response.created` and `response.in_progress`, before any thinking streams by
+async def test_a_failed_stream_of_a_model_that_reasons_by_default_allows_for_its_reasoning(proxy, tenant_key,
+                                                                                          engine, simulator):
+    # seed-1-6 thinks unless told not to: nothing in the request asks for reasoning. The stream
+    # fails after `response.created` and `response.in_progress`, before any thinking streams by.
     body = {"model": "seed-1-6-250915", "input": "think about it"}
-    events = await stream_text(proxy, tenant_key.secret, body, {"x-sim-cut-after": "2"})
-    cut_id = events[0]["response"]["id"]
-    row = (await billed(proxy, engine))[cut_id]
+    events = await stream_text(proxy, tenant_key.secret, body, {"x-sim-error-after": "2"})
+    row = (await billed(proxy, engine))[events[0]["response"]["id"]]
     assert row.estimated and "reasoning_allowance" in row.usage_flags and row.reasoning_tokens >= 4096
-    assert row.cost_total >= upstream_bill(simulator)[cut_id]
-    # turned off, the same cut call allows for none
+    # turned off, the same failed call allows for none
     off = await stream_text(proxy, tenant_key.secret, {**body, "thinking": {"type": "disabled"}},
-                            {"x-sim-cut-after": "2"})
+                            {"x-sim-error-after": "2"})
     row = (await billed(proxy, engine))[off[0]["response"]["id"]]
     assert row.estimated and row.reasoning_tokens == 0
+
+
+async def test_a_failed_turn_of_a_conversation_is_estimated_with_the_context_it_carries(proxy, client, tenant_key,
+                                                                                       engine, simulator):
+    conversation = await client.conversations.create()
+    first = await client.responses.create(model="gpt-5.5", input="read this long document",
+                                          conversation=conversation.id,
+                                          extra_headers={"x-sim-extra-input-tokens": "300000"})
+    carried = first.usage.input_tokens + first.usage.output_tokens
+    events = await stream_text(proxy, tenant_key.secret, {"model": "gpt-5.5", "input": "and now?",
+                                                          "conversation": conversation.id},
+                               {"x-sim-error-after": "2"})
+    row = (await billed(proxy, engine))[events[0]["response"]["id"]]
+    # the conversation's context (the first turn's input and output) is read again, and billed
+    assert row.estimated and row.input_tokens >= carried > 300_000
+    assert row.cost_total >= upstream_bill(simulator)[events[0]["response"]["id"]]
+
+
+async def test_a_failed_call_with_a_file_the_proxy_cannot_size_is_estimated_at_the_context_window(
+        proxy, tenant_key, engine, simulator):
+    body = {"model": "gpt-5.5", "input": [{"role": "user", "content": [
+        {"type": "input_file", "file_id": "file-abc"}, {"type": "input_text", "text": "summarise"}]}]}
+    events = await stream_text(proxy, tenant_key.secret, body, {"x-sim-extra-input-tokens": "300000",
+                                                                "x-sim-error-after": "2"})
+    row = (await billed(proxy, engine))[events[0]["response"]["id"]]
+    assert row.estimated and row.input_tokens >= proxy.state.limits.context_window
+    assert "input_unseen" in row.usage_flags
+    assert row.cost_total >= upstream_bill(simulator)[events[0]["response"]["id"]]

@@ -117,6 +117,10 @@ def test_a_container_paid_for_in_its_session_is_not_billed_again():
      [{"type": "code_interpreter", "container": {"type": "auto"}},
       {"type": "code_interpreter", "container": {"type": "auto", "memory_limit": "64g"}}],
      (("container.1g|container.64g", 2),), ("tool_unit_assumed",)),
+    # a dated hosted shell name is a hosted shell
+    ([{"type": "shell_call", "environment": {"type": "container_reference", "container_id": "cntr_s"}}],
+     [{"type": "shell_2026_01_15", "environment": {"type": "container_auto", "memory_limit": "64g"}}],
+     (("container.64g", 1),), ()),
     # a hosted shell offered after a local one: the hosted shell's memory, not the local one's default
     ([{"type": "shell_call", "environment": {"type": "container_reference", "container_id": "cntr_s"}}],
      [{"type": "local_shell"}, {"type": "shell", "environment": {"type": "local"}},
@@ -164,8 +168,11 @@ def test_the_containers_a_requests_tools_name():
              {"type": "code_interpreter", "container": {"type": "auto"}},
              {"type": "shell", "environment": {"type": "container_reference", "container_id": "cntr_b"}},
              {"type": "local_shell", "environment": {"type": "container_reference", "container_id": "cntr_c"}},
-             {"type": "code_interpreter", "container": "cntr_a"}, {"type": "code_interpreter", "container": 5}]
-    assert named_containers(tools) == ["cntr_a", "cntr_b"]
+             {"type": "code_interpreter", "container": "cntr_a"}, {"type": "code_interpreter", "container": 5},
+             {"type": "shell_2026_01_15", "environment": {"type": "container_reference", "container_id": "cntr_d"}},
+             {"type": "a_tool_of_next_year", "container": "cntr_e"}]
+    # every id a tool names, whatever its type: a local shell's too (no tool may name another's container)
+    assert named_containers(tools) == ["cntr_a", "cntr_b", "cntr_c", "cntr_d", "cntr_e"]
     assert named_containers("x") == named_containers([None, {"type": None}]) == []
 
 
