@@ -73,6 +73,7 @@ def event_data(event: ExportEvent) -> dict[str, Any]:
         "tool_calls": dict(row["tool_calls"]), "cache_storage_tokens": row["cache_storage_tokens"],
         "cost_usd": money(row["cost_total"]), "charge_usd": money(row["charge_total"]),
         "estimated": row["estimated"], "late": row["booked_on"] is not None, "booked_month": f"{booked:%Y-%m}",
+        "end_user": row.get("end_user"), "tags": dict(row.get("tags") or {}),
     }
 
 

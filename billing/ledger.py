@@ -35,6 +35,8 @@ class CallContext:
     # context window), for estimates
     unseen_input_tokens: int = 0
     worst_tools: tuple[tuple[str, int], ...] = ()  # the most its built-in tools may bill, for estimates
+    end_user: str | None = None  # who inside the team it is for (`billing.attribution`)
+    tags: tuple[tuple[str, str], ...] = ()  # its tags, sorted by name
 
 
 @dataclass(frozen=True)
@@ -62,6 +64,8 @@ class LedgerEntry:
     estimated: bool
     upstream: str
     raw_usage: Mapping[str, Any] = field(default_factory=dict)
+    end_user: str | None = None
+    tags: tuple[tuple[str, str], ...] = ()
 
 
 def call_record(call: CallContext) -> dict[str, Any]:
@@ -77,7 +81,8 @@ def call_record(call: CallContext) -> dict[str, Any]:
             "quota_period": call.quota_period.isoformat() if call.quota_period else None,
             "request_bytes": call.request_bytes, "upstream": call.upstream, "carried_tokens": call.carried_tokens,
             "output_cap": call.output_cap, "reasoning": call.reasoning, "cost_uplift": str(call.cost_uplift),
-            "unseen_input_tokens": call.unseen_input_tokens, "worst_tools": [list(pair) for pair in call.worst_tools]}
+            "unseen_input_tokens": call.unseen_input_tokens, "worst_tools": [list(pair) for pair in call.worst_tools],
+            "end_user": call.end_user, "tags": dict(call.tags)}
 
 
 def call_from_record(record: Mapping[str, Any], versions: Mapping[int, PriceVersion]) -> CallContext:
@@ -95,7 +100,8 @@ def call_from_record(record: Mapping[str, Any], versions: Mapping[int, PriceVers
         output_cap=record.get("output_cap", 0), reasoning=record.get("reasoning", False),
         cost_uplift=Decimal(record.get("cost_uplift", "0")),
         unseen_input_tokens=record.get("unseen_input_tokens", 0),
-        worst_tools=tuple((str(unit), int(count)) for unit, count in record.get("worst_tools", ())))
+        worst_tools=tuple((str(unit), int(count)) for unit, count in record.get("worst_tools", ())),
+        end_user=record.get("end_user"), tags=tuple(sorted((record.get("tags") or {}).items())))
 
 
 def tenant_charge(usage: Usage, cost: Cost, price: ResolvedPrice, multiplier: Decimal) -> Decimal:
@@ -148,4 +154,6 @@ def build_entry(
         estimated=estimated,
         upstream=call.upstream,
         raw_usage=usage.raw,
+        end_user=call.end_user,
+        tags=call.tags,
     )

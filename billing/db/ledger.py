@@ -55,6 +55,8 @@ def entry_row(entry: LedgerEntry) -> dict:
         "upstream": entry.upstream,
         "usage_flags": list(usage.flags),
         "raw_usage": dict(entry.raw_usage),
+        "end_user": entry.end_user,
+        "tags": dict(entry.tags),
     }
 
 

@@ -16,7 +16,7 @@ from billing.tokenizer import O200K_MODELS
 from proxy.config.routing import Upstream
 from proxy.config.tables import parse_exports, parse_upstreams
 from proxy.config.values import (ConfigError, choice, header_names, model_patterns, path_value, positive_int,
-                                 positive_seconds, price_uplift, text_value, token_value, url_value)
+                                 positive_seconds, price_uplift, tag_names, text_value, token_value, url_value)
 
 ENVIRONMENT = {
     "DATABASE_URL": "database_url",
@@ -55,6 +55,8 @@ ENVIRONMENT = {
     "BILLING_PROXY_MAX_IMAGE_TOKENS": "max_image_tokens",
     "BILLING_PROXY_DEFAULT_MAX_TOOL_CALLS": "default_max_tool_calls",
     "BILLING_PROXY_DEFAULT_SERVICE_TIER": "default_service_tier",
+    "BILLING_PROXY_USER_HASH_KEY": "user_hash_key",
+    "BILLING_PROXY_KEPT_TAGS": "kept_tags",
 }
 
 
@@ -100,6 +102,8 @@ class Settings:
     max_image_tokens: int = 50_000  # worst case of one input image (gpt-4o-mini bills up to 48,169)
     default_max_tool_calls: int = 10  # built-in tool calls estimated when a request sets no max_tool_calls
     default_service_tier: str | None = None  # the tier the upstream account serves requests naming none in
+    user_hash_key: str | None = None  # end users kept as HMAC-SHA256 under this key
+    kept_tags: tuple[str, ...] | None = None  # the tag names kept on entries; None: all
     upstreams: tuple[Upstream, ...] = field(default=())  # besides the default one, from [upstreams.NAME]
     exports: tuple[SinkConfig, ...] = field(default=())  # from [exports.NAME]
 
@@ -119,7 +123,7 @@ class Settings:
 
     def __repr__(self) -> str:  # never print credentials
         hidden = {"upstream_api_key", "admin_token", "metrics_token", "database_url", "export_webhook_secret",
-                  "upstream_admin_key"}
+                  "upstream_admin_key", "user_hash_key"}
         shown = ", ".join(f"{f.name}={'***' if f.name in hidden and getattr(self, f.name) else getattr(self, f.name)!r}"
                           for f in fields(self))
         return f"Settings({shown})"
@@ -152,6 +156,8 @@ _PARSERS = {
     "max_image_tokens": positive_int,
     "default_max_tool_calls": positive_int,
     "admin_token": token_value,
+    "user_hash_key": token_value,
+    "kept_tags": tag_names,
     "export_webhook_url": url_value,
     "metrics_token": token_value,
     "forward_headers": header_names,

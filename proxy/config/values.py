@@ -77,6 +77,24 @@ def token_value(name: str, value: Any) -> str:
     return value
 
 
+def _listed(name: str, value: Any, what: str) -> tuple[str, ...]:
+    """Names, comma-separated or a TOML array, stripped (`none`: none)."""
+    if isinstance(value, str) and value.strip().lower() == "none":
+        return ()
+    names = value.split(",") if isinstance(value, str) else value
+    if not isinstance(names, (list, tuple)) or not all(isinstance(n, str) for n in names):
+        raise ConfigError(f"{name} must be {what}, comma-separated")
+    return tuple(n.strip() for n in names if n.strip())
+
+
+def tag_names(name: str, value: Any) -> tuple[str, ...]:
+    """Tag names, comma-separated or a TOML array (`none`: no tags kept)."""
+    cleaned = _listed(name, value, "tag names")
+    if any(not (0 < len(n) <= 64 and n.isprintable()) for n in cleaned):
+        raise ConfigError(f"{name}: {value!r} is not a list of tag names (1 to 64 printable characters each)")
+    return cleaned
+
+
 def header_names(name: str, value: Any) -> tuple[str, ...]:
     """Header names, comma-separated or a TOML array; `prefix*` allows every name it starts."""
     names = value.split(",") if isinstance(value, str) else value
@@ -92,12 +110,7 @@ def header_names(name: str, value: Any) -> tuple[str, ...]:
 def model_patterns(name: str, value: Any) -> tuple[str, ...]:
     """Model names or patterns (`gpt-5*`), comma-separated or a TOML array; `none` (or an
     empty array): none."""
-    if isinstance(value, str) and value.strip().lower() == "none":
-        return ()
-    names = value.split(",") if isinstance(value, str) else value
-    if not isinstance(names, (list, tuple)) or not all(isinstance(n, str) for n in names):
-        raise ConfigError(f"{name} must be model names or patterns (gpt-5*), comma-separated")
-    cleaned = tuple(n.strip() for n in names if n.strip())
+    cleaned = _listed(name, value, "model names or patterns (gpt-5*)")
     if any(not (n.isascii() and n.isprintable()) or " " in n for n in cleaned):
         raise ConfigError(f"{name}: {value!r} is not a list of model names or patterns")
     return cleaned

@@ -10,6 +10,7 @@ from datetime import datetime, timezone
 
 from aiohttp import web
 
+from billing.attribution import Attribution, AttributionError, attribution_of
 from billing.keys import KeyGrant
 from billing.ledger import CallContext, call_record
 from billing.pricebook import ResolvedPrice
@@ -68,6 +69,15 @@ async def owned_upstream(state: ProxyState, grant: KeyGrant, payload: dict) -> t
     return (state.router.named(owner.upstream) if owner is not None else None), carried
 
 
+def attributed(state: ProxyState, client_request: ClientRequest, request: web.Request) -> Attribution:
+    """Who inside the team the call is for; a bad value is a 400 naming it."""
+    try:
+        return attribution_of(client_request.payload, request.headers, state.attribution_rules)
+    except AttributionError as error:
+        raise ApiError(400, str(error), type="invalid_request_error", code="invalid_request_error",
+                       param=error.param) from None
+
+
 def conversation_id(payload: dict) -> object:
     conversation = payload.get("conversation")
     return conversation.get("id") if isinstance(conversation, dict) else conversation
@@ -90,6 +100,7 @@ async def _billed_call(request: web.Request, state: ProxyState, grant: KeyGrant,
                        started_at: datetime, started: float) -> web.StreamResponse:
     client_request = parse_request(await read_request_body(request, state.settings.client_timeout),
                                    endpoint=endpoint)
+    attribution = attributed(state, client_request, request)
     request[REQUESTED_MODEL] = client_request.model
     pricebook = state.mirror.pricebook
     check_model_allowed(state, grant, client_request.model)
@@ -115,7 +126,7 @@ async def _billed_call(request: web.Request, state: ProxyState, grant: KeyGrant,
         taken = await take_limits(state, grant, tokens)
     try:
         exchange = await _admitted_call(request, state, grant, client_request, endpoint, path, started_at, started,
-                                        upstream, price, bounds, carried, taken)
+                                        upstream, price, bounds, carried, taken, attribution)
     except BaseException as error:
         end_limits(state, taken, 0, ran=False)  # it never went upstream
         if isinstance(error, ApiError):
@@ -144,7 +155,7 @@ async def _bounds(state: ProxyState, grant: KeyGrant, client_request: ClientRequ
 async def _admitted_call(request: web.Request, state: ProxyState, grant: KeyGrant, client_request: ClientRequest,
                          endpoint: str, path: str, started_at: datetime, started: float, upstream: Upstream,
                          price: ResolvedPrice, bounds: RequestBounds, carried: int | None,
-                         taken: Taken) -> asyncio.Task:
+                         taken: Taken, attribution: Attribution) -> asyncio.Task:
     """Reserve the call's budget and start its exchange with the upstream."""
     request_id = request[REQUEST_ID]
     unfittable = PREFIX_UNFITTABLE if endpoint == "responses" and upstream.refuse_prefix_with_max_output_tokens \
@@ -171,7 +182,8 @@ async def _admitted_call(request: web.Request, state: ProxyState, grant: KeyGran
                                                       and not reasoning_turned_off(client_request.payload)),
                        cost_uplift=upstream.price_uplift,
                        unseen_input_tokens=unseen_input_tokens(state, bounds, carried),
-                       worst_tools=worst_tools(bounds, price, state.limits))
+                       worst_tools=worst_tools(bounds, price, state.limits),
+                       end_user=attribution.user, tags=attribution.tags)
     # From here the call may be billed: the spool knows of it before the upstream does, so
     # even a crash mid-call leaves an (estimated) entry behind (unless the disk fails: logged).
     state.writer.spool.begin(str(request_id), call_record(call))

@@ -8,6 +8,7 @@ import aiohttp
 from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from billing.attribution import AttributionRules
 from billing.concurrency import SlotBook
 from billing.offline_quota import LastKnownQuota
 from billing.quota import ModelLimits
@@ -46,6 +47,7 @@ class ProxyState:
     unpriced: UnpricedTally = field(default_factory=UnpricedTally)  # unpriced calls, added to the database likewise
     header_rule: tuple = field(init=False)  # the client headers that go upstream
     limits: ModelLimits = field(init=False)  # what bounds a call's worst case besides its body
+    attribution_rules: AttributionRules = field(init=False)  # how end users and tags are kept
 
     def __post_init__(self) -> None:
         self.header_rule = forwarded_header_rule(self.settings.forward_headers)
@@ -54,6 +56,9 @@ class ProxyState:
                                   image_tokens=self.settings.max_image_tokens,
                                   tool_calls=self.settings.default_max_tool_calls,
                                   default_service_tier=self.settings.default_service_tier)
+        key, kept = self.settings.user_hash_key, self.settings.kept_tags
+        self.attribution_rules = AttributionRules(user_hash_key=key.encode() if key else None,
+                                                  kept_tags=frozenset(kept) if kept is not None else None)
 
     def spawn(self, work) -> asyncio.Task:
         """Run `work` in the background; shutdown waits for it."""

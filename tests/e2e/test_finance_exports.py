@@ -92,7 +92,8 @@ async def test_a_receiver_down_then_up_counts_every_entry_exactly_once(aiohttp_s
                     async with sdk.responses.stream(model="gpt-4o-mini", input=f"streamed {round_}") as stream:
                         await stream.get_final_response()
                 else:
-                    await sdk.responses.create(model="gpt-4o-mini", input=f"call {round_} of {name}")
+                    await sdk.responses.create(model="gpt-4o-mini", input=f"call {round_} of {name}",
+                                               safety_identifier=f"user-of-{name}", metadata={"round": str(round_)})
     adjustment = await add_adjustment(engine, "beta", Decimal("-0.25"), "credit for an outage", actor="test")
     await first.app[STATE].writer.flush(timeout=5)
 
@@ -129,10 +130,13 @@ async def test_a_receiver_down_then_up_counts_every_entry_exactly_once(aiohttp_s
     usage = [e for e in deduplicated.values() if e["type"] == "io.billing-proxy.usage"]
     assert sum(Decimal(e["data"]["charge_usd"]) for e in usage) == sum(r.charge_total for r in ledger.values())
     assert sum(e["data"]["input_tokens"] for e in usage) == sum(r.input_tokens for r in ledger.values())
+    assert sum(1 for e in usage if e["data"]["end_user"]) == 4  # rounds 0 and 2, each tenant
     [credit] = [e for e in deduplicated.values() if e["type"] == "io.billing-proxy.adjustment"]
     assert (credit["subject"], credit["data"]["amount_usd"]) == ("beta", "-0.25")
     for event in usage:
         assert event["specversion"] == "1.0" and event["source"] == "billing-proxy"
+        entry = ledger[event["id"]]  # who it was for travels with it
+        assert (event["data"]["end_user"], event["data"]["tags"]) == (entry.end_user, entry.tags or {})
         assert event["subject"] == event["data"]["tenant"]
     # Order per tenant: first receipts follow the outbox's order.
     first_seen = list(dict.fromkeys(e["id"] for e in received))

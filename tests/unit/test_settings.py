@@ -59,3 +59,15 @@ def test_an_upstream_table_names_its_uplift():
     with pytest.raises(ConfigError, match="upstreams.openai-eu.price_uplift must"):
         parse_upstreams({"openai-eu": {"base_url": "https://eu.api.openai.com/v1", "models": ["gpt-6*"],
                                        "price_uplift": 0.1}}, {}, "config.toml")
+
+
+def test_how_end_users_and_tags_are_kept():
+    assert (load_settings(environ={}).user_hash_key, load_settings(environ={}).kept_tags) == (None, None)
+    settings = load_settings(environ={"BILLING_PROXY_USER_HASH_KEY": "k" * 32,
+                                      "BILLING_PROXY_KEPT_TAGS": " project, env "})
+    assert (settings.user_hash_key, settings.kept_tags) == ("k" * 32, ("project", "env"))
+    assert "k" * 32 not in repr(settings)  # a secret is never printed
+    assert load_settings(environ={"BILLING_PROXY_KEPT_TAGS": "none"}).kept_tags == ()
+    for bad in ({"BILLING_PROXY_USER_HASH_KEY": "short"}, {"BILLING_PROXY_KEPT_TAGS": "a" * 65}):
+        with pytest.raises(ConfigError):
+            load_settings(environ=bad)

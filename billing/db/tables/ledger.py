@@ -52,6 +52,8 @@ ledger_entries = Table(
     Column("booked_on", Date, nullable=True),  # set by a trigger when its month was closed (migration 0014)
     Column("raw_usage", JSONB, nullable=False),
     Column("recorded_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("end_user", Text, nullable=True),  # who inside the team it was for (migration 0022)
+    Column("tags", JSONB, nullable=True),  # its tags: name -> value (null: none, or spooled before tags)
 )
 
 # Kept by the quota_* functions and the ledger's settlement trigger (migration 0004).
