@@ -9,6 +9,8 @@
   project=search,env=prod` (at most 16 pairs; names of letters, digits and `_ . : -`;
   values without `,` or `=`). A header tag overrides a `metadata` pair of the same name. An
   operator may keep only some tag names.
+- **Run budget**: the header `X-Billing-Budget: budget_…` names a run budget the key made
+  (`billing.budgets`); the call must fit it as well as every other limit.
 A value outside these bounds is refused (`AttributionError`, a 400 naming it) before the
 call goes anywhere: an entry never fails to be stored for what it is attributed to. Any
 JSON value is accepted anywhere: a field of the wrong type is refused, never a crash.
@@ -21,11 +23,12 @@ from dataclasses import dataclass
 from typing import Any, Mapping
 
 USER_FIELDS = ("safety_identifier", "user")
-USER_HEADER, TAGS_HEADER = "X-Billing-User", "X-Billing-Tags"
+USER_HEADER, TAGS_HEADER, BUDGET_HEADER = "X-Billing-User", "X-Billing-Tags", "X-Billing-Budget"
 MAX_USER_CHARS = 256
 MAX_METADATA_PAIRS, MAX_METADATA_NAME, MAX_METADATA_VALUE = 16, 64, 512
 MAX_HEADER_TAGS, MAX_HEADER_VALUE = 16, 128
 _TAG_NAME = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
+RUN_ID = re.compile(r"budget_[A-Za-z0-9]{1,64}")
 
 
 class AttributionError(ValueError):
@@ -38,6 +41,7 @@ class AttributionError(ValueError):
 class Attribution:
     user: str | None = None
     tags: tuple[tuple[str, str], ...] = ()  # sorted by name
+    run: str | None = None  # the run budget it is charged to, as named
 
 
 @dataclass(frozen=True)
@@ -55,14 +59,37 @@ def attribution_of(payload: Mapping[str, Any], headers: Mapping[str, str],
                    rules: AttributionRules = AttributionRules()) -> Attribution:
     """The call's end user and tags (`headers`: case-insensitive, as aiohttp's are)."""
     user = _user(payload, headers)
-    if user is not None and rules.user_hash_key is not None:
-        user = hmac.new(rules.user_hash_key, user.encode(), hashlib.sha256).hexdigest()
+    if user is not None:
+        user = kept_user(user, rules)
     tags = {**_metadata_tags(payload.get("metadata")), **_header_tags(headers.get(TAGS_HEADER))}
     if rules.kept_tags is not None:
         tags = {name: value for name, value in tags.items() if name in rules.kept_tags}
-    if user is None and not tags:
+    run = _run(headers.get(BUDGET_HEADER))
+    if user is None and not tags and run is None:
         return NONE
-    return Attribution(user, tuple(sorted(tags.items())))
+    return Attribution(user, tuple(sorted(tags.items())), run)
+
+
+def kept_user(user: str, rules: AttributionRules) -> str:
+    """An end user as entries keep it: as sent, or as the operator's keyed hash."""
+    if rules.user_hash_key is None:
+        return user
+    return hmac.new(rules.user_hash_key, user.encode(), hashlib.sha256).hexdigest()
+
+
+def is_tag_name(name: object) -> bool:
+    return isinstance(name, str) and _TAG_NAME.fullmatch(name) is not None
+
+
+def _run(header: str | None) -> str | None:
+    if header is None:
+        return None
+    value = header.strip()
+    if not RUN_ID.fullmatch(value):
+        raise AttributionError(BUDGET_HEADER, f"The `{BUDGET_HEADER}` header must name a run budget, "
+                                              "`budget_` and up to 64 letters or digits, as `POST /v1/budgets` "
+                                              "returned it.")
+    return value
 
 
 def _printable(value: str) -> bool:

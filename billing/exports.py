@@ -74,6 +74,7 @@ def event_data(event: ExportEvent) -> dict[str, Any]:
         "cost_usd": money(row["cost_total"]), "charge_usd": money(row["charge_total"]),
         "estimated": row["estimated"], "late": row["booked_on"] is not None, "booked_month": f"{booked:%Y-%m}",
         "end_user": row.get("end_user"), "tags": dict(row.get("tags") or {}),
+        "run_budget": row.get("run_budget"),
     }
 
 

@@ -71,6 +71,7 @@ class KeyGrant:
     tenant_daily_request_quota: int | None = None
     tenant_monthly_request_quota: int | None = None
     enforcement: str = "hard"  # the tenant's: hard (never over a limit) | soft (admit while under it)
+    budgeted_attribution: tuple[str, ...] = ()  # what the tenant budgets inside it: 'user', 'tag:NAME'
 
     @property
     def budget_limits(self) -> tuple:

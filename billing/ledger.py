@@ -37,6 +37,7 @@ class CallContext:
     worst_tools: tuple[tuple[str, int], ...] = ()  # the most its built-in tools may bill, for estimates
     end_user: str | None = None  # who inside the team it is for (`billing.attribution`)
     tags: tuple[tuple[str, str], ...] = ()  # its tags, sorted by name
+    run_budget: str | None = None  # the run budget it was charged to
 
 
 @dataclass(frozen=True)
@@ -66,6 +67,7 @@ class LedgerEntry:
     raw_usage: Mapping[str, Any] = field(default_factory=dict)
     end_user: str | None = None
     tags: tuple[tuple[str, str], ...] = ()
+    run_budget: str | None = None
 
 
 def call_record(call: CallContext) -> dict[str, Any]:
@@ -82,7 +84,8 @@ def call_record(call: CallContext) -> dict[str, Any]:
             "request_bytes": call.request_bytes, "upstream": call.upstream, "carried_tokens": call.carried_tokens,
             "output_cap": call.output_cap, "reasoning": call.reasoning, "cost_uplift": str(call.cost_uplift),
             "unseen_input_tokens": call.unseen_input_tokens, "worst_tools": [list(pair) for pair in call.worst_tools],
-            "end_user": call.end_user, "tags": dict(call.tags)}
+            "end_user": call.end_user, "tags": dict(call.tags),
+            "run_budget": call.run_budget}
 
 
 def call_from_record(record: Mapping[str, Any], versions: Mapping[int, PriceVersion]) -> CallContext:
@@ -101,7 +104,8 @@ def call_from_record(record: Mapping[str, Any], versions: Mapping[int, PriceVers
         cost_uplift=Decimal(record.get("cost_uplift", "0")),
         unseen_input_tokens=record.get("unseen_input_tokens", 0),
         worst_tools=tuple((str(unit), int(count)) for unit, count in record.get("worst_tools", ())),
-        end_user=record.get("end_user"), tags=tuple(sorted((record.get("tags") or {}).items())))
+        end_user=record.get("end_user"), tags=tuple(sorted((record.get("tags") or {}).items())),
+        run_budget=record.get("run_budget"))
 
 
 def tenant_charge(usage: Usage, cost: Cost, price: ResolvedPrice, multiplier: Decimal) -> Decimal:
@@ -156,4 +160,5 @@ def build_entry(
         raw_usage=usage.raw,
         end_user=call.end_user,
         tags=call.tags,
+        run_budget=call.run_budget,
     )

@@ -47,6 +47,12 @@ LIMIT_NAMES = {
     "key_requests": "this API key's monthly request quota",
     "tenant_max_call": "the team's per-call cap",
     "key_max_call": "this API key's per-call cap",
+    # budgets inside the team: `{subject}` is the end user, the tag's `name=value` or the run
+    "user_budget": "the monthly budget of end user {subject}",
+    "user_daily_budget": "the daily budget of end user {subject}",
+    "tag_budget": "the monthly budget of tag {subject}",
+    "tag_daily_budget": "the daily budget of tag {subject}",
+    "run_budget": "run budget {subject}",
 }
 
 

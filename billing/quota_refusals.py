@@ -25,6 +25,7 @@ class Refused:
     left_tokens: int | None = None
     room_tokens: int | None = None
     unfittable: str | None = None  # why the call's output cap could not be lowered
+    subject: str | None = None  # whose budget refused it: an end user, a tag's `name=value`, a run
 
 
 def _largest_cap(refused: Refused) -> int | None:
@@ -48,8 +49,14 @@ def _amount(refused: Refused, usd: Decimal | None, tokens: int | None) -> str:
     return f"{max(tokens or 0, 0):,} tokens"
 
 
+def limit_name(limit: str, subject: str | None = None) -> str:
+    """A limit as a person reads it; an end user or tag value (the tenant's own text) quoted."""
+    name = LIMIT_NAMES.get(limit, limit)
+    return name.replace("{subject}", f"`{subject[:128]}`" if subject is not None else "(unnamed)")
+
+
 def refusal_text(refused: Refused) -> str:
-    name = LIMIT_NAMES.get(refused.limit, refused.limit)
+    name = limit_name(refused.limit, refused.subject)
     resets = ("It never resets. Ask an operator to add credit." if refused.resets_at is None
               else f"The limit resets at {refused.resets_at.isoformat()}.")
     if refused.limit.endswith("_requests"):

@@ -197,7 +197,8 @@ async def grants_changed_since(conn: AsyncConnection, revision: int) -> tuple[li
                api_keys.c.max_call_usd, tenants.c.max_call_usd.label("tenant_max_call"), api_keys.c.fit_floor_tokens,
                tenants.c.fit_floor_tokens.label("tenant_fit_floor"), api_keys.c.daily_request_quota,
                api_keys.c.monthly_request_quota, tenants.c.daily_request_quota.label("tenant_daily_requests"),
-               tenants.c.monthly_request_quota.label("tenant_monthly_requests"), tenants.c.enforcement)
+               tenants.c.monthly_request_quota.label("tenant_monthly_requests"), tenants.c.enforcement,
+               tenants.c.budgeted_attribution)
         .join(api_keys, api_keys.c.id == api_key_secrets.c.key_id)
         .join(tenants, tenants.c.id == api_keys.c.tenant_id)
         .where(or_(api_key_secrets.c.revision > revision, api_keys.c.revision > revision,
@@ -225,5 +226,6 @@ async def grants_changed_since(conn: AsyncConnection, revision: int) -> tuple[li
             daily_request_quota=row.daily_request_quota, monthly_request_quota=row.monthly_request_quota,
             tenant_daily_request_quota=row.tenant_daily_requests,
             tenant_monthly_request_quota=row.tenant_monthly_requests, enforcement=row.enforcement,
+            budgeted_attribution=tuple(row.budgeted_attribution or ()),
         )))
     return grants, newest

@@ -57,6 +57,7 @@ def entry_row(entry: LedgerEntry) -> dict:
         "raw_usage": dict(entry.raw_usage),
         "end_user": entry.end_user,
         "tags": dict(entry.tags),
+        "run_budget": entry.run_budget,
     }
 
 

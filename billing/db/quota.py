@@ -39,6 +39,8 @@ class Admission:
     room_usd: Decimal | None = None  # ... and what calls in flight leave of it
     left_tokens: int | None = None
     room_tokens: int | None = None
+    refused_subject: str | None = None  # the end user, `name=value` or run of the budget that refused it
+    scoped_remaining: Decimal | None = None  # the least left of its end user's, tags' and run's budgets
 
 
 @dataclass(frozen=True)
@@ -50,7 +52,7 @@ class Counters:
 
 
 _ADMIT = text("SELECT * FROM quota_admit(:request_id, :tenant_id, :key_id, :at, :usd, :tokens, :expires_at, "
-              ":requests, :base_usd, :unit_usd, :base_tokens, :unit_tokens, :max_units, :min_units, :shares)")
+              ":requests, :base_usd, :unit_usd, :base_tokens, :unit_tokens, :max_units, :min_units, :shares, :user, :tags, :run)")
 
 
 @dataclass(frozen=True)
@@ -64,18 +66,20 @@ class Fitting:
 
 async def admit(engine: AsyncEngine, *, request_id: UUID, tenant_id: int, key_id: int, at: datetime,
                 estimate: Estimate, expires_at: datetime, fitting: Fitting | None = None,
-                requests: int = 0) -> Admission:
+                requests: int = 0, user: str | None = None, tags: list[str] | None = None,
+                run: str | None = None) -> Admission:
     """Reserve `estimate` under every limit of the tenant and key in the periods containing
     `at` (the call's start), or, with `fitting`, as much of it as every limit leaves room for
     (the cap it allows is `units`), or say which limit refuses it. `requests`: the calls it
-    counts against request quotas (a lease counts none)."""
+    counts against request quotas (a lease counts none). `user`, `tags` (`name=value`) and
+    `run`: what of its attribution the tenant's budgets inside it may weigh."""
     line = fitting.line if fitting else None
     parameters = {"request_id": request_id, "tenant_id": tenant_id, "key_id": key_id, "at": at,
                   "usd": estimate.charge, "tokens": estimate.tokens, "expires_at": expires_at, "requests": requests,
                   "base_usd": line.base.charge if line else None, "unit_usd": line.unit_usd if line else None,
                   "base_tokens": line.base.tokens if line else None, "unit_tokens": line.unit_tokens if line else None,
                   "max_units": line.max_units if line else None, "min_units": fitting.min_units if fitting else None,
-                  "shares": fitting.shares if fitting else 1}
+                  "shares": fitting.shares if fitting else 1, "user": user, "tags": tags, "run": run}
     for attempt in (1, 2):
         try:
             async with engine.begin() as conn:
@@ -94,7 +98,8 @@ async def admit(engine: AsyncEngine, *, request_id: UUID, tenant_id: int, key_id
                      requests_remaining=row.requests_remaining, units=row.units if fitted else None,
                      fitted_by=row.fitted_by if fitted else None, refusal_cause=row.refusal_cause,
                      left_usd=row.left_usd, room_usd=row.room_usd, left_tokens=row.left_tokens,
-                     room_tokens=row.room_tokens)
+                     room_tokens=row.room_tokens, refused_subject=row.refused_subject,
+                     scoped_remaining=row.scoped_remaining)
 
 
 async def release(engine: AsyncEngine, request_id: UUID) -> bool:

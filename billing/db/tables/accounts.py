@@ -32,6 +32,8 @@ tenants = Table(
     Column("daily_request_quota", BigInteger, nullable=True),  # calls
     Column("monthly_request_quota", BigInteger, nullable=True),
     Column("enforcement", Text, nullable=False, server_default="hard"),  # hard | soft
+    # what it budgets inside it ('user', 'tag:NAME'), kept from spend_limits by a trigger
+    Column("budgeted_attribution", ARRAY(Text), nullable=False, server_default="{}"),
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     revision_column(),
 )
@@ -132,6 +134,33 @@ credit_topups = Table(
     Column("reason", Text, nullable=False),
     Column("actor", Text, nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+)
+
+# Budgets inside a tenant (migration 0023): every end user's cap, a named user's, a tag
+# value's, and run budgets made with a key; their counters are kept per subject.
+spend_limits = Table(
+    "spend_limits",
+    metadata,
+    Column("id", BigInteger, primary_key=True),
+    Column("tenant_id", BigInteger, ForeignKey("tenants.id"), nullable=False),
+    Column("kind", Text, nullable=False),  # user | tag | run
+    Column("subject", Text, nullable=True),  # the user (None: every user), `name=value`, or the run's id
+    Column("window", Text, nullable=False),  # day | month | run
+    Column("amount_usd", Numeric, nullable=False),
+    Column("label", Text, nullable=True),
+    Column("key_id", BigInteger, ForeignKey("api_keys.id"), nullable=True),  # a run's: the key that made it
+    Column("expires_at", DateTime(timezone=True), nullable=True),
+    Column("closed_at", DateTime(timezone=True), nullable=True),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+)
+
+spend_subjects = Table(
+    "spend_subjects",
+    metadata,
+    Column("id", BigInteger, primary_key=True),
+    Column("tenant_id", BigInteger, ForeignKey("tenants.id"), nullable=False),
+    Column("kind", Text, nullable=False),
+    Column("name", Text, nullable=False),
 )
 
 alerts = Table(

@@ -54,6 +54,7 @@ ledger_entries = Table(
     Column("recorded_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     Column("end_user", Text, nullable=True),  # who inside the team it was for (migration 0022)
     Column("tags", JSONB, nullable=True),  # its tags: name -> value (null: none, or spooled before tags)
+    Column("run_budget", Text, nullable=True),  # the run budget it was charged to (migration 0023)
 )
 
 # Kept by the quota_* functions and the ledger's settlement trigger (migration 0004).
