@@ -88,7 +88,9 @@ def _endpoint(operation: Operation):
         body = await _body(request, operation.body)
         query = _query(request, operation.query)
         try:
-            result = await operation.handler(request.app[STATE].engine, ids, body, query)
+            state = request.app[STATE]
+            extra = {"rules": state.attribution_rules} if operation.attribution else {}
+            result = await operation.handler(state.engine, ids, body, query, **extra)
         except NotFound as exc:
             raise ApiError(404, str(exc), code="not_found") from None
         except (AlreadyExists, Conflict) as exc:

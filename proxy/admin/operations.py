@@ -9,7 +9,10 @@ from typing import Awaitable, Callable
 
 from pydantic import BaseModel
 
+from billing.attribution import AttributionRules, kept_user
+from billing.budgets import Subject
 from billing.db.alerts import list_alerts
+from billing.db.budgets import list_budgets, list_runs, remove_budget, set_budget
 from billing.db.credits import add_credit, credit_history, credit_standing
 from billing.db.audit import list_audit
 from billing.db.quota import month_standing
@@ -43,6 +46,7 @@ class Operation:
     query: type[BaseModel] | None = None
     errors: tuple[int, ...] = (400, 401, 404)
     media_type: str = "application/json"  # text/csv: the handler returns the text itself
+    attribution: bool = False  # the handler is given how end users are kept (`rules=`)
 
 
 # --- handlers: (engine, ids, body, query) -> response model --------------------------------
@@ -206,7 +210,64 @@ async def audit(engine, ids, body, query: finance.AuditQuery):
     return finance.AuditList(data=[finance.AuditOut(**r.__dict__) for r in records])
 
 
+async def budgets_list(engine, ids, body, query):
+    return accounts.BudgetList(data=[accounts.BudgetOut(**b.__dict__) for b in await list_budgets(engine, ids["tenant_id"])])
+
+
+def _user(body, rules: AttributionRules) -> Subject:
+    return Subject("user", None if body.user is None else kept_user(body.user, rules))
+
+
+async def _set(engine, tenant_id: int, subject: Subject, body) -> accounts.BudgetOut:
+    return accounts.BudgetOut(**(await set_budget(engine, tenant_id, subject, body.per, body.amount_usd,
+                                                  actor=ACTOR)).__dict__)
+
+
+async def _remove(engine, ids, subject: Subject, per: str) -> accounts.BudgetList:
+    if not await remove_budget(engine, ids["tenant_id"], subject, per, actor=ACTOR):
+        raise ApiError(404, "The tenant has no such budget.", code="not_found")
+    return await budgets_list(engine, ids, None, None)
+
+
+async def user_budget_set(engine, ids, body: accounts.UserBudgetIn, query, rules: AttributionRules):
+    return await _set(engine, ids["tenant_id"], _user(body, rules), body)
+
+
+async def user_budget_remove(engine, ids, body: accounts.UserBudgetKey, query, rules: AttributionRules):
+    return await _remove(engine, ids, _user(body, rules), body.per)
+
+
+async def tag_budget_set(engine, ids, body: accounts.TagBudgetIn, query):
+    return await _set(engine, ids["tenant_id"], Subject("tag", body.tag), body)
+
+
+async def tag_budget_remove(engine, ids, body: accounts.TagBudgetKey, query):
+    return await _remove(engine, ids, Subject("tag", body.tag), body.per)
+
+
+async def run_budgets_list(engine, ids, body, query):
+    await get_tenant(engine, ids["tenant_id"])  # 404 for an unknown tenant
+    now = datetime.now(timezone.utc)
+    return accounts.RunBudgetList(data=[accounts.RunBudgetOut(**{**r.__dict__, "status": r.status(now)})
+                                        for r in await list_runs(engine, ids["tenant_id"])])
+
+
 OPERATIONS = (
+    Operation("GET", "/admin/tenants/{tenant_id}/budgets", budgets_list,
+              "A tenant's budgets for its end users and tag values, with this period's spend", accounts.BudgetList),
+    Operation("PUT", "/admin/tenants/{tenant_id}/budgets/users", user_budget_set,
+              "Set the budget of every end user (no `user`) or of one, per day or month (audited)",
+              accounts.BudgetOut, body=accounts.UserBudgetIn, attribution=True),
+    Operation("POST", "/admin/tenants/{tenant_id}/budgets/users/remove", user_budget_remove,
+              "Remove an end-user budget (audited)", accounts.BudgetList, body=accounts.UserBudgetKey,
+              attribution=True),
+    Operation("PUT", "/admin/tenants/{tenant_id}/budgets/tags", tag_budget_set,
+              "Set the budget of a tag value (`project=search`), per day or month (audited)", accounts.BudgetOut,
+              body=accounts.TagBudgetIn),
+    Operation("POST", "/admin/tenants/{tenant_id}/budgets/tags/remove", tag_budget_remove,
+              "Remove a tag value's budget (audited)", accounts.BudgetList, body=accounts.TagBudgetKey),
+    Operation("GET", "/admin/tenants/{tenant_id}/run-budgets", run_budgets_list,
+              "The run budgets a tenant's keys made, newest first", accounts.RunBudgetList),
     Operation("GET", "/admin/tenants", tenants_list, "List tenants", accounts.TenantList, errors=(401,)),
     Operation("POST", "/admin/tenants", tenants_create, "Create a tenant", accounts.TenantOut, 201, body=accounts.TenantCreate,
               errors=(400, 401, 409)),

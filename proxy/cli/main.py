@@ -7,7 +7,7 @@ from pathlib import Path
 
 from billing.catalog import CatalogError
 from billing.db.tenants import AlreadyExists, Conflict, NotFound
-from proxy.cli import finance, keys, prices, reports, server, tenants
+from proxy.cli import budgets, finance, keys, prices, reports, server, tenants
 from proxy.cli.arguments import FORMATS, year_month
 from proxy.cli.support import CliError
 from proxy.config.settings import load_settings
@@ -31,6 +31,7 @@ def build_parser() -> argparse.ArgumentParser:
     tenants.add_commands(sub)
     keys.add_commands(sub)
     tenants.add_credit_commands(sub)
+    budgets.add_commands(sub, data_command)
     reports.add_log_commands(data_command)
     prices.add_commands(sub)
     reports.add_commands(sub, data_command)

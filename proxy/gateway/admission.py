@@ -11,6 +11,8 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from uuid import UUID, uuid4
 
+from billing.attribution import BUDGET_HEADER, NONE, Attribution
+from billing.budgets import scoped_arguments
 from billing.db.errors import database_unreachable
 from billing.db.quota import Admission, Fitting, admit, release, settle
 from billing.fitting import FITTED_ENDPOINTS, CallFit, CallTooDear, OutputLine, fit_call, output_line
@@ -46,15 +48,19 @@ class OutputFit:
 async def admit_call(state: ProxyState, grant: KeyGrant, request_id: UUID, started_at: datetime,
                      request: ClientRequest, price: ResolvedPrice, bounds: RequestBounds,
                      carried_tokens: int | None, endpoint: str,
-                     unfittable: str | None = None,
-                     uplift: Decimal = Decimal(0)) -> tuple[datetime, Admission | None, OutputFit | None]:
+                     unfittable: str | None = None, uplift: Decimal = Decimal(0),
+                     attribution: Attribution = NONE) -> tuple[datetime, Admission | None, OutputFit | None]:
     """The period the call counts in, its admission (None: no limit applies, nothing
     reserved), and the output cap it was fitted to, if it was. `carried_tokens`: the context
     the call continues (None: of unknown size); `unfittable`: why its cap may not be set;
-    `uplift`: what the call's upstream adds on list prices."""
+    `uplift`: what the call's upstream adds on list prices; `attribution`: its end user, tags
+    and run, which budgets inside the tenant may weigh."""
     period = period_start(started_at, grant.time_zone)
     max_call, max_call_name = grant.max_call
-    if not grant.has_limits and max_call is None:
+    user, tags, run = scoped_arguments(grant.budgeted_attribution, attribution.user, attribution.tags,
+                                       attribution.run)
+    scoped = user is not None or tags is not None or run is not None
+    if not grant.has_limits and max_call is None and not scoped:
         return period, None, None
     body_bytes, floor = len(request.body), grant.fit_floor(state.settings.fit_floor_tokens)
     # the upstream's uplift raises the cost, and so the charge, by one factor
@@ -73,11 +79,12 @@ async def admit_call(state: ProxyState, grant: KeyGrant, request_id: UUID, start
         raise ApiError(400, error.message, code="max_call_cost_exceeded", param="max_output_tokens",
                        refusal="max_call") from None
     capped = OutputFit(fit.line.max_units, fit.fitted_by) if fit.fitted_by else None
-    if not grant.has_limits:
+    if not grant.has_limits and not scoped:
         return period, None, capped
     # A background call keeps a reservation of its own until it ends, minutes later: no lease;
-    # nor a call under a request quota (a lease counts no calls).
-    leasable = not request.background and not any(q is not None for q in grant.request_quotas)
+    # nor a call under a request quota (a lease counts no calls), nor one a budget inside the
+    # tenant weighs (a lease is the tenant's and the key's).
+    leasable = not request.background and not any(q is not None for q in grant.request_quotas) and not scoped
     lease = await _leased(state, grant, period, fit.worst, started_at) if leasable else None
     if lease is not None:
         metrics.ADMISSIONS.labels("lease").inc()
@@ -90,7 +97,7 @@ async def admit_call(state: ProxyState, grant: KeyGrant, request_id: UUID, start
         admission = await admit(state.engine, request_id=request_id, tenant_id=grant.tenant_id, key_id=grant.key_id,
                                 at=started_at, estimate=fit.worst,
                                 expires_at=started_at + timedelta(seconds=state.settings.reservation_ttl),
-                                fitting=fitting, requests=1)
+                                fitting=fitting, requests=1, user=user, tags=tags, run=run)
         metrics.ADMISSIONS.labels("statement").inc()
     except Exception as error:
         if not database_unreachable(error):
@@ -101,16 +108,34 @@ async def admit_call(state: ProxyState, grant: KeyGrant, request_id: UUID, start
                            code="quota_unavailable") from None
         log.warning("quota admission failed (%s): the database is unreachable", type(error).__name__,
                     exc_info=log.isEnabledFor(logging.DEBUG))
+        if run is not None:  # whether the run is the key's, and not over, is not known
+            raise ApiError(503, "The run budget cannot be checked now; try again shortly.", type="server_error",
+                           code="quota_unavailable") from None
         admission = _admit_offline(state, grant, period, fit.worst)
     else:
         state.last_known.remember(grant.tenant_id, grant.key_id, period, admission.budget_remaining,
                                   admission.tokens_remaining, admission.key_budget_remaining)
     if not admission.admitted:
+        if admission.refused == "run_budget" and admission.refusal_cause in ("unknown", "ended"):
+            _refuse_run(admission)
         _refuse(admission, period, grant.time_zone, fit)
     if admission.units is not None:
         metrics.FITTED_CALLS.inc()
         return period, admission, OutputFit(admission.units, admission.fitted_by)
     return period, admission, capped
+
+
+def _refuse_run(admission: Admission) -> None:
+    """A run budget that is not this key's (another key's or tenant's reads as unknown), or
+    that expired or was closed."""
+    run = admission.refused_subject
+    metrics.QUOTA_REFUSED.labels("run_" + admission.refusal_cause).inc()
+    if admission.refusal_cause == "unknown":
+        raise ApiError(400, f"No run budget `{run}` was made with this API key (`{BUDGET_HEADER}`).",
+                       code="budget_not_found", param=BUDGET_HEADER, refusal="run_unknown")
+    raise ApiError(429, f"Request refused: run budget `{run}` has ended (it expired or was closed). Make a new one "
+                        "with `POST /v1/budgets`.", type="insufficient_quota", code="insufficient_quota",
+                   refusal="run_ended", headers={"x-should-retry": "false"})
 
 
 def _refuse(admission: Admission, period: datetime, time_zone: str, fit: CallFit) -> None:
@@ -123,7 +148,7 @@ def _refuse(admission: Admission, period: datetime, time_zone: str, fit: CallFit
         resets = next_period_start(period, time_zone)
     message = refusal_text(Refused(admission.refused, cause, fit.worst, resets, fit.line, fit.floor_units,
                                    admission.left_usd, admission.room_usd, admission.left_tokens,
-                                   admission.room_tokens, fit.unfittable))
+                                   admission.room_tokens, fit.unfittable, admission.refused_subject))
     metrics.QUOTA_REFUSED.labels(cause).inc()
     if cause == "held_in_flight":
         raise ApiError(429, message, type="budget_in_flight", code="rate_limit_exceeded", refusal=cause,
@@ -231,6 +256,8 @@ def remaining_headers(admission: Admission | None) -> dict[str, str]:
         headers["x-billing-tokens-remaining"] = str(admission.tokens_remaining)
     if admission.key_budget_remaining is not None:
         headers["x-billing-key-budget-remaining"] = money(admission.key_budget_remaining)
+    if admission.scoped_remaining is not None:
+        headers["x-billing-attributed-budget-remaining"] = money(admission.scoped_remaining)
     return headers
 
 

@@ -161,7 +161,8 @@ async def _admitted_call(request: web.Request, state: ProxyState, grant: KeyGran
     unfittable = PREFIX_UNFITTABLE if endpoint == "responses" and upstream.refuse_prefix_with_max_output_tokens \
         and prefix_cached(client_request.payload) else None
     period, admission, fitted = await admit_call(state, grant, request_id, started_at, client_request, price,
-                                                 bounds, carried, endpoint, unfittable, upstream.price_uplift)
+                                                 bounds, carried, endpoint, unfittable, upstream.price_uplift,
+                                                 attribution)
     billing_headers = {**remaining_headers(admission), **taken.headers}
     if fitted is not None:
         # forwarded with the cap the budget pays for; the reply may end `incomplete` there
@@ -183,7 +184,8 @@ async def _admitted_call(request: web.Request, state: ProxyState, grant: KeyGran
                        cost_uplift=upstream.price_uplift,
                        unseen_input_tokens=unseen_input_tokens(state, bounds, carried),
                        worst_tools=worst_tools(bounds, price, state.limits),
-                       end_user=attribution.user, tags=attribution.tags)
+                       end_user=attribution.user, tags=attribution.tags,
+                       run_budget=attribution.run)
     # From here the call may be billed: the spool knows of it before the upstream does, so
     # even a crash mid-call leaves an (estimated) entry behind (unless the disk fails: logged).
     state.writer.spool.begin(str(request_id), call_record(call))

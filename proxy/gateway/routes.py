@@ -4,6 +4,7 @@ from aiohttp import web
 
 from proxy.gateway import calls, passthrough
 from proxy.gateway.models_list import list_models, retrieve_model
+from proxy.gateway.run_budgets import add_run_budget_routes
 from proxy.gateway.self_service import add_self_service_routes
 
 
@@ -28,4 +29,5 @@ def add_gateway_routes(app: web.Application) -> None:
     # Answered here.
     app.router.add_get("/v1/models", list_models)
     add_self_service_routes(app)
+    add_run_budget_routes(app)
     app.router.add_get("/v1/models/{model}", retrieve_model)

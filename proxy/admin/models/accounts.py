@@ -6,6 +6,8 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field
 
+from billing import operator_text
+
 from proxy.admin.models.fields import (MONTH_PATTERN, Expiry, Id, ModelPattern, Money, MoneyOut, Name, PerMinute,
                                        PositiveMoney, Query, Reason, Seconds, SignedMoney, Strict, Text, Thresholds,
                                        TimeZone, TokenCount)
@@ -235,3 +237,68 @@ class IssuedKeyOut(BaseModel):
 
 class KeysQuery(Query):
     tenant_id: Id | None = None
+
+
+# An end user or a tag value as a budget names it. A value calls could never carry (the
+# proxy refuses unprintable ones) is accepted, and never matches a call.
+_NO_CONTROL = operator_text.LINE_PATTERN.removeprefix("^[").removesuffix("]*$")
+EndUser = Annotated[str, Field(min_length=1, max_length=256, pattern=f"^[{_NO_CONTROL}]+$")]
+TagValue = Annotated[str, Field(min_length=3, max_length=577,
+                                pattern=f"^[A-Za-z0-9_.:-]{{1,64}}=[{_NO_CONTROL}]{{1,512}}$")]
+Window = Literal["day", "month"]
+
+
+class UserBudgetIn(Strict):
+    """`user` absent: the cap of every end user; present: that end user's own budget, which
+    replaces the cap for its window."""
+    user: EndUser | None = None
+    per: Window
+    amount_usd: PositiveMoney
+
+
+class UserBudgetKey(Strict):
+    user: EndUser | None = None
+    per: Window
+
+
+class TagBudgetIn(Strict):
+    tag: TagValue = Field(description="`name=value`, e.g. project=search")
+    per: Window
+    amount_usd: PositiveMoney
+
+
+class TagBudgetKey(Strict):
+    tag: TagValue
+    per: Window
+
+
+class BudgetOut(BaseModel):
+    tenant: str
+    kind: str
+    subject: str | None = Field(description="The end user or `name=value`; null: every end user")
+    window: str = Field(description="day | month, in the tenant's time zone")
+    amount_usd: MoneyOut
+    spent_usd: MoneyOut | None = Field(description="This period; null for every end user's cap (one per user)")
+    held_usd: MoneyOut | None = Field(description="Held by calls in flight")
+    period_start: datetime
+
+
+class BudgetList(BaseModel):
+    data: list[BudgetOut]
+
+
+class RunBudgetOut(BaseModel):
+    id: str
+    label: str | None
+    amount_usd: MoneyOut
+    spent_usd: MoneyOut
+    held_usd: MoneyOut
+    requests: int
+    status: str = Field(description="active | spent | expired | closed")
+    created_at: datetime
+    expires_at: datetime
+    closed_at: datetime | None
+
+
+class RunBudgetList(BaseModel):
+    data: list[RunBudgetOut]
