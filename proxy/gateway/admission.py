@@ -135,7 +135,7 @@ def _refuse_run(admission: Admission) -> None:
                        code="budget_not_found", param=BUDGET_HEADER, refusal="run_unknown")
     raise ApiError(429, f"Request refused: run budget `{run}` has ended (it expired or was closed). Make a new one "
                         "with `POST /v1/budgets`.", type="insufficient_quota", code="insufficient_quota",
-                   refusal="run_ended", headers={"x-should-retry": "false"})
+                   refusal="run_ended", headers={"x-should-retry": "false", "x-billing-refused-by": "run_budget"})
 
 
 def _refuse(admission: Admission, period: datetime, time_zone: str, fit: CallFit) -> None:
@@ -152,9 +152,10 @@ def _refuse(admission: Admission, period: datetime, time_zone: str, fit: CallFit
     metrics.QUOTA_REFUSED.labels(cause).inc()
     if cause == "held_in_flight":
         raise ApiError(429, message, type="budget_in_flight", code="rate_limit_exceeded", refusal=cause,
-                       headers={"retry-after": "1", "retry-after-ms": "1000", "x-should-retry": "true"})
+                       headers={"retry-after": "1", "retry-after-ms": "1000", "x-should-retry": "true",
+                                "x-billing-refused-by": admission.refused})
     raise ApiError(429, message, type="insufficient_quota", code="insufficient_quota", refusal=cause,
-                   headers={"x-should-retry": "false"})
+                   headers={"x-should-retry": "false", "x-billing-refused-by": admission.refused})
 
 
 async def _leased(state: ProxyState, grant: KeyGrant, period: datetime, worst: Estimate,

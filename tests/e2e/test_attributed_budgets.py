@@ -73,6 +73,7 @@ async def test_every_users_cap_refuses_that_user_alone(proxy, client, engine, te
     assert made >= 1
     assert refusal.body["code"] == "insufficient_quota"
     assert "end user `dora`" in refusal.body["message"]
+    assert refusal.response.headers["x-billing-refused-by"] == "user_budget"
     await settled(proxy, engine)
     assert Decimal(0) < await spent_by(engine, ledger_entries.c.end_user, "dora") <= cap
     # the others go on: another user, and calls for no user
@@ -108,6 +109,7 @@ async def test_a_tag_budget_counts_what_was_spent_before_it(proxy, client, engin
     await mirror_knows(proxy, tenant_key, ("tag:project",))
     made, refusal = await until_refused(a_call(client, extra_headers={"X-Billing-Tags": "project=search"}))
     assert "tag `project=search`" in refusal.body["message"]
+    assert refusal.response.headers["x-billing-refused-by"] == "tag_budget"
     await a_call(client, metadata={"project": "ads"})()  # another project goes on
     await settled(proxy, engine)
     [budget] = await list_budgets(engine, "team-a")
@@ -129,6 +131,7 @@ async def test_a_run_budget_stops_that_run_alone(proxy, client, engine, tenant_k
     assert run["id"].startswith("budget_") and run["status"] == "active" and run["label"] == "eval run 7"
     made, refusal = await until_refused(a_call(client, extra_headers={"X-Billing-Budget": run["id"]}))
     assert made >= 1 and f"run budget `{run['id']}`" in refusal.body["message"]
+    assert refusal.response.headers["x-billing-refused-by"] == "run_budget"
     await a_call(client)()  # the key itself goes on
     await settled(proxy, engine)
     status, shown = await post(proxy, tenant_key.secret, f"/v1/budgets/{run['id']}", method="GET")
