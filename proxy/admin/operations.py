@@ -224,8 +224,9 @@ async def _set(engine, tenant_id: int, subject: Subject, body) -> accounts.Budge
 
 
 async def _remove(engine, ids, subject: Subject, per: str) -> accounts.BudgetList:
-    if not await remove_budget(engine, ids["tenant_id"], subject, per, actor=ACTOR):
-        raise ApiError(404, "The tenant has no such budget.", code="not_found")
+    # Idempotent, as a DELETE is: removing a budget that is not there leaves the same list (a retry
+    # after a lost reply must not fail); an unknown tenant is still a 404.
+    await remove_budget(engine, ids["tenant_id"], subject, per, actor=ACTOR)
     return await budgets_list(engine, ids, None, None)
 
 
@@ -259,13 +260,13 @@ OPERATIONS = (
               "Set the budget of every end user (no `user`) or of one, per day or month (audited)",
               accounts.BudgetOut, body=accounts.UserBudgetIn, attribution=True),
     Operation("POST", "/admin/tenants/{tenant_id}/budgets/users/remove", user_budget_remove,
-              "Remove an end-user budget (audited)", accounts.BudgetList, body=accounts.UserBudgetKey,
+              "Remove an end-user budget, if set (audited); answers the budgets that remain", accounts.BudgetList, body=accounts.UserBudgetKey,
               attribution=True),
     Operation("PUT", "/admin/tenants/{tenant_id}/budgets/tags", tag_budget_set,
               "Set the budget of a tag value (`project=search`), per day or month (audited)", accounts.BudgetOut,
               body=accounts.TagBudgetIn),
     Operation("POST", "/admin/tenants/{tenant_id}/budgets/tags/remove", tag_budget_remove,
-              "Remove a tag value's budget (audited)", accounts.BudgetList, body=accounts.TagBudgetKey),
+              "Remove a tag value's budget, if set (audited); answers the budgets that remain", accounts.BudgetList, body=accounts.TagBudgetKey),
     Operation("GET", "/admin/tenants/{tenant_id}/run-budgets", run_budgets_list,
               "The run budgets a tenant's keys made, newest first", accounts.RunBudgetList),
     Operation("GET", "/admin/tenants", tenants_list, "List tenants", accounts.TenantList, errors=(401,)),

@@ -23,7 +23,10 @@ from tests.integration.test_quota_db import setup
 D = Decimal
 NOW = datetime.now(timezone.utc)
 PERIOD = period_start(NOW)
-LATER = NOW + timedelta(minutes=5)
+
+
+def later() -> datetime:  # from the time the test runs, not the time the suite collected this module
+    return datetime.now(timezone.utc) + timedelta(minutes=5)
 
 
 def entry(tenant, key, price, request_id, tokens_in, tokens_out, user=None, tags=(), run=None):
@@ -50,7 +53,7 @@ async def test_concurrent_calls_of_one_user_never_exceed_its_cap(engine):
 
     async def one(user):
         return await admit(engine, request_id=uuid.uuid4(), tenant_id=tenant.id, key_id=key.id, at=NOW,
-                           estimate=estimate, expires_at=LATER, user=user)
+                           estimate=estimate, expires_at=later(), user=user)
 
     async def batches():  # the ledger settling other calls of the tenant meanwhile
         for i in range(10):
@@ -72,7 +75,7 @@ async def test_holds_leave_with_their_reservation(engine):
     tenant, key, price = await setup(engine)
     await set_budget(engine, "q", tag_subject("project=search"), "month", D("1"))
     released, shrunk, stale = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
-    for request_id, expires in ((released, LATER), (shrunk, LATER), (stale, NOW - timedelta(seconds=1))):
+    for request_id, expires in ((released, later()), (shrunk, later()), (stale, NOW - timedelta(seconds=1))):
         assert (await admit(engine, request_id=request_id, tenant_id=tenant.id, key_id=key.id, at=NOW,
                             estimate=Estimate(0, 0, D("0.10")), expires_at=expires,
                             tags=["project=search"])).admitted
@@ -94,14 +97,14 @@ async def test_a_run_counts_every_entry_that_names_it(engine):
     tenant, key, price = await setup(engine)
     run = await create_run(engine, tenant.id, key.id, RunRequest(D("0.01"), NOW + timedelta(hours=1), "r"))
     admitted = await admit(engine, request_id=uuid.uuid4(), tenant_id=tenant.id, key_id=key.id, at=NOW,
-                           estimate=Estimate(0, 0, D("0.02")), expires_at=LATER, run=run.id)
+                           estimate=Estimate(0, 0, D("0.02")), expires_at=later(), run=run.id)
     assert (admitted.admitted, admitted.refused, admitted.refusal_cause) == (False, "run_budget", "over_left")
     async with engine.begin() as conn:  # a replayed call that had no reservation counts all the same
         await insert_entries(conn, [entry(tenant, key, price, uuid.uuid4(), 6000, 2000, run=run.id)])
     shown = await get_run(engine, tenant.id, key.id, run.id)
     assert (shown.spent_usd, shown.held_usd, shown.requests) == (D("0.008"), 0, 1)
     unknown = await admit(engine, request_id=uuid.uuid4(), tenant_id=tenant.id, key_id=key.id + 1000, at=NOW,
-                          estimate=Estimate(0, 0, D("0.001")), expires_at=LATER, run=run.id)
+                          estimate=Estimate(0, 0, D("0.001")), expires_at=later(), run=run.id)
     assert (unknown.refused, unknown.refusal_cause) == ("run_budget", "unknown")
 
 
