@@ -9,7 +9,6 @@ from decimal import Decimal
 
 from billing.pricing import exact_sum
 
-DIMENSIONS = ("tenant", "key", "model", "service_tier", "day")
 TOKEN_FIELDS = ("input_tokens", "cached_tokens", "cache_write_tokens", "output_tokens", "reasoning_tokens")
 COUNT_FIELDS = (*TOKEN_FIELDS, "tool_calls")  # summed per row: tokens, and calls of built-in tools
 COST_FIELDS = ("cost_uncached_input", "cost_cached_input", "cost_cache_write", "cost_output", "cost_reasoning",
@@ -32,16 +31,6 @@ def parse_month(text: str) -> tuple[datetime, datetime]:
 def previous_month(text: str) -> str:
     start, _ = parse_month(text)
     return (start - timedelta(days=1)).strftime("%Y-%m")
-
-
-def parse_dimensions(text: str | None) -> tuple[str, ...]:
-    if not text:
-        return ()
-    dims = tuple(d.strip() for d in text.split(",") if d.strip())
-    unknown = [d for d in dims if d not in DIMENSIONS]
-    if unknown:
-        raise ValueError(f"cannot group by {unknown[0]!r}; choose from {', '.join(DIMENSIONS)}")
-    return tuple(dict.fromkeys(dims))
 
 
 @dataclass(frozen=True)
@@ -102,6 +91,51 @@ class Report:
     @property
     def total_requests(self) -> int:
         return sum(r.requests for r in self.rows)
+
+
+def _combined(a: ReportRow, b: ReportRow, sign: int, group: dict) -> ReportRow:
+    """a + b (sign 1) or a - b (sign -1), field by field."""
+    return ReportRow(group=group, requests=a.requests + sign * b.requests,
+                     tokens={f: a.tokens[f] + sign * b.tokens[f] for f in a.tokens},
+                     costs={f: a.costs[f] + sign * b.costs[f] for f in a.costs},
+                     cost=a.cost + sign * b.cost, charge=a.charge + sign * b.charge,
+                     cache_savings=a.cache_savings + sign * b.cache_savings,
+                     estimated_requests=a.estimated_requests + sign * b.estimated_requests,
+                     estimated_charge=a.estimated_charge + sign * b.estimated_charge,
+                     late_requests=a.late_requests + sign * b.late_requests,
+                     late_charge=a.late_charge + sign * b.late_charge)
+
+
+def _is_empty(row: ReportRow) -> bool:
+    return not row.requests and not any(row.tokens.values()) and not any(row.costs.values()) and not any(
+        (row.cost, row.charge, row.cache_savings, row.estimated_requests, row.estimated_charge, row.late_requests,
+         row.late_charge))
+
+
+def sorted_rows(rows: list[ReportRow], by: tuple[str, ...]) -> list[ReportRow]:
+    """In the order of the dimensions' values, None last (as PostgreSQL sorts)."""
+    return sorted(rows, key=lambda r: tuple((r.group.get(d) is None, "" if r.group.get(d) is None else str(r.group.get(d))) for d in by))
+
+
+def with_untagged(every: list[ReportRow], tagged: list[ReportRow], dimension: str,
+                  by: tuple[str, ...]) -> list[ReportRow]:
+    """A report by a tag, from `tagged` (the entries with the tag, by its value) and `every`
+    (all entries, grouped by the other dimensions): what `every` holds beyond `tagged`, group
+    by group, is the group of entries without the tag (None). So the rows always add up to
+    `every`, exactly."""
+    others = lambda group: tuple(sorted((k, v) for k, v in group.items() if k != dimension))  # noqa: E731
+    with_tag: dict[tuple, list[ReportRow]] = {}
+    for row in tagged:
+        with_tag.setdefault(others(row.group), []).append(row)
+    rows = [row for row in tagged if not _is_empty(row)]
+    for row in every:
+        rest = row
+        for part in with_tag.get(others(row.group), []):
+            rest = _combined(rest, part, -1, row.group)
+        rest = ReportRow(**{**rest.__dict__, "group": {**row.group, dimension: None}})
+        if not _is_empty(rest):
+            rows.append(rest)
+    return sorted_rows(rows, by)
 
 
 def money(value: Decimal) -> str:

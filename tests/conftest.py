@@ -43,7 +43,8 @@ async def engine(database_url):
     async with engine.begin() as conn:
         await conn.execute(text(
             "TRUNCATE ledger_entries, api_key_secrets, api_keys, tenants, price_tiers, price_versions, model_aliases, "
-            "audit_log, quota_usage, reservations, alerts, ledger_daily, response_owners, background_responses, "
+            "audit_log, quota_usage, reservations, alerts, ledger_daily, ledger_daily_users, ledger_daily_tags, "
+            "response_owners, background_responses, "
             "ledger_dead_letters, credit_topups, rate_buckets, concurrency_claims, ledger_adjustments, month_closes, "
             "export_outbox, export_holds, export_sinks, reservation_holds "
             "RESTART IDENTITY CASCADE"

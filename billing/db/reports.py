@@ -8,48 +8,118 @@ from sqlalchemy import Numeric, String, Text, case, cast, func, literal_column, 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from billing.db.months import list_adjustments
-from billing.db.tables import api_keys, ledger_daily, ledger_entries, quota_usage, tenants
-from billing.report import COST_FIELDS, COUNT_FIELDS, AdjustmentLine, Report, ReportRow, parse_month
+from billing.db.tables import (api_keys, ledger_daily, ledger_daily_tags, ledger_daily_users, ledger_entries,
+                               quota_usage, tenants)
+from billing.report import COST_FIELDS, COUNT_FIELDS, AdjustmentLine, Report, ReportRow, parse_month, with_untagged
+from billing.report_dimensions import DAILY, TAGS, USER, USERS, source_for, tag_name
 
 SUMMED = (*COUNT_FIELDS, *COST_FIELDS, "cost_total", "charge_total", "cache_savings")
 ESTIMATED = ("estimated_requests", "estimated_charge",  # calls that ended without usage, priced from an estimate
              "late_requests", "late_charge")  # calls of a closed month, booked on the day they arrived
 
 
-def _grouped(source, day_column, by: tuple[str, ...]):
+def _grouped(source, day_column, by: tuple[str, ...], attributed: dict | None = None):
     columns = {
-        "tenant": tenants.c.name.label("tenant"),
-        "key": api_keys.c.display_prefix.label("key"),
-        "model": source.c.model.label("model"),
-        "service_tier": source.c.service_tier.label("service_tier"),
-        "day": cast(day_column, String).label("day"),
+        "tenant": tenants.c.name,
+        "key": api_keys.c.display_prefix,
+        "model": source.c.model,
+        "service_tier": source.c.service_tier,
+        "day": cast(day_column, String),
+        **(attributed or {}),
     }
-    groups = [columns[d] for d in by]
+    groups = [columns[d].label(d) for d in by]
     if "key" in by:
         groups.append(api_keys.c.id.label("key_id"))
     return groups
 
 
-async def monthly_report(engine: AsyncEngine, month: str, *, tenant: str | None = None,
-                         by: tuple[str, ...] = ()) -> Report:
-    start, end = parse_month(month)
-    daily = ledger_daily
-    groups = _grouped(daily, daily.c.day, by)
+def _summed(columns: dict) -> list:
+    return [func.coalesce(func.sum(columns["requests"]), 0).label("requests"),
+            *[func.coalesce(func.sum(columns[f]), 0).label(f) for f in SUMMED + ESTIMATED]]
+
+
+async def _rollup_rows(conn, daily, by: tuple[str, ...], start: datetime, end: datetime, tenant: str | None,
+                       attributed: dict | None = None, where=None) -> list[ReportRow]:
+    """A report's rows from one of the daily roll-ups (all of them share ledger_daily's key
+    and counters)."""
+    groups = _grouped(daily, daily.c.day, by, attributed)
     query = (
-        select(*groups, func.coalesce(func.sum(daily.c.requests), 0).label("requests"),
-               *[func.coalesce(func.sum(daily.c[f]), 0).label(f) for f in SUMMED + ESTIMATED])
+        select(*groups, *_summed(daily.c))
         .select_from(daily.join(tenants, tenants.c.id == daily.c.tenant_id)
                      .join(api_keys, api_keys.c.id == daily.c.key_id))
         .where(daily.c.day >= start.date(), daily.c.day < end.date())
     )
+    if where is not None:
+        query = query.where(where)
     if tenant is not None:
         query = query.where(tenants.c.name == tenant)
     if groups:
         query = query.group_by(*groups).order_by(*groups)
+    return [_row(r, by) for r in (await conn.execute(query)).all() if groups or r.requests]
+
+
+def _in_month(led, start: datetime, end: datetime):
+    """The entries a month's roll-ups count: started in it (the partitions it prunes to), or
+    booked late into it."""
+    return (((led.c.started_at >= start) & (led.c.started_at < end) & led.c.booked_on.is_(None))
+            | ((led.c.booked_on >= start.date()) & (led.c.booked_on < end.date())))
+
+
+async def _scanned_rows(conn, by: tuple[str, ...], start: datetime, end: datetime,
+                        tenant: str | None) -> list[ReportRow]:
+    """A report's rows straight from the entries, for groupings no roll-up serves."""
+    led = ledger_entries
+    day = func.coalesce(led.c.booked_on, func.date(func.timezone("UTC", led.c.started_at)))  # as the rollups book it
+    late = led.c.booked_on.isnot(None)
+    tags = case((func.jsonb_typeof(led.c.tags) == "object", led.c.tags))  # any other JSON: no tags
+    attributed = {"service_tier": func.coalesce(led.c.service_tier, "default"), USER: led.c.end_user,
+                  **{d: tags[tag_name(d)].astext for d in by if tag_name(d) is not None}}
+    groups = _grouped(led, day, by, attributed)
+    summed = [func.coalesce(func.sum(_ENTRY_TOOL_CALLS if f == "tool_calls" else led.c[f]), 0).label(f)
+              for f in SUMMED]
+    query = (select(*groups, func.count().label("requests"), *summed,
+                    func.count().filter(led.c.estimated).label("estimated_requests"),
+                    func.coalesce(func.sum(led.c.charge_total).filter(led.c.estimated), 0).label("estimated_charge"),
+                    func.count().filter(late).label("late_requests"),
+                    func.coalesce(func.sum(led.c.charge_total).filter(late), 0).label("late_charge"))
+             .select_from(led.join(tenants, tenants.c.id == led.c.tenant_id)
+                          .join(api_keys, api_keys.c.id == led.c.key_id))
+             .where(_in_month(led, start, end)))
+    if tenant is not None:
+        query = query.where(tenants.c.name == tenant)
+    if groups:
+        query = query.group_by(*groups).order_by(*groups)
+    return [_row(r, by) for r in (await conn.execute(query)).all() if groups or r.requests]
+
+
+async def report_rows(conn, month: str, by: tuple[str, ...], tenant: str | None = None,
+                      source: str | None = None) -> list[ReportRow]:
+    """The rows of a month's report, from the roll-up that serves `by` (or `source`: SCAN
+    to read the entries, as reconciling and the benchmark do)."""
+    start, end = parse_month(month)
+    source = source or source_for(by)
+    if source == DAILY:
+        return await _rollup_rows(conn, ledger_daily, by, start, end, tenant)
+    if source == USERS:
+        users = ledger_daily_users
+        return await _rollup_rows(conn, users, by, start, end, tenant, {USER: users.c.end_user})
+    if source == TAGS:
+        dimension = next(d for d in by if tag_name(d) is not None)
+        others = tuple(d for d in by if d != dimension)
+        tags = ledger_daily_tags
+        tagged = await _rollup_rows(conn, tags, by, start, end, tenant, {dimension: tags.c.tag_value},
+                                    tags.c.tag_name == tag_name(dimension))
+        every = await _rollup_rows(conn, ledger_daily, others, start, end, tenant)
+        return with_untagged(every, tagged, dimension, by)
+    return await _scanned_rows(conn, by, start, end, tenant)
+
+
+async def monthly_report(engine: AsyncEngine, month: str, *, tenant: str | None = None,
+                         by: tuple[str, ...] = (), source: str | None = None) -> Report:
     async with engine.connect() as conn:
-        rows = (await conn.execute(query)).all()
+        rows = await report_rows(conn, month, by, tenant, source)
         adjustments = await list_adjustments(conn, month, tenant)
-    return Report(month=month, tenant=tenant, by=by, rows=[_row(r, by) for r in rows if groups or r.requests],
+    return Report(month=month, tenant=tenant, by=by, rows=rows,
                   adjustments=tuple(AdjustmentLine(a.id, a.tenant, a.amount_usd, a.reason, a.created_at)
                                     for a in adjustments))
 
@@ -84,8 +154,7 @@ async def ledger_totals(engine: AsyncEngine, start: datetime, end: datetime) -> 
                     func.coalesce(func.sum(led.c.charge_total).filter(led.c.estimated), 0).label("estimated_charge"),
                     func.count().filter(late).label("late_requests"),
                     func.coalesce(func.sum(led.c.charge_total).filter(late), 0).label("late_charge"))
-             .where(((led.c.started_at >= start) & (led.c.started_at < end) & led.c.booked_on.is_(None))
-                    | ((led.c.booked_on >= start.date()) & (led.c.booked_on < end.date())))
+             .where(_in_month(led, start, end))
              .group_by(led.c.tenant_id, led.c.key_id, led.c.model, day, tier))
     async with engine.connect() as conn:
         return {(r.tenant_id, r.key_id, r.model, r.day, r.tier): {"requests": r.requests,

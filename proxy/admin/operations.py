@@ -25,7 +25,8 @@ from billing.db.tenants import create_tenant, get_tenant, list_tenants, update_t
 from billing.db.unpriced import unpriced_models
 from billing.model_labels import OTHER
 from billing.pricing import NoStandardPrice, Tier, revised
-from billing.report import parse_dimensions, parse_month, report_csv_text, report_dict
+from billing.report import parse_month, report_csv_text, report_dict
+from billing.report_dimensions import parse_dimensions
 from proxy.admin.models import accounts, finance
 from proxy.admin.prices_view import price_rows
 from proxy.errors import ApiError

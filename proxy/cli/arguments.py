@@ -7,7 +7,8 @@ from decimal import Decimal, InvalidOperation
 
 from billing import operator_text
 from billing.catalog import NAME_PATTERN
-from billing.report import parse_dimensions, parse_month
+from billing.report import parse_month
+from billing.report_dimensions import parse_dimensions
 from proxy.cli.output import parse_duration
 
 FORMATS = ("table", "json", "csv")

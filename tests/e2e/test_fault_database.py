@@ -41,7 +41,8 @@ async def outage_proxy(own_postgres, aiohttp_server, proxy_settings, request):
     engine = make_engine(own_postgres.url, pool_size=2)
     async with engine.begin() as conn:
         await conn.exec_driver_sql("TRUNCATE ledger_entries, api_key_secrets, api_keys, tenants, quota_usage, "
-                                   "reservations, alerts, ledger_daily, response_owners RESTART IDENTITY CASCADE")
+                                   "reservations, alerts, ledger_daily, ledger_daily_users, ledger_daily_tags, "
+                                   "response_owners RESTART IDENTITY CASCADE")
     policy = getattr(request, "param", "serve")
     settings = replace(proxy_settings, outage_admission=policy, sync_interval=0.2)
     app = create_app(settings, own_postgres.url)
@@ -196,7 +197,8 @@ async def test_every_endpoint_that_needs_the_database_answers_503_while_it_is_do
     engine = make_engine(own_postgres.url, pool_size=2)
     async with engine.begin() as conn:
         await conn.exec_driver_sql("TRUNCATE ledger_entries, api_key_secrets, api_keys, tenants, quota_usage, "
-                                   "reservations, alerts, ledger_daily, response_owners RESTART IDENTITY CASCADE")
+                                   "reservations, alerts, ledger_daily, ledger_daily_users, ledger_daily_tags, "
+                                   "response_owners RESTART IDENTITY CASCADE")
     await create_tenant(engine, "team")
     key = await issue_key(engine, "team")
     app = create_app(replace(proxy_settings, admin_token=ADMIN_TOKEN, sync_interval=0.2), own_postgres.url)

@@ -3,7 +3,8 @@ from decimal import Decimal
 
 import pytest
 
-from billing.report import money, parse_dimensions, parse_month
+from billing.report import money, parse_month
+from billing.report_dimensions import parse_dimensions
 from proxy.cli.output import parse_duration, render
 
 

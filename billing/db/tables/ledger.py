@@ -119,6 +119,41 @@ ledger_daily = Table(
     Column("late_charge", Numeric, nullable=False),
 )
 
+def _daily_counters() -> list[Column]:
+    return [Column("requests", BigInteger, nullable=False),
+            *[Column(name, BigInteger, nullable=False) for name in _DAILY_TOKENS],
+            *[Column(name, Numeric, nullable=False) for name in _DAILY_MONEY],
+            Column("estimated_requests", BigInteger, nullable=False), Column("estimated_charge", Numeric, nullable=False),
+            Column("late_requests", BigInteger, nullable=False), Column("late_charge", Numeric, nullable=False)]
+
+
+# ledger_daily's key and counters per end user (null: entries without one; migration 0024).
+ledger_daily_users = Table(
+    "ledger_daily_users",
+    metadata,
+    Column("day", Date, nullable=False),
+    Column("tenant_id", BigInteger, nullable=False),
+    Column("key_id", BigInteger, nullable=False),
+    Column("model", Text, nullable=False),
+    Column("service_tier", Text, nullable=False),
+    Column("end_user", Text, nullable=True),
+    *_daily_counters(),
+)
+
+# ...and per tag name and value: an entry counts once per tag it has, not at all without (0024).
+ledger_daily_tags = Table(
+    "ledger_daily_tags",
+    metadata,
+    Column("tag_name", Text, primary_key=True),
+    Column("day", Date, primary_key=True),
+    Column("tenant_id", BigInteger, primary_key=True),
+    Column("key_id", BigInteger, primary_key=True),
+    Column("model", Text, primary_key=True),
+    Column("service_tier", Text, primary_key=True),
+    Column("tag_value", Text, primary_key=True),
+    *_daily_counters(),
+)
+
 # Which tenant created a response id (filled by a ledger trigger, migration 0006).
 response_owners = Table(
     "response_owners",
