@@ -1,5 +1,6 @@
-"""A tenant's monthly statement: one line per model, one per adjustment, and the total, to
-attach to an internal invoice. Built from a report grouped by model. Pure.
+"""A tenant's monthly statement: one line per model (or, for chargeback, per end user or per
+value of a tag), one per adjustment, and the total, to attach to an internal invoice. Built
+from a report of the tenant grouped by that one dimension. Pure.
 
 Rounding policy: a statement rounds once, at the total, half to even to the cent. The lines
 keep their exact amounts (shown to the cent, the exact value beside), and the difference
@@ -15,8 +16,17 @@ from decimal import Decimal
 
 from billing.display import to_cents
 from billing.report import Report, money
+from billing.report_dimensions import USER, parse_dimensions, tag_name
 
 COLUMNS = ("model", "requests", "input_tokens", "cached_tokens", "output_tokens", "reasoning_tokens", "charge_usd")
+
+
+def parse_group(text: str) -> str:
+    """What a statement's lines are per: `model`, `user` or `tag:NAME`."""
+    dims = parse_dimensions(text)
+    if len(dims) != 1 or not (dims[0] in ("model", USER) or tag_name(dims[0]) is not None):
+        raise ValueError("a statement groups its lines by one of model, user, tag:NAME")
+    return dims[0]
 
 
 @dataclass(frozen=True)
@@ -28,6 +38,11 @@ class Statement:
     adjustments: tuple = ()  # billing.report.AdjustmentLine, each shown apart
     late_requests: int = 0  # calls of a closed month that arrived in this one (in `lines` too)
     late_charge: Decimal = Decimal(0)
+    dimension: str = "model"  # what each line is for (its key in `lines`): model, user or tag:NAME
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        return (self.dimension, *COLUMNS[1:])
 
     @property
     def number(self) -> str:
@@ -51,20 +66,23 @@ class Statement:
 
 
 def statement_from(report: Report) -> Statement:
-    if report.tenant is None or report.by != ("model",):
-        raise ValueError("a statement is a report of one tenant grouped by model")
-    lines = [{"model": r.group["model"], "requests": r.requests, **{k: r.tokens[k] for k in COLUMNS[2:6]},
+    if report.tenant is None or len(report.by) != 1 or parse_group(report.by[0]) != report.by[0]:
+        raise ValueError("a statement is a report of one tenant grouped by model, user or tag:NAME")
+    dimension = report.by[0]
+    lines = [{dimension: r.group[dimension], "requests": r.requests, **{k: r.tokens[k] for k in COLUMNS[2:6]},
               "charge_usd": r.charge} for r in report.rows]
     return Statement(report.tenant, report.month, lines, report.total_charge, report.adjustments,
-                     sum(r.late_requests for r in report.rows), sum((r.late_charge for r in report.rows), Decimal(0)))
+                     sum(r.late_requests for r in report.rows), sum((r.late_charge for r in report.rows), Decimal(0)),
+                     dimension)
 
 
 def statement_csv(statement: Statement) -> str:
+    """Exact amounts; a line of entries without a user or that tag has an empty first cell."""
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(COLUMNS)
+    writer.writerow(statement.columns)
     for line in statement.lines:
-        writer.writerow([money(line[c]) if c == "charge_usd" else line[c] for c in COLUMNS])
+        writer.writerow([money(line[c]) if c == "charge_usd" else line[c] for c in statement.columns])
     for adjustment in statement.adjustments:
         writer.writerow([f"ADJUSTMENT {adjustment.at:%Y-%m-%d}: {adjustment.reason}", "", "", "", "", "",
                          money(adjustment.amount)])

@@ -2,6 +2,7 @@
 the same totals recomputed from raw ledger entries, for reconciliation."""
 
 from datetime import datetime
+from decimal import Decimal
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import Numeric, String, Text, case, cast, func, literal_column, select
@@ -122,6 +123,18 @@ async def monthly_report(engine: AsyncEngine, month: str, *, tenant: str | None 
     return Report(month=month, tenant=tenant, by=by, rows=rows,
                   adjustments=tuple(AdjustmentLine(a.id, a.tenant, a.amount_usd, a.reason, a.created_at)
                                     for a in adjustments))
+
+
+async def tag_value_totals(engine: AsyncEngine, month: str, tenant: str) -> list[tuple[str, str, int, Decimal]]:
+    """(tag name, value, calls, charge) of a tenant's month, from the tag roll-up."""
+    start, end = parse_month(month)
+    tags = ledger_daily_tags
+    query = (select(tags.c.tag_name, tags.c.tag_value, func.sum(tags.c.requests), func.sum(tags.c.charge_total))
+             .join(tenants, tenants.c.id == tags.c.tenant_id)
+             .where(tenants.c.name == tenant, tags.c.day >= start.date(), tags.c.day < end.date())
+             .group_by(tags.c.tag_name, tags.c.tag_value).order_by(tags.c.tag_name, tags.c.tag_value))
+    async with engine.connect() as conn:
+        return [(r[0], r[1], int(r[2]), r[3]) for r in await conn.execute(query)]
 
 
 def _row(row, by: tuple[str, ...]) -> ReportRow:

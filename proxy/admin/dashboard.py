@@ -15,12 +15,13 @@ from aiohttp import web
 from billing.db.credits import credit_history, credit_standing
 from billing.db.limit_use import limit_uses
 from billing.db.refusals import refusals_by_tenant
-from billing.db.reports import monthly_report
+from billing.db.reports import monthly_report, tag_value_totals
 from billing.db.tenants import get_tenant, list_tenants
 from billing.db.unpriced import unpriced_models
 from billing.operator_text import MAX_NAME_LENGTH, TextError, line_text
 from billing.report import parse_month, previous_month
-from billing.statement import statement_csv, statement_from
+from billing.statement import parse_group, statement_csv, statement_from
+from proxy.admin.attribution_section import tags_section, users_section
 from proxy.admin.markup import issued_today
 from proxy.admin.models.fields import MONTH_PATTERN
 from proxy.admin.pages import dashboard_page, login_page, statement_page, tenant_page
@@ -145,8 +146,11 @@ async def tenant(request: web.Request) -> web.Response:
     by_tenant = await monthly_report(engine, month, tenant=name, by=("tenant",))
     refused = await refusals_by_tenant(engine, start.date(), end.date(), name)
     limits = limits_section(uses, now, by_tenant, refused)
+    users = await monthly_report(engine, month, tenant=name, by=("user",))
+    inside = (f"<h2>Top end users</h2>{users_section(users, reports[0])}"
+              f"<h2>Spend per tag value</h2>{tags_section(await tag_value_totals(engine, month, name), reports[0])}")
     return _html(tenant_page(month, name, *reports, limits=limits,
-                             unpriced=await _unpriced(request, start, end, now, name)))
+                             unpriced=await _unpriced(request, start, end, now, name), attribution=inside))
 
 
 async def statement(request: web.Request) -> web.Response:
@@ -154,7 +158,11 @@ async def statement(request: web.Request) -> web.Response:
         raise web.HTTPFound("/admin/login")
     month, tenant = _month(request), await _tenant_name(request)
     kind = _choice(request, "format", ("html", "csv"))
-    report = await monthly_report(request.app[STATE].engine, month, tenant=tenant, by=("model",))
+    try:
+        group = parse_group(request.query.get("group_by") or "model")
+    except ValueError as exc:
+        raise ApiError(400, str(exc), param="group_by") from None
+    report = await monthly_report(request.app[STATE].engine, month, tenant=tenant, by=(group,))
     result = statement_from(report)
     if kind == "csv":
         return web.Response(text=statement_csv(result), content_type="text/csv", headers={

@@ -7,7 +7,8 @@ from urllib.parse import quote
 
 from billing.display import readable
 from billing.report import Report
-from billing.statement import COLUMNS, Statement
+from billing.report_dimensions import shown, tag_name
+from billing.statement import Statement
 from proxy.admin.charts import bar_chart, stacked_days
 from proxy.admin.markup import Html, amount, month_days, page, table, top_rows
 from proxy.admin.sections import components_section, daily_chart, movers_section, savings_chart
@@ -56,16 +57,18 @@ def dashboard_page(month: str, total: Report, tenants: Report, days: Report, key
     return page(f"billing-proxy: spend {month}", body)
 
 
-def _statement_links(tenant: str, month: str) -> str:
-    query = f"tenant={quote(tenant)}&amp;month={escape(month)}"
-    return (f'<li>{escape(tenant)}: <a href="/admin/dashboard/statement?{query}&amp;format=html">printable</a> · '
+def _statement_links(tenant: str, month: str, group_by: str = "model") -> str:
+    query = f"tenant={quote(tenant)}&amp;month={escape(month)}" + (
+        f"&amp;group_by={quote(group_by)}" if group_by != "model" else "")
+    per = " per end user" if group_by == "user" else ""
+    return (f'<li>{escape(tenant)}{per}: <a href="/admin/dashboard/statement?{query}&amp;format=html">printable</a> · '
             f'<a href="/admin/dashboard/statement?{query}&amp;format=csv">CSV</a></li>')
 
 
 def tenant_page(month: str, tenant: str, total: Report, days: Report, keys: Report, models: Report,
-                limits: str, unpriced: str = "") -> str:
-    """One tenant's month: its figures, limits, days (stacked by model), keys, models and
-    statement."""
+                limits: str, unpriced: str = "", attribution: str = "") -> str:
+    """One tenant's month: its figures, limits, days (stacked by model), keys, models, its
+    end users and tag values (`attribution`) and statement."""
     cards = "".join(f'<div class="card">{escape(name)}<b>{value}</b></div>' for name, value in (
         ("Charged (USD)", amount(total.total_charge, "charge")),
         ("Upstream cost (USD)", amount(total.total_cost, "cost")),
@@ -87,32 +90,42 @@ def tenant_page(month: str, tenant: str, total: Report, days: Report, keys: Repo
     f"Charged per day of {month} by {tenant}, by model (USD)", readable)}
 <h2>Keys</h2>{table(top_rows(keys, "key", limit=100), [("name", "Key", False), *money_columns])}
 <h2>Models</h2>{table(top_rows(models, "model", limit=100), [("name", "Model", False), *money_columns])}
-<h2>Statement</h2><ul>{_statement_links(tenant, month)}</ul>"""
+{attribution}
+<h2>Statement</h2><ul>{_statement_links(tenant, month)}{_statement_links(tenant, month, "user")}</ul>"""
     return page(f"billing-proxy: {tenant} {month}", body)
 
 
+_PER = {"model": "priced per model", "user": "per end user"}
+
+
 def statement_page(statement: Statement, issued: str) -> str:
-    """A statement to send: its number, period and tenant, a line per model and per
-    adjustment (to the cent, exact on hover), the rounding line and the total due."""
-    titles = {"model": "Model", "requests": "Requests", "input_tokens": "Input tokens", "cached_tokens": "Cached",
+    """A statement to send: its number, period and tenant, a line per model (or end user, or
+    tag value) and per adjustment (to the cent, exact on hover), the rounding line and the
+    total due."""
+    first_column = statement.dimension
+    name = tag_name(first_column)
+    titles = {first_column: f"Tag {name}" if name else {"user": "End user"}.get(first_column, "Model"),
+              "requests": "Requests", "input_tokens": "Input tokens", "cached_tokens": "Cached",
               "output_tokens": "Output tokens", "reasoning_tokens": "Reasoning", "charge_usd": "Charge USD"}
-    rows = [{**line, "charge_usd": amount(line["charge_usd"])} for line in statement.lines]
-    rows += [{"model": f"Adjustment {a.at:%Y-%m-%d}: {a.reason}", "charge_usd": amount(a.amount)}
+    rows = [{**line, first_column: shown(line[first_column]), "charge_usd": amount(line["charge_usd"])}
+            for line in statement.lines]
+    rows += [{first_column: f"Adjustment {a.at:%Y-%m-%d}: {a.reason}", "charge_usd": amount(a.amount)}
              for a in statement.adjustments]
-    rows.append({"model": "Rounding (the total, half to even, to the cent)",
+    rows.append({first_column: "Rounding (the total, half to even, to the cent)",
                  "charge_usd": amount(statement.rounding, "rounding")})
-    rows.append({"model": "Total due", "requests": sum(line["requests"] for line in statement.lines),
+    rows.append({first_column: "Total due", "requests": sum(line["requests"] for line in statement.lines),
                  "charge_usd": amount(statement.total_due, "total_due")})
     late = (f"<p>Includes {statement.late_requests} late calls from closed months, "
             f"{amount(statement.late_charge)} USD.</p>" if statement.late_requests else "")
     first, last = statement.period
+    per = _PER.get(first_column) or f"per value of the tag {escape(name or '')}"
     body = (f'<h1>Statement {escape(statement.number)}</h1>'
             f'<table class="facts"><tbody><tr><th scope="row">Tenant</th><td>{escape(statement.tenant)}</td></tr>'
             f'<tr><th scope="row">Period</th><td>{first:%Y-%m-%d} to {last:%Y-%m-%d} (UTC)</td></tr>'
             f'<tr><th scope="row">Issued</th><td>{escape(issued)}</td></tr></tbody></table>'
-            f"<p>Usage of the LLM gateway, priced per model, and adjustments. All amounts in USD; each line "
+            f"<p>Usage of the LLM gateway, {per}, and adjustments. All amounts in USD; each line "
             f"keeps its exact amount (hover it), and only the total is rounded.</p>"
-            + table(rows, [(c, titles[c], c != "model") for c in COLUMNS]) + late
+            + table(rows, [(c, titles[c], c != first_column) for c in statement.columns]) + late
             + f'<p><b>Total due: {amount(statement.total_due)} USD</b></p>')
     return page(f"Statement {statement.number}", body)
 

@@ -9,6 +9,7 @@ from billing import operator_text
 from billing.catalog import NAME_PATTERN
 from billing.report import parse_month
 from billing.report_dimensions import parse_dimensions
+from billing.statement import parse_group
 from proxy.cli.output import parse_duration
 
 FORMATS = ("table", "json", "csv")
@@ -76,6 +77,7 @@ duration = argument_type(parse_duration)
 percentages = argument_type(lambda text: [int(v) for v in text.split(",") if v.strip()])
 model_names = argument_type(lambda text: [m.strip() for m in text.split(",") if m.strip()] or _no_models())
 dimensions = argument_type(parse_dimensions)
+statement_group = argument_type(parse_group)
 year_month = argument_type(lambda text: (parse_month(text), text)[1])
 # Free text (billing/operator_text.py): no control characters; a reason may span lines.
 one_line = argument_type(lambda text: operator_text.line_text(text, "the value"))

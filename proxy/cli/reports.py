@@ -11,10 +11,11 @@ from billing.pricing import exact_sum
 from billing.reconcile import compare
 from billing.report import (COST_FIELDS, COUNT_FIELDS, adjustment_dict, money, parse_month, report_columns,
                             report_csv_text, report_dict, row_dict)
+from billing.report_dimensions import shown
 from billing.statement import statement_csv, statement_from
 from proxy.admin.markup import issued_today
 from proxy.admin.pages import statement_page
-from proxy.cli.arguments import dimensions, one_line, tenant_text, whole_number, year_month
+from proxy.cli.arguments import dimensions, one_line, statement_group, tenant_text, whole_number, year_month
 from proxy.cli.output import render, to_json
 from proxy.cli.support import CliError, run_db
 from proxy.config.settings import Settings
@@ -52,7 +53,7 @@ def cmd_report(args, settings: Settings) -> None:
             print(report_csv_text(report), end="")
             return
         columns = report_columns(report)
-        rows = [row_dict(r) for r in report.rows]
+        rows = [{**row_dict(r), **{d: shown(r.group[d]) for d in report.by}} for r in report.rows]
         if report.by and rows:
             rows.append({columns[0]: "TOTAL", "requests": report.total_requests, "cost": report.total_cost,
                          "charge": report.total_usage_charge, "cache_savings": report.total_cache_savings,
@@ -77,7 +78,7 @@ def cmd_report(args, settings: Settings) -> None:
 def cmd_statement(args, settings: Settings) -> None:
     async def action(engine):
         await get_tenant(engine, args.tenant)  # an unknown tenant is an error, not an empty statement
-        statement = statement_from(await monthly_report(engine, args.month, tenant=args.tenant, by=("model",)))
+        statement = statement_from(await monthly_report(engine, args.month, tenant=args.tenant, by=(args.group_by,)))
         print(statement_page(statement, issued_today()) if args.format == "html" else statement_csv(statement), end="")
 
     run_db(settings, action)
@@ -138,14 +139,18 @@ def add_commands(sub, data_command) -> None:
     report.add_argument("--month", type=year_month, default=current_month(), metavar="YYYY-MM",
                         help="default: the current month (UTC)")
     report.add_argument("--tenant", type=tenant_text)
-    report.add_argument("--by", type=dimensions, default=(), metavar="tenant,key,model,service_tier,day")
+    report.add_argument("--by", type=dimensions, default=(), metavar="tenant,key,model,service_tier,day,user,tag:NAME",
+                        help="entries without an end user or that tag are grouped apart, as (none)")
     report.set_defaults(handler=cmd_report)
 
-    statement = sub.add_parser("statement", help="a tenant's monthly statement: one line per model, and the total")
+    statement = sub.add_parser("statement", help="a tenant's monthly statement: one line per model (or end user, or "
+                                                 "tag value), and the total")
     statement.add_argument("--tenant", required=True, type=tenant_text)
     statement.add_argument("--month", type=year_month, default=current_month(), metavar="YYYY-MM",
                            help="default: the current month (UTC)")
     statement.add_argument("--format", choices=("csv", "html"), default="csv")
+    statement.add_argument("--group-by", type=statement_group, default="model", metavar="model|user|tag:NAME",
+                           help="one line per model (default), per end user, or per value of a tag, for chargeback")
     statement.set_defaults(handler=cmd_statement)
 
     reconcile = sub.add_parser("reconcile", help="check rollups and quota counters against the raw ledger")

@@ -1,13 +1,16 @@
-"""Report dimensions (`--by`): parsing, which table serves them, and the group of entries
-without a tag, worked out from the roll-ups. Pure."""
+"""Report dimensions (`--by`): parsing, which table serves them, the group of entries without
+a tag worked out from the roll-ups, and statements per end user or tag. Pure."""
 
 from decimal import Decimal
 
 import pytest
-from hypothesis import given, strategies as st
+from hypothesis import given, settings, strategies as st
 
 from billing.report import COST_FIELDS, COUNT_FIELDS, Report, ReportRow, with_untagged
-from billing.report_dimensions import DAILY, NONE_SHOWN, SCAN, TAGS, USERS, parse_dimensions, shown, source_for
+from billing.report_dimensions import (DAILY, MAX_DIMENSIONS, NONE_SHOWN, SCAN, TAGS, USERS, parse_dimensions, shown,
+                                       source_for)
+from billing.statement import parse_group, statement_csv, statement_from
+from proxy.admin.models.finance import BY_PATTERN
 
 
 @pytest.mark.parametrize("text, dims", [
@@ -90,3 +93,31 @@ def test_rows_by_a_tag_always_add_up_to_the_entries(entries):
     assert sum(r.requests for r in untagged) == sum(1 for _, v, _ in entries if v is None)
     keys = [(r.group["tag:x"] is None, r.group["tag:x"] or "", r.group["model"]) for r in rows]
     assert keys == sorted(keys) and len(set(keys)) == len(keys)
+
+
+@settings(max_examples=200)
+@given(text=st.from_regex(BY_PATTERN, fullmatch=True))
+def test_every_by_the_admin_api_schema_allows_parses(text):
+    """The OpenAPI pattern of `by` and parse_dimensions agree: what the schema lets through is
+    a report, never an error (schemathesis checks the API accepts it)."""
+    assert 1 <= len(parse_dimensions(text)) <= MAX_DIMENSIONS
+
+
+@pytest.mark.parametrize("text, group", [("model", "model"), ("user", "user"), (" tag:project ", "tag:project")])
+def test_a_statement_groups_by_model_user_or_a_tag(text, group):
+    assert parse_group(text) == group
+
+
+@pytest.mark.parametrize("text", ["", "tenant", "day", "user,model", "tag:a b"])
+def test_a_statement_refuses_other_groupings(text):
+    with pytest.raises(ValueError):
+        parse_group(text)
+
+
+def test_a_statement_by_user_keeps_the_report_total():
+    rows = [row({"user": "alice"}, 2, "1.005"), row({"user": None}, 1, "0.5")]
+    statement = statement_from(Report("2026-11", "team", ("user",), rows))
+    text = statement_csv(statement)
+    assert text.splitlines()[0].startswith("user,requests,")
+    assert text.splitlines()[1:] == ["alice,2,20,20,20,20,2.01", ",1,10,10,10,10,1.00", "TOTAL,3,,,,,3.01"]
+    assert statement.total == Decimal("3.010") and statement.total_due == Decimal("3.01")

@@ -83,11 +83,17 @@ class PricesQuery(Query):
 
 # --- reports and audit ------------------------------------------------------------------
 
+# What billing.report_dimensions.parse_dimensions accepts, at most MAX_DIMENSIONS of them.
+_DIMENSION = r"(tenant|key|model|service_tier|day|user|tag:[A-Za-z0-9_.:-]{1,64})"
+BY_PATTERN = rf"^{_DIMENSION}(,{_DIMENSION}){{0,7}}$"
+
+
 class ReportQuery(Query):
     month: Annotated[str, Field(pattern=MONTH_PATTERN)]
     tenant: Text | None = None
-    by: Annotated[str, Field(pattern=r"^(tenant|key|model|service_tier|day)(,(tenant|key|model|service_tier|day))*$")
-                  ] | None = None
+    by: Annotated[str, Field(pattern=BY_PATTERN, description=(
+        "Comma-separated: tenant, key, model, service_tier, day, user (the end user), tag:NAME (that tag's value); "
+        "at most 8. Entries without a user or that tag are grouped under null."))] | None = None
 
 
 class ReportRowOut(BaseModel):
