@@ -8,7 +8,8 @@ from typing import Awaitable, Callable
 from billing.db.exports import prune_delivered
 from billing.db.quota import expire
 from billing.exports import SinkConfig
-from proxy.durability.alerts import deliver_due_alerts
+from proxy.durability.alerts import AlertSenders, deliver_due_alerts
+from proxy.durability.alert_kinds import record_alert_kinds
 from proxy.durability.exports import deliver_exports
 from proxy.gateway.admission import release_idle_leases
 from proxy.gateway.background import poll_due
@@ -21,6 +22,7 @@ from proxy.observability.access_log import flush_access_log
 log = logging.getLogger(__name__)
 
 ALERT_POLL_SECONDS = 1.0
+ALERT_KINDS_SECONDS = 60.0  # forecasts and low balances: a minute late at most
 EXPORT_POLL_SECONDS = 1.0
 LEASE_SWEEP_SECONDS = 5.0
 ACCESS_LOG_FLUSH_SECONDS = 0.2  # access lines are written in batches: at most this late
@@ -38,13 +40,16 @@ async def every(seconds: float, chore: Callable[[], Awaitable[object]], name: st
 def start_chores(state: ProxyState, sinks: tuple[SinkConfig, ...]) -> list[asyncio.Task]:
     """Every chore of a replica, started; the caller cancels them at shutdown."""
     engine, http, settings = state.engine, state.http, state.settings
+    senders = AlertSenders.from_settings(settings)
     return [
         asyncio.create_task(every(30, lambda: expire(engine), "reservation expiry")),
         asyncio.create_task(every(LEASE_SWEEP_SECONDS, lambda: release_idle_leases(state), "lease release")),
         asyncio.create_task(every(SWEEP_SECONDS, lambda: give_back_idle(state), "rate-limit give-back")),
         asyncio.create_task(every(SLOT_TTL_SECONDS / 3, lambda: keep_slots(state), "concurrency renewal")),
-        asyncio.create_task(every(ALERT_POLL_SECONDS, lambda: deliver_due_alerts(
-            engine, http, settings.alert_webhook_url), "alert delivery")),
+        asyncio.create_task(every(ALERT_POLL_SECONDS, lambda: deliver_due_alerts(engine, http, senders),
+                                  "alert delivery")),
+        asyncio.create_task(every(ALERT_KINDS_SECONDS, lambda: record_alert_kinds(engine, settings),
+                                  "forecast and balance alerts")),
         asyncio.create_task(every(min(1.0, settings.background_poll_seconds), lambda: poll_due(state),
                                   "background response polling")),
         asyncio.create_task(every(EXPORT_POLL_SECONDS, lambda: deliver_exports(engine, http, sinks),

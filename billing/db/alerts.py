@@ -1,19 +1,15 @@
-"""Threshold alerts: recorded by the ledger's settlement trigger, delivered by the proxy.
-
-Delivery claims due alerts with a lease (SKIP LOCKED, so replicas never send the same
-alert at once), posts them outside any transaction, then marks them delivered or
-schedules the next try with exponential backoff."""
+"""Threshold alerts: recorded by the ledger's settlement trigger (and, for forecasts and low
+balances, by a chore: `billing/db/alert_kinds.py`), delivered by the proxy on each channel
+(`billing/db/alert_deliveries.py`). An alert is delivered when every delivery is."""
 
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 
-from sqlalchemy import func, select, text, update
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from billing.db.tables import alerts, tenants
-
-MAX_BACKOFF_SECONDS = 3600
 
 
 @dataclass(frozen=True)
@@ -30,41 +26,12 @@ class Alert:
     attempts: int
     delivered_at: datetime | None
     last_error: str | None
+    forecast_usd: Decimal | None = None
 
 
 _COLUMNS = (alerts.c.id, tenants.c.name.label("tenant"), alerts.c.scope, alerts.c.scope_id, alerts.c.period_start,
             alerts.c.limit_kind, alerts.c.threshold, alerts.c.limit_value, alerts.c.spent, alerts.c.attempts,
-            alerts.c.delivered_at, alerts.c.last_error)
-
-
-async def claim_due(engine: AsyncEngine, *, lease_seconds: int = 60, limit: int = 20) -> list[Alert]:
-    claim = text("""
-        UPDATE alerts SET next_attempt_at = now() + make_interval(secs => :lease)
-        WHERE id IN (SELECT id FROM alerts WHERE delivered_at IS NULL AND next_attempt_at <= now()
-                     ORDER BY id LIMIT :limit FOR UPDATE SKIP LOCKED)
-        RETURNING id
-    """)
-    async with engine.begin() as conn:
-        ids = (await conn.execute(claim, {"lease": lease_seconds, "limit": limit})).scalars().all()
-        if not ids:
-            return []
-        rows = (await conn.execute(select(*_COLUMNS).join(tenants, tenants.c.id == alerts.c.tenant_id)
-                                   .where(alerts.c.id.in_(ids)).order_by(alerts.c.id))).all()
-    return [Alert(*row) for row in rows]
-
-
-async def mark_delivered(engine: AsyncEngine, alert_id: int) -> None:
-    async with engine.begin() as conn:
-        await conn.execute(update(alerts).where(alerts.c.id == alert_id)
-                           .values(delivered_at=func.now(), attempts=alerts.c.attempts + 1, last_error=None))
-
-
-async def mark_failed(engine: AsyncEngine, alert_id: int, error: str) -> None:
-    backoff = func.least(func.power(2, alerts.c.attempts + 1), MAX_BACKOFF_SECONDS)
-    async with engine.begin() as conn:
-        await conn.execute(update(alerts).where(alerts.c.id == alert_id).values(
-            attempts=alerts.c.attempts + 1, last_error=error[:500],
-            next_attempt_at=func.now() + func.make_interval(0, 0, 0, 0, 0, 0, backoff)))
+            alerts.c.delivered_at, alerts.c.last_error, alerts.c.forecast_usd)
 
 
 async def list_alerts(engine: AsyncEngine, tenant: str | None = None, limit: int = 100) -> list[Alert]:

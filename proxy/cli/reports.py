@@ -22,7 +22,7 @@ from proxy.config.settings import Settings
 
 AUDIT_COLUMNS = ["id", "at", "actor", "action", "target", "details"]
 ALERT_COLUMNS = ["id", "tenant", "scope", "scope_id", "period_start", "limit_kind", "threshold", "limit_value",
-                 "spent", "attempts", "delivered_at", "last_error"]
+                 "spent", "forecast_usd", "attempts", "delivered_at", "last_error"]
 
 
 def cmd_alerts(args, settings: Settings) -> None:

@@ -15,8 +15,9 @@ from billing.exports import SinkConfig
 from billing.tokenizer import O200K_MODELS
 from proxy.config.routing import Upstream
 from proxy.config.tables import parse_exports, parse_upstreams
-from proxy.config.values import (ConfigError, choice, header_names, model_patterns, path_value, positive_int,
-                                 positive_seconds, price_uplift, tag_names, text_value, token_value, url_value)
+from proxy.config.values import (ConfigError, choice, email_address, email_addresses, header_names, model_patterns, path_value,
+                                 port_value, positive_int, positive_seconds, price_uplift, tag_names, text_value,
+                                 token_value, url_value, usd_amount)
 
 ENVIRONMENT = {
     "DATABASE_URL": "database_url",
@@ -33,6 +34,18 @@ ENVIRONMENT = {
     "BILLING_PROXY_READ_TIMEOUT": "upstream_read_timeout",
     "BILLING_PROXY_LOG_LEVEL": "log_level",
     "BILLING_PROXY_ALERT_WEBHOOK_URL": "alert_webhook_url",
+    "BILLING_PROXY_ALERT_WEBHOOK_SECRET": "alert_webhook_secret",
+    "BILLING_PROXY_ALERT_SLACK_URL": "alert_slack_url",
+    "BILLING_PROXY_ALERT_EMAIL_TO": "alert_email_to",
+    "BILLING_PROXY_ALERT_LOW_BALANCE_USD": "alert_low_balance_usd",
+    "BILLING_PROXY_ALERT_FORECAST": "alert_forecast",
+    "BILLING_PROXY_SMTP_HOST": "smtp_host",
+    "BILLING_PROXY_SMTP_PORT": "smtp_port",
+    "BILLING_PROXY_SMTP_USERNAME": "smtp_username",
+    "BILLING_PROXY_SMTP_PASSWORD": "smtp_password",
+    "BILLING_PROXY_SMTP_FROM": "smtp_from",
+    "BILLING_PROXY_SMTP_SECURITY": "smtp_security",
+    "BILLING_PROXY_SMTP_CA_FILE": "smtp_ca_file",
     "BILLING_PROXY_EXPORT_WEBHOOK_URL": "export_webhook_url",
     "BILLING_PROXY_EXPORT_WEBHOOK_SECRET": "export_webhook_secret",
     "UPSTREAM_ADMIN_KEY": "upstream_admin_key",
@@ -88,6 +101,18 @@ class Settings:
     ledger_batch_size: int = 500
     log_level: str = "INFO"
     alert_webhook_url: str | None = None  # threshold alerts are POSTed here
+    alert_webhook_secret: str | None = None  # signs them (Standard Webhooks HMAC-SHA256)
+    alert_slack_url: str | None = None  # the operator's Slack incoming webhook
+    alert_email_to: tuple[str, ...] = ()  # the operator's alert recipients (needs smtp_host)
+    alert_low_balance_usd: Decimal | None = None  # a prepaid balance under this alerts; None: never
+    alert_forecast: str = "on"  # on: alert when the month-end forecast passes a monthly budget | off
+    smtp_host: str | None = None  # where alert emails are sent from; None: no email
+    smtp_port: int = 587
+    smtp_username: str | None = None
+    smtp_password: str | None = None
+    smtp_from: str | None = None  # the From address
+    smtp_security: str = "starttls"  # starttls (required) | tls (implicit, port 465) | none (no credentials)
+    smtp_ca_file: Path | None = None  # trust this CA for the SMTP server besides the system's
     export_webhook_url: str | None = None  # every ledger entry, as CloudEvents (the sink named "webhook")
     export_webhook_secret: str | None = None  # its HMAC key (Standard Webhooks signature)
     upstream_admin_key: str | None = None  # the default upstream's admin key: its Usage and Costs API
@@ -123,7 +148,7 @@ class Settings:
 
     def __repr__(self) -> str:  # never print credentials
         hidden = {"upstream_api_key", "admin_token", "metrics_token", "database_url", "export_webhook_secret",
-                  "upstream_admin_key", "user_hash_key"}
+                  "upstream_admin_key", "user_hash_key", "alert_webhook_secret", "alert_slack_url", "smtp_password"}
         shown = ", ".join(f"{f.name}={'***' if f.name in hidden and getattr(self, f.name) else getattr(self, f.name)!r}"
                           for f in fields(self))
         return f"Settings({shown})"
@@ -164,6 +189,15 @@ _PARSERS = {
     "o200k_models": model_patterns,
     "admin_failures_per_minute": positive_int,
     "upstream_price_uplift": price_uplift,
+    "alert_webhook_url": url_value,
+    "alert_slack_url": url_value,
+    "alert_email_to": email_addresses,
+    "alert_low_balance_usd": usd_amount,
+    "alert_forecast": choice("on", "off"),
+    "smtp_port": port_value,
+    "smtp_from": email_address,
+    "smtp_security": choice("starttls", "tls", "none"),
+    "smtp_ca_file": path_value,
 }
 
 
@@ -194,4 +228,16 @@ def load_settings(config_file: Path | None = None, environ: Mapping[str, str] | 
         settings = replace(settings, upstreams=upstreams, exports=exports)
     if not settings.upstream_base_url.startswith(("http://", "https://")):
         raise ConfigError("UPSTREAM_BASE_URL must start with http:// or https://")
+    check_smtp(settings)
     return replace(settings, upstream_base_url=settings.upstream_base_url.rstrip("/"))
+
+
+def check_smtp(settings: Settings) -> None:
+    """Email needs a server and a sender; credentials never go over an unencrypted connection."""
+    if settings.alert_email_to and not settings.smtp_host:
+        raise ConfigError("BILLING_PROXY_ALERT_EMAIL_TO needs BILLING_PROXY_SMTP_HOST")
+    if settings.smtp_host and not settings.smtp_from:
+        raise ConfigError("BILLING_PROXY_SMTP_HOST needs BILLING_PROXY_SMTP_FROM (the sender's address)")
+    if settings.smtp_security == "none" and (settings.smtp_username or settings.smtp_password):
+        raise ConfigError("BILLING_PROXY_SMTP_SECURITY=none sends in the clear: it takes no username or password "
+                          "(use starttls or tls)")

@@ -6,6 +6,8 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 
+from billing.alert_destinations import check_addresses
+
 
 class ConfigError(ValueError):
     pass
@@ -126,3 +128,37 @@ def text_value(name: str, value: Any) -> str:
     if not isinstance(value, str):
         raise ConfigError(f"{name} must be a string")
     return value
+
+
+def email_addresses(name: str, value: Any) -> tuple[str, ...]:
+    try:
+        return tuple(check_addresses(list(_listed(name, value, "email addresses"))))
+    except ValueError as exc:
+        raise ConfigError(f"{name}: {exc}") from None
+
+
+def email_address(name: str, value: Any) -> str:
+    addresses = email_addresses(name, value)
+    if len(addresses) != 1:
+        raise ConfigError(f"{name} must be one email address")
+    return addresses[0]
+
+
+def usd_amount(name: str, value: Any) -> Decimal:
+    """An amount of USD, 0 or more, read exactly (a string or an integer, never a float)."""
+    try:
+        if isinstance(value, bool) or not isinstance(value, (str, int)):
+            raise InvalidOperation
+        amount = Decimal(value)
+    except InvalidOperation:
+        raise ConfigError(f'{name} must be an amount of USD written as a string, such as "5.00"') from None
+    if not (amount.is_finite() and amount >= 0):
+        raise ConfigError(f"{name} must be 0 or more, not {value!r}")
+    return amount
+
+
+def port_value(name: str, value: Any) -> int:
+    port = positive_int(name, value)
+    if port > 65535:
+        raise ConfigError(f"{name} must be a TCP port, 1 to 65535")
+    return port

@@ -1,50 +1,76 @@
-"""Posting threshold alerts to the operator's webhook, with retries."""
+"""Delivering threshold alerts on every channel, with retries.
+
+Each turn plans the alerts recorded since the last (one delivery row per channel and
+destination), then leases the rows that are due and sends them at once, each on its own:
+a failure backs off that row alone (2 s doubling, at most an hour)."""
 
 import asyncio
 import logging
+from dataclasses import dataclass
 
 import aiohttp
-import orjson
 
-from billing.db.alerts import Alert, claim_due, mark_delivered, mark_failed
-from billing.report import money
+from billing.db.alert_deliveries import OPERATOR, Channels, Delivery, claim, drop, mark_delivered, mark_failed, plan
+from proxy.config.settings import Settings
+from proxy.durability.alert_channels import SmtpServer, send_email, send_slack, send_webhook
 
 log = logging.getLogger(__name__)
 
 
-def alert_payload(alert: Alert) -> dict:
-    """The webhook body: tenant, limit, threshold, spent, month."""
-    kind = "monthly_budget_usd" if alert.limit_kind == "budget" else "monthly_token_quota"
-    is_money = alert.limit_kind == "budget"
-    return {
-        "tenant": alert.tenant,
-        "scope": alert.scope,
-        "key_id": alert.scope_id if alert.scope == "key" else None,
-        "limit": kind,
-        "limit_value": money(alert.limit_value) if is_money else str(int(alert.limit_value)),
-        "threshold": alert.threshold,
-        "spent": money(alert.spent) if is_money else str(int(alert.spent)),
-        "month": alert.period_start.isoformat(),
-    }
+@dataclass(frozen=True)
+class AlertSenders:
+    """The operator's channels, from the settings."""
+    webhook_url: str | None = None
+    webhook_secret: str | None = None
+    slack_url: str | None = None
+    emails: tuple[str, ...] = ()
+    smtp: SmtpServer | None = None
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> "AlertSenders":
+        smtp = None
+        if settings.smtp_host and settings.smtp_from:
+            smtp = SmtpServer(settings.smtp_host, settings.smtp_port, settings.smtp_from, settings.smtp_username,
+                              settings.smtp_password, settings.smtp_security, settings.smtp_ca_file)
+        return cls(settings.alert_webhook_url, settings.alert_webhook_secret, settings.alert_slack_url,
+                   settings.alert_email_to, smtp)
+
+    def channels(self) -> Channels:
+        return Channels(webhook=bool(self.webhook_url), slack=bool(self.slack_url), emails=self.emails,
+                        smtp=self.smtp is not None)
 
 
-async def deliver_due_alerts(engine, http: aiohttp.ClientSession, url: str | None) -> int:
-    """Send every alert that is due; returns how many were delivered. Without a URL, alerts
-    stay recorded (`billing-proxy alerts`) and undelivered."""
-    if not url:
-        return 0
-    delivered = 0
-    for alert in await claim_due(engine):
-        try:
-            async with http.post(url, data=orjson.dumps(alert_payload(alert)),
-                                 headers={"Content-Type": "application/json"},
-                                 timeout=aiohttp.ClientTimeout(total=10)) as reply:
-                if reply.status >= 300:
-                    raise RuntimeError(f"webhook answered {reply.status}")
-        except (aiohttp.ClientError, asyncio.TimeoutError, RuntimeError) as exc:
-            log.warning("alert %d not delivered: %s", alert.id, exc)
-            await mark_failed(engine, alert.id, str(exc) or type(exc).__name__)
-            continue
-        await mark_delivered(engine, alert.id)
-        delivered += 1
-    return delivered
+async def _send(http: aiohttp.ClientSession, senders: AlertSenders, delivery: Delivery) -> str | None:
+    facts = delivery.facts
+    if delivery.channel == "webhook":
+        return await send_webhook(http, senders.webhook_url, senders.webhook_secret, facts)
+    if delivery.channel == "slack":
+        url = senders.slack_url if delivery.destination == OPERATOR else delivery.tenant_slack_url
+        return await send_slack(http, url, facts)
+    return await send_email(senders.smtp, delivery.destination, facts)
+
+
+async def _deliver(engine, http: aiohttp.ClientSession, senders: AlertSenders, delivery: Delivery) -> bool:
+    if delivery.channel == "slack" and delivery.destination != OPERATOR and not delivery.tenant_slack_url:
+        await drop(engine, delivery, "the tenant's Slack hook was removed")
+        return False
+    error = await _send(http, senders, delivery)
+    if error is None:
+        await mark_delivered(engine, delivery)
+        return True
+    log.warning("alert %d not delivered by %s: %s", delivery.facts.id, delivery.channel, error)
+    await mark_failed(engine, delivery, error)
+    return False
+
+
+async def deliver_due_alerts(engine, http: aiohttp.ClientSession, senders: AlertSenders | str | None) -> int:
+    """Plan new alerts, send every delivery that is due; returns how many were sent. With
+    nowhere to send (no channel, no tenant destination), alerts stay recorded
+    (`billing-proxy alerts`) and undelivered. A bare URL is the operator's webhook alone."""
+    if not isinstance(senders, AlertSenders):
+        senders = AlertSenders(webhook_url=senders)
+    channels = senders.channels()
+    await plan(engine, channels)
+    due = await claim(engine, channels)
+    sent = await asyncio.gather(*(_deliver(engine, http, senders, d) for d in due))
+    return sum(sent)

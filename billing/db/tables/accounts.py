@@ -180,4 +180,31 @@ alerts = Table(
     Column("next_attempt_at", DateTime(timezone=True), nullable=False),
     Column("delivered_at", DateTime(timezone=True), nullable=True),
     Column("last_error", Text, nullable=True),
+    Column("planned_at", DateTime(timezone=True), nullable=True),  # its delivery rows made
+    Column("forecast_usd", Numeric, nullable=True),  # a forecast alert's projected month end
+)
+
+# One per alert, channel and destination: each retried on its own.
+alert_deliveries = Table(
+    "alert_deliveries",
+    metadata,
+    Column("id", BigInteger, primary_key=True),
+    Column("alert_id", BigInteger, ForeignKey("alerts.id", ondelete="CASCADE"), nullable=False),
+    Column("channel", Text, nullable=False),  # webhook | slack | email
+    Column("destination", Text, nullable=False),  # 'operator' | 'tenant' (a URL's owner) | an address
+    Column("attempts", Integer, nullable=False, server_default="0"),
+    Column("next_attempt_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("delivered_at", DateTime(timezone=True), nullable=True),
+    Column("last_error", Text, nullable=True),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+)
+
+# A tenant's own alert destinations, besides the operator's.
+alert_destinations = Table(
+    "alert_destinations",
+    metadata,
+    Column("tenant_id", BigInteger, ForeignKey("tenants.id"), primary_key=True),
+    Column("slack_url", Text, nullable=True),  # an incoming webhook: a secret, never listed in full
+    Column("emails", ARRAY(Text), nullable=False, server_default="{}"),
+    Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
 )

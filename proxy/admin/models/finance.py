@@ -155,13 +155,14 @@ class AuditList(BaseModel):
 class AlertOut(BaseModel):
     id: int
     tenant: str
-    scope: Literal["tenant", "key"]
-    scope_id: int
-    period_start: datetime
-    limit_kind: Literal["budget", "tokens"]
-    threshold: int
-    limit_value: MoneyOut
-    spent: MoneyOut
+    scope: Literal["tenant", "key", "user", "tag", "run"]
+    scope_id: int  # the tenant's, the key's, or the end user's, tag value's or run's counter
+    period_start: datetime  # a low balance's: the latest top-up
+    limit_kind: Literal["budget", "daily_budget", "tokens", "low_balance", "forecast"]
+    threshold: int  # percent (0 for low_balance)
+    limit_value: MoneyOut  # for low_balance: the alert level
+    spent: MoneyOut  # for low_balance: the balance
+    forecast_usd: MoneyOut | None = None  # for forecast: the projected month end
     attempts: int
     delivered_at: datetime | None
     last_error: str | None
