@@ -7,22 +7,21 @@ from urllib.parse import urlsplit
 MAX_URL_CHARS = 2048
 MAX_RECIPIENTS = 20
 MAX_ADDRESS_CHARS = 254
+HOOK_PATTERN = r"^https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?(/[!-~]*)?$"  # printable ASCII, no space
 # One address as SMTP takes it in RCPT TO: no spaces, quotes, brackets, commas or line breaks.
-_ADDRESS = re.compile(r"[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]{1,64}@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
-                      r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+")
+ADDRESS_PATTERN = (r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]{1,64}@[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+                   r"(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+$")
 
 
 def check_hook_url(url: str) -> str:
     """An absolute http(s) URL (Slack's are https; a local relay may be http)."""
-    parts = urlsplit(url) if isinstance(url, str) else None
-    if (parts is None or len(url) > MAX_URL_CHARS or parts.scheme not in ("http", "https") or not parts.hostname
-            or not url.isprintable() or " " in url):
+    if not isinstance(url, str) or len(url) > MAX_URL_CHARS or not re.fullmatch(HOOK_PATTERN, url):
         raise ValueError("a Slack incoming webhook is an absolute https:// URL, at most 2048 characters")
     return url
 
 
 def check_address(address: str) -> str:
-    if not isinstance(address, str) or len(address) > MAX_ADDRESS_CHARS or not _ADDRESS.fullmatch(address):
+    if not isinstance(address, str) or len(address) > MAX_ADDRESS_CHARS or not re.fullmatch(ADDRESS_PATTERN, address):
         raise ValueError(f"not an email address: {str(address)[:80]!r}")
     return address
 

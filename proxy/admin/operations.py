@@ -11,6 +11,7 @@ from pydantic import BaseModel
 
 from billing.attribution import AttributionRules, kept_user
 from billing.budgets import Subject
+from billing.db.alert_destinations import get_destinations, set_destinations
 from billing.db.alerts import list_alerts
 from billing.db.budgets import list_budgets, list_runs, remove_budget, set_budget
 from billing.db.credits import add_credit, credit_history, credit_standing
@@ -206,6 +207,16 @@ async def alerts(engine, ids, body, query: finance.AlertsQuery):
     return finance.AlertList(data=[finance.AlertOut(**a.__dict__) for a in await list_alerts(engine, query.tenant, query.limit)])
 
 
+async def destinations_show(engine, ids, body, query):
+    return accounts.AlertDestinationsOut(**(await get_destinations(engine, ids["tenant_id"])).__dict__)
+
+
+async def destinations_set(engine, ids, body: accounts.AlertDestinationsIn, query):
+    changes = body.model_dump(exclude_unset=True)
+    return accounts.AlertDestinationsOut(**(await set_destinations(engine, ids["tenant_id"], **changes,
+                                                                   actor=ACTOR)).__dict__)
+
+
 async def audit(engine, ids, body, query: finance.AuditQuery):
     records = await list_audit(engine, target=query.target, limit=query.limit)
     return finance.AuditList(data=[finance.AuditOut(**r.__dict__) for r in records])
@@ -310,6 +321,12 @@ OPERATIONS = (
               finance.ReportOut, query=finance.ReportQuery, errors=(400, 401), media_type="text/csv"),
     Operation("GET", "/admin/alerts", alerts, "Threshold alerts and their delivery, newest first", finance.AlertList,
               query=finance.AlertsQuery, errors=(400, 401)),
+    Operation("GET", "/admin/tenants/{tenant_id}/alert-destinations", destinations_show,
+              "A tenant's own alert destinations (Slack hook shown by host, email recipients)",
+              accounts.AlertDestinationsOut),
+    Operation("PUT", "/admin/tenants/{tenant_id}/alert-destinations", destinations_set,
+              "Set a tenant's own Slack hook and email recipients; null or [] clears (audited)",
+              accounts.AlertDestinationsOut, body=accounts.AlertDestinationsIn),
     Operation("GET", "/admin/audit", audit, "The audit log, newest first", finance.AuditList, query=finance.AuditQuery,
               errors=(400, 401)),
 )

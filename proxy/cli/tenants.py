@@ -6,6 +6,7 @@ from decimal import Decimal
 
 from billing.db.credits import add_credit, credit_history, credit_standing
 from billing.db.quota import month_standing
+from billing.db.alert_destinations import set_destinations
 from billing.db.tenants import create_tenant, get_tenant, list_tenants, update_tenant
 from billing.report import money
 from proxy.cli.arguments import (FORMATS, TENANT_LIMIT_FLAGS, add_limit_flags, limit_values, new_tenant_name,
@@ -28,6 +29,9 @@ def cmd_tenants(args, settings: Settings) -> None:
         command = args.tenants_command
         if command == "list":
             print(render([t.__dict__ for t in await list_tenants(engine)], TENANT_COLUMNS, args.format))
+            return
+        if command == "alert-destinations":
+            await _destinations(engine, args)
             return
         if command == "create":
             tenant = await create_tenant(engine, args.name, monthly_budget_usd=args.monthly_budget,
@@ -69,6 +73,17 @@ def cmd_tenants(args, settings: Settings) -> None:
                 print(render([credit], list(credit), args.format))
 
     run_db(settings, action)
+
+
+async def _destinations(engine, args) -> None:
+    changes = {}
+    if args.slack_url is not None or args.no_slack:
+        changes["slack_url"] = None if args.no_slack else args.slack_url
+    if args.email is not None or args.no_email:
+        changes["emails"] = [] if args.no_email else args.email
+    shown = await set_destinations(engine, args.name, **changes, actor=actor())
+    row = {**shown.__dict__, "emails": ",".join(shown.emails) if args.format != "json" else shown.emails}
+    print(to_json(row) if args.format == "json" else render([row], ["tenant", "slack_url", "emails"], args.format))
 
 
 def _credit_row(standing) -> dict:
@@ -128,6 +143,17 @@ def add_commands(sub) -> None:
         command.add_argument("name", type=tenant_text)
         command.add_argument("--format", choices=FORMATS, default="table")
     tenants_sub.add_parser("list").add_argument("--format", choices=FORMATS, default="table")
+    destinations = tenants_sub.add_parser("alert-destinations", help="the tenant's own Slack hook and email "
+                                          "recipients for alerts, besides the operator's (audited); no option: show")
+    destinations.add_argument("name", type=tenant_text)
+    slack = destinations.add_mutually_exclusive_group()
+    slack.add_argument("--slack-url", metavar="URL", help="a Slack incoming webhook")
+    slack.add_argument("--no-slack", action="store_true", help="remove the Slack hook")
+    email = destinations.add_mutually_exclusive_group()
+    email.add_argument("--email", action="append", metavar="ADDRESS", help="a recipient (repeatable; replaces "
+                       "the list)")
+    email.add_argument("--no-email", action="store_true", help="remove every recipient")
+    destinations.add_argument("--format", choices=FORMATS, default="table")
     tenants.set_defaults(handler=cmd_tenants)
 
 

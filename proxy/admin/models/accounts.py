@@ -4,9 +4,11 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import AfterValidator, BaseModel, Field
 
 from billing import operator_text
+from billing.alert_destinations import (ADDRESS_PATTERN, HOOK_PATTERN, MAX_ADDRESS_CHARS, MAX_RECIPIENTS,
+                                        MAX_URL_CHARS, check_address, check_hook_url)
 
 from proxy.admin.models.fields import (MONTH_PATTERN, Expiry, Id, ModelPattern, Money, MoneyOut, Name, PerMinute,
                                        PositiveMoney, Query, Reason, Seconds, SignedMoney, Strict, Text, Thresholds,
@@ -103,6 +105,28 @@ class TenantOut(BaseModel):
 
 class TenantList(BaseModel):
     data: list[TenantOut]
+
+
+# --- a tenant's own alert destinations ---------------------------------------------------
+
+SlackHook = Annotated[str, Field(max_length=MAX_URL_CHARS, pattern=HOOK_PATTERN,
+                                 description="A Slack incoming webhook (a secret: answers show its host only)"),
+                      AfterValidator(check_hook_url)]
+EmailAddress = Annotated[str, Field(max_length=MAX_ADDRESS_CHARS, pattern=ADDRESS_PATTERN),
+                         AfterValidator(check_address)]
+
+
+class AlertDestinationsIn(Strict):
+    """Only the fields sent change; `null` (or `[]`) clears."""
+
+    slack_url: SlackHook | None = None
+    emails: Annotated[list[EmailAddress], Field(max_length=MAX_RECIPIENTS)] | None = None
+
+
+class AlertDestinationsOut(BaseModel):
+    tenant: str
+    slack_url: str | None = Field(description="Scheme and host of the tenant's Slack hook, if set")
+    emails: list[str]
 
 
 # --- credit -----------------------------------------------------------------------------
