@@ -12,7 +12,7 @@ from datetime import datetime
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
-from billing.display import readable
+from billing.display import CENT, readable
 
 CURRENCY = "USD"
 MAX_NAME_CHARS = 120
@@ -52,10 +52,20 @@ def clean(text: str) -> str:
     return text if len(text) <= MAX_NAME_CHARS else text[:MAX_NAME_CHARS - 1] + "…"
 
 
-def amount(facts: AlertFacts, value: Decimal) -> str:
+def number(facts: AlertFacts, value: Decimal) -> str:
+    """Tokens whole; money to the cent, or below a cent to 4 significant digits (0.0000582)."""
     if facts.limit_kind == "tokens":
-        return f"{int(value):,} tokens"
-    return f"{readable(value)} {CURRENCY}"
+        return f"{int(value):,}"
+    text = readable(value)
+    return text.rstrip("0") if value != 0 and abs(value) < CENT else text
+
+
+def unit(facts: AlertFacts) -> str:
+    return "tokens" if facts.limit_kind == "tokens" else CURRENCY
+
+
+def amount(facts: AlertFacts, value: Decimal) -> str:
+    return f"{number(facts, value)} {unit(facts)}"
 
 
 def _limit_name(facts: AlertFacts) -> str:
@@ -95,7 +105,8 @@ def title(facts: AlertFacts) -> list[Part]:
         return ["prepaid balance low"]
     if facts.limit_kind == "forecast":
         return ["on course to pass its monthly budget"]
-    return [*who(facts), f" at {facts.threshold}% of its {_limit_name(facts)}"]
+    reached = f"{_limit_name(facts)} at {facts.threshold}%"
+    return [reached] if facts.scope == "tenant" else [*who(facts), f", {reached}"]
 
 
 def sentence(facts: AlertFacts) -> list[Part]:
@@ -109,7 +120,7 @@ def sentence(facts: AlertFacts) -> list[Part]:
                 f"{amount(facts, facts.limit_value)} ({amount(facts, facts.spent)} spent so far)."]
     head = who(facts)
     head = [head[0][:1].upper() + head[0][1:], *head[1:]]
-    return [*head, f" reached {facts.threshold}% of its {_limit_name(facts)}: {amount(facts, facts.spent)} of "
+    return [*head, f" reached {facts.threshold}% of its {_limit_name(facts)}: {number(facts, facts.spent)} of "
             f"{amount(facts, facts.limit_value)}."]
 
 
