@@ -71,3 +71,36 @@ def test_how_end_users_and_tags_are_kept():
     for bad in ({"BILLING_PROXY_USER_HASH_KEY": "short"}, {"BILLING_PROXY_KEPT_TAGS": "a" * 65}):
         with pytest.raises(ConfigError):
             load_settings(environ=bad)
+
+
+SMTP = {"BILLING_PROXY_SMTP_HOST": "mail.example.test", "BILLING_PROXY_SMTP_FROM": "alerts@example.test"}
+
+
+def test_alert_channels_from_the_environment():
+    settings = load_settings(environ={
+        **SMTP, "BILLING_PROXY_ALERT_EMAIL_TO": "ops@example.test, finance@example.test",
+        "BILLING_PROXY_SMTP_USERNAME": "alerts", "BILLING_PROXY_SMTP_PASSWORD": "smtp-very-secret",
+        "BILLING_PROXY_ALERT_SLACK_URL": "https://hooks.slack.com/services/T/B/slack-very-secret",
+        "BILLING_PROXY_ALERT_WEBHOOK_SECRET": "whsec_c2VjcmV0", "BILLING_PROXY_ALERT_LOW_BALANCE_USD": "5.00",
+        "BILLING_PROXY_SMTP_PORT": "2525"})
+    assert settings.alert_email_to == ("ops@example.test", "finance@example.test")
+    assert (settings.smtp_port, settings.smtp_security, settings.alert_forecast) == (2525, "starttls", "on")
+    assert settings.alert_low_balance_usd == Decimal("5.00")
+    shown = repr(settings)
+    assert "smtp-very-secret" not in shown and "slack-very-secret" not in shown and "c2VjcmV0" not in shown
+
+
+@pytest.mark.parametrize(("environ", "message"), [
+    ({"BILLING_PROXY_ALERT_EMAIL_TO": "ops@example.test"}, "needs BILLING_PROXY_SMTP_HOST"),
+    ({"BILLING_PROXY_SMTP_HOST": "mail.example.test"}, "needs BILLING_PROXY_SMTP_FROM"),
+    ({**SMTP, "BILLING_PROXY_SMTP_SECURITY": "none", "BILLING_PROXY_SMTP_PASSWORD": "pw"}, "sends in the clear"),
+    ({**SMTP, "BILLING_PROXY_SMTP_SECURITY": "ssl3"}, "smtp_security must be one of"),
+    ({**SMTP, "BILLING_PROXY_SMTP_PORT": "70000"}, "TCP port"),
+    ({**SMTP, "BILLING_PROXY_ALERT_EMAIL_TO": "not an address"}, "not an email address"),
+    ({"BILLING_PROXY_ALERT_SLACK_URL": "hooks.slack.com/x"}, "must start with http"),
+    ({"BILLING_PROXY_ALERT_LOW_BALANCE_USD": "-1"}, "0 or more"),
+    ({"BILLING_PROXY_ALERT_FORECAST": "maybe"}, "alert_forecast must be one of"),
+])
+def test_invalid_alert_settings_are_refused(environ, message):
+    with pytest.raises(ConfigError, match=message):
+        load_settings(environ=environ)
