@@ -15,7 +15,7 @@
 
 Revision ID: 0024
 Revises: 0023
-Create Date: 2026-12-05
+Create Date: 2026-12-04
 """
 
 from alembic import op

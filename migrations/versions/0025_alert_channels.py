@@ -11,14 +11,14 @@
 - `alert_destinations`: a tenant's own Slack incoming webhook and email recipients.
 
 Revision ID: 0025
-Revises: 0023
-Create Date: 2026-12-06
+Revises: 0024
+Create Date: 2026-12-04
 """
 
 from alembic import op
 
 revision = "0025"
-down_revision = "0023"
+down_revision = "0024"
 branch_labels = None
 depends_on = None
 
