@@ -6,11 +6,16 @@ the daily rollups, side by side with the same sums computed from the raw entries
 Uses DATABASE_URL (a superuser, as the local server's postgres), or the embedded
 PostgreSQL; creates its own database and drops it afterwards. The entries are generated
 in bulk inside PostgreSQL with the ledger's triggers off, then rolled up with one
-GROUP BY, exactly as migration 0005 builds rollups for an existing ledger.
+GROUP BY, exactly as migration 0005 builds rollups for an existing ledger; the end-user and
+tag roll-ups with the backfill of migration 0024. Each entry has one of 1,000 end users
+(every 10th none) and a `project` tag of 20 values (every 5th untagged) and an `env` tag.
+Reports by user or by tag are timed from their roll-up and scanned from the entries,
+alternating, with the ratio of the two.
 """
 
 import argparse
 import asyncio
+import importlib
 import statistics
 import time
 from datetime import datetime, timezone
@@ -22,7 +27,9 @@ from billing.db.migrate import upgrade_to_head
 from billing.db.scratch import scratch_database, server_url
 from billing.db.reports import ledger_totals, monthly_report
 from billing.report import parse_month
+from billing.report_dimensions import SCAN
 
+ATTRIBUTION = importlib.import_module("migrations.versions.0024_attribution_rollups")
 MONTH = "2026-10"
 MODELS = ("gpt-4o-mini", "gpt-4.1", "o4-mini", "seed-1-6", "seed-1-6-flash")
 
@@ -42,14 +49,18 @@ async def generate(url: str, entries: int, tenants: int, keys_per_tenant: int) -
             INSERT INTO ledger_entries (request_id, tenant_id, key_id, endpoint, requested_model, model, status,
                 stream, started_at, finished_at, input_tokens, cached_tokens, cache_write_tokens, output_tokens,
                 reasoning_tokens, cost_uncached_input, cost_cached_input, cost_cache_write, cost_output,
-                cost_reasoning, cost_total, charge_total, cache_savings, raw_usage)
+                cost_reasoning, cost_total, charge_total, cache_savings, raw_usage, end_user, tags)
             SELECT gen_random_uuid(), k.tenant_id, k.id, 'responses', m.model, m.model, 'completed', i % 2 = 0,
                    ts, ts + interval '2 seconds', 1000 + i % 5000, (i % 7) * 100, 0, 200 + i % 800, (i % 3) * 50,
                    (1000 + i % 5000 - (i % 7) * 100) * 0.15 / 1000000, (i % 7) * 100 * 0.015 / 1000000, 0,
                    (200 + i % 800 - (i % 3) * 50) * 0.6 / 1000000, (i % 3) * 50 * 0.6 / 1000000,
                    ((1000 + i % 5000 - (i % 7) * 100) * 0.15 + (i % 7) * 100 * 0.015 + (200 + i % 800) * 0.6) / 1000000,
                    ((1000 + i % 5000 - (i % 7) * 100) * 0.15 + (i % 7) * 100 * 0.015 + (200 + i % 800) * 0.6) / 1000000,
-                   (i % 7) * 100 * 0.135 / 1000000, '{}'::jsonb
+                   (i % 7) * 100 * 0.135 / 1000000, '{}'::jsonb,
+                   CASE WHEN i % 10 <> 0 THEN 'user-' || i % 1000 END,
+                   CASE WHEN i % 5 <> 0 THEN jsonb_build_object('project', 'p' || i % 20,
+                                                                'env', CASE WHEN i % 3 = 0 THEN 'dev' ELSE 'prod' END)
+                   END
             FROM generate_series(1, $1) i
             CROSS JOIN LATERAL (SELECT timestamptz '2026-10-01' + (i % 2678400) * interval '1 second' AS ts) t
             JOIN LATERAL (SELECT id, tenant_id FROM api_keys ORDER BY id OFFSET (i % $2) LIMIT 1) k ON true
@@ -65,6 +76,8 @@ async def generate(url: str, entries: int, tenants: int, keys_per_tenant: int) -
             SELECT (started_at AT TIME ZONE 'UTC')::date, tenant_id, key_id, model, count(*), {sums}
             FROM ledger_entries GROUP BY 1, 2, 3, 4
         """)
+        for statement in ATTRIBUTION.roll_ups("ledger_entries"):
+            await conn.execute(statement)
         await conn.execute("ANALYZE")
     finally:
         await conn.close()
@@ -92,6 +105,16 @@ async def measure(url: str, entries: int) -> None:
     for by in ((), ("tenant",), ("model",), ("day",), ("tenant", "model"), ("key",), ("tenant", "key", "model", "day")):
         ms = await timed(lambda: monthly_report(engine, MONTH, by=by))
         print(f"{','.join(by) or '(total)':<22}{ms:>10.1f}")
+    print(f"{'report --by':<22}{'roll-up ms':>11}{'scan ms':>10}{'scan/roll-up':>14}")
+    for by in (("user",), ("tenant", "user"), ("tag:project",), ("tag:project", "model")):
+        rolled, scanned = [], []
+        for _ in range(3):  # alternating, so both see the same machine
+            rolled.append(await timed(lambda: monthly_report(engine, MONTH, by=by), repeat=1))
+            scanned.append(await timed(lambda: monthly_report(engine, MONTH, by=by, source=SCAN), repeat=1))
+        r, s = statistics.median(rolled), statistics.median(scanned)
+        print(f"{','.join(by):<22}{r:>11.1f}{s:>10.0f}{s / r:>13.0f}x")
+    ms = await timed(lambda: monthly_report(engine, MONTH, by=("user", "tag:env")), repeat=1)
+    print(f"{'user,tag:env (scan only)':<26}{ms:>6.0f} ms")
     print(f"{'raw ledger, for reconcile':<26}{raw_ms:>6.0f} ms (the rollups are what reports read)")
     await engine.dispose()
 
