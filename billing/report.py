@@ -114,7 +114,10 @@ def _is_empty(row: ReportRow) -> bool:
 
 def sorted_rows(rows: list[ReportRow], by: tuple[str, ...]) -> list[ReportRow]:
     """In the order of the dimensions' values, None last (as PostgreSQL sorts)."""
-    return sorted(rows, key=lambda r: tuple((r.group.get(d) is None, "" if r.group.get(d) is None else str(r.group.get(d))) for d in by))
+    def order(row: ReportRow) -> tuple:
+        values = [row.group.get(d) for d in by]
+        return tuple((v is None, "" if v is None else str(v)) for v in values)
+    return sorted(rows, key=order)
 
 
 def with_untagged(every: list[ReportRow], tagged: list[ReportRow], dimension: str,

@@ -16,6 +16,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from billing.alert_text import AlertFacts
 
 MAX_BACKOFF_SECONDS = 3600
+STALE_AFTER_SECONDS = 86400  # an alert that had nowhere to go for a day is not sent any more
+STALE_REASON = "not sent: it had no destination for a day after it was recorded"
 OPERATOR, TENANT = "operator", "tenant"  # whose URL a webhook or Slack row is sent to
 
 
@@ -64,7 +66,9 @@ def _targets(channels: Channels, slack_url: str | None, emails: list[str] | None
 
 async def plan(engine: AsyncEngine, channels: Channels, limit: int = 100) -> int:
     """Delivery rows for alerts not yet planned; returns how many alerts were planned. An
-    alert with nowhere to go waits (unplanned) until a destination is configured."""
+    alert with nowhere to go waits (unplanned) until a destination is configured, for a day:
+    older ones stay recorded, never sent, so that a channel set up today does not bring
+    last quarter's alerts to people."""
     pick = text("""
         SELECT a.id, d.slack_url, d.emails FROM alerts a LEFT JOIN alert_destinations d ON d.tenant_id = a.tenant_id
         WHERE a.planned_at IS NULL
@@ -72,6 +76,10 @@ async def plan(engine: AsyncEngine, channels: Channels, limit: int = 100) -> int
         ORDER BY a.id LIMIT :limit FOR UPDATE OF a SKIP LOCKED
     """)
     async with engine.begin() as conn:
+        await conn.execute(text("""
+            UPDATE alerts SET planned_at = now(), last_error = :why
+            WHERE planned_at IS NULL AND created_at < now() - make_interval(secs => :age)"""),
+                           {"why": STALE_REASON, "age": STALE_AFTER_SECONDS})
         rows = (await conn.execute(pick, {"any_operator": bool(channels.operator_targets()),
                                           "smtp": channels.smtp, "limit": limit})).all()
         values = [{"alert_id": row.id, "channel": channel, "destination": destination}

@@ -83,7 +83,7 @@ async def send_email(server: SmtpServer, recipient: str, facts: AlertFacts) -> s
         await aiosmtplib.send(
             email_message(facts, server.sender, recipient), sender=server.sender, recipients=[recipient],
             hostname=server.host, port=server.port, username=server.username, password=server.password,
-            use_tls=server.security == "tls", start_tls=True if server.security == "starttls" else False,
+            use_tls=server.security == "tls", start_tls=server.security == "starttls",
             tls_context=_tls_context(server) if server.security != "none" else None, timeout=SMTP_TIMEOUT)
     except (aiosmtplib.SMTPException, OSError, asyncio.TimeoutError, ssl.SSLError) as exc:
         text = f"{type(exc).__name__}: {exc}"

@@ -63,12 +63,10 @@ async def _deliver(engine, http: aiohttp.ClientSession, senders: AlertSenders, d
     return False
 
 
-async def deliver_due_alerts(engine, http: aiohttp.ClientSession, senders: AlertSenders | str | None) -> int:
+async def deliver_due_alerts(engine, http: aiohttp.ClientSession, senders: AlertSenders) -> int:
     """Plan new alerts, send every delivery that is due; returns how many were sent. With
     nowhere to send (no channel, no tenant destination), alerts stay recorded
-    (`billing-proxy alerts`) and undelivered. A bare URL is the operator's webhook alone."""
-    if not isinstance(senders, AlertSenders):
-        senders = AlertSenders(webhook_url=senders)
+    (`billing-proxy alerts`) and undelivered."""
     channels = senders.channels()
     await plan(engine, channels)
     due = await claim(engine, channels)

@@ -51,10 +51,11 @@ async def insert_alert(engine, tenant_id: int, threshold: int, **columns) -> int
             RETURNING id"""), values)).scalar_one()
 
 
-async def deliver_until_done(engine, senders: AlertSenders, seconds: float = 15) -> None:
+async def deliver_until_done(engine, senders: AlertSenders, seconds: float = 15, wait_for=None) -> None:
+    """Run the delivery loop until every alert (or those in `wait_for`) is delivered."""
     async with aiohttp.ClientSession() as http:
         deadline = asyncio.get_running_loop().time() + seconds
-        while any(a.delivered_at is None for a in await list_alerts(engine)):
+        while any(a.delivered_at is None for a in await list_alerts(engine) if wait_for is None or a.id in wait_for):
             assert asyncio.get_running_loop().time() < deadline
             await deliver_due_alerts(engine, http, senders)
             await asyncio.sleep(0.05)
@@ -96,6 +97,24 @@ async def test_alerts_sent_before_channels_are_not_sent_again_and_waiting_ones_a
     await deliver_until_done(engine, AlertSenders(slack_url=str(slack_server.make_url("/services/x"))))
     assert len(slack.received) == 1 and "80%" in slack.received[0]["text"]
     assert [a.id for a in await list_alerts(engine) if a.delivered_at] == [waiting, waiting - 1]
+
+
+
+async def test_alerts_that_had_nowhere_to_go_for_a_day_are_never_sent(engine, aiohttp_server):
+    slack = SlackHook()
+    slack_server = await aiohttp_server(slack.app())
+    tenant = await create_tenant(engine, "quiet")
+    old = await insert_alert(engine, tenant.id, 50)
+    async with engine.begin() as conn:
+        await conn.execute(text("UPDATE alerts SET created_at = now() - interval '25 hours' WHERE id = :id"),
+                           {"id": old})
+    fresh = await insert_alert(engine, tenant.id, 80)
+    await deliver_until_done(engine, AlertSenders(slack_url=str(slack_server.make_url("/services/x"))),
+                             wait_for=[fresh])
+    assert len(slack.received) == 1 and "80%" in slack.received[0]["text"]
+    shown = {a.id: a for a in await list_alerts(engine)}
+    assert shown[old].delivered_at is None and shown[old].last_error.startswith("not sent")
+    assert (await deliveries_of(engine, [old])) == {}
 
 
 async def test_a_removed_tenant_hook_is_dropped_and_its_email_still_goes(engine, aiohttp_server, mailbox):

@@ -101,6 +101,18 @@ _DAILY_TOKENS = ("input_tokens", "cached_tokens", "cache_write_tokens", "output_
 _DAILY_MONEY = ("cost_uncached_input", "cost_cached_input", "cost_cache_write", "cost_output", "cost_reasoning",
                 "cost_tool_calls", "cost_cache_storage", "cost_total", "charge_total", "cache_savings")
 
+
+def _daily_counters() -> list[Column]:
+    """The counters of every daily roll-up: calls, tokens, money, and of which estimated
+    (usage_missing, migration 0007) and booked late, their month closed (0014)."""
+    return [Column("requests", BigInteger, nullable=False),
+            *[Column(name, BigInteger, nullable=False) for name in _DAILY_TOKENS],
+            *[Column(name, Numeric, nullable=False) for name in _DAILY_MONEY],
+            Column("estimated_requests", BigInteger, nullable=False),
+            Column("estimated_charge", Numeric, nullable=False),
+            Column("late_requests", BigInteger, nullable=False), Column("late_charge", Numeric, nullable=False)]
+
+
 # Daily rollups per tenant, key and model, kept by a ledger trigger (migration 0005).
 ledger_daily = Table(
     "ledger_daily",
@@ -110,22 +122,8 @@ ledger_daily = Table(
     Column("key_id", BigInteger, primary_key=True),
     Column("model", Text, primary_key=True),
     Column("service_tier", Text, primary_key=True),  # as the reply reported it; 'default' when it did not
-    Column("requests", BigInteger, nullable=False),
-    *[Column(name, BigInteger, nullable=False) for name in _DAILY_TOKENS],
-    *[Column(name, Numeric, nullable=False) for name in _DAILY_MONEY],
-    Column("estimated_requests", BigInteger, nullable=False),  # of which usage_missing (migration 0007)
-    Column("estimated_charge", Numeric, nullable=False),
-    Column("late_requests", BigInteger, nullable=False),  # of which booked late, their month closed (0014)
-    Column("late_charge", Numeric, nullable=False),
+    *_daily_counters(),
 )
-
-def _daily_counters() -> list[Column]:
-    return [Column("requests", BigInteger, nullable=False),
-            *[Column(name, BigInteger, nullable=False) for name in _DAILY_TOKENS],
-            *[Column(name, Numeric, nullable=False) for name in _DAILY_MONEY],
-            Column("estimated_requests", BigInteger, nullable=False), Column("estimated_charge", Numeric, nullable=False),
-            Column("late_requests", BigInteger, nullable=False), Column("late_charge", Numeric, nullable=False)]
-
 
 # ledger_daily's key and counters per end user (null: entries without one; migration 0024).
 ledger_daily_users = Table(
